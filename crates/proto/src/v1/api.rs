@@ -1,0 +1,101 @@
+//! Bodies of the HTTP API. Errors are [`ErrorBody`](super::ErrorBody) with a matching status.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{MessageId, Millis, Role, SessionId, UserRef};
+
+/// Name of the cookie that carries the session token for browsers (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "tidings_session";
+
+/// `POST /api/login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub name: String,
+    pub password: String,
+    /// A label for the sessions list ("laptop", "tidings-cli").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// `POST /api/register`: create an account with a one-time invite, and log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub invite: String,
+    pub name: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// The answer to a login or a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The opaque session token. Send it as `Authorization: Bearer <token>`. The server keeps only
+    /// its hash: it cannot be shown again.
+    pub token: String,
+    pub user: UserRef,
+    pub role: Role,
+    pub session: SessionInfo,
+}
+
+/// One login session, as listed by `GET /api/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub device: String,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    pub expires_at: Millis,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// `GET /api/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub user: UserRef,
+    pub role: Role,
+    pub session: SessionInfo,
+}
+
+/// `DELETE /api/sessions`: every other session was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub revoked: Vec<SessionId>,
+}
+
+/// `POST /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRoom {
+    pub name: String,
+}
+
+/// `POST /api/dms`: open (or find) the DM with another user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenDm {
+    /// The other user's name.
+    pub user: String,
+}
+
+/// `POST /api/rooms/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessage {
+    /// Optional idempotency key: posting the same one twice stores one message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub body: String,
+}
+
+/// `POST /api/rooms/{id}/read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    pub message_id: MessageId,
+}
+
+/// `POST /api/invites`: a one-time invite code (shown once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+}

@@ -1,0 +1,17 @@
+//! Version 1 of the wire protocol.
+
+pub mod api;
+pub mod chat;
+pub mod close;
+pub mod error;
+pub mod feed;
+mod model;
+
+pub use api::*;
+pub use chat::*;
+pub use error::{ErrorBody, ErrorCode};
+pub use feed::*;
+pub use model::*;
+
+/// The WebSocket subprotocol for this version, offered in `Sec-WebSocket-Protocol`.
+pub const SUBPROTOCOL: &str = "tidings.v1";

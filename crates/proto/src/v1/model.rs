@@ -1,0 +1,102 @@
+//! The nouns every part of the protocol refers to.
+
+use serde::{Deserialize, Serialize};
+
+/// A user's id. Ids are positive and never reused.
+pub type UserId = i64;
+/// A room's id (group rooms and direct messages share one id space).
+pub type RoomId = i64;
+/// A message's id: assigned by the server at commit, strictly increasing across the whole server.
+/// It is the resume cursor of both the chat channel (`sync`) and the feed (`Last-Event-ID`).
+pub type MessageId = i64;
+/// A login session's id (not its token: ids are safe to show and to send back).
+pub type SessionId = i64;
+/// A point in time: milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+/// A user as other users see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: UserId,
+    pub name: String,
+}
+
+/// What a user may do on the server beyond chatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created by `tidings-server init`; can invite people.
+    Owner,
+    Member,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A named room anyone on the server can join.
+    Group,
+    /// A direct conversation between exactly two users.
+    Dm,
+}
+
+/// A room, without anything specific to the user looking at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    pub id: RoomId,
+    pub kind: RoomKind,
+    /// The name of a group room; absent for a DM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The other member of a DM, when the room is seen by one of its two members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dm_peer: Option<UserRef>,
+}
+
+/// A room the user is a member of, with the user's read position in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    #[serde(flatten)]
+    pub room: Room,
+    /// The newest message the user has read here (0: none).
+    pub last_read_id: MessageId,
+    /// The newest message in the room (0: the room is empty).
+    pub latest_id: MessageId,
+    /// Messages after `last_read_id` written by someone else.
+    pub unread: u64,
+    /// Of the unread messages, those that mention the user.
+    pub unread_mentions: u64,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub room: RoomId,
+    pub author: UserRef,
+    /// Plain text. Never to be rendered as HTML.
+    pub body: String,
+    pub sent_at: Millis,
+    /// The id the author's client chose for idempotency, echoed so the author can match its outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Users mentioned with `@name`, ascending by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+}
+
+/// One page of a room's history, oldest message first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub room: RoomId,
+    pub messages: Vec<Message>,
+    /// Whether older messages exist before the first one of this page.
+    pub has_more: bool,
+}
+
+/// Whether a user has at least one live chat connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
+}

@@ -1,0 +1,266 @@
+//! Accounts and sessions: registration with an invite, login and logout, the sessions list and
+//! revocation, invites. Also the account operations the `tidings-server` command runs directly on
+//! a data dir.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tidings_proto::v1::{
+    self as proto, ErrorCode, LockReason, LoginRequest, LoginResponse, Me, RegisterRequest,
+    Revoked, SESSION_COOKIE, SessionInfo, UserRef,
+};
+use tidings_store::{Role, SessionId, Store, User, UserId};
+
+use crate::app::AppState;
+use crate::auth::{self, Authed, millis};
+use crate::error::{ApiError, ApiResult, Json};
+use crate::wire;
+
+/// Longest user name.
+pub const MAX_NAME_LEN: usize = 32;
+/// Shortest password accepted for a new account.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// How long an invite code stays valid.
+pub const INVITE_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Checks a user or room name: 1–32 characters of letters, digits, `_`, `.`, `-`, so that
+/// `@name` mentions can find it.
+pub fn validate_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && !name.ends_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Invalid,
+            "names are 1-32 letters, digits, '_', '.' or '-'",
+        ))
+    }
+}
+
+fn validate_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > 1024 {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("passwords are at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn device_label(device: Option<String>) -> String {
+    let device = device.unwrap_or_default();
+    let device: String = device.trim().chars().take(64).collect();
+    if device.is_empty() {
+        "unknown device".to_owned()
+    } else {
+        device
+    }
+}
+
+/// Hashes on the blocking pool: argon2 takes tens of milliseconds of CPU by design.
+async fn hash(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password)).await?
+}
+
+/// Creates a user (the owner at `init`, or a member added by the host).
+pub async fn add_user(store: &Store, name: &str, password: &str, role: Role) -> ApiResult<User> {
+    validate_name(name)?;
+    validate_password(password)?;
+    let hash = hash(password.to_owned()).await?;
+    Ok(store
+        .create_user(name, &hash, role, crate::now_ms())
+        .await?)
+}
+
+/// Creates a one-time invite code; only its hash is stored.
+pub async fn create_invite(store: &Store, by: Option<UserId>) -> ApiResult<proto::Invite> {
+    let code = auth::new_invite_code();
+    let now = crate::now_ms();
+    let expires_at = now + millis(INVITE_TTL);
+    store
+        .create_invite(auth::invite_hash(&code), by, now, Some(expires_at))
+        .await?;
+    Ok(proto::Invite {
+        code,
+        expires_at: Some(expires_at),
+    })
+}
+
+/// Starts a session and answers with its token, also as an HttpOnly cookie for browsers.
+async fn start_session(state: &AppState, user: User, device: String) -> ApiResult<Response> {
+    let token = auth::new_token();
+    let now = crate::now_ms();
+    let expires_at = now + millis(state.config.session.lifetime);
+    let session = state
+        .store
+        .create_session(user.id, auth::secret_hash(&token), &device, now, expires_at)
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        state.config.session.lifetime.as_secs()
+    );
+    let body = LoginResponse {
+        token,
+        user: wire::user_ref(&user),
+        role: wire::role(user.role),
+        session: wire::session_info(&session, session.id),
+    };
+    Ok(([(header::SET_COOKIE, cookie)], axum::Json(body)).into_response())
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    let name = req.name.clone();
+    let found = state.read(move |store| store.user_by_name(&name)).await?;
+    let password = req.password;
+    let (user, ok) = tokio::task::spawn_blocking(move || match found {
+        Some((user, hash)) => {
+            let ok = auth::verify_password(&password, &hash);
+            (Some(user), ok)
+        }
+        None => {
+            // Spend the same time as a real check, so timing does not reveal which names exist.
+            auth::verify_password(&password, auth::decoy_hash());
+            (None, false)
+        }
+    })
+    .await?;
+    match user {
+        Some(user) if ok => start_session(&state, user, device_label(req.device)).await,
+        _ => Err(ApiError::new(
+            ErrorCode::BadCredentials,
+            "wrong user name or password",
+        )),
+    }
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<Response> {
+    validate_name(&req.name)?;
+    validate_password(&req.password)?;
+    let hash = hash(req.password).await?;
+    let user = state
+        .store
+        .register_with_invite(
+            auth::invite_hash(&req.invite),
+            &req.name,
+            &hash,
+            crate::now_ms(),
+        )
+        .await?;
+    tracing::info!(user = %user.name, "registered with an invite");
+    let mut response = start_session(&state, user, device_label(req.device)).await?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<Response> {
+    end_session(&state, authed.user.id, authed.session.id).await?;
+    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
+}
+
+/// Revokes a session in the store, then closes its live connections (the feed sends `lock`).
+async fn end_session(state: &AppState, user: UserId, session: SessionId) -> ApiResult<bool> {
+    let revoked = state
+        .store
+        .revoke_session(user, session, crate::now_ms())
+        .await?;
+    if revoked {
+        state.hub.lock_session(user, session, LockReason::Revoked);
+    }
+    Ok(revoked)
+}
+
+pub async fn me(authed: Authed) -> axum::Json<Me> {
+    axum::Json(Me {
+        user: wire::user_ref(&authed.user),
+        role: wire::role(authed.user.role),
+        session: wire::session_info(&authed.session, authed.session.id),
+    })
+}
+
+pub async fn users(
+    State(state): State<AppState>,
+    _authed: Authed,
+) -> ApiResult<axum::Json<Vec<UserRef>>> {
+    let users = state.read(|store| store.users()).await?;
+    Ok(axum::Json(users.iter().map(wire::user_ref).collect()))
+}
+
+pub async fn sessions(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<axum::Json<Vec<SessionInfo>>> {
+    let user = authed.user.id;
+    let sessions = state.read(move |store| store.sessions_of(user)).await?;
+    let now = crate::now_ms();
+    let live = sessions
+        .iter()
+        .filter(|s| {
+            let status = auth::session_status(s, now, &state.config.session);
+            !matches!(
+                status.state,
+                proto::SessionState::Expired | proto::SessionState::Revoked
+            )
+        })
+        .map(|s| wire::session_info(s, authed.session.id))
+        .collect();
+    Ok(axum::Json(live))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(id): Path<SessionId>,
+) -> ApiResult<StatusCode> {
+    if end_session(&state, authed.user.id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(ErrorCode::NotFound, "no such live session"))
+    }
+}
+
+pub async fn revoke_others(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<axum::Json<Revoked>> {
+    let user = authed.user.id;
+    let revoked = state
+        .store
+        .revoke_other_sessions(user, authed.session.id, crate::now_ms())
+        .await?;
+    for session in &revoked {
+        state.hub.lock_session(user, *session, LockReason::Revoked);
+    }
+    Ok(axum::Json(Revoked { revoked }))
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<(StatusCode, axum::Json<proto::Invite>)> {
+    if authed.user.role != Role::Owner {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only the server's owner can invite",
+        ));
+    }
+    let invite = create_invite(&state.store, Some(authed.user.id)).await?;
+    Ok((StatusCode::CREATED, axum::Json(invite)))
+}
+
+/// A password for an account the host did not choose one for: 16 characters from the invite
+/// alphabet (about 79 bits).
+pub fn generated_password() -> String {
+    auth::new_invite_code()
+}

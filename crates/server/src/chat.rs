@@ -1,0 +1,510 @@
+//! The WebSocket chat channel (`/api/ws`, subprotocol `tidings.v1`).
+//!
+//! One task per connection, looping over: frames from the client, the connection's fan-out
+//! queue, requests in flight (sends waiting for their commit, history reads), the heartbeat, a
+//! kick from the hub and server shutdown. Requests run concurrently inside the task — a burst of
+//! sends shares one group commit instead of waiting for each other — with a cap on how many are
+//! in flight, after which the task stops reading (backpressure instead of memory).
+//!
+//! Close codes are those of [`tidings_proto::v1::close`].
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use tidings_proto::v1::{
+    ClientFrame, ErrorBody, ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, SessionState,
+    close, decode_client_frame,
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::auth::{self, Authed};
+use crate::error::ApiError;
+use crate::hub::{ChatOut, Kick};
+use crate::{message, wire};
+
+/// Requests of one connection allowed in flight before it stops reading.
+const MAX_IN_FLIGHT: usize = 64;
+/// Queued frames written in one batch before flushing.
+const WRITE_BATCH: usize = 64;
+/// Messages sent per `sync` answer; the client syncs again when `has_more`.
+const SYNC_PAGE: u32 = 500;
+/// How long to wait for the peer's close frame after sending ours.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Upgrades an authenticated request offering our subprotocol.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    authed: Authed,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let offered = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL);
+    if !offered {
+        return ApiError::new(
+            ErrorCode::SubprotocolRequired,
+            format!("offer the WebSocket subprotocol {SUBPROTOCOL:?}"),
+        )
+        .into_response();
+    }
+    let permit = state.connections.clone().try_acquire_owned().ok();
+    let limits = &state.config.limits;
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| serve(socket, state, authed, permit))
+}
+
+type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>;
+
+/// How a connection ends.
+struct Closing {
+    code: u16,
+    reason: &'static str,
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    authed: Authed,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    // Keeps graceful shutdown waiting until this connection has closed cleanly.
+    let _tracked = state.tasks.token();
+    let Some(_permit) = permit else {
+        close_with(
+            &mut socket,
+            Closing {
+                code: close::OVERLOADED,
+                reason: "server at its connection limit; retry later",
+            },
+        )
+        .await;
+        return;
+    };
+    let span = tracing::info_span!("chat", user = %authed.user.name, session = authed.session.id);
+    let closing = Connection::new(socket, state, authed)
+        .run()
+        .instrument(span)
+        .await;
+    if let Some((mut socket, closing)) = closing {
+        tracing::debug!(code = closing.code, reason = closing.reason, "closing");
+        close_with(&mut socket, closing).await;
+    }
+}
+
+struct Connection {
+    socket: WebSocket,
+    state: AppState,
+    authed: Authed,
+    /// The highest message id sent as a `message` frame; queued ones at or below it were
+    /// already sent by a `sync` answer.
+    high_water: i64,
+    last_heard: Instant,
+}
+
+impl Connection {
+    fn new(socket: WebSocket, state: AppState, authed: Authed) -> Self {
+        Connection {
+            socket,
+            state,
+            authed,
+            high_water: 0,
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// Runs until the connection ends; returns the socket and the close to send, or None when
+    /// the peer is already gone.
+    async fn run(mut self) -> Option<(WebSocket, Closing)> {
+        let state = self.state.clone();
+        let user = wire::user_ref(&self.authed.user);
+        // Register before reading anything for the hello, so nothing committed from here on is
+        // missed: it is either in the hello's counts and a later sync, or in the queue.
+        let (registration, mut queue) = state.hub.register_chat(&user, self.authed.session.id);
+        let hello = match hello(&state, &self.authed).await {
+            Ok(hello) => hello,
+            Err(err) => {
+                tracing::error!(%err, "could not build hello");
+                return Some((self.socket, internal()));
+            }
+        };
+        if self.send(&ServerFrame::Hello(hello)).await.is_err() {
+            return None;
+        }
+        let heartbeat = state.config.chat.heartbeat;
+        let mut ticks = interval_at(Instant::now() + heartbeat, heartbeat);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        let closing = loop {
+            tokio::select! {
+                kick = registration.kick.kicked() => break kick_close(kick),
+                _ = state.shutdown.cancelled() => {
+                    // Let in-flight sends commit and be acked before saying goodbye.
+                    while let Some(reply) = pending.next().await {
+                        if let Some(frame) = reply {
+                            let _ = self.send(&frame).await;
+                        }
+                    }
+                    break Closing { code: close::GOING_AWAY, reason: "server shutting down" };
+                }
+                Some(out) = queue.recv() => {
+                    if let Err(closing) = self.write_queued(out, &mut queue).await {
+                        break closing;
+                    }
+                }
+                Some(reply) = pending.next(), if !pending.is_empty() => {
+                    if let Some(frame) = reply
+                        && self.send(&frame).await.is_err()
+                    {
+                        return None;
+                    }
+                }
+                incoming = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
+                    match self.on_incoming(incoming, &mut pending).await {
+                        Ok(()) => {}
+                        Err(closing) => break closing,
+                    }
+                }
+                _ = ticks.tick() => {
+                    if let Err(closing) = self.on_heartbeat().await {
+                        break closing;
+                    }
+                }
+            }
+        };
+        // Whatever the client sent but we did not finish still commits in the store (the write
+        // is queued there); the client resends it after reconnecting and gets a duplicate ack.
+        drop(pending);
+        Some((self.socket, closing))
+    }
+
+    /// Sends one frame now.
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Closing> {
+        let text = crate::hub::encode(frame);
+        self.write(WsMessage::Text(text)).await?;
+        self.flush().await
+    }
+
+    async fn write(&mut self, message: WsMessage) -> Result<(), Closing> {
+        match timeout(
+            self.state.config.chat.write_timeout,
+            self.socket.feed(message),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(gone()),
+            Err(_) => Err(Closing {
+                code: close::LAGGING,
+                reason: "write timed out",
+            }),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Closing> {
+        match timeout(self.state.config.chat.write_timeout, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(gone()),
+            Err(_) => Err(Closing {
+                code: close::LAGGING,
+                reason: "write timed out",
+            }),
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued, then flushes once.
+    async fn write_queued(
+        &mut self,
+        first: ChatOut,
+        queue: &mut tokio::sync::mpsc::Receiver<ChatOut>,
+    ) -> Result<(), Closing> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(out) = next.take() {
+            let text = match out {
+                ChatOut::Message { id, frame } => {
+                    if id <= self.high_water {
+                        None
+                    } else {
+                        self.high_water = id;
+                        Some(frame)
+                    }
+                }
+                ChatOut::Frame(frame) => Some(frame),
+            };
+            if let Some(text) = text {
+                self.write(WsMessage::Text(text)).await?;
+                written += 1;
+            }
+            if written < WRITE_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        self.flush().await
+    }
+
+    async fn on_heartbeat(&mut self) -> Result<(), Closing> {
+        let heartbeat = self.state.config.chat.heartbeat;
+        if self.last_heard.elapsed() > heartbeat * 2 {
+            return Err(Closing {
+                code: close::HEARTBEAT_TIMEOUT,
+                reason: "no pong within two heartbeats",
+            });
+        }
+        // The session may have run out while the user was quiet.
+        let id = self.authed.session.id;
+        if let Ok(Some(session)) = self.state.read(move |store| store.session(id)).await {
+            let status =
+                auth::session_status(&session, crate::now_ms(), &self.state.config.session);
+            match status.state {
+                SessionState::Expired => return Err(kick_close(Kick::Locked(LockReason::Expired))),
+                SessionState::Revoked => return Err(kick_close(Kick::Locked(LockReason::Revoked))),
+                SessionState::Active | SessionState::Expiring => {}
+            }
+        }
+        self.write(WsMessage::Ping(Default::default())).await?;
+        self.flush().await
+    }
+
+    async fn on_incoming(
+        &mut self,
+        incoming: Option<Result<WsMessage, axum::Error>>,
+        pending: &mut FuturesUnordered<Pending>,
+    ) -> Result<(), Closing> {
+        let message = match incoming {
+            None => return Err(gone()),
+            Some(Ok(message)) => message,
+            Some(Err(err)) => return Err(read_error(err)),
+        };
+        self.last_heard = Instant::now();
+        match message {
+            WsMessage::Text(text) => self.on_frame(text, pending).await,
+            WsMessage::Binary(_) => Err(Closing {
+                code: close::UNSUPPORTED_DATA,
+                reason: "binary frames are not part of tidings.v1; send JSON text",
+            }),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => Ok(()),
+            WsMessage::Close(_) => Err(gone()),
+        }
+    }
+
+    async fn on_frame(
+        &mut self,
+        text: Utf8Bytes,
+        pending: &mut FuturesUnordered<Pending>,
+    ) -> Result<(), Closing> {
+        let frame = match decode_client_frame(text.as_str()) {
+            Ok(frame) => frame,
+            Err(err) => return self.send(&ServerFrame::Error(err.into())).await,
+        };
+        self.touch();
+        let state = self.state.clone();
+        let user = self.authed.user.clone();
+        let kind = frame.kind();
+        match frame {
+            ClientFrame::Send {
+                room,
+                client_id,
+                body,
+            } => pending.push(Box::pin(async move {
+                let answer =
+                    message::post(&state, &user, room, Some(client_id.clone()), body).await;
+                Some(match answer {
+                    Ok(sent) => ServerFrame::Ack {
+                        client_id,
+                        id: sent.message.id,
+                        room,
+                    },
+                    Err(err) => error_frame(err, kind, Some(client_id)),
+                })
+            })),
+            ClientFrame::Read { room, message_id } => pending.push(Box::pin(async move {
+                // Success is announced by the hub to all of the user's connections.
+                message::mark_read(&state, user.id, room, message_id)
+                    .await
+                    .err()
+                    .map(|err| error_frame(err, kind, None))
+            })),
+            ClientFrame::Typing { room } => pending.push(Box::pin(async move {
+                match crate::room::ensure_member(&state, room, user.id).await {
+                    Ok(()) => {
+                        let frame = ServerFrame::Typing {
+                            room,
+                            user: wire::user_ref(&user),
+                        };
+                        state.hub.to_room(room, Some(user.id), &frame);
+                        None
+                    }
+                    Err(err) => Some(error_frame(err, kind, None)),
+                }
+            })),
+            ClientFrame::History {
+                room,
+                before,
+                limit,
+            } => pending.push(Box::pin(async move {
+                Some(
+                    match message::page(&state, user.id, room, before, limit).await {
+                        Ok(page) => ServerFrame::History(page),
+                        Err(err) => error_frame(err, kind, None),
+                    },
+                )
+            })),
+            ClientFrame::Sync { since } => return self.sync(since).await,
+        }
+        Ok(())
+    }
+
+    /// Answers `sync` in line, so its messages and the live queue keep their order.
+    async fn sync(&mut self, since: i64) -> Result<(), Closing> {
+        let user = self.authed.user.id;
+        let rows = self
+            .state
+            .read(move |store| {
+                let rows = store.messages_since(user, since, SYNC_PAGE + 1)?;
+                Ok((rows, store.latest_message_id()?))
+            })
+            .await;
+        let (mut rows, latest_id) = match rows {
+            Ok(found) => found,
+            Err(err) => return self.send(&error_frame(err, "sync", None)).await,
+        };
+        let has_more = rows.len() > SYNC_PAGE as usize;
+        rows.truncate(SYNC_PAGE as usize);
+        let last = rows.last().map(|m| m.id);
+        for row in rows {
+            let frame = ServerFrame::Message(wire::message(row));
+            self.write(WsMessage::Text(crate::hub::encode(&frame)))
+                .await?;
+        }
+        if let Some(last) = last {
+            self.high_water = self.high_water.max(last);
+        }
+        let latest_id = if has_more {
+            last.unwrap_or(latest_id)
+        } else {
+            latest_id
+        };
+        self.send(&ServerFrame::Synced {
+            latest_id,
+            has_more,
+        })
+        .await
+    }
+
+    /// Records the frame as user activity, at most every few seconds.
+    fn touch(&mut self) {
+        auth::touch(&self.state, &mut self.authed.session);
+    }
+}
+
+/// The first frame: who the user is and where each of their rooms stands.
+async fn hello(state: &AppState, authed: &Authed) -> Result<Hello, ApiError> {
+    let user = authed.user.id;
+    let (rooms, latest_id) = state
+        .read(move |store| Ok((store.rooms_of(user)?, store.latest_message_id()?)))
+        .await?;
+    Ok(Hello {
+        user: wire::user_ref(&authed.user),
+        session: authed.session.id,
+        rooms: rooms.into_iter().map(wire::room_state).collect(),
+        online: state.hub.online(),
+        latest_id,
+        heartbeat_ms: auth::millis(state.config.chat.heartbeat) as u64,
+        max_body_bytes: state.config.limits.max_body_bytes,
+    })
+}
+
+fn error_frame(err: ApiError, frame: &str, client_id: Option<String>) -> ServerFrame {
+    let mut body: ErrorBody = err.body;
+    body.frame = Some(frame.to_owned());
+    body.client_id = client_id;
+    ServerFrame::Error(body)
+}
+
+fn kick_close(kick: Kick) -> Closing {
+    match kick {
+        Kick::Lagging => Closing {
+            code: close::LAGGING,
+            reason: "too far behind; reconnect and sync",
+        },
+        Kick::Locked(LockReason::Revoked) => Closing {
+            code: close::POLICY,
+            reason: "session revoked",
+        },
+        Kick::Locked(LockReason::Expired) => Closing {
+            code: close::POLICY,
+            reason: "session expired",
+        },
+    }
+}
+
+fn gone() -> Closing {
+    Closing {
+        code: close::NORMAL,
+        reason: "",
+    }
+}
+
+fn internal() -> Closing {
+    Closing {
+        code: close::INTERNAL_ERROR,
+        reason: "internal error",
+    }
+}
+
+/// Maps a failed read to its close code: a frame over the limit is 1009, invalid UTF-8 in a text
+/// frame is 1007, anything else means the peer broke the protocol or vanished.
+fn read_error(err: axum::Error) -> Closing {
+    let inner = err.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Closing {
+            code: close::TOO_BIG,
+            reason: "frame too large",
+        },
+        Some(tungstenite::Error::Utf8(_)) => Closing {
+            code: close::INVALID_PAYLOAD,
+            reason: "text frame is not valid UTF-8",
+        },
+        Some(tungstenite::Error::Protocol(_)) => Closing {
+            code: 1002,
+            reason: "protocol error",
+        },
+        _ => gone(),
+    }
+}
+
+/// Sends a close frame and waits briefly for the peer's, as RFC 6455 asks.
+async fn close_with(socket: &mut WebSocket, closing: Closing) {
+    let frame = CloseFrame {
+        code: closing.code,
+        reason: Utf8Bytes::from(closing.reason),
+    };
+    if socket.send(WsMessage::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,213 @@
+//! The server's one typed configuration: defaults, then a TOML file, then `TIDINGS_*` environment
+//! variables, then command-line flags. Loaded once in `main` and passed down by value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told. See `tidings.example.toml` for each setting explained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where to accept connections.
+    pub listen: SocketAddr,
+    /// Holds the database (`tidings.db`) and nothing else the server needs.
+    pub data_dir: PathBuf,
+    /// Origins (`scheme://host[:port]`) whose pages may use the session cookie, besides the
+    /// server's own origin. Requests authenticated by `Authorization: Bearer` are not affected.
+    pub allowed_origins: Vec<String>,
+    pub session: SessionConfig,
+    pub limits: LimitsConfig,
+    pub chat: ChatConfig,
+    pub feed: FeedConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Absolute lifetime of a login.
+    #[serde(with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// A login ends when it is not used for this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// The session feed reports `expiring` when a deadline is this close.
+    #[serde(with = "humantime_serde")]
+    pub expiring_warning: Duration,
+    /// How often the session feed pushes the session's status.
+    #[serde(with = "humantime_serde")]
+    pub feed_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest message body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest WebSocket frame (and message), in bytes; bigger ones close the connection (1009).
+    pub max_frame_bytes: usize,
+    /// Sustained messages per second per user.
+    pub messages_per_second: u32,
+    /// Messages a user may send at once before the rate applies.
+    pub message_burst: u32,
+    /// Live chat and feed connections, in all; more are refused (1013 / 503).
+    pub max_connections: usize,
+    /// Frames queued for one connection before it counts as lagging and is disconnected.
+    pub send_queue: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// The server pings every connection this often; two silent intervals close it.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// A write to a client that takes longer than this closes the connection.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// A comment line is sent this often so proxies keep the stream open.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// The `retry:` hint: how long a client waits before reconnecting.
+    #[serde(with = "humantime_serde")]
+    pub retry: Duration,
+    /// At most this many missed `message` events are replayed on reconnect; a client further
+    /// behind gets `event: reset` and reloads history instead.
+    pub replay_limit: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir: PathBuf::from("tidings-data"),
+            allowed_origins: Vec::new(),
+            session: SessionConfig::default(),
+            limits: LimitsConfig::default(),
+            chat: ChatConfig::default(),
+            feed: FeedConfig::default(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            lifetime: Duration::from_secs(30 * 24 * 3600),
+            idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            expiring_warning: Duration::from_secs(10 * 60),
+            feed_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 64 * 1024,
+            // Room for the largest body once JSON-escaped, plus the envelope.
+            max_frame_bytes: 160 * 1024,
+            messages_per_second: 10,
+            message_burst: 30,
+            max_connections: 20_000,
+            send_queue: 256,
+        }
+    }
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            heartbeat: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            keepalive: Duration::from_secs(15),
+            retry: Duration::from_secs(3),
+            replay_limit: 1000,
+        }
+    }
+}
+
+/// Settings given as command-line flags; they win over the file and the environment.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Layers the defaults, `file` (when given; it must exist), the `TIDINGS_*` environment
+    /// (nested keys with `__`: `TIDINGS_SESSION__IDLE_TIMEOUT=30m`) and `overrides`.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    file.display()
+                ))));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("TIDINGS_").split("__").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// Parses a whole configuration from TOML text, on top of the defaults.
+    pub fn from_toml(text: &str) -> Result<Config, Box<figment::Error>> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database file inside the data dir.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("tidings.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_says_what_the_defaults_say() {
+        let text = include_str!("../../../tidings.example.toml");
+        let config = Config::from_toml(text).expect("example config parses");
+        // The example documents the defaults; if one drifts, the example is lying.
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let config = Config::from_toml("[session]\nidle_timeout = \"90s\"").unwrap();
+        assert_eq!(config.session.idle_timeout, Duration::from_secs(90));
+    }
+}

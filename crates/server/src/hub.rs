@@ -1,0 +1,347 @@
+//! The live side of the server: which connections are open, which users are in which rooms, and
+//! the fan-out that gets a committed message to every one of them.
+//!
+//! Fan-out encodes once: a message becomes one WebSocket frame and two SSE events (with and
+//! without `mentions_you`), and every recipient's bounded queue gets a cheap clone of those bytes.
+//! A queue that is full means its connection has fallen behind: the connection is kicked with
+//! [`Kick::Lagging`] (close code 4000) and resyncs from the store when it reconnects — a message
+//! is never silently dropped and a slow client never grows the server's memory.
+//!
+//! The hub's lock is a plain mutex: nothing under it awaits, and every send is a `try_send`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use tidings_proto::v1::{
+    EVENT_MESSAGE, LockReason, Message, MessageAlert, MessageId, PresenceStatus, RoomId,
+    ServerFrame, SessionId, UserId, UserRef, preview,
+};
+use tokio::sync::{Notify, mpsc};
+
+use crate::sse;
+
+/// Why the server is closing a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// The connection's send queue filled up.
+    Lagging,
+    /// The session ended.
+    Locked(LockReason),
+}
+
+/// A one-shot signal telling a connection's task to close, with the reason.
+#[derive(Debug, Default)]
+pub struct KickSignal {
+    reason: OnceLock<Kick>,
+    notify: Notify,
+}
+
+impl KickSignal {
+    fn kick(&self, kick: Kick) {
+        if self.reason.set(kick).is_ok() {
+            // notify_one keeps a permit when nobody waits yet, so the kick is never missed.
+            self.notify.notify_one();
+        }
+    }
+
+    /// Resolves once the connection has been kicked.
+    pub async fn kicked(&self) -> Kick {
+        loop {
+            if let Some(kick) = self.reason.get() {
+                return *kick;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// What a chat connection's queue carries.
+#[derive(Debug, Clone)]
+pub enum ChatOut {
+    /// A `message` frame; the id lets the connection skip what a `sync` already sent.
+    Message { id: MessageId, frame: Utf8Bytes },
+    /// Any other frame (typing, presence, read, ack).
+    Frame(Utf8Bytes),
+}
+
+/// What a feed connection's queue carries: one encoded `message` event.
+#[derive(Debug, Clone)]
+pub struct FeedOut {
+    pub id: MessageId,
+    pub event: Bytes,
+}
+
+enum Sink {
+    Chat(mpsc::Sender<ChatOut>),
+    Feed(mpsc::Sender<FeedOut>),
+}
+
+struct Conn {
+    id: u64,
+    session: SessionId,
+    sink: Sink,
+    kick: Arc<KickSignal>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Live connections by user.
+    conns: HashMap<UserId, Vec<Conn>>,
+    /// Members by room.
+    rooms: HashMap<RoomId, Vec<UserId>>,
+}
+
+/// Live connections and room membership, shared by every request.
+pub struct Hub {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    queue: usize,
+}
+
+/// A connection's place in the hub; dropping it takes the connection out (and, for a user's last
+/// chat connection, tells the others the user went offline).
+pub struct Registration {
+    hub: Arc<Hub>,
+    user: UserRef,
+    id: u64,
+    chat: bool,
+    pub kick: Arc<KickSignal>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut inner = self.hub.lock();
+        let mut went_offline = false;
+        if let Some(list) = inner.conns.get_mut(&self.user.id) {
+            list.retain(|c| c.id != self.id);
+            went_offline = self.chat && !list.iter().any(|c| matches!(c.sink, Sink::Chat(_)));
+            if list.is_empty() {
+                inner.conns.remove(&self.user.id);
+            }
+        }
+        if went_offline {
+            Hub::presence(&inner, &self.user, PresenceStatus::Offline);
+        }
+    }
+}
+
+impl Hub {
+    /// A hub knowing every `(room, user)` membership; `queue` is each connection's queue cap.
+    pub fn new(memberships: Vec<(RoomId, UserId)>, queue: usize) -> Hub {
+        let mut rooms: HashMap<RoomId, Vec<UserId>> = HashMap::new();
+        for (room, user) in memberships {
+            rooms.entry(room).or_default().push(user);
+        }
+        Hub {
+            inner: Mutex::new(Inner {
+                conns: HashMap::new(),
+                rooms,
+            }),
+            next_id: AtomicU64::new(1),
+            queue: queue.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain maps behind, still consistent enough to
+        // keep serving; refusing all further fan-out would be worse.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a chat connection; the first one of a user announces them online.
+    pub fn register_chat(
+        self: &Arc<Self>,
+        user: &UserRef,
+        session: SessionId,
+    ) -> (Registration, mpsc::Receiver<ChatOut>) {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let registration = self.register(user, session, Sink::Chat(tx));
+        (registration, rx)
+    }
+
+    /// Adds a feed connection.
+    pub fn register_feed(
+        self: &Arc<Self>,
+        user: &UserRef,
+        session: SessionId,
+    ) -> (Registration, mpsc::Receiver<FeedOut>) {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let registration = self.register(user, session, Sink::Feed(tx));
+        (registration, rx)
+    }
+
+    fn register(self: &Arc<Self>, user: &UserRef, session: SessionId, sink: Sink) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let chat = matches!(sink, Sink::Chat(_));
+        let kick = Arc::new(KickSignal::default());
+        let mut inner = self.lock();
+        let list = inner.conns.entry(user.id).or_default();
+        let came_online = chat && !list.iter().any(|c| matches!(c.sink, Sink::Chat(_)));
+        list.push(Conn {
+            id,
+            session,
+            sink,
+            kick: kick.clone(),
+        });
+        if came_online {
+            Hub::presence(&inner, user, PresenceStatus::Online);
+        }
+        Registration {
+            hub: self.clone(),
+            user: user.clone(),
+            id,
+            chat,
+            kick,
+        }
+    }
+
+    /// Users with at least one live chat connection.
+    pub fn online(&self) -> Vec<UserId> {
+        let inner = self.lock();
+        let mut users: Vec<UserId> = inner
+            .conns
+            .iter()
+            .filter(|(_, list)| list.iter().any(|c| matches!(c.sink, Sink::Chat(_))))
+            .map(|(user, _)| *user)
+            .collect();
+        users.sort_unstable();
+        users
+    }
+
+    /// Number of live connections of every kind.
+    pub fn connections(&self) -> usize {
+        self.lock().conns.values().map(Vec::len).sum()
+    }
+
+    pub fn joined(&self, room: RoomId, user: UserId) {
+        let mut inner = self.lock();
+        let members = inner.rooms.entry(room).or_default();
+        if !members.contains(&user) {
+            members.push(user);
+        }
+    }
+
+    pub fn left(&self, room: RoomId, user: UserId) {
+        let mut inner = self.lock();
+        if let Some(members) = inner.rooms.get_mut(&room) {
+            members.retain(|u| *u != user);
+        }
+    }
+
+    /// Sends a committed message to every live connection of every member of its room. Called
+    /// from the store's writer thread, in commit order, so each queue receives ids ascending.
+    pub fn publish_message(&self, message: &Message) {
+        let frame = encode(&ServerFrame::Message(message.clone()));
+        let alert = |mentions_you| {
+            let alert = MessageAlert {
+                room: message.room,
+                id: message.id,
+                author: message.author.clone(),
+                preview: preview(&message.body),
+                sent_at: message.sent_at,
+                mentions_you,
+            };
+            sse::event(EVENT_MESSAGE, Some(message.id), &alert)
+        };
+        let (plain, mentioned) = (alert(false), alert(true));
+        let inner = self.lock();
+        let Some(members) = inner.rooms.get(&message.room) else {
+            return;
+        };
+        for user in members {
+            let Some(conns) = inner.conns.get(user) else {
+                continue;
+            };
+            let event = if message.mentions.contains(user) {
+                &mentioned
+            } else {
+                &plain
+            };
+            for conn in conns {
+                match &conn.sink {
+                    Sink::Chat(tx) => offer(
+                        tx,
+                        &conn.kick,
+                        ChatOut::Message {
+                            id: message.id,
+                            frame: frame.clone(),
+                        },
+                    ),
+                    Sink::Feed(tx) => offer(
+                        tx,
+                        &conn.kick,
+                        FeedOut {
+                            id: message.id,
+                            event: event.clone(),
+                        },
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Sends a frame to the chat connections of a room's members, but not to `except`.
+    pub fn to_room(&self, room: RoomId, except: Option<UserId>, frame: &ServerFrame) {
+        let bytes = encode(frame);
+        let inner = self.lock();
+        let Some(members) = inner.rooms.get(&room) else {
+            return;
+        };
+        for user in members.iter().filter(|u| Some(**u) != except) {
+            Hub::to_user_locked(&inner, *user, &bytes);
+        }
+    }
+
+    /// Sends a frame to every chat connection of one user.
+    pub fn to_user(&self, user: UserId, frame: &ServerFrame) {
+        let bytes = encode(frame);
+        Hub::to_user_locked(&self.lock(), user, &bytes);
+    }
+
+    fn to_user_locked(inner: &Inner, user: UserId, bytes: &Utf8Bytes) {
+        for conn in inner.conns.get(&user).into_iter().flatten() {
+            if let Sink::Chat(tx) = &conn.sink {
+                offer(tx, &conn.kick, ChatOut::Frame(bytes.clone()));
+            }
+        }
+    }
+
+    fn presence(inner: &Inner, user: &UserRef, status: PresenceStatus) {
+        let bytes = encode(&ServerFrame::Presence {
+            user: user.clone(),
+            status,
+        });
+        for other in inner.conns.keys() {
+            Hub::to_user_locked(inner, *other, &bytes);
+        }
+    }
+
+    /// Closes every connection of a session that has ended.
+    pub fn lock_session(&self, user: UserId, session: SessionId, reason: LockReason) {
+        let inner = self.lock();
+        for conn in inner.conns.get(&user).into_iter().flatten() {
+            if conn.session == session {
+                conn.kick.kick(Kick::Locked(reason));
+            }
+        }
+    }
+}
+
+/// Queues `item` or, when the queue is full, kicks its connection as lagging.
+fn offer<T>(tx: &mpsc::Sender<T>, kick: &KickSignal, item: T) {
+    match tx.try_send(item) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => kick.kick(Kick::Lagging),
+        // The connection is closing; its registration is about to be dropped.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+/// Encodes a server frame as a WebSocket text payload.
+pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    // Serializing these types cannot fail: no maps with non-string keys, no fallible Serialize.
+    Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
+}

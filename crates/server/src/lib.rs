@@ -1,0 +1,96 @@
+//! The Tidings server: the HTTP API, the WebSocket chat channel, the SSE feeds and the fan-out
+//! between them, over the SQLite store.
+//!
+//! [`run`] serves on a listener until a shutdown future resolves; the headless `tidings-server`
+//! binary and the desktop app's local server mode both call it. Module map:
+//!
+//! - [`config`]: the typed configuration (file, environment, flags).
+//! - `app`: shared state and routes; `auth`: tokens, passwords, the request extractor;
+//!   `account`, `room`, `message`: the HTTP handlers and the one send path;
+//!   `chat`: the WebSocket channel; `feed`: the SSE feed; `hub`: live connections and fan-out;
+//!   `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors.
+
+pub mod account;
+mod app;
+mod auth;
+mod chat;
+pub mod config;
+mod error;
+mod feed;
+mod hub;
+mod message;
+mod room;
+mod sse;
+mod wire;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::ApiError;
+use tidings_store::{Store, StoreError, StoreOptions};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data dir could not be created or the listener failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database could not be opened (or is from a newer Tidings).
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Milliseconds since the Unix epoch: the one clock the server stamps with.
+pub(crate) fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Opens (creating if needed) the data dir's database.
+pub fn open_store(config: &Config) -> Result<Store, ServerError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    Ok(Store::open(
+        &config.database_path(),
+        StoreOptions::default(),
+    )?)
+}
+
+/// Serves Tidings on `listener` until `shutdown` resolves, then shuts down gracefully: stops
+/// accepting, lets in-flight sends commit and be acknowledged, closes chat connections with 1001
+/// and ends feeds, and waits for the store's writer to commit what it holds.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = open_store(&config)?;
+    let memberships = store.memberships()?;
+    let hub = Arc::new(hub::Hub::new(memberships, config.limits.send_queue));
+    let token = CancellationToken::new();
+    let state = app::AppState::new(config, store.clone(), hub, token.clone());
+    let router = app::router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "serving");
+
+    let signal = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        signal.cancel();
+    });
+    let stopping = token.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stopping.cancelled().await })
+        .await?;
+    // Upgraded chat connections are not the HTTP server's any more: wait for them, and for
+    // background writes, through the task tracker.
+    token.cancel();
+    state.tasks.close();
+    state.tasks.wait().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! `tidings-server`: the headless Tidings server and its host's commands.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tidings_server::config::{Config, Overrides};
+use tidings_server::{account, open_store};
+use tidings_store::Role;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tidings-server",
+    version,
+    about = "Self-hosted group chat with desktop alerts"
+)]
+struct Cli {
+    /// A TOML config file (see tidings.example.toml).
+    #[arg(long, global = true, env = "TIDINGS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the database lives [default: tidings-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve. On a data dir with no owner yet, creates one first and prints how to log in.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:7878].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Create the data dir and the owner account.
+    Init {
+        /// The owner's user name.
+        #[arg(long, default_value = "owner")]
+        owner: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print a new one-time invite code.
+    Invite,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a member.
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let config = Config::load(
+        cli.config.as_deref(),
+        Overrides {
+            listen,
+            data_dir: cli.data_dir.clone(),
+        },
+    )
+    .context("reading the configuration")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { .. } => serve(config).await,
+            Command::Init {
+                owner,
+                password_stdin,
+            } => {
+                let password = password(password_stdin, &format!("password for {owner}: "))?;
+                init(&config, &owner, &password).await
+            }
+            Command::User {
+                command:
+                    UserCommand::Add {
+                        name,
+                        password_stdin,
+                    },
+            } => {
+                let password = password(password_stdin, &format!("password for {name}: "))?;
+                let store = open_store(&config)?;
+                let user = account::add_user(&store, &name, &password, Role::Member).await?;
+                store.close().await;
+                println!("added {}", user.name);
+                Ok(())
+            }
+            Command::Invite => {
+                let store = open_store(&config)?;
+                let invite = account::create_invite(&store, None).await?;
+                store.close().await;
+                println!("{}", invite.code);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// A password from standard input (`--password-stdin`) or a prompt on the terminal.
+fn password(from_stdin: bool, prompt: &str) -> Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if line.is_empty() {
+            bail!("no password on standard input");
+        }
+        return Ok(line);
+    }
+    let first = rpassword::prompt_password(prompt).context("reading the password")?;
+    let again = rpassword::prompt_password("again: ").context("reading the password")?;
+    if first != again {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}
+
+async fn init(config: &Config, owner: &str, password: &str) -> Result<()> {
+    let store = open_store(config)?;
+    if store.has_owner()? {
+        bail!(
+            "{} already has an owner; use `tidings-server user add` or `invite`",
+            config.data_dir.display()
+        );
+    }
+    let user = account::add_user(&store, owner, password, Role::Owner).await?;
+    store.close().await;
+    println!(
+        "created {} with owner {}",
+        config.data_dir.display(),
+        user.name
+    );
+    Ok(())
+}
+
+/// Serves; a fresh data dir first gets an owner with a generated password, printed once, so the
+/// one run command ends in a server someone can log in to.
+async fn serve(config: Config) -> Result<()> {
+    let store = open_store(&config)?;
+    if !store.has_owner()? {
+        let password = tidings_server::account::generated_password();
+        account::add_user(&store, "owner", &password, Role::Owner).await?;
+        let invite = account::create_invite(&store, None).await?;
+        println!("New Tidings server in {}.", config.data_dir.display());
+        println!("  Log in as:   owner");
+        println!("  Password:    {password}   (shown once; keep it)");
+        println!(
+            "  Invite code: {}   (one use; `tidings-server invite` makes more)",
+            invite.code
+        );
+    }
+    store.close().await;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Tidings is listening on http://{addr}  (Ctrl-C stops it)");
+    println!(
+        "  Try: curl -s http://{addr}/api/login -H 'content-type: application/json' \\\n        -d '{{\"name\":\"owner\",\"password\":\"…\"}}'"
+    );
+    tidings_server::run(listener, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,180 @@
+//! Posting and reading messages: the one send path shared by the chat channel and the HTTP API,
+//! history pages and read markers.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use tidings_proto::v1::{
+    ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message, MessageId, ReadMarker,
+    RoomId, SendMessage, ServerFrame,
+};
+use tidings_store::{Inserted, NewMessage, User, UserId};
+
+use crate::app::AppState;
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::room::ensure_member;
+use crate::wire;
+
+/// Default history page size.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
+
+/// A stored message, and whether it was stored by an earlier send with the same client id.
+pub struct Sent {
+    pub message: Message,
+    pub duplicate: bool,
+}
+
+/// Validates, rate-limits and stores a message, then fans it out. Returns once it is durable.
+pub async fn post(
+    state: &AppState,
+    author: &User,
+    room: RoomId,
+    client_id: Option<String>,
+    body: String,
+) -> ApiResult<Sent> {
+    if body.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::Invalid, "the message is empty"));
+    }
+    if body.len() > state.config.limits.max_body_bytes {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the message is {} bytes; the limit is {}",
+                body.len(),
+                state.config.limits.max_body_bytes
+            ),
+        ));
+    }
+    if let Some(id) = &client_id
+        && (id.is_empty() || id.len() > MAX_CLIENT_ID_LEN)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("client ids are 1-{MAX_CLIENT_ID_LEN} bytes"),
+        ));
+    }
+    if let Err(not_until) = state.sends.check_key(&author.id) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return Err(ApiError::rate_limited(wait));
+    }
+    ensure_member(state, room, author.id).await?;
+    let hub = Arc::clone(&state.hub);
+    let new = NewMessage {
+        room_id: room,
+        author_id: author.id,
+        client_id,
+        body,
+        sent_at: crate::now_ms(),
+    };
+    // Fan-out runs on the store's writer thread right after the commit, in commit order.
+    let inserted = state
+        .store
+        .insert_message(new, move |m| {
+            hub.publish_message(&wire::message(m.clone()));
+        })
+        .await?;
+    Ok(match inserted {
+        Inserted::New(m) => Sent {
+            message: wire::message(m),
+            duplicate: false,
+        },
+        Inserted::Duplicate(m) => Sent {
+            message: wire::message(m),
+            duplicate: true,
+        },
+    })
+}
+
+/// Reads one page of a room's history for a member.
+pub async fn page(
+    state: &AppState,
+    user: UserId,
+    room: RoomId,
+    before: Option<MessageId>,
+    limit: Option<u32>,
+) -> ApiResult<HistoryPage> {
+    ensure_member(state, room, user).await?;
+    let limit = limit
+        .unwrap_or(DEFAULT_HISTORY_LIMIT)
+        .clamp(1, MAX_HISTORY_LIMIT);
+    // One extra row tells whether an older page exists.
+    let mut rows = state
+        .read(move |store| store.history(room, before, limit + 1))
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    if has_more {
+        rows.remove(0);
+    }
+    Ok(HistoryPage {
+        room,
+        messages: rows.into_iter().map(wire::message).collect(),
+        has_more,
+    })
+}
+
+/// Moves a read marker and tells the user's other devices.
+pub async fn mark_read(
+    state: &AppState,
+    user: UserId,
+    room: RoomId,
+    message_id: MessageId,
+) -> ApiResult<MessageId> {
+    ensure_member(state, room, user).await?;
+    let marker = state.store.set_read_marker(room, user, message_id).await?;
+    state.hub.to_user(
+        user,
+        &ServerFrame::Read {
+            room,
+            user,
+            message_id: marker,
+        },
+    );
+    Ok(marker)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    pub before: Option<MessageId>,
+    pub limit: Option<u32>,
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room): Path<RoomId>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<axum::Json<HistoryPage>> {
+    Ok(axum::Json(
+        page(&state, authed.user.id, room, q.before, q.limit).await?,
+    ))
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room): Path<RoomId>,
+    Json(req): Json<SendMessage>,
+) -> ApiResult<(StatusCode, axum::Json<Message>)> {
+    let sent = post(&state, &authed.user, room, req.client_id, req.body).await?;
+    let status = if sent.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(sent.message)))
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room): Path<RoomId>,
+    Json(req): Json<ReadMarker>,
+) -> ApiResult<axum::Json<ReadMarker>> {
+    let marker = mark_read(&state, authed.user.id, room, req.message_id).await?;
+    Ok(axum::Json(ReadMarker { message_id: marker }))
+}

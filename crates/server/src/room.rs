@@ -1,0 +1,165 @@
+//! Rooms: group rooms anyone can join, and direct messages between two users.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use tidings_proto::v1::{CreateRoom, ErrorCode, OpenDm, Room, RoomId, RoomState, UserRef};
+use tidings_store::StoreError;
+
+use crate::account::validate_name;
+use crate::app::AppState;
+use crate::auth::Authed;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::wire;
+
+/// The user's rooms with their unread counts.
+pub async fn mine(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<axum::Json<Vec<RoomState>>> {
+    let user = authed.user.id;
+    let rooms = state.read(move |store| store.rooms_of(user)).await?;
+    Ok(axum::Json(
+        rooms.into_iter().map(wire::room_state).collect(),
+    ))
+}
+
+/// Every group room on the server, joined or not.
+pub async fn directory(
+    State(state): State<AppState>,
+    _authed: Authed,
+) -> ApiResult<axum::Json<Vec<Room>>> {
+    let rooms = state.read(|store| store.group_rooms()).await?;
+    Ok(axum::Json(
+        rooms.into_iter().map(|r| wire::room(r, None)).collect(),
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<CreateRoom>,
+) -> ApiResult<(StatusCode, axum::Json<RoomState>)> {
+    let name = req.name.trim().trim_start_matches('#');
+    validate_name(name)?;
+    let user = authed.user.id;
+    let room = state.store.create_room(name, user, crate::now_ms()).await?;
+    state.hub.joined(room.id, user);
+    let summary = summary(&state, room.id, user).await?;
+    Ok((StatusCode::CREATED, axum::Json(summary)))
+}
+
+pub async fn open_dm(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<OpenDm>,
+) -> ApiResult<(StatusCode, axum::Json<RoomState>)> {
+    let name = req.user.trim().trim_start_matches('@').to_owned();
+    let peer = state
+        .read(move |store| store.user_by_name(&name))
+        .await?
+        .map(|(user, _)| user)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no user by that name"))?;
+    if peer.id == authed.user.id {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "a direct message needs another user",
+        ));
+    }
+    let (room, created) = state
+        .store
+        .open_dm(authed.user.id, peer.id, crate::now_ms())
+        .await?;
+    state.hub.joined(room.id, authed.user.id);
+    state.hub.joined(room.id, peer.id);
+    let summary = summary(&state, room.id, authed.user.id).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(summary)))
+}
+
+pub async fn join(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room): Path<RoomId>,
+) -> ApiResult<axum::Json<RoomState>> {
+    let user = authed.user.id;
+    // Join the live fan-out first, so no message committed after the join is missed; if the join
+    // fails, undo it.
+    state.hub.joined(room, user);
+    match state.store.join_room(room, user, crate::now_ms()).await {
+        Ok(_) => Ok(axum::Json(summary(&state, room, user).await?)),
+        Err(err) => {
+            if !state.read(move |s| s.is_member(room, user)).await? {
+                state.hub.left(room, user);
+            }
+            Err(room_error(err))
+        }
+    }
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room): Path<RoomId>,
+) -> ApiResult<StatusCode> {
+    let user = authed.user.id;
+    match state.store.leave_room(room, user).await {
+        Ok(_) => {
+            state.hub.left(room, user);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(err) => Err(room_error(err)),
+    }
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room): Path<RoomId>,
+) -> ApiResult<axum::Json<Vec<UserRef>>> {
+    ensure_member(&state, room, authed.user.id).await?;
+    let members = state.read(move |store| store.members(room)).await?;
+    Ok(axum::Json(members.iter().map(wire::user_ref).collect()))
+}
+
+/// Fails with `unknown_room` or `not_member` unless `user` is a member of `room`.
+pub async fn ensure_member(state: &AppState, room: RoomId, user: i64) -> ApiResult<()> {
+    let (exists, member) = state
+        .read(move |store| {
+            if store.is_member(room, user)? {
+                return Ok((true, true));
+            }
+            Ok((store.room(room)?.is_some(), false))
+        })
+        .await?;
+    match (exists, member) {
+        (_, true) => Ok(()),
+        (true, false) => Err(ApiError::new(
+            ErrorCode::NotMember,
+            "you are not a member of this room",
+        )),
+        (false, _) => Err(ApiError::new(ErrorCode::UnknownRoom, "no such room")),
+    }
+}
+
+async fn summary(state: &AppState, room: RoomId, user: i64) -> ApiResult<RoomState> {
+    state
+        .read(move |store| store.room_summary(room, user))
+        .await?
+        .map(wire::room_state)
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownRoom, "no such room"))
+}
+
+fn room_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::NotFound => ApiError::new(ErrorCode::UnknownRoom, "no such room"),
+        StoreError::NotAllowed => ApiError::new(
+            ErrorCode::Forbidden,
+            "direct messages cannot be joined or left",
+        ),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,97 @@
+//! The one error type of the store.
+
+use rusqlite::ErrorCode;
+use rusqlite::ffi;
+
+/// Everything a store call can fail with. Callers match on the domain variants (`NameTaken`,
+/// `InviteInvalid`, `NotFound`, `NotAllowed`) and treat the rest as internal failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error not covered by a more specific variant.
+    #[error("sqlite: {0}")]
+    Sqlite(rusqlite::Error),
+    /// Applying the embedded schema migrations failed; the database is left as it was.
+    #[error("migrating the database failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// The database was written by a newer build (its schema version is higher than any this
+    /// build knows); it is refused rather than misread.
+    #[error("database schema version {found} is newer than the {supported} this build supports")]
+    TooNew {
+        /// The schema version recorded in the database (`user_version`).
+        found: i64,
+        /// The highest schema version this build can use.
+        supported: i64,
+    },
+    /// A user or room with that name (compared case-insensitively) already exists.
+    #[error("name already taken")]
+    NameTaken,
+    /// The invite does not exist, was already used or has expired.
+    #[error("invite is invalid, used or expired")]
+    InviteInvalid,
+    /// A user, room, session or membership the call refers to does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The operation is not allowed on this target, for instance joining or leaving a DM, opening a
+    /// DM with oneself, or posting to a room one is not a member of.
+    #[error("not allowed")]
+    NotAllowed,
+    /// The writer thread has stopped (the store was closed), so the write was not performed.
+    #[error("the store writer has stopped")]
+    WriterGone,
+    /// The disk (or the database's size limit) is full; the write was rolled back and nothing of it
+    /// is stored.
+    #[error("disk full")]
+    DiskFull,
+    /// The code of a write panicked. It was rolled back alone; this is a bug in the store.
+    #[error("a write panicked and was rolled back")]
+    WritePanicked,
+    /// Starting the writer thread failed.
+    #[error("starting the writer thread failed: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            _ => StoreError::Sqlite(err),
+        }
+    }
+}
+
+impl StoreError {
+    /// An equivalent error, for handing one failure (a failed COMMIT) to every write of a batch.
+    /// `rusqlite::Error` is not `Clone`, so SQLite failures are rebuilt from their codes.
+    pub(crate) fn replicate(&self) -> StoreError {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+                StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+            }
+            StoreError::TooNew { found, supported } => StoreError::TooNew {
+                found: *found,
+                supported: *supported,
+            },
+            StoreError::NameTaken => StoreError::NameTaken,
+            StoreError::InviteInvalid => StoreError::InviteInvalid,
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::NotAllowed => StoreError::NotAllowed,
+            StoreError::WriterGone => StoreError::WriterGone,
+            StoreError::DiskFull => StoreError::DiskFull,
+            StoreError::WritePanicked => StoreError::WritePanicked,
+            other => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(ffi::SQLITE_ERROR),
+                Some(other.to_string()),
+            )),
+        }
+    }
+}
+
+/// Whether `err` is a UNIQUE (or PRIMARY KEY) constraint violation.
+pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}

@@ -1,0 +1,151 @@
+//! The Tidings server's storage: one SQLite file holding users, invites, sessions, rooms and
+//! messages.
+//!
+//! The store knows nothing of HTTP, WebSocket, the JSON wire types or cryptography: it stores the
+//! hashes it is given and returns plain rows. Time is passed in by the caller as unix milliseconds
+//! (`now`), so tests control it.
+//!
+//! Shape:
+//! - `schema` — SQL migrations from `migrations/server`, embedded at compile time and applied in
+//!   one transaction at [`Store::open`]; a database from a newer build is refused.
+//! - `writer` — one thread owns the only read-write connection. Every write is queued to it and
+//!   committed in a group with whatever else is queued: one fsync per batch, each write in its own
+//!   savepoint so it fails alone. A write is acknowledged only once its batch is durable.
+//! - `pool` — read-only connections. Reads are synchronous and cheap (indexed); the server calls
+//!   them from `spawn_blocking`.
+//! - `account`, `room`, `message` — the queries, by domain.
+//!
+//! Invariant: message ids increase in commit order and are never reused; they are the clients'
+//! resume cursor, and after-commit hooks (the server's fan-out) see them in ascending order.
+
+mod account;
+mod error;
+mod message;
+mod pool;
+mod room;
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use account::{Role, Session, User};
+pub use error::StoreError;
+pub use message::{Author, Inserted, Message, NewMessage, parse_mentions};
+pub use room::{Room, RoomKind, RoomSummary};
+
+use pool::{Pool, PooledConnection};
+use writer::Writer;
+
+/// A user's id.
+pub type UserId = i64;
+/// A room's id.
+pub type RoomId = i64;
+/// A message's id: increasing in commit order, never reused.
+pub type MessageId = i64;
+/// A login session's id.
+pub type SessionId = i64;
+/// A point in time, in milliseconds since the unix epoch.
+pub type Millis = i64;
+
+/// Tuning for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How many idle read connections are kept for reuse (more are opened when needed).
+    pub read_connections: usize,
+    /// The most writes committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            read_connections: 4,
+            max_batch: 512,
+        }
+    }
+}
+
+/// A handle on the database. Cheap to clone; every clone shares one writer and one read pool.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Writer,
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it to the current schema and
+    /// starts the writer thread. Refuses a database written by a newer build with
+    /// [`StoreError::TooNew`].
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let mut conn = writer::open_connection(path)?;
+        schema::migrate(&mut conn)?;
+        let writer = Writer::spawn(conn, options.max_batch)?;
+        let pool = Pool::new(path, options.read_connections);
+        Ok(Store {
+            inner: Arc::new(Inner { writer, pool }),
+        })
+    }
+
+    /// Stops the writer after it has committed everything queued; later writes get
+    /// [`StoreError::WriterGone`]. Reads keep working.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+    }
+
+    /// How many write transactions have been committed since open: a debug counter showing how
+    /// well writes are being batched.
+    pub fn commits(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
+    /// A pooled read-only connection.
+    fn reader(&self) -> Result<PooledConnection<'_>, StoreError> {
+        self.inner.pool.get()
+    }
+
+    /// Runs `work` in the writer's next group commit; see the `writer` module.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(work).await
+    }
+
+    /// Like `write`, running `hook` on the writer thread once the write has committed.
+    async fn write_then<T, F, H>(&self, work: F, hook: H) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        H: FnOnce(&T) + Send + 'static,
+    {
+        self.inner.writer.write_then(work, hook).await
+    }
+}
+
+/// Settings every connection gets, reader or writer.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_millis(5000))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // FULL fsyncs the WAL at every commit: a message is acknowledged only once it is durable.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Room for every statement of the store, so `prepare_cached` never evicts.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}

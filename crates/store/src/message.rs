@@ -1,0 +1,359 @@
+//! Messages: storing them idempotently, paging through history, catching up after a cursor, and
+//! the `@name` mentions they carry.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::room::{is_member, load_room};
+use crate::{MessageId, Millis, RoomId, Store, StoreError, UserId};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub id: UserId,
+    pub name: String,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Increasing in commit order across all rooms, never reused: the resume cursor.
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub author: Author,
+    pub body: String,
+    pub sent_at: Millis,
+    /// The sender's own id for the message, which makes a retried send idempotent.
+    pub client_id: Option<String>,
+    /// The members mentioned, sorted and deduplicated.
+    pub mentions: Vec<UserId>,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room_id: RoomId,
+    pub author_id: UserId,
+    pub client_id: Option<String>,
+    pub body: String,
+    pub sent_at: Millis,
+}
+
+/// What [`Store::insert_message`] did.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    /// The message was stored now.
+    New(Message),
+    /// The author already sent a message with this client id; this is the stored one and nothing
+    /// new was stored.
+    Duplicate(Message),
+}
+
+/// The `@name` mentions in `body`, in order of first appearance, deduplicated ignoring letter
+/// case.
+///
+/// A name is the run of `[A-Za-z0-9_.-]` after the `@`, with trailing dots trimmed so that a
+/// mention ending a sentence ("thanks @ana.") still matches. An `@` directly after a name
+/// character is not a mention, so e-mail addresses ("ana@example.org") mention no one.
+pub fn parse_mentions(body: &str) -> Vec<&str> {
+    fn is_name_byte(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+    }
+
+    let bytes = body.as_bytes();
+    let mut names: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'@' || (i > 0 && is_name_byte(bytes[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        let mut end = start;
+        while end < bytes.len() && is_name_byte(bytes[end]) {
+            end += 1;
+        }
+        i = end;
+        // Name bytes are ASCII, so both ends fall on character boundaries.
+        let name = body[start..end].trim_end_matches('.');
+        if !name.is_empty() && !names.iter().any(|seen| seen.eq_ignore_ascii_case(name)) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Messages with their author's name and their mentions (as a comma-separated list, parsed by
+/// `message_from`); callers add the WHERE clause.
+const MESSAGE_SELECT: &str = "\
+SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
+       (SELECT group_concat(mn.user_id) FROM mentions mn WHERE mn.message_id = m.id)
+FROM messages m
+JOIN users u ON u.id = m.author_id";
+
+fn message_from(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let mentioned: Option<String> = row.get(7)?;
+    let mut mentions = mentioned
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            id.parse::<UserId>().map_err(|err| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    7,
+                    rusqlite::types::Type::Text,
+                    Box::new(err),
+                )
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    mentions.sort_unstable();
+    mentions.dedup();
+    Ok(Message {
+        id: row.get(0)?,
+        room_id: row.get(1)?,
+        author: Author {
+            id: row.get(2)?,
+            name: row.get(3)?,
+        },
+        body: row.get(4)?,
+        sent_at: row.get(5)?,
+        client_id: row.get(6)?,
+        mentions,
+    })
+}
+
+fn load_message(conn: &Connection, id: MessageId) -> Result<Option<Message>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("{MESSAGE_SELECT} WHERE m.id = ?1"))?
+        .query_row([id], message_from)
+        .optional()?)
+}
+
+/// Stores `msg` (or finds its earlier copy) inside the writer's transaction.
+fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
+    if let Some(client_id) = &msg.client_id {
+        let earlier: Option<MessageId> = conn
+            .prepare_cached("SELECT id FROM messages WHERE author_id = ?1 AND client_id = ?2")?
+            .query_row(params![msg.author_id, client_id], |row| row.get(0))
+            .optional()?;
+        if let Some(id) = earlier {
+            let stored = load_message(conn, id)?.ok_or(StoreError::NotFound)?;
+            return Ok(Inserted::Duplicate(stored));
+        }
+    }
+    if load_room(conn, msg.room_id)?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    // Checked in the same transaction as the insert, so a concurrent leave cannot slip between.
+    if !is_member(conn, msg.room_id, msg.author_id)? {
+        return Err(StoreError::NotAllowed);
+    }
+    let author_name: String = conn
+        .prepare_cached("SELECT name FROM users WHERE id = ?1")?
+        .query_row([msg.author_id], |row| row.get(0))?;
+    conn.prepare_cached(
+        "INSERT INTO messages (room_id, author_id, client_id, body, sent_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        msg.room_id,
+        msg.author_id,
+        msg.client_id,
+        msg.body,
+        msg.sent_at
+    ])?;
+    let id = conn.last_insert_rowid();
+
+    let mut mentions = Vec::new();
+    for name in parse_mentions(&msg.body) {
+        // `u.name` compares case-insensitively: the column is COLLATE NOCASE.
+        let member: Option<UserId> = conn
+            .prepare_cached(
+                "SELECT u.id FROM users u JOIN members mb ON mb.user_id = u.id \
+                 WHERE u.name = ?2 AND mb.room_id = ?1",
+            )?
+            .query_row(params![msg.room_id, name], |row| row.get(0))
+            .optional()?;
+        if let Some(user) = member {
+            mentions.push(user);
+        }
+    }
+    mentions.sort_unstable();
+    mentions.dedup();
+    for &user in &mentions {
+        conn.prepare_cached("INSERT INTO mentions (user_id, message_id) VALUES (?1, ?2)")?
+            .execute([user, id])?;
+    }
+
+    Ok(Inserted::New(Message {
+        id,
+        room_id: msg.room_id,
+        author: Author {
+            id: msg.author_id,
+            name: author_name,
+        },
+        body: msg.body,
+        sent_at: msg.sent_at,
+        client_id: msg.client_id,
+        mentions,
+    }))
+}
+
+impl Store {
+    /// Up to `limit` messages of `room` with id < `before` (or the newest when `None`), returned
+    /// oldest first.
+    pub fn history(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "{MESSAGE_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+        ))?;
+        let mut page = stmt
+            .query_map(
+                params![room, before.unwrap_or(MessageId::MAX), limit],
+                message_from,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        page.reverse();
+        Ok(page)
+    }
+
+    /// Messages with id > `after` in the rooms `user` is a member of, ascending, at most `limit`.
+    pub fn messages_since(
+        &self,
+        user: UserId,
+        after: MessageId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "{MESSAGE_SELECT} WHERE m.id > ?2 \
+             AND m.room_id IN (SELECT room_id FROM members WHERE user_id = ?1) \
+             ORDER BY m.id LIMIT ?3"
+        ))?;
+        let messages = stmt
+            .query_map(params![user, after, limit], message_from)?
+            .collect::<Result<_, _>>()?;
+        Ok(messages)
+    }
+
+    /// The newest message id in the whole store; 0 when there is none.
+    pub fn latest_message_id(&self) -> Result<MessageId, StoreError> {
+        let conn = self.reader()?;
+        Ok(conn
+            .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?
+            .query_row([], |row| row.get(0))?)
+    }
+
+    /// Stores a message. Idempotent on (author, client id): a second insert returns
+    /// [`Inserted::Duplicate`] with the stored message and stores nothing. `@name` tokens in the
+    /// body that match (case-insensitively) a member of the room are recorded as mentions.
+    ///
+    /// `on_commit` runs on the writer thread once the transaction holding the message has
+    /// committed, in commit order — so message ids reach it ascending — and only for a new message.
+    /// It must not block: it delays every write behind it.
+    ///
+    /// A missing room is [`StoreError::NotFound`]; an author who is not a member of the room,
+    /// [`StoreError::NotAllowed`].
+    pub async fn insert_message<F>(
+        &self,
+        msg: NewMessage,
+        on_commit: F,
+    ) -> Result<Inserted, StoreError>
+    where
+        F: FnOnce(&Message) + Send + 'static,
+    {
+        self.write_then(
+            move |conn| insert(conn, msg),
+            move |inserted: &Inserted| {
+                if let Inserted::New(message) = inserted {
+                    on_commit(message);
+                }
+            },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::writer::tests::{hold_writer, until_queued};
+    use crate::{Role, StoreOptions};
+
+    #[test]
+    fn mentions_are_parsed() {
+        assert_eq!(parse_mentions("hi @ana and @bob_2!"), ["ana", "bob_2"]);
+        assert_eq!(parse_mentions("@ana @Ana @ana."), ["ana"]);
+        assert_eq!(
+            parse_mentions("thanks @j.doe... and @x-y"),
+            ["j.doe", "x-y"]
+        );
+        assert_eq!(parse_mentions("@ @. @@ana"), ["ana"]);
+        assert_eq!(parse_mentions("mail ana@example.org"), Vec::<&str>::new());
+        assert_eq!(parse_mentions("ünï@ana, (@bob)"), ["ana", "bob"]);
+        assert_eq!(parse_mentions("no mentions"), Vec::<&str>::new());
+    }
+
+    /// 200 messages sent at once from as many tasks commit in a handful of transactions, and the
+    /// after-commit hooks see their ids in ascending order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_inserts_are_group_committed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), StoreOptions::default()).unwrap();
+        let user = store.create_user("ana", "h", Role::Owner, 1).await.unwrap();
+        let room = store.create_room("general", user.id, 1).await.unwrap();
+
+        // Hold the writer so that all 200 are queued before any is written: without it, how many
+        // batches form would depend on how fast this machine's fsync is.
+        let (release, held) = hold_writer(&store).await;
+        let commits_before = store.commits();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let store = store.clone();
+            let seen = Arc::clone(&seen);
+            tasks.push(tokio::spawn(async move {
+                let msg = NewMessage {
+                    room_id: room.id,
+                    author_id: user.id,
+                    client_id: Some(format!("c{i}")),
+                    body: format!("message {i}"),
+                    sent_at: 2,
+                };
+                store
+                    .insert_message(msg, move |m| seen.lock().unwrap().push(m.id))
+                    .await
+            }));
+        }
+        until_queued(&store, 200).await;
+        release.send(()).unwrap();
+        held.await.unwrap();
+
+        let mut ids = Vec::new();
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                Inserted::New(m) => ids.push(m.id),
+                Inserted::Duplicate(m) => panic!("unexpected duplicate {m:?}"),
+            }
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 200);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "hooks out of order");
+        ids.sort_unstable();
+        assert_eq!(ids, seen);
+
+        let commits = store.commits() - commits_before;
+        // The held write's own transaction plus one batch for the 200.
+        assert!(commits < 200, "{commits} transactions for 200 messages");
+        assert_eq!(commits, 2);
+        assert_eq!(store.latest_message_id().unwrap(), *seen.last().unwrap());
+    }
+}

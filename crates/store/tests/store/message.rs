@@ -1,0 +1,247 @@
+use std::sync::{Arc, Mutex};
+
+use tidings_store::{Inserted, Message, NewMessage, Store, StoreError, User};
+
+fn new(room: i64, author: &User, client_id: Option<&str>, body: &str, sent_at: i64) -> NewMessage {
+    NewMessage {
+        room_id: room,
+        author_id: author.id,
+        client_id: client_id.map(str::to_owned),
+        body: body.to_owned(),
+        sent_at,
+    }
+}
+
+async fn say(store: &Store, room: i64, author: &User, body: &str) -> Message {
+    match store
+        .insert_message(new(room, author, None, body, 3_000), |_| {})
+        .await
+        .unwrap()
+    {
+        Inserted::New(m) => m,
+        other => panic!("expected a new message, got {other:?}"),
+    }
+}
+
+fn ids(messages: &[Message]) -> Vec<i64> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+#[tokio::test]
+async fn history_pages_backwards_without_overlap() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let general = super::room(&store, "general", &ana).await;
+    let other = super::room(&store, "other", &ana).await;
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.push(say(&store, general.id, &ana, &format!("m{i}")).await.id);
+        say(&store, other.id, &ana, "noise").await;
+    }
+
+    let newest = store.history(general.id, None, 4).unwrap();
+    assert_eq!(ids(&newest), sent[6..]);
+    assert_eq!(newest[0].body, "m6");
+    assert_eq!(newest[0].author.name, "ana");
+    let middle = store.history(general.id, Some(newest[0].id), 4).unwrap();
+    assert_eq!(ids(&middle), sent[2..6]);
+    let oldest = store.history(general.id, Some(middle[0].id), 4).unwrap();
+    assert_eq!(ids(&oldest), sent[..2]);
+    assert!(
+        store
+            .history(general.id, Some(oldest[0].id), 4)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(ids(&store.history(general.id, None, 100).unwrap()), sent);
+    assert!(store.history(general.id, None, 0).unwrap().is_empty());
+    assert!(store.history(999, None, 10).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn messages_since_covers_only_the_users_rooms() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "bob").await;
+    let shared = super::room(&store, "shared", &ana).await;
+    store.join_room(shared.id, bob.id, 1).await.unwrap();
+    let private = super::room(&store, "private", &ana).await;
+    let (dm, _) = store.open_dm(ana.id, bob.id, 1).await.unwrap();
+
+    let a = say(&store, shared.id, &ana, "a").await;
+    let _p = say(&store, private.id, &ana, "p").await;
+    let d = say(&store, dm.id, &ana, "d").await;
+    let b = say(&store, shared.id, &bob, "b").await;
+
+    assert_eq!(
+        ids(&store.messages_since(bob.id, 0, 100).unwrap()),
+        [a.id, d.id, b.id]
+    );
+    assert_eq!(
+        ids(&store.messages_since(bob.id, a.id, 100).unwrap()),
+        [d.id, b.id]
+    );
+    assert_eq!(
+        ids(&store.messages_since(bob.id, 0, 2).unwrap()),
+        [a.id, d.id]
+    );
+    assert!(store.messages_since(bob.id, b.id, 100).unwrap().is_empty());
+    assert_eq!(store.messages_since(ana.id, 0, 100).unwrap().len(), 4);
+    assert_eq!(store.latest_message_id().unwrap(), b.id);
+
+    // Leaving a room stops its messages from being caught up on.
+    store.leave_room(shared.id, bob.id).await.unwrap();
+    assert_eq!(ids(&store.messages_since(bob.id, 0, 100).unwrap()), [d.id]);
+}
+
+#[tokio::test]
+async fn a_resent_message_is_stored_once() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "bob").await;
+    let general = super::room(&store, "general", &ana).await;
+    store.join_room(general.id, bob.id, 1).await.unwrap();
+
+    let hooked = Arc::new(Mutex::new(Vec::new()));
+    let hook = |hooked: &Arc<Mutex<Vec<i64>>>| {
+        let hooked = Arc::clone(hooked);
+        move |m: &Message| hooked.lock().unwrap().push(m.id)
+    };
+
+    let first = match store
+        .insert_message(
+            new(general.id, &ana, Some("c1"), "hello", 10),
+            hook(&hooked),
+        )
+        .await
+        .unwrap()
+    {
+        Inserted::New(m) => m,
+        other => panic!("expected new, got {other:?}"),
+    };
+    assert_eq!(first.client_id.as_deref(), Some("c1"));
+    assert_eq!(first.sent_at, 10);
+
+    // A retry, even with a different body, returns the stored message and stores nothing.
+    match store
+        .insert_message(
+            new(general.id, &ana, Some("c1"), "hello again", 20),
+            hook(&hooked),
+        )
+        .await
+        .unwrap()
+    {
+        Inserted::Duplicate(m) => assert_eq!(m, first),
+        other => panic!("expected duplicate, got {other:?}"),
+    }
+    // The same client id from another author is another message.
+    let bobs = store
+        .insert_message(new(general.id, &bob, Some("c1"), "mine", 30), hook(&hooked))
+        .await
+        .unwrap();
+    assert!(matches!(bobs, Inserted::New(_)));
+
+    let history = store.history(general.id, None, 10).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], first);
+    // The hook ran for the new messages only.
+    assert_eq!(hooked.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn mentions_of_members_are_recorded() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "Bob").await;
+    let eve = super::user(&store, "eve").await;
+    let general = super::room(&store, "general", &ana).await;
+    store.join_room(general.id, bob.id, 1).await.unwrap();
+
+    // eve is not in the room and "nobody" does not exist: neither is mentioned.
+    let m = say(&store, general.id, &ana, "@bob @eve @nobody @ana and @BOB.").await;
+    let mut expected = vec![ana.id, bob.id];
+    expected.sort_unstable();
+    assert_eq!(m.mentions, expected);
+    assert!(!m.mentions.contains(&eve.id));
+    let stored = store.history(general.id, None, 1).unwrap();
+    assert_eq!(stored[0].mentions, expected);
+    assert_eq!(
+        store.messages_since(bob.id, 0, 10).unwrap()[0].mentions,
+        expected
+    );
+
+    let plain = say(&store, general.id, &ana, "no one").await;
+    assert!(plain.mentions.is_empty());
+}
+
+#[tokio::test]
+async fn only_members_may_post() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let eve = super::user(&store, "eve").await;
+    let general = super::room(&store, "general", &ana).await;
+
+    let called = Arc::new(Mutex::new(false));
+    let flag = Arc::clone(&called);
+    assert!(matches!(
+        store
+            .insert_message(new(general.id, &eve, None, "hi", 1), move |_| {
+                *flag.lock().unwrap() = true;
+            })
+            .await,
+        Err(StoreError::NotAllowed)
+    ));
+    assert!(matches!(
+        store
+            .insert_message(new(999, &ana, None, "hi", 1), |_| {})
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(!*called.lock().unwrap());
+    assert_eq!(store.latest_message_id().unwrap(), 0);
+}
+
+/// Many tasks sending at once: each hook sees its own message, and hooks run in id order. How the
+/// writes batch depends on timing here; the deterministic batching test is in the crate itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_reach_hooks_in_id_order() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let general = super::room(&store, "general", &ana).await;
+    let commits_before = store.commits();
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let store = store.clone();
+        let seen = Arc::clone(&seen);
+        let msg = new(
+            general.id,
+            &ana,
+            Some(&format!("c{i}")),
+            &format!("m{i}"),
+            i,
+        );
+        tasks.spawn(async move {
+            store
+                .insert_message(msg, move |m| seen.lock().unwrap().push(m.id))
+                .await
+        });
+    }
+    let mut replied = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap().unwrap() {
+            Inserted::New(m) => replied.push(m.id),
+            other => panic!("expected new, got {other:?}"),
+        }
+    }
+    replied.sort_unstable();
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 200);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "hooks out of order");
+    assert_eq!(seen, replied);
+    let commits = store.commits() - commits_before;
+    assert!((1..=200).contains(&commits));
+    assert_eq!(store.history(general.id, None, 500).unwrap().len(), 200);
+}

@@ -1,0 +1,190 @@
+use tidings_store::{NewMessage, RoomKind, Store, StoreError, User};
+
+async fn say(store: &Store, room: i64, author: &User, body: &str) -> i64 {
+    let msg = NewMessage {
+        room_id: room,
+        author_id: author.id,
+        client_id: None,
+        body: body.to_owned(),
+        sent_at: 2_000,
+    };
+    match store.insert_message(msg, |_| {}).await.unwrap() {
+        tidings_store::Inserted::New(m) => m.id,
+        other => panic!("expected a new message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn group_rooms_are_created_joined_and_left() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "bob").await;
+
+    let general = store.create_room("general", ana.id, 5).await.unwrap();
+    assert_eq!(general.kind, RoomKind::Group);
+    assert_eq!(general.name.as_deref(), Some("general"));
+    assert_eq!(store.room(general.id).unwrap(), Some(general.clone()));
+    assert!(store.is_member(general.id, ana.id).unwrap());
+    assert!(matches!(
+        store.create_room("GENERAL", bob.id, 6).await,
+        Err(StoreError::NameTaken)
+    ));
+    let attic = store.create_room("attic", bob.id, 7).await.unwrap();
+    assert_eq!(
+        store.group_rooms().unwrap(),
+        vec![attic.clone(), general.clone()]
+    );
+
+    assert!(store.join_room(general.id, bob.id, 8).await.unwrap());
+    assert!(!store.join_room(general.id, bob.id, 9).await.unwrap());
+    assert_eq!(
+        store.members(general.id).unwrap(),
+        vec![ana.clone(), bob.clone()]
+    );
+    assert_eq!(
+        store.memberships().unwrap(),
+        vec![
+            (general.id, ana.id),
+            (general.id, bob.id),
+            (attic.id, bob.id)
+        ]
+    );
+
+    assert!(store.leave_room(general.id, bob.id).await.unwrap());
+    assert!(!store.leave_room(general.id, bob.id).await.unwrap());
+    assert!(!store.is_member(general.id, bob.id).unwrap());
+    assert_eq!(store.members(general.id).unwrap(), vec![ana]);
+
+    assert!(matches!(
+        store.join_room(999, bob.id, 1).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.leave_room(999, bob.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.room(999).unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_dm_is_opened_once_and_cannot_be_joined_or_left() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "bob").await;
+    let eve = super::user(&store, "eve").await;
+
+    let (dm, created) = store.open_dm(bob.id, ana.id, 10).await.unwrap();
+    assert!(created);
+    assert_eq!(dm.kind, RoomKind::Dm);
+    assert_eq!(dm.name, None);
+    let (again, created) = store.open_dm(ana.id, bob.id, 20).await.unwrap();
+    assert!(!created);
+    assert_eq!(again, dm);
+    assert_eq!(
+        store.members(dm.id).unwrap(),
+        vec![ana.clone(), bob.clone()]
+    );
+    // DMs are not in the directory.
+    assert!(store.group_rooms().unwrap().is_empty());
+
+    assert!(matches!(
+        store.join_room(dm.id, eve.id, 30).await,
+        Err(StoreError::NotAllowed)
+    ));
+    assert!(matches!(
+        store.leave_room(dm.id, ana.id).await,
+        Err(StoreError::NotAllowed)
+    ));
+    assert!(matches!(
+        store.open_dm(ana.id, ana.id, 30).await,
+        Err(StoreError::NotAllowed)
+    ));
+    assert!(matches!(
+        store.open_dm(ana.id, 999, 30).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let summary = store.room_summary(dm.id, ana.id).unwrap().unwrap();
+    assert_eq!(summary.room, dm);
+    assert_eq!(summary.dm_peer, Some(bob.clone()));
+    let bobs = store.rooms_of(bob.id).unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].dm_peer, Some(ana));
+    assert_eq!(store.room_summary(dm.id, eve.id).unwrap(), None);
+}
+
+#[tokio::test]
+async fn unread_counts_and_mentions_follow_the_read_marker() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "bob").await;
+    let general = super::room(&store, "general", &ana).await;
+    let other = super::room(&store, "other", &ana).await;
+    store.join_room(general.id, bob.id, 1).await.unwrap();
+    store.join_room(other.id, bob.id, 1).await.unwrap();
+
+    let empty = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    assert_eq!(
+        (
+            empty.last_read_id,
+            empty.latest_id,
+            empty.unread,
+            empty.unread_mentions
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(empty.dm_peer, None);
+
+    let m1 = say(&store, general.id, &ana, "hello").await;
+    let m2 = say(&store, general.id, &ana, "hey @bob").await;
+    let _elsewhere = say(&store, other.id, &ana, "@bob elsewhere").await;
+    let m3 = say(&store, general.id, &bob, "hi @ana, @bob here").await;
+    let m4 = say(&store, general.id, &ana, "@BOB again").await;
+
+    let s = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    assert_eq!(s.latest_id, m4);
+    assert_eq!(s.last_read_id, 0);
+    // Bob's own message counts neither as unread nor as a mention.
+    assert_eq!((s.unread, s.unread_mentions), (3, 2));
+    let s = store.room_summary(general.id, ana.id).unwrap().unwrap();
+    assert_eq!((s.unread, s.unread_mentions), (1, 1));
+
+    assert_eq!(
+        store.set_read_marker(general.id, bob.id, m2).await.unwrap(),
+        m2
+    );
+    let s = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    assert_eq!((s.last_read_id, s.unread, s.unread_mentions), (m2, 1, 1));
+
+    // The marker never moves back, and never past the room's newest message.
+    assert_eq!(
+        store.set_read_marker(general.id, bob.id, m1).await.unwrap(),
+        m2
+    );
+    assert_eq!(
+        store
+            .set_read_marker(general.id, bob.id, m4 + 100)
+            .await
+            .unwrap(),
+        m4
+    );
+    assert_eq!(
+        store.set_read_marker(general.id, bob.id, m3).await.unwrap(),
+        m4
+    );
+    let s = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    assert_eq!((s.last_read_id, s.unread, s.unread_mentions), (m4, 0, 0));
+
+    let rooms = store.rooms_of(bob.id).unwrap();
+    assert_eq!(rooms.len(), 2);
+    assert_eq!(rooms[0].room, general);
+    assert_eq!((rooms[0].unread, rooms[0].unread_mentions), (0, 0));
+    assert_eq!(rooms[1].room, other);
+    assert_eq!((rooms[1].unread, rooms[1].unread_mentions), (1, 1));
+
+    let eve = super::user(&store, "eve").await;
+    assert!(matches!(
+        store.set_read_marker(general.id, eve.id, m1).await,
+        Err(StoreError::NotFound)
+    ));
+}
