@@ -1,1 +1,3 @@
-fn main() {}
+//! End-to-end tests of the server: real server, real SQLite, real WebSocket/SSE/HTTP clients.
+
+mod chat;

@@ -1,1 +1,518 @@
-//! placeholder
+//! The harness for end-to-end tests: the real server on `127.0.0.1:0` over a temporary data dir,
+//! and real clients — an HTTP client, a WebSocket client offering `tidings.v1`, and an SSE client.
+//!
+//! Every wait is bounded by [`WAIT`]; nothing sleeps. A helper that does not see what it waits for
+//! panics with what it saw instead, so a failing test says why.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use eventsource_client::{self as es, Client as _};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tempfile::TempDir;
+use tidings_proto::v1::{
+    ClientFrame, Hello, LoginRequest, LoginResponse, RegisterRequest, RoomState, SUBPROTOCOL,
+    ServerFrame, SessionId, UserRef,
+};
+use tidings_server::{Config, ServerError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// The longest any test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The owner every test server is created with.
+pub const OWNER: &str = "owner";
+/// Every test user's password.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server and the data dir it owns.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    dir: TempDir,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+/// A configuration suited to tests: quick session ticks, everything else as shipped.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.session.feed_interval = Duration::from_millis(500);
+    config
+}
+
+impl TestServer {
+    /// A server with the test configuration and an owner account.
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server whose test configuration `adjust` changes first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config();
+        config.data_dir = dir.path().to_path_buf();
+        adjust(&mut config);
+        let store = tidings_server::open_store(&config).expect("open store");
+        tidings_server::account::add_user(&store, OWNER, PASSWORD, tidings_store::Role::Owner)
+            .await
+            .expect("create owner");
+        store.close().await;
+        TestServer::serve(dir, config, None).await
+    }
+
+    async fn serve(dir: TempDir, mut config: Config, addr: Option<SocketAddr>) -> TestServer {
+        let listener = match addr {
+            Some(addr) => TcpListener::bind(addr)
+                .await
+                .expect("rebind the same address"),
+            None => TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        };
+        let addr = listener.local_addr().expect("local addr");
+        config.listen = addr;
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        let task = tokio::spawn(tidings_server::run(listener, config.clone(), async move {
+            signal.cancelled().await
+        }));
+        TestServer {
+            addr,
+            config,
+            dir,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the server gracefully and waits until it has.
+    pub async fn stop(self) -> (TempDir, Config, SocketAddr) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+            .expect("server ran cleanly");
+        (self.dir, self.config, self.addr)
+    }
+
+    /// Stops the server and starts a new one on the same address and data dir.
+    pub async fn restart(self) -> TestServer {
+        let (dir, config, addr) = self.stop().await;
+        TestServer::serve(dir, config, Some(addr)).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/api/ws", self.addr)
+    }
+
+    /// Logs in as the owner.
+    pub async fn owner(&self) -> Client {
+        self.login(OWNER, PASSWORD).await
+    }
+
+    /// Logs in as `name` (which must exist).
+    pub async fn login(&self, name: &str, password: &str) -> Client {
+        let http = http_client();
+        let response = http
+            .post(self.url("/api/login"))
+            .json(&LoginRequest {
+                name: name.into(),
+                password: password.into(),
+                device: Some("test".into()),
+            })
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(response.status(), 200, "login as {name}");
+        let login: LoginResponse = response.json().await.expect("login body");
+        Client::new(self, http, login)
+    }
+
+    /// Registers a new user with an invite made by the owner, and logs them in.
+    pub async fn user(&self, name: &str) -> Client {
+        let owner = self.owner().await;
+        let invite: tidings_proto::v1::Invite = owner.post("/api/invites", &()).await;
+        let http = http_client();
+        let response = http
+            .post(self.url("/api/register"))
+            .json(&RegisterRequest {
+                invite: invite.code,
+                name: name.into(),
+                password: PASSWORD.into(),
+                device: Some("test".into()),
+            })
+            .send()
+            .await
+            .expect("register request");
+        assert_eq!(response.status(), 201, "register {name}");
+        let login: LoginResponse = response.json().await.expect("register body");
+        Client::new(self, http, login)
+    }
+}
+
+/// An HTTP client that never goes through a proxy: tests talk to loopback only.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(WAIT)
+        .build()
+        .expect("http client")
+}
+
+/// One logged-in session.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub addr: SocketAddr,
+    pub token: String,
+    pub user: UserRef,
+    pub session: SessionId,
+}
+
+impl Client {
+    fn new(server: &TestServer, http: reqwest::Client, login: LoginResponse) -> Client {
+        Client {
+            http,
+            base: server.url(""),
+            addr: server.addr,
+            token: login.token,
+            user: login.user,
+            session: login.session.id,
+        }
+    }
+
+    /// The same session against a server that was restarted on a new address.
+    pub fn at(&self, server: &TestServer) -> Client {
+        Client {
+            base: server.url(""),
+            addr: server.addr,
+            ..self.clone()
+        }
+    }
+
+    /// A request with this session's token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// GET that must succeed.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> T {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert!(status.is_success(), "GET {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+    }
+
+    /// POST that must succeed.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> T {
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert!(status.is_success(), "POST {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}"))
+    }
+
+    pub async fn create_room(&self, name: &str) -> RoomState {
+        self.post(
+            "/api/rooms",
+            &tidings_proto::v1::CreateRoom { name: name.into() },
+        )
+        .await
+    }
+
+    pub async fn join(&self, room: i64) -> RoomState {
+        self.post(&format!("/api/rooms/{room}/join"), &()).await
+    }
+
+    pub async fn dm(&self, user: &str) -> RoomState {
+        self.post("/api/dms", &tidings_proto::v1::OpenDm { user: user.into() })
+            .await
+    }
+
+    /// Opens the chat channel and reads the hello.
+    pub async fn chat(&self) -> Chat {
+        let mut request = format!("ws://{}/api/ws", self.addr)
+            .into_client_request()
+            .expect("ws request");
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", self.token)).expect("header"),
+        );
+        let mut chat = Chat::connect(request).await;
+        let hello = match chat.next().await {
+            ServerFrame::Hello(hello) => hello,
+            other => panic!("expected hello, got {other:?}"),
+        };
+        chat.hello = Some(hello);
+        chat
+    }
+
+    /// Opens the event feed, optionally resuming after `last_event_id`.
+    pub fn feed(&self, last_event_id: Option<&str>) -> Feed {
+        let transport = launchdarkly_sdk_transport::HyperTransport::builder()
+            .disable_proxy()
+            .build_http()
+            .expect("transport");
+        let mut builder = es::ClientBuilder::for_url(&format!("{}/api/events", self.base))
+            .expect("feed url")
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .expect("header")
+            .reconnect(es::ReconnectOptions::reconnect(false).build());
+        if let Some(id) = last_event_id {
+            builder = builder.last_event_id(id.to_owned());
+        }
+        let client = builder.build_with_transport(transport);
+        Feed {
+            stream: client.stream(),
+        }
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A chat channel connection.
+pub struct Chat {
+    pub socket: Socket,
+    pub hello: Option<Hello>,
+}
+
+/// How the server ended a chat connection.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Chat {
+    /// Connects with a raw request (for tests of the handshake itself).
+    pub async fn connect(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Chat {
+        let (socket, response) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async_with_config(
+                request,
+                Some(WebSocketConfig::default()),
+                false,
+            ),
+        )
+        .await
+        .expect("connect in time")
+        .expect("websocket handshake");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(SUBPROTOCOL),
+            "the server selects tidings.v1"
+        );
+        Chat {
+            socket,
+            hello: None,
+        }
+    }
+
+    pub fn hello(&self) -> &Hello {
+        self.hello.as_ref().expect("hello")
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        let text = serde_json::to_string(frame).expect("encode");
+        self.send_raw(WsMessage::text(text)).await;
+    }
+
+    pub async fn send_raw(&mut self, message: WsMessage) {
+        tokio::time::timeout(WAIT, self.socket.send(message))
+            .await
+            .expect("send in time")
+            .expect("send");
+    }
+
+    /// The next frame from the server (pings and pongs skipped).
+    pub async fn next(&mut self) -> ServerFrame {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a frame in time")
+                .expect("connection open")
+                .expect("frame");
+            match message {
+                WsMessage::Text(text) => {
+                    return serde_json::from_str(text.as_str())
+                        .unwrap_or_else(|e| panic!("undecodable frame {text}: {e}"));
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads frames until one matches, skipping others (presence, typing, ...).
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        mut matches: impl FnMut(&ServerFrame) -> bool,
+    ) -> ServerFrame {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; saw {seen:?}"));
+            if matches(&frame) {
+                return frame;
+            }
+            seen.push(frame);
+        }
+    }
+
+    /// Reads until the server closes the connection; returns its close frame.
+    pub async fn closed(&mut self) -> Closed {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("the server closes in time");
+            match next {
+                Some(Ok(WsMessage::Close(Some(frame)))) => {
+                    return Closed {
+                        code: u16::from(frame.code),
+                        reason: frame.reason.to_string(),
+                    };
+                }
+                Some(Ok(WsMessage::Close(None))) => {
+                    return Closed {
+                        code: u16::from(CloseCode::Status),
+                        reason: String::new(),
+                    };
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("connection failed before a close frame: {err}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+}
+
+/// An SSE event as the client parsed it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub name: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl Event {
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("{e}: {}", self.data))
+    }
+}
+
+/// An event feed connection.
+pub struct Feed {
+    stream: futures_util::stream::BoxStream<'static, Result<es::SSE, es::Error>>,
+}
+
+impl Feed {
+    /// The next event, or None when the server ended the stream.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            let item = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("an event in time");
+            match item {
+                None | Some(Err(es::Error::Eof)) => return None,
+                Some(Err(err)) => panic!("feed failed: {err}"),
+                Some(Ok(es::SSE::Event(e))) => {
+                    return Some(Event {
+                        name: e.event_type,
+                        id: e.id,
+                        data: e.data,
+                    });
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Reads events until one named `name` arrives, skipping others (e.g. `session`).
+    pub async fn expect(&mut self, name: &str) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {name} event within {WAIT:?}; saw {seen:?}"));
+            match next {
+                Some(event) if event.name == name => return event,
+                Some(event) => seen.push(event),
+                None => panic!("feed ended before a {name} event; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// The error the feed fails with (for refused connections).
+    pub async fn error(&mut self) -> es::Error {
+        loop {
+            let item = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("an answer in time");
+            match item {
+                Some(Err(err)) => return err,
+                Some(Ok(_)) => continue,
+                None => panic!("feed ended without an error"),
+            }
+        }
+    }
+}
+
+/// Sends a message over HTTP and returns it.
+pub async fn post_message(
+    client: &Client,
+    room: i64,
+    client_id: &str,
+    body: &str,
+) -> tidings_proto::v1::Message {
+    client
+        .post(
+            &format!("/api/rooms/{room}/messages"),
+            &tidings_proto::v1::SendMessage {
+                client_id: Some(client_id.into()),
+                body: body.into(),
+            },
+        )
+        .await
+}
