@@ -1,7 +1,9 @@
 //! Chatting: rooms, DMs, acks, idempotency, history across a restart.
 
-use tidings_proto::v1::{ClientFrame, ServerFrame};
-use tidings_tests::TestServer;
+use futures_util::StreamExt;
+use tidings_proto::v1::{ClientFrame, HistoryPage, PresenceStatus, RoomState, ServerFrame, close};
+use tidings_tests::{TestServer, post_message};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 #[tokio::test]
 async fn two_users_chat_in_a_room() {
@@ -37,4 +39,369 @@ async fn two_users_chat_in_a_room() {
     assert_eq!(m.author.name, "ana");
     assert_eq!(m.mentions, vec![bo.user.id]);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_dm_reaches_only_its_two_members() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let cy = server.user("cy").await;
+    let general = ana.create_room("general").await.room.id;
+    bo.join(general).await;
+    cy.join(general).await;
+    let dm = ana.dm("bo").await;
+    assert_eq!(
+        dm.room.dm_peer.as_ref().map(|p| p.name.as_str()),
+        Some("bo")
+    );
+    // Opening it again, from either side, is the same room.
+    assert_eq!(bo.dm("ana").await.room.id, dm.room.id);
+
+    let mut bo_chat = bo.chat().await;
+    let mut cy_chat = cy.chat().await;
+    post_message(&ana, dm.room.id, "d1", "just us").await;
+    // A message cy can see, sent after the DM: if cy had been sent the DM, it would come first.
+    post_message(&ana, general, "g1", "everyone").await;
+    let ServerFrame::Message(m) = bo_chat
+        .expect("dm", |f| matches!(f, ServerFrame::Message(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((m.room, m.body.as_str()), (dm.room.id, "just us"));
+    let ServerFrame::Message(m) = cy_chat
+        .expect("message", |f| matches!(f, ServerFrame::Message(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((m.room, m.body.as_str()), (general, "everyone"));
+    // cy cannot read the DM's history either.
+    let response = cy
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{}/messages", dm.room.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn resending_a_client_id_stores_one_message() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let room = ana.create_room("ops").await.room.id;
+    let mut chat = ana.chat().await;
+    let send = ClientFrame::Send {
+        room,
+        client_id: "same".into(),
+        body: "once".into(),
+    };
+    chat.send(&send).await;
+    chat.send(&send).await;
+    let mut acked = Vec::new();
+    while acked.len() < 2 {
+        if let ServerFrame::Ack { id, .. } = chat
+            .expect("ack", |f| matches!(f, ServerFrame::Ack { .. }))
+            .await
+        {
+            acked.push(id);
+        }
+    }
+    assert_eq!(acked[0], acked[1], "both sends ack the same stored message");
+    // And over HTTP, the same rule.
+    let again = post_message(&ana, room, "same", "once").await;
+    assert_eq!(again.id, acked[0]);
+    let page: HistoryPage = ana.get(&format!("/api/rooms/{room}/messages")).await;
+    assert_eq!(page.messages.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_survives_a_restart() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        sent.push(post_message(&ana, room, &format!("a{i}"), &format!("ana {i}")).await);
+        sent.push(post_message(&bo, room, &format!("b{i}"), &format!("bo {i}")).await);
+    }
+    let server = server.restart().await;
+    let bo = bo.at(&server);
+    let page: HistoryPage = bo
+        .get(&format!("/api/rooms/{room}/messages?limit=200"))
+        .await;
+    assert_eq!(page.messages, sent);
+    assert!(!page.has_more);
+    // Paging backwards covers the same messages without overlap.
+    let newest: HistoryPage = bo.get(&format!("/api/rooms/{room}/messages?limit=4")).await;
+    assert!(newest.has_more);
+    assert_eq!(newest.messages, sent[6..]);
+    let older: HistoryPage = bo
+        .get(&format!(
+            "/api/rooms/{room}/messages?limit=4&before={}",
+            newest.messages[0].id
+        ))
+        .await;
+    assert_eq!(older.messages, sent[2..6]);
+    // The chat channel sees the same page, and the session from before the restart still works.
+    let mut chat = bo.chat().await;
+    chat.send(&ClientFrame::History {
+        room,
+        before: None,
+        limit: Some(4),
+    })
+    .await;
+    let ServerFrame::History(page) = chat
+        .expect("history", |f| matches!(f, ServerFrame::History(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(page.messages, sent[6..]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sync_after_reconnect_delivers_what_was_missed() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let first = post_message(&ana, room, "m0", "before").await;
+    let mut missed = Vec::new();
+    for i in 1..=3 {
+        missed.push(post_message(&ana, room, &format!("m{i}"), &format!("missed {i}")).await);
+    }
+    let mut chat = bo.chat().await;
+    assert_eq!(chat.hello().latest_id, missed[2].id);
+    let state = chat
+        .hello()
+        .rooms
+        .iter()
+        .find(|r| r.room.id == room)
+        .cloned()
+        .expect("room in hello");
+    assert_eq!(state.unread, 4);
+    chat.send(&ClientFrame::Sync { since: first.id }).await;
+    let mut got = Vec::new();
+    loop {
+        match chat
+            .expect("sync answer", |f| {
+                matches!(f, ServerFrame::Message(_) | ServerFrame::Synced { .. })
+            })
+            .await
+        {
+            ServerFrame::Message(m) => got.push(m),
+            ServerFrame::Synced {
+                latest_id,
+                has_more,
+            } => {
+                assert_eq!(latest_id, missed[2].id);
+                assert!(!has_more);
+                break;
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(got, missed);
+    // Reading moves the marker and clears the unread count.
+    chat.send(&ClientFrame::Read {
+        room,
+        message_id: missed[2].id,
+    })
+    .await;
+    chat.expect("read", |f| matches!(f, ServerFrame::Read { .. }))
+        .await;
+    let rooms: Vec<RoomState> = bo.get("/api/rooms").await;
+    let state = rooms.iter().find(|r| r.room.id == room).unwrap();
+    assert_eq!((state.unread, state.last_read_id), (0, missed[2].id));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn typing_and_presence_reach_the_others() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let mut bo_chat = bo.chat().await;
+    let ana_chat = ana.chat().await;
+    let ServerFrame::Presence { user, status } = bo_chat
+        .expect(
+            "ana's presence",
+            |f| matches!(f, ServerFrame::Presence { user, .. } if user.name == "ana"),
+        )
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (user.name.as_str(), status),
+        ("ana", PresenceStatus::Online)
+    );
+    let mut ana_chat = ana_chat;
+    ana_chat.send(&ClientFrame::Typing { room }).await;
+    let ServerFrame::Typing { room: r, user } = bo_chat
+        .expect("typing", |f| matches!(f, ServerFrame::Typing { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((r, user.name.as_str()), (room, "ana"));
+    drop(ana_chat);
+    let ServerFrame::Presence { user, status } = bo_chat
+        .expect("offline", |f| {
+            matches!(
+                f,
+                ServerFrame::Presence {
+                    status: PresenceStatus::Offline,
+                    ..
+                }
+            )
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (user.name.as_str(), status),
+        ("ana", PresenceStatus::Offline)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_with_4000_and_resyncs() {
+    let server = TestServer::start_with(|c| {
+        c.limits.send_queue = 4;
+        c.limits.messages_per_second = 10_000;
+        c.limits.message_burst = 10_000;
+        c.chat.write_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let mut slow = bo.chat().await;
+    // Big messages fill the socket buffers quickly; bo reads nothing meanwhile.
+    let body = "x".repeat(60 * 1024);
+    let mut last = 0;
+    for i in 0..400 {
+        last = post_message(&ana, room, &format!("big{i}"), &body).await.id;
+    }
+    // Now bo reads what was buffered, then the close frame.
+    let mut seen = 0;
+    let closed = loop {
+        match tokio::time::timeout(tidings_tests::WAIT, slow.socket.next())
+            .await
+            .expect("frame in time")
+        {
+            Some(Ok(WsMessage::Text(_))) => seen += 1,
+            Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(closed, close::LAGGING);
+    assert!(
+        seen < 400,
+        "bo was cut off before getting everything ({seen})"
+    );
+    // Reconnecting and syncing brings every message, exactly once.
+    let mut chat = bo.chat().await;
+    let mut since = 0;
+    let mut ids = Vec::new();
+    loop {
+        chat.send(&ClientFrame::Sync { since }).await;
+        loop {
+            match chat
+                .expect("sync", |f| {
+                    matches!(f, ServerFrame::Message(_) | ServerFrame::Synced { .. })
+                })
+                .await
+            {
+                ServerFrame::Message(m) => {
+                    since = m.id;
+                    ids.push(m.id);
+                }
+                ServerFrame::Synced { has_more, .. } => {
+                    if has_more {
+                        break;
+                    }
+                    assert_eq!(ids.len(), 400);
+                    assert_eq!(*ids.last().unwrap(), last);
+                    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+                    server.stop().await;
+                    return;
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_acks_in_flight_sends_and_loses_none() {
+    let server = TestServer::start_with(|c| {
+        c.limits.messages_per_second = 10_000;
+        c.limits.message_burst = 10_000;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let room = ana.create_room("ops").await.room.id;
+    let mut chat = ana.chat().await;
+    for i in 0..50 {
+        chat.send(&ClientFrame::Send {
+            room,
+            client_id: format!("s{i}"),
+            body: format!("in flight {i}"),
+        })
+        .await;
+    }
+    // Wait until the server has taken at least one, so the shutdown races the rest.
+    let ServerFrame::Ack { id, .. } = chat
+        .expect("first ack", |f| matches!(f, ServerFrame::Ack { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    let stopping = tokio::spawn(server.stop());
+    let mut acked = vec![id];
+    let closed = loop {
+        match tokio::time::timeout(tidings_tests::WAIT, chat.socket.next())
+            .await
+            .expect("frame in time")
+        {
+            Some(Ok(WsMessage::Text(text))) => {
+                if let ServerFrame::Ack { id, .. } = serde_json::from_str(text.as_str()).unwrap() {
+                    acked.push(id);
+                }
+            }
+            Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(closed, close::GOING_AWAY);
+    let (dir, config, _) = stopping.await.unwrap();
+    // Every acknowledged message is on disk.
+    let store = tidings_store::Store::open(&config.database_path(), Default::default()).unwrap();
+    let stored = store.history(room, None, 200).unwrap();
+    let stored: Vec<i64> = stored.iter().map(|m| m.id).collect();
+    for id in &acked {
+        assert!(stored.contains(id), "acked {id} is not stored: {stored:?}");
+    }
+    store.close().await;
+    drop(dir);
 }
