@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them all: formatting, lints, unit, property, snapshot
+# and end-to-end tests (the real server on loopback with real clients).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The toolchain's formatter and linter; present on a fresh machine of this kind, added if not.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+fi
+
+export CARGO_INCREMENTAL=0
+export CARGO_TERM_COLOR=never
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
