@@ -405,3 +405,87 @@ async fn shutdown_acks_in_flight_sends_and_loses_none() {
     store.close().await;
     drop(dir);
 }
+
+/// Reads server frames from a raw socket (no WebSocket library, so nothing answers pings) until a
+/// close frame; returns its code and the opcodes seen before it.
+async fn raw_until_close(stream: &mut tokio::net::TcpStream) -> (u16, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut opcodes = Vec::new();
+    // Skip the HTTP response head.
+    let mut head_done = false;
+    let deadline = tokio::time::Instant::now() + tidings_tests::WAIT;
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .expect("the server closes in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "connection ended without a close frame; opcodes {opcodes:?}"
+        );
+        buf.extend_from_slice(&chunk[..n]);
+        if !head_done {
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            assert!(
+                buf.starts_with(b"HTTP/1.1 101"),
+                "{}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.drain(..end + 4);
+            head_done = true;
+        }
+        // Parse every complete (unmasked) server frame in the buffer.
+        loop {
+            if buf.len() < 2 {
+                break;
+            }
+            let opcode = buf[0] & 0x0f;
+            let (len, header) = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (
+                    u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                n => (n as usize, 2),
+            };
+            if buf.len() < header + len {
+                break;
+            }
+            let payload: Vec<u8> = buf[header..header + len].to_vec();
+            buf.drain(..header + len);
+            if opcode == 0x8 {
+                return (u16::from_be_bytes([payload[0], payload[1]]), opcodes);
+            }
+            opcodes.push(opcode);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_misses_heartbeats_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(|c| {
+        c.chat.heartbeat = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /api/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: tidings.v1\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.addr, ana.token
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (code, opcodes) = raw_until_close(&mut stream).await;
+    assert_eq!(code, close::HEARTBEAT_TIMEOUT);
+    // Hello (text), then the ping that went unanswered.
+    assert_eq!(opcodes.first(), Some(&0x1));
+    assert!(opcodes.contains(&0x9), "{opcodes:?}");
+    server.stop().await;
+}
