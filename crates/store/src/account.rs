@@ -1,7 +1,6 @@
 //! Accounts: users, the invites that admit them, and their login sessions.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::is_unique_violation;
 use crate::{Millis, SessionId, Store, StoreError, UserId};
@@ -15,32 +14,10 @@ pub enum Role {
     Member,
 }
 
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Member => "member",
-        }
-    }
-}
-
-impl ToSql for Role {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for Role {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        match value.as_str()? {
-            "owner" => Ok(Role::Owner),
-            "member" => Ok(Role::Member),
-            other => Err(FromSqlError::Other(
-                format!("unknown role {other:?}").into(),
-            )),
-        }
-    }
-}
+text_enum!(Role, "role", {
+    Owner => "owner",
+    Member => "member",
+});
 
 /// A user account (without its password hash, which only [`Store::user_by_name`] returns).
 #[derive(Debug, Clone, PartialEq, Eq)]

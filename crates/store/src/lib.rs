@@ -18,6 +18,39 @@
 //! Invariant: message ids increase in commit order and are never reused; they are the clients'
 //! resume cursor, and after-commit hooks (the server's fan-out) see them in ascending order.
 
+/// Stores a fieldless enum as TEXT: one fixed string per variant, and a clear error for any other
+/// string found in the database.
+macro_rules! text_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text,)+
+                }
+            }
+        }
+
+        impl rusqlite::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                match value.as_str()? {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(rusqlite::types::FromSqlError::Other(
+                        format!(concat!("unknown ", $what, " {:?}"), other).into(),
+                    )),
+                }
+            }
+        }
+    };
+}
+
 mod account;
 mod error;
 mod message;

@@ -1,7 +1,6 @@
 //! Rooms: named group rooms anyone may join, two-person DMs, their members and read markers.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::account::{User, user_exists, user_from};
 use crate::error::is_unique_violation;
@@ -16,32 +15,10 @@ pub enum RoomKind {
     Dm,
 }
 
-impl RoomKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            RoomKind::Group => "group",
-            RoomKind::Dm => "dm",
-        }
-    }
-}
-
-impl ToSql for RoomKind {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for RoomKind {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        match value.as_str()? {
-            "group" => Ok(RoomKind::Group),
-            "dm" => Ok(RoomKind::Dm),
-            other => Err(FromSqlError::Other(
-                format!("unknown room kind {other:?}").into(),
-            )),
-        }
-    }
-}
+text_enum!(RoomKind, "room kind", {
+    Group => "group",
+    Dm => "dm",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {
