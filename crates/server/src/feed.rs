@@ -52,6 +52,7 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(query.last_event_id)
+        .filter(|raw| !raw.trim().is_empty())
         .map(|raw| raw.trim().parse::<MessageId>().unwrap_or(-1));
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         let mut err = ApiError::new(ErrorCode::Overloaded, "server at its connection limit");
