@@ -1,3 +1,5 @@
 //! End-to-end tests of the server: real server, real SQLite, real WebSocket/SSE/HTTP clients.
 
+mod bad_input;
 mod chat;
+mod feed;
