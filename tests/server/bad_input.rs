@@ -1064,6 +1064,29 @@ async fn sends_over_the_rate_limit_are_refused_and_not_stored() {
     }
     let refused_over_http = refused_over_http.expect("HTTP sends are rate-limited too");
 
+    // Resending a message that is already stored, while still over the rate, is acknowledged
+    // with the stored message: an outbox draining after a reconnect is not refused.
+    let stored_id = acked.iter().next().expect("something was acked").clone();
+    let response = ana
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/rooms/{}/messages", by.room),
+        )
+        .json(&tidings_proto::v1::SendMessage {
+            client_id: Some(stored_id.clone()),
+            body: "a resend".into(),
+        })
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200, "a duplicate is acknowledged");
+    let resent: tidings_proto::v1::Message = response.json().await.expect("message");
+    assert_eq!(resent.client_id.as_deref(), Some(stored_id.as_str()));
+    assert_ne!(
+        resent.body, "a resend",
+        "the stored message, not the resend"
+    );
+
     // Bo has a bucket of his own.
     by.still_chat().await;
     let stored: BTreeSet<String> = stored_by(&ana, by.room, &ana).await.into_iter().collect();

@@ -57,6 +57,20 @@ pub async fn post(
         ));
     }
     if let Err(not_until) = state.sends.check_key(&author.id) {
+        // A resend of a message already stored (an outbox draining after a reconnect) is
+        // acknowledged even when the user is over the rate: it stores nothing.
+        if let Some(id) = client_id.clone() {
+            let author_id = author.id;
+            let stored = state
+                .read(move |store| store.message_by_client_id(author_id, &id))
+                .await?;
+            if let Some(stored) = stored {
+                return Ok(Sent {
+                    message: wire::message(stored),
+                    duplicate: true,
+                });
+            }
+        }
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         ));

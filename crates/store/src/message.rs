@@ -242,6 +242,22 @@ impl Store {
         Ok(messages)
     }
 
+    /// The message `author` stored with `client_id`, if any: lets a retried send be acknowledged
+    /// without spending anything.
+    pub fn message_by_client_id(
+        &self,
+        author: UserId,
+        client_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let conn = self.reader()?;
+        Ok(conn
+            .prepare_cached(&format!(
+                "{MESSAGE_SELECT} WHERE m.author_id = ?1 AND m.client_id = ?2"
+            ))?
+            .query_row(params![author, client_id], message_from)
+            .optional()?)
+    }
+
     /// The newest message id in the whole store; 0 when there is none.
     pub fn latest_message_id(&self) -> Result<MessageId, StoreError> {
         let conn = self.reader()?;
