@@ -489,3 +489,39 @@ async fn a_client_that_misses_heartbeats_is_closed() {
     assert!(opcodes.contains(&0x9), "{opcodes:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_sends_is_stored_in_the_order_sent() {
+    let server = TestServer::start_with(|c| {
+        c.limits.messages_per_second = 10_000;
+        c.limits.message_burst = 10_000;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let room = ana.create_room("ops").await.room.id;
+    let mut chat = ana.chat().await;
+    for i in 0..100 {
+        chat.send(&ClientFrame::Send {
+            room,
+            client_id: format!("o{i}"),
+            body: format!("{i}"),
+        })
+        .await;
+    }
+    let mut acks = 0;
+    while acks < 100 {
+        if let ServerFrame::Ack { .. } = chat
+            .expect("ack", |f| matches!(f, ServerFrame::Ack { .. }))
+            .await
+        {
+            acks += 1;
+        }
+    }
+    let page: HistoryPage = ana
+        .get(&format!("/api/rooms/{room}/messages?limit=200"))
+        .await;
+    let bodies: Vec<String> = page.messages.iter().map(|m| m.body.clone()).collect();
+    let sent: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    assert_eq!(bodies, sent);
+    server.stop().await;
+}

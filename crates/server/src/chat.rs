@@ -322,18 +322,26 @@ impl Connection {
                 room,
                 client_id,
                 body,
-            } => pending.push(Box::pin(async move {
-                let answer =
-                    message::post(&state, &user, room, Some(client_id.clone()), body).await;
-                Some(match answer {
-                    Ok(sent) => ServerFrame::Ack {
-                        client_id,
-                        id: sent.message.id,
-                        room,
-                    },
-                    Err(err) => error_frame(err, kind, Some(client_id)),
-                })
-            })),
+            } => {
+                // Queued here, in the order frames arrive, so the client's messages are stored
+                // in the order it sent them; only the wait for the commit runs concurrently.
+                let queued =
+                    message::queue(&state, &user, room, Some(client_id.clone()), body).await;
+                pending.push(Box::pin(async move {
+                    let answer = match queued {
+                        Ok(committing) => committing.await,
+                        Err(err) => Err(err),
+                    };
+                    Some(match answer {
+                        Ok(sent) => ServerFrame::Ack {
+                            client_id,
+                            id: sent.message.id,
+                            room,
+                        },
+                        Err(err) => error_frame(err, kind, Some(client_id)),
+                    })
+                }));
+            }
             ClientFrame::Read { room, message_id } => pending.push(Box::pin(async move {
                 // Success is announced by the hub to all of the user's connections.
                 message::mark_read(&state, user.id, room, message_id)

@@ -1,6 +1,7 @@
 //! Posting and reading messages: the one send path shared by the chat channel and the HTTP API,
 //! history pages and read markers.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -10,7 +11,7 @@ use tidings_proto::v1::{
     ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message, MessageId, ReadMarker,
     RoomId, SendMessage, ServerFrame,
 };
-use tidings_store::{Inserted, NewMessage, User, UserId};
+use tidings_store::{Inserted, NewMessage, StoreError, User, UserId};
 
 use crate::app::AppState;
 use crate::auth::Authed;
@@ -27,6 +28,9 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
+/// A send waiting for its commit.
+pub type Committing = Pin<Box<dyn Future<Output = ApiResult<Sent>> + Send>>;
+
 /// Validates, rate-limits and stores a message, then fans it out. Returns once it is durable.
 pub async fn post(
     state: &AppState,
@@ -35,6 +39,20 @@ pub async fn post(
     client_id: Option<String>,
     body: String,
 ) -> ApiResult<Sent> {
+    queue(state, author, room, client_id, body).await?.await
+}
+
+/// Validates and rate-limits a message and queues it to the store, returning as soon as it is
+/// queued; the returned future resolves once it is durable (or refused: an unknown room, a room
+/// the author is not in). Sends queued one after another are stored in that order, which is how
+/// a chat connection keeps a client's messages in the order it sent them.
+pub async fn queue(
+    state: &AppState,
+    author: &User,
+    room: RoomId,
+    client_id: Option<String>,
+    body: String,
+) -> ApiResult<Committing> {
     if body.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::Invalid, "the message is empty"));
     }
@@ -65,10 +83,11 @@ pub async fn post(
                 .read(move |store| store.message_by_client_id(author_id, &id))
                 .await?;
             if let Some(stored) = stored {
-                return Ok(Sent {
+                let sent = Sent {
                     message: wire::message(stored),
                     duplicate: true,
-                });
+                };
+                return Ok(Box::pin(std::future::ready(Ok(sent))));
             }
         }
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -76,7 +95,6 @@ pub async fn post(
         ));
         return Err(ApiError::rate_limited(wait));
     }
-    ensure_member(state, room, author.id).await?;
     let hub = Arc::clone(&state.hub);
     let new = NewMessage {
         room_id: room,
@@ -85,23 +103,32 @@ pub async fn post(
         body,
         sent_at: crate::now_ms(),
     };
-    // Fan-out runs on the store's writer thread right after the commit, in commit order.
-    let inserted = state
+    // Fan-out runs on the store's writer thread right after the commit, in commit order. The
+    // store checks, in the same transaction, that the room exists and the author is in it.
+    let queued = state
         .store
-        .insert_message(new, move |m| {
+        .queue_message(new, move |m| {
             hub.publish_message(&wire::message(m.clone()));
         })
         .await?;
-    Ok(match inserted {
-        Inserted::New(m) => Sent {
-            message: wire::message(m),
-            duplicate: false,
-        },
-        Inserted::Duplicate(m) => Sent {
-            message: wire::message(m),
-            duplicate: true,
-        },
-    })
+    Ok(Box::pin(async move {
+        match queued.await {
+            Ok(Inserted::New(m)) => Ok(Sent {
+                message: wire::message(m),
+                duplicate: false,
+            }),
+            Ok(Inserted::Duplicate(m)) => Ok(Sent {
+                message: wire::message(m),
+                duplicate: true,
+            }),
+            Err(StoreError::NotFound) => Err(ApiError::new(ErrorCode::UnknownRoom, "no such room")),
+            Err(StoreError::NotAllowed) => Err(ApiError::new(
+                ErrorCode::NotMember,
+                "you are not a member of this room",
+            )),
+            Err(err) => Err(err.into()),
+        }
+    }))
 }
 
 /// Reads one page of a room's history for a member.

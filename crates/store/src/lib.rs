@@ -71,6 +71,7 @@ pub use message::{Author, Inserted, Message, NewMessage, parse_mentions};
 pub use room::{Room, RoomKind, RoomSummary};
 
 use pool::{Pool, PooledConnection};
+pub use writer::Queued;
 use writer::Writer;
 
 /// A user's id.
@@ -159,16 +160,6 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.inner.writer.write(work).await
-    }
-
-    /// Like `write`, running `hook` on the writer thread once the write has committed.
-    async fn write_then<T, F, H>(&self, work: F, hook: H) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        H: FnOnce(&T) + Send + 'static,
-    {
-        self.inner.writer.write_then(work, hook).await
     }
 }
 

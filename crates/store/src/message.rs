@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::room::{is_member, load_room};
-use crate::{MessageId, Millis, RoomId, Store, StoreError, UserId};
+use crate::{MessageId, Millis, Queued, RoomId, Store, StoreError, UserId};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,15 +284,31 @@ impl Store {
     where
         F: FnOnce(&Message) + Send + 'static,
     {
-        self.write_then(
-            move |conn| insert(conn, msg),
-            move |inserted: &Inserted| {
-                if let Inserted::New(message) = inserted {
-                    on_commit(message);
-                }
-            },
-        )
-        .await
+        self.queue_message(msg, on_commit).await?.await
+    }
+
+    /// Like [`Store::insert_message`], in two steps: returns once the insert is queued, with a
+    /// future of its result. Messages queued one after another by the same caller commit (and
+    /// get their ids) in that order, however their results are awaited.
+    pub async fn queue_message<F>(
+        &self,
+        msg: NewMessage,
+        on_commit: F,
+    ) -> Result<Queued<Inserted>, StoreError>
+    where
+        F: FnOnce(&Message) + Send + 'static,
+    {
+        self.inner
+            .writer
+            .enqueue(
+                move |conn| insert(conn, msg),
+                Some(move |inserted: &Inserted| {
+                    if let Inserted::New(message) = inserted {
+                        on_commit(message);
+                    }
+                }),
+            )
+            .await
     }
 }
 

@@ -91,6 +91,25 @@ where
     }
 }
 
+/// A write in the writer's queue; resolves to its result once its transaction has committed.
+#[derive(Debug)]
+pub struct Queued<T> {
+    answer: oneshot::Receiver<Result<T, StoreError>>,
+}
+
+impl<T> std::future::Future for Queued<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.answer)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(StoreError::WriterGone)))
+    }
+}
+
 /// The handle through which writes reach the writer thread.
 pub(crate) struct Writer {
     /// `None` once closed. Taken under the lock but never held across an await.
@@ -130,18 +149,22 @@ impl Writer {
         self.submit(work, None::<fn(&T)>).await
     }
 
-    /// Like [`Writer::write`], and runs `hook` on the writer thread right after the commit, before
-    /// the reply, only if `work` succeeded. Hooks run in commit order and must not block.
-    pub(crate) async fn write_then<T, F, H>(&self, work: F, hook: H) -> Result<T, StoreError>
+    async fn submit<T, F, H>(&self, work: F, hook: Option<H>) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         H: FnOnce(&T) + Send + 'static,
     {
-        self.submit(work, Some(hook)).await
+        self.enqueue(work, hook).await?.await
     }
 
-    async fn submit<T, F, H>(&self, work: F, hook: Option<H>) -> Result<T, StoreError>
+    /// Queues a write and returns as soon as it is in the writer's queue; the returned future
+    /// resolves once it has committed. Writes queued one after another commit in that order.
+    pub(crate) async fn enqueue<T, F, H>(
+        &self,
+        work: F,
+        hook: Option<H>,
+    ) -> Result<Queued<T>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -161,8 +184,7 @@ impl Writer {
             reply,
         });
         sender.send(job).await.map_err(|_| StoreError::WriterGone)?;
-        drop(sender);
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        Ok(Queued { answer })
     }
 
     /// Stops accepting writes, lets the thread commit everything already queued, and waits for it.

@@ -245,3 +245,33 @@ async fn concurrent_inserts_reach_hooks_in_id_order() {
     assert!((1..=200).contains(&commits));
     assert_eq!(store.history(general.id, None, 500).unwrap().len(), 200);
 }
+
+#[tokio::test]
+async fn queued_messages_commit_in_queue_order_however_they_are_awaited() {
+    let (_dir, store) = super::store();
+    let ana = super::user(&store, "ana").await;
+    let room = super::room(&store, "general", &ana).await;
+    let mut queued = Vec::new();
+    for i in 0..20 {
+        let body = format!("m{i}");
+        queued.push(
+            store
+                .queue_message(new(room.id, &ana, None, &body, 3_000), |_| {})
+                .await
+                .unwrap(),
+        );
+    }
+    // Await them newest first: the ids still follow the order they were queued in.
+    let mut stored = Vec::new();
+    while let Some(next) = queued.pop() {
+        match next.await.unwrap() {
+            Inserted::New(m) => stored.push(m),
+            other => panic!("expected a new message, got {other:?}"),
+        }
+    }
+    stored.reverse();
+    let bodies: Vec<String> = stored.iter().map(|m| m.body.clone()).collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies, expected);
+    assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
+}
