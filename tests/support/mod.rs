@@ -105,6 +105,11 @@ impl TestServer {
         (self.dir, self.config, self.addr)
     }
 
+    /// Starts a server again on a data dir and address a stopped one left behind.
+    pub async fn serve_again(dir: TempDir, config: Config, addr: SocketAddr) -> TestServer {
+        TestServer::serve(dir, config, Some(addr)).await
+    }
+
     /// Stops the server and starts a new one on the same address and data dir.
     pub async fn restart(self) -> TestServer {
         let (dir, config, addr) = self.stop().await;
@@ -515,4 +520,101 @@ pub async fn post_message(
             },
         )
         .await
+}
+
+/// A client core for `name` (registered with an invite if new), with its own data dir, quick
+/// reconnects, and a notifier that records what it would show.
+pub struct TestClient {
+    pub client: tidings_client::Client,
+    pub events: tokio::sync::broadcast::Receiver<tidings_client::ClientEvent>,
+    pub notes: std::sync::Arc<tidings_client::notify::RecordingNotifier>,
+    pub dir: TempDir,
+}
+
+/// Client options for tests: reconnect quickly, record notifications.
+pub fn client_options(
+    notes: &std::sync::Arc<tidings_client::notify::RecordingNotifier>,
+) -> tidings_client::ClientOptions {
+    tidings_client::ClientOptions {
+        device: "test client".into(),
+        notifier: Some(notes.clone()),
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(500),
+    }
+}
+
+impl TestClient {
+    /// Registers `name` on `server` and logs a client core in as them.
+    pub async fn new(server: &TestServer, name: &str) -> TestClient {
+        drop(server.user(name).await);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let notes = std::sync::Arc::new(tidings_client::notify::RecordingNotifier::new());
+        let client =
+            tidings_client::Client::open(&dir.path().join("client.db"), client_options(&notes))
+                .expect("open client");
+        let events = client.events();
+        client
+            .login(&server.url(""), name, PASSWORD)
+            .await
+            .expect("client login");
+        TestClient {
+            client,
+            events,
+            notes,
+            dir,
+        }
+    }
+
+    /// Stops this client and opens a new one on the same data dir (a restart of the app).
+    pub fn reopen(self) -> TestClient {
+        self.client.shutdown();
+        let client = tidings_client::Client::open(
+            &self.dir.path().join("client.db"),
+            client_options(&self.notes),
+        )
+        .expect("reopen client");
+        let events = client.events();
+        TestClient {
+            client,
+            events,
+            notes: self.notes,
+            dir: self.dir,
+        }
+    }
+
+    /// Waits for an event matching `matches`, skipping others.
+    pub async fn until(
+        &mut self,
+        what: &str,
+        mut matches: impl FnMut(&tidings_client::ClientEvent) -> bool,
+    ) -> tidings_client::ClientEvent {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"));
+            match next {
+                Ok(event) if matches(&event) => return event,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    panic!("test fell {n} events behind")
+                }
+                Err(err) => panic!("event stream ended: {err}"),
+            }
+        }
+    }
+
+    /// Waits until the client is online.
+    pub async fn online(&mut self) {
+        if self.client.state() == tidings_client::ConnectionState::Online {
+            return;
+        }
+        self.until("online", |e| {
+            matches!(
+                e,
+                tidings_client::ClientEvent::State(tidings_client::ConnectionState::Online)
+            )
+        })
+        .await;
+    }
 }

@@ -1,0 +1,287 @@
+//! The server's HTTP API, typed. One [`Api`] per server; the token is passed per call so a
+//! locked client can never send a stale one by accident.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tidings_proto::v1::{
+    CreateRoom, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest, LoginResponse, Me,
+    Message, MessageId, OpenDm, ReadMarker, RegisterRequest, Revoked, Room, RoomId, RoomState,
+    SendMessage, SessionId, SessionInfo, UserRef,
+};
+
+use crate::error::ClientError;
+
+/// How long one HTTP request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// Normalizes a server URL: `http(s)://host[:port][/prefix]`, no trailing slash.
+pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| {
+            ClientError::BadUrl(format!("{url:?} must start with http:// or https://"))
+        })?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(ClientError::BadUrl(format!("{url:?} has no host")));
+    }
+    Ok(url.to_owned())
+}
+
+impl Api {
+    pub fn new(server: &str) -> Result<Api, ClientError> {
+        let base = normalize_server_url(server)?;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(Api { http, base })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&(dyn ErasedJson + Sync)>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_json());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            let bytes = if bytes.is_empty() || status == StatusCode::NO_CONTENT {
+                &b"null"[..]
+            } else {
+                &bytes[..]
+            };
+            return serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()));
+        }
+        let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+            ErrorBody::new(
+                ErrorCode::Unknown,
+                format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+            )
+        });
+        if body.code == ErrorCode::Unauthorized {
+            return Err(ClientError::Locked);
+        }
+        Err(ClientError::Server(body))
+    }
+
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        device: &str,
+    ) -> Result<LoginResponse, ClientError> {
+        let body = LoginRequest {
+            name: name.into(),
+            password: password.into(),
+            device: Some(device.into()),
+        };
+        self.call(Method::POST, "/api/login", None, Some(&body))
+            .await
+    }
+
+    pub async fn register(
+        &self,
+        invite: &str,
+        name: &str,
+        password: &str,
+        device: &str,
+    ) -> Result<LoginResponse, ClientError> {
+        let body = RegisterRequest {
+            invite: invite.into(),
+            name: name.into(),
+            password: password.into(),
+            device: Some(device.into()),
+        };
+        self.call(Method::POST, "/api/register", None, Some(&body))
+            .await
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), ClientError> {
+        self.call::<Option<()>>(Method::POST, "/api/logout", Some(token), None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn me(&self, token: &str) -> Result<Me, ClientError> {
+        self.call(Method::GET, "/api/me", Some(token), None).await
+    }
+
+    pub async fn users(&self, token: &str) -> Result<Vec<UserRef>, ClientError> {
+        self.call(Method::GET, "/api/users", Some(token), None)
+            .await
+    }
+
+    pub async fn rooms(&self, token: &str) -> Result<Vec<RoomState>, ClientError> {
+        self.call(Method::GET, "/api/rooms", Some(token), None)
+            .await
+    }
+
+    pub async fn directory(&self, token: &str) -> Result<Vec<Room>, ClientError> {
+        self.call(Method::GET, "/api/rooms/directory", Some(token), None)
+            .await
+    }
+
+    pub async fn create_room(&self, token: &str, name: &str) -> Result<RoomState, ClientError> {
+        let body = CreateRoom { name: name.into() };
+        self.call(Method::POST, "/api/rooms", Some(token), Some(&body))
+            .await
+    }
+
+    pub async fn open_dm(&self, token: &str, user: &str) -> Result<RoomState, ClientError> {
+        let body = OpenDm { user: user.into() };
+        self.call(Method::POST, "/api/dms", Some(token), Some(&body))
+            .await
+    }
+
+    pub async fn join(&self, token: &str, room: RoomId) -> Result<RoomState, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/rooms/{room}/join"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn leave(&self, token: &str, room: RoomId) -> Result<(), ClientError> {
+        self.call::<Option<()>>(
+            Method::POST,
+            &format!("/api/rooms/{room}/leave"),
+            Some(token),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn history(
+        &self,
+        token: &str,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let mut path = format!("/api/rooms/{room}/messages?limit={limit}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        self.call(Method::GET, &path, Some(token), None).await
+    }
+
+    pub async fn send(
+        &self,
+        token: &str,
+        room: RoomId,
+        client_id: &str,
+        body: &str,
+    ) -> Result<Message, ClientError> {
+        let body = SendMessage {
+            client_id: Some(client_id.into()),
+            body: body.into(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/api/rooms/{room}/messages"),
+            Some(token),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn mark_read(
+        &self,
+        token: &str,
+        room: RoomId,
+        message_id: MessageId,
+    ) -> Result<ReadMarker, ClientError> {
+        let body = ReadMarker { message_id };
+        self.call(
+            Method::POST,
+            &format!("/api/rooms/{room}/read"),
+            Some(token),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn sessions(&self, token: &str) -> Result<Vec<SessionInfo>, ClientError> {
+        self.call(Method::GET, "/api/sessions", Some(token), None)
+            .await
+    }
+
+    pub async fn revoke(&self, token: &str, session: SessionId) -> Result<(), ClientError> {
+        self.call::<Option<()>>(
+            Method::DELETE,
+            &format!("/api/sessions/{session}"),
+            Some(token),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn revoke_others(&self, token: &str) -> Result<Revoked, ClientError> {
+        self.call(Method::DELETE, "/api/sessions", Some(token), None)
+            .await
+    }
+
+    pub async fn invite(&self, token: &str) -> Result<Invite, ClientError> {
+        self.call(Method::POST, "/api/invites", Some(token), None)
+            .await
+    }
+}
+
+/// A request body, whatever its type (keeps `call` non-generic over bodies).
+trait ErasedJson {
+    fn to_json(&self) -> Vec<u8>;
+}
+
+impl<T: Serialize> ErasedJson for T {
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_checked_and_normalized() {
+        assert_eq!(
+            normalize_server_url(" http://127.0.0.1:7878/ ").unwrap(),
+            "http://127.0.0.1:7878"
+        );
+        assert!(normalize_server_url("127.0.0.1:7878").is_err());
+        assert!(normalize_server_url("ftp://x").is_err());
+        assert!(normalize_server_url("http://").is_err());
+    }
+}

@@ -1,0 +1,551 @@
+//! The [`Client`]: one account on one server, online or not.
+//!
+//! A client owns its local store and, while it holds a token, two supervisor tasks: the chat
+//! channel (`chat.rs`) and the event feed (`feed.rs`). Both reconnect by themselves with backoff;
+//! either can lock the client when the server says the session ended. Locking cancels both and
+//! drops the token; unlocking is a new login that starts them again.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tidings_proto::v1::{
+    HistoryPage, MessageId, Millis, RoomId, RoomState, SessionId, SessionInfo, UserRef,
+};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Api;
+use crate::error::ClientError;
+use crate::event::{ClientEvent, ConnectionState, LockCause};
+use crate::notify::{Notifier, NotifyLevel, Policy};
+use crate::store::{Account, LocalStore, Outgoing};
+use crate::{chat, feed};
+
+/// How a client is set up.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Shown in the server's sessions list ("laptop", "tidings-cli").
+    pub device: String,
+    /// Where OS notifications go; `None` raises none.
+    pub notifier: Option<Arc<dyn Notifier>>,
+    /// First reconnect delay ceiling; doubles per failure up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            device: "tidings".to_owned(),
+            notifier: None,
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Frames the UI asks the live chat connection to send; dropped when offline.
+#[derive(Debug, Clone)]
+pub(crate) enum Command {
+    Typing(RoomId),
+}
+
+pub(crate) struct Inner {
+    pub store: LocalStore,
+    pub options: ClientOptions,
+    events: broadcast::Sender<ClientEvent>,
+    live: Mutex<Live>,
+    /// Wakes the chat connection: the outbox has something new.
+    pub outbox_wake: Notify,
+    /// Wakes a waiting reconnect at once (the user asked to retry).
+    pub reconnect_now: Notify,
+    pub policy: Mutex<Policy>,
+    pub commands: Mutex<Option<mpsc::Sender<Command>>>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Default)]
+struct Live {
+    account: Option<Account>,
+    session: Option<CancellationToken>,
+    state: Option<ConnectionState>,
+}
+
+/// One account on one server. Cheap to clone; all clones are the same client.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+pub(crate) fn now_ms() -> Millis {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis::try_from(now.as_millis()).unwrap_or(Millis::MAX)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    pub fn emit(&self, event: ClientEvent) {
+        // No subscriber is fine: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+
+    pub fn set_state(&self, state: ConnectionState) {
+        let changed = {
+            let mut live = lock(&self.live);
+            if matches!(live.state, Some(ConnectionState::Locked))
+                && state != ConnectionState::Locked
+                && live.session.is_none()
+            {
+                // A task finishing after the lock must not report itself online again.
+                return;
+            }
+            let changed = live.state.as_ref() != Some(&state);
+            live.state = Some(state.clone());
+            changed
+        };
+        if changed {
+            self.emit(ClientEvent::State(state));
+        }
+    }
+
+    pub fn state(&self) -> ConnectionState {
+        lock(&self.live)
+            .state
+            .clone()
+            .unwrap_or(ConnectionState::Offline {
+                retry_at: 0,
+                attempt: 0,
+            })
+    }
+
+    pub fn me(&self) -> Option<UserRef> {
+        lock(&self.live).account.as_ref().map(|a| a.user.clone())
+    }
+
+    /// Runs a local store call on the blocking pool.
+    pub async fn local<T, F>(&self, f: F) -> Result<T, ClientError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&LocalStore) -> Result<T, crate::store::LocalError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    }
+
+    /// Ends the session locally: both tasks stop, the token is forgotten, the UI is told.
+    pub async fn lock(self: &Arc<Self>, cause: LockCause) {
+        let session = {
+            let mut live = lock(&self.live);
+            if let Some(account) = live.account.as_mut() {
+                account.token = None;
+                account.session = None;
+            }
+            live.state = Some(ConnectionState::Locked);
+            live.session.take()
+        };
+        *lock(&self.commands) = None;
+        let Some(session) = session else {
+            return;
+        };
+        session.cancel();
+        if let Err(err) = self.local(|s| s.forget_token()).await {
+            tracing::error!(%err, "could not forget the token");
+        }
+        tracing::info!(?cause, "session locked");
+        self.emit(ClientEvent::State(ConnectionState::Locked));
+        self.emit(ClientEvent::Locked(cause));
+    }
+
+    /// The token and API of the live session, or `Locked`.
+    pub fn session(&self) -> Result<(Api, String), ClientError> {
+        let live = lock(&self.live);
+        let account = live.account.as_ref().ok_or(ClientError::NoAccount)?;
+        let token = account.token.clone().ok_or(ClientError::Locked)?;
+        Ok((Api::new(&account.server)?, token))
+    }
+
+    /// Starts the chat and feed tasks for the account's token, unless they run already.
+    fn start(self: &Arc<Self>) -> Result<(), ClientError> {
+        let (api, token) = self.session()?;
+        let cancel = {
+            let mut live = lock(&self.live);
+            if live.session.is_some() {
+                return Ok(());
+            }
+            let cancel = self.shutdown.child_token();
+            live.session = Some(cancel.clone());
+            live.state = None;
+            cancel
+        };
+        let (tx, rx) = mpsc::channel(64);
+        *lock(&self.commands) = Some(tx);
+        tokio::spawn(chat::run(
+            self.clone(),
+            api.clone(),
+            token.clone(),
+            cancel.clone(),
+            rx,
+        ));
+        tokio::spawn(feed::run(self.clone(), api, token, cancel));
+        Ok(())
+    }
+
+    /// Reloads the room list from the server into the cache, and tells the UI.
+    pub async fn refresh_rooms(&self) -> Result<Vec<RoomState>, ClientError> {
+        let (api, token) = self.session()?;
+        let rooms = api.rooms(&token).await?;
+        let saved = rooms.clone();
+        self.local(move |s| s.replace_rooms(&saved)).await?;
+        self.emit(ClientEvent::Rooms(rooms.clone()));
+        Ok(rooms)
+    }
+}
+
+impl Client {
+    /// Opens the client whose local data lives in the SQLite file `path` (created if missing).
+    /// If it holds a live token, the client connects at once; cached rooms and history are
+    /// readable before the network answers. Must be called inside a tokio runtime.
+    pub fn open(path: &Path, options: ClientOptions) -> Result<Client, ClientError> {
+        let store = LocalStore::open(path)?;
+        let account = store.account()?;
+        let me = account.as_ref().map(|a| a.user.id).unwrap_or_default();
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            store,
+            options,
+            events,
+            live: Mutex::new(Live {
+                account: account.clone(),
+                session: None,
+                state: None,
+            }),
+            outbox_wake: Notify::new(),
+            reconnect_now: Notify::new(),
+            policy: Mutex::new(Policy::new(me)),
+            commands: Mutex::new(None),
+            shutdown: CancellationToken::new(),
+        });
+        match account {
+            Some(account) if account.token.is_some() => inner.start()?,
+            Some(_) => lock(&inner.live).state = Some(ConnectionState::Locked),
+            None => {}
+        }
+        Ok(Client { inner })
+    }
+
+    /// Subscribes to the client's events. A subscriber that falls more than 1024 events behind
+    /// gets `Lagged` and should reload what it shows from the cache.
+    pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn state(&self) -> ConnectionState {
+        self.inner.state()
+    }
+
+    /// The account this client belongs to.
+    pub fn account(&self) -> Option<Account> {
+        lock(&self.inner.live).account.clone()
+    }
+
+    /// Logs in to `server` as `name` and connects. Logging in as another account than the one
+    /// cached here clears the cache first.
+    pub async fn login(
+        &self,
+        server: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<UserRef, ClientError> {
+        let api = Api::new(server)?;
+        let answer = api
+            .login(name, password, &self.inner.options.device)
+            .await?;
+        self.adopt(api, answer).await
+    }
+
+    /// Creates an account with an invite code, logs in and connects.
+    pub async fn register(
+        &self,
+        server: &str,
+        invite: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<UserRef, ClientError> {
+        let api = Api::new(server)?;
+        let answer = api
+            .register(invite, name, password, &self.inner.options.device)
+            .await?;
+        self.adopt(api, answer).await
+    }
+
+    async fn adopt(
+        &self,
+        api: Api,
+        answer: tidings_proto::v1::LoginResponse,
+    ) -> Result<UserRef, ClientError> {
+        let account = Account {
+            server: api.base().to_owned(),
+            user: answer.user.clone(),
+            token: Some(answer.token),
+            session: Some(answer.session.id),
+        };
+        let previous = self.account();
+        let same = previous
+            .as_ref()
+            .is_some_and(|p| p.server == account.server && p.user.id == account.user.id);
+        // A new login replaces any live session of this client.
+        self.inner.lock_quietly();
+        let saved = account.clone();
+        self.inner
+            .local(move |s| {
+                if !same {
+                    s.replace_rooms(&[])?;
+                }
+                s.save_account(&saved)
+            })
+            .await?;
+        {
+            let mut live = lock(&self.inner.live);
+            live.account = Some(account);
+        }
+        {
+            let mut policy = lock(&self.inner.policy);
+            *policy = Policy::new(answer.user.id);
+        }
+        self.inner.start()?;
+        if previous.is_some_and(|p| p.token.is_none()) && same {
+            self.inner.emit(ClientEvent::Unlocked);
+        }
+        Ok(answer.user)
+    }
+
+    /// Locks the client now: logs the session out on the server (best effort) and forgets the
+    /// token. History, drafts and the outbox stay.
+    pub async fn lock_now(&self) {
+        if let Ok((api, token)) = self.inner.session() {
+            self.inner.lock(LockCause::Manual).await;
+            if let Err(err) = api.logout(&token).await {
+                tracing::warn!(%err, "could not log the session out on the server");
+            }
+        }
+    }
+
+    /// Unlocks with the password of the account this client belongs to. Then the outbox drains
+    /// and sync resumes.
+    pub async fn unlock(&self, password: &str) -> Result<(), ClientError> {
+        let account = self.account().ok_or(ClientError::NoAccount)?;
+        let api = Api::new(&account.server)?;
+        let answer = api
+            .login(&account.user.name, password, &self.inner.options.device)
+            .await?;
+        if answer.user.id != account.user.id {
+            return Err(ClientError::Protocol(
+                "the server answered for another user".into(),
+            ));
+        }
+        self.adopt(api, answer).await.map(|_| ())
+    }
+
+    /// The cached rooms (available offline).
+    pub async fn rooms(&self) -> Result<Vec<RoomState>, ClientError> {
+        self.inner.local(|s| s.rooms()).await
+    }
+
+    /// Reloads the room list from the server.
+    pub async fn refresh_rooms(&self) -> Result<Vec<RoomState>, ClientError> {
+        self.inner.refresh_rooms().await
+    }
+
+    /// Finds a cached room by `#name`, `name`, `@user` (a DM) or id.
+    pub async fn find_room(&self, name: &str) -> Result<Option<RoomState>, ClientError> {
+        let name = name.to_owned();
+        self.inner
+            .local(move |s| match name.parse::<RoomId>() {
+                Ok(id) => s.room(id),
+                Err(_) => s.room_by_name(&name),
+            })
+            .await
+    }
+
+    /// One page of a room's history, oldest first: from the cache, filled from the server when
+    /// the cache has less than asked and the client is unlocked.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let cached = self
+            .inner
+            .local(move |s| s.history(room, before, limit))
+            .await?;
+        if cached.len() >= limit as usize {
+            return Ok(HistoryPage {
+                room,
+                messages: cached,
+                has_more: true,
+            });
+        }
+        let Ok((api, token)) = self.inner.session() else {
+            return Ok(HistoryPage {
+                room,
+                messages: cached,
+                has_more: false,
+            });
+        };
+        match api.history(&token, room, before, limit).await {
+            Ok(page) => {
+                let me = self.inner.me().map(|u| u.id).unwrap_or_default();
+                let messages = page.messages.clone();
+                self.inner
+                    .local(move |s| s.save_messages(&messages, me))
+                    .await?;
+                Ok(page)
+            }
+            Err(ClientError::Locked) => {
+                self.inner.lock(LockCause::Rejected).await;
+                Err(ClientError::Locked)
+            }
+            // Offline: what the cache has is the best answer.
+            Err(ClientError::Unreachable(_)) => Ok(HistoryPage {
+                room,
+                messages: cached,
+                has_more: false,
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Sends a message: it goes to the outbox first (durably), then out as soon as the chat
+    /// channel is up; it survives restarts and is never stored twice by the server.
+    pub async fn send(&self, room: RoomId, body: &str) -> Result<Outgoing, ClientError> {
+        let body = body.to_owned();
+        let outgoing = self
+            .inner
+            .local(move |s| s.enqueue(room, &body, now_ms()))
+            .await?;
+        self.inner.outbox_wake.notify_one();
+        Ok(outgoing)
+    }
+
+    /// Messages written but not yet stored by the server.
+    pub async fn outbox(&self) -> Result<Vec<Outgoing>, ClientError> {
+        self.inner.local(|s| s.outbox()).await
+    }
+
+    /// Moves the read marker of a room (locally at once, on the server when online).
+    pub async fn mark_read(&self, room: RoomId, message_id: MessageId) -> Result<(), ClientError> {
+        let me = self.inner.me().map(|u| u.id).unwrap_or_default();
+        self.inner
+            .local(move |s| s.set_read(room, message_id, me))
+            .await?;
+        let (api, token) = self.inner.session()?;
+        api.mark_read(&token, room, message_id).await?;
+        Ok(())
+    }
+
+    /// Tells the room the user is typing (dropped when offline).
+    pub fn typing(&self, room: RoomId) {
+        if let Some(tx) = lock(&self.inner.commands).as_ref() {
+            let _ = tx.try_send(Command::Typing(room));
+        }
+    }
+
+    pub async fn set_draft(&self, room: RoomId, text: &str) -> Result<(), ClientError> {
+        let text = text.to_owned();
+        self.inner.local(move |s| s.set_draft(room, &text)).await
+    }
+
+    pub async fn draft(&self, room: RoomId) -> Result<Option<String>, ClientError> {
+        self.inner.local(move |s| s.draft(room)).await
+    }
+
+    /// This account's live sessions.
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>, ClientError> {
+        let (api, token) = self.inner.session()?;
+        self.locking(api.sessions(&token).await).await
+    }
+
+    pub async fn revoke(&self, session: SessionId) -> Result<(), ClientError> {
+        let (api, token) = self.inner.session()?;
+        self.locking(api.revoke(&token, session).await).await
+    }
+
+    /// Revokes every session of this account but this one; returns how many.
+    pub async fn revoke_others(&self) -> Result<usize, ClientError> {
+        let (api, token) = self.inner.session()?;
+        let revoked = self.locking(api.revoke_others(&token).await).await?;
+        Ok(revoked.revoked.len())
+    }
+
+    /// The server API with this session's token, for what the client does not wrap.
+    pub fn api(&self) -> Result<(Api, String), ClientError> {
+        self.inner.session()
+    }
+
+    /// A 401 from any call locks the client.
+    async fn locking<T>(&self, result: Result<T, ClientError>) -> Result<T, ClientError> {
+        if let Err(ClientError::Locked) = &result {
+            self.inner.lock(LockCause::Rejected).await;
+        }
+        result
+    }
+
+    /// Which room the user is looking at (open and focused): it raises no notifications.
+    pub fn set_focused_room(&self, room: Option<RoomId>) {
+        lock(&self.inner.policy).set_focused_room(room);
+    }
+
+    pub async fn set_do_not_disturb(&self, on: bool) -> Result<(), ClientError> {
+        self.inner.local(move |s| s.set_do_not_disturb(on)).await?;
+        lock(&self.inner.policy).set_do_not_disturb(on);
+        Ok(())
+    }
+
+    pub async fn set_room_notify_level(
+        &self,
+        room: RoomId,
+        level: Option<NotifyLevel>,
+    ) -> Result<(), ClientError> {
+        self.inner
+            .local(move |s| s.set_notify_level(room, level))
+            .await?;
+        lock(&self.inner.policy).set_room_level(room, level);
+        Ok(())
+    }
+
+    pub async fn set_default_notify_level(&self, level: NotifyLevel) -> Result<(), ClientError> {
+        self.inner
+            .local(move |s| s.set_default_notify_level(level))
+            .await?;
+        lock(&self.inner.policy).set_default_level(level);
+        Ok(())
+    }
+
+    /// Retries the connection now instead of waiting for the backoff.
+    pub fn reconnect_now(&self) {
+        self.inner.reconnect_now.notify_waiters();
+    }
+
+    /// Stops every task of this client. The local data stays as it is.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+}
+
+impl Inner {
+    /// Stops the live session's tasks without telling anyone (a new login replaces it).
+    fn lock_quietly(&self) {
+        let session = lock(&self.live).session.take();
+        if let Some(session) = session {
+            session.cancel();
+        }
+        *lock(&self.commands) = None;
+    }
+}

@@ -1,0 +1,87 @@
+//! Where the client resumes: the chat channel's `sync` cursor and the feed's `Last-Event-ID`.
+
+use tidings_proto::v1::MessageId;
+
+use super::{LocalError, LocalStore};
+
+impl LocalStore {
+    /// The highest message id the client has stored (0 when none): where `sync` resumes. It is
+    /// the higher of the newest cached message and the recorded cursor, which is kept because
+    /// cached messages can be deleted (with their room) and the cursor must never move back.
+    pub fn cursor(&self) -> Result<MessageId, LocalError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT max(cursor, (SELECT coalesce(max(id), 0) FROM messages)) FROM state",
+            )?;
+            Ok(stmt.query_row([], |row| row.get(0))?)
+        })
+    }
+
+    /// Records `id` as the cursor if it is ahead of the recorded one; the cursor only moves
+    /// forward.
+    pub fn set_cursor(&self, id: MessageId) -> Result<(), LocalError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached("UPDATE state SET cursor = max(cursor, ?1)")?;
+            stmt.execute([id])?;
+            Ok(())
+        })
+    }
+
+    /// The SSE feed's `Last-Event-ID` (`None`: never connected).
+    pub fn feed_cursor(&self) -> Result<Option<String>, LocalError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT feed_cursor FROM state")?;
+            Ok(stmt.query_row([], |row| row.get(0))?)
+        })
+    }
+
+    /// Records the feed's `Last-Event-ID`. It is opaque to the client, so it is stored as given.
+    pub fn set_feed_cursor(&self, id: &str) -> Result<(), LocalError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached("UPDATE state SET feed_cursor = ?1")?;
+            stmt.execute([id])?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixture::{group, message};
+
+    #[test]
+    fn cursor_starts_at_zero_and_only_moves_forward() {
+        let store = LocalStore::open_in_memory().unwrap();
+        assert_eq!(store.cursor().unwrap(), 0);
+        store.set_cursor(10).unwrap();
+        assert_eq!(store.cursor().unwrap(), 10);
+        store.set_cursor(3).unwrap();
+        assert_eq!(store.cursor().unwrap(), 10);
+    }
+
+    #[test]
+    fn cursor_follows_saved_messages_and_survives_their_deletion() {
+        let store = LocalStore::open_in_memory().unwrap();
+        store.upsert_room(&group(1, "ops")).unwrap();
+        store.save_messages(&[message(7, 1, 2, "a")], 1).unwrap();
+        assert_eq!(store.cursor().unwrap(), 7);
+        store.set_cursor(5).unwrap();
+        assert_eq!(store.cursor().unwrap(), 7);
+
+        // The room leaves the list and its messages go; the cursor stays.
+        store.replace_rooms(&[]).unwrap();
+        assert!(store.history(1, None, 10).unwrap().is_empty());
+        assert_eq!(store.cursor().unwrap(), 7);
+    }
+
+    #[test]
+    fn feed_cursor_is_stored_as_given() {
+        let store = LocalStore::open_in_memory().unwrap();
+        assert_eq!(store.feed_cursor().unwrap(), None);
+        store.set_feed_cursor("17").unwrap();
+        assert_eq!(store.feed_cursor().unwrap().as_deref(), Some("17"));
+        store.set_feed_cursor("16:reset").unwrap();
+        assert_eq!(store.feed_cursor().unwrap().as_deref(), Some("16:reset"));
+    }
+}

@@ -1,0 +1,191 @@
+//! A connection that never loses a message.
+
+use std::time::Instant;
+
+use tidings_client::{ClientEvent, ConnectionState};
+use tidings_proto::v1::Message;
+use tidings_tests::{TestClient, TestServer, WAIT};
+
+/// Waits until `client`'s cache holds `count` messages of `room`; returns them, oldest first.
+async fn cached(client: &mut TestClient, room: i64, count: usize) -> Vec<Message> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page = client.client.history(room, None, 500).await.unwrap();
+        if page.messages.len() >= count {
+            return page.messages;
+        }
+        // Not there yet: wait for the next message to reach this client.
+        let next = tokio::time::timeout_at(deadline, client.events.recv()).await;
+        assert!(
+            next.is_ok(),
+            "{} of {count} messages cached",
+            page.messages.len()
+        );
+    }
+}
+
+/// Waits until `client`'s outbox is empty.
+async fn drained(client: &mut TestClient) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = client.client.outbox().await.unwrap();
+        if left.is_empty() {
+            return;
+        }
+        let next = tokio::time::timeout_at(deadline, client.events.recv()).await;
+        assert!(next.is_ok(), "outbox not drained: {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_restart_mid_conversation_loses_and_duplicates_nothing() {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    let mut bo = TestClient::new(&server, "bo").await;
+    let mut cy = TestClient::new(&server, "cy").await;
+    let owner = server.owner().await;
+    let room = owner.create_room("ops").await.room.id;
+    for c in [&ana, &bo, &cy] {
+        let (api, token) = c.client.api().unwrap();
+        api.join(&token, room).await.unwrap();
+    }
+    for c in [&mut ana, &mut bo, &mut cy] {
+        c.online().await;
+    }
+    // Before the restart.
+    for i in 0..5 {
+        ana.client.send(room, &format!("ana {i}")).await.unwrap();
+        bo.client.send(room, &format!("bo {i}")).await.unwrap();
+    }
+    cached(&mut cy, room, 10).await;
+
+    // The server goes away mid-conversation; sends keep going into the outboxes.
+    let (dir, config, addr) = server.stop().await;
+    for c in [&mut ana, &mut bo, &mut cy] {
+        c.until("offline", |e| {
+            matches!(e, ClientEvent::State(ConnectionState::Offline { .. }))
+        })
+        .await;
+    }
+    for i in 5..10 {
+        ana.client.send(room, &format!("ana {i}")).await.unwrap();
+        bo.client.send(room, &format!("bo {i}")).await.unwrap();
+    }
+    assert_eq!(ana.client.outbox().await.unwrap().len(), 5);
+
+    // A new server on the same address and data dir: everyone comes back by themselves.
+    let server = TestServer::serve_again(dir, config, addr).await;
+    let mut all = Vec::new();
+    for c in [&mut ana, &mut bo, &mut cy] {
+        c.online().await;
+        all.push(cached(c, room, 20).await);
+    }
+    for c in [&mut ana, &mut bo] {
+        drained(c).await;
+    }
+    // The server holds each message once, in each author's order; every client the same list.
+    let page: tidings_proto::v1::HistoryPage = owner
+        .at(&server)
+        .get(&format!("/api/rooms/{room}/messages?limit=200"))
+        .await;
+    assert_eq!(page.messages.len(), 20, "stored exactly once");
+    for author in ["ana", "bo"] {
+        let order: Vec<String> = page
+            .messages
+            .iter()
+            .filter(|m| m.author.name == author)
+            .map(|m| m.body.clone())
+            .collect();
+        let expected: Vec<String> = (0..10).map(|i| format!("{author} {i}")).collect();
+        assert_eq!(order, expected);
+    }
+    for cache in &all {
+        assert_eq!(
+            cache, &page.messages,
+            "every client has the server's history"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_restarted_with_a_full_outbox_still_delivers_it() {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    let bo = server.user("bo").await;
+    let room = bo.create_room("ops").await.room.id;
+    let (api, token) = ana.client.api().unwrap();
+    api.join(&token, room).await.unwrap();
+    ana.online().await;
+
+    let (dir, config, addr) = server.stop().await;
+    ana.until("offline", |e| {
+        matches!(e, ClientEvent::State(ConnectionState::Offline { .. }))
+    })
+    .await;
+    ana.client.send(room, "written offline").await.unwrap();
+    ana.client.set_draft(room, "half a thought").await.unwrap();
+    // The app quits and starts again while the server is still down.
+    let mut ana = ana.reopen();
+    assert_eq!(ana.client.outbox().await.unwrap().len(), 1);
+    let server = TestServer::serve_again(dir, config, addr).await;
+    let sent = ana
+        .until("sent", |e| matches!(e, ClientEvent::Sent { .. }))
+        .await;
+    let ClientEvent::Sent { message_id, .. } = sent else {
+        unreachable!()
+    };
+    let page: tidings_proto::v1::HistoryPage = bo
+        .at(&server)
+        .get(&format!("/api/rooms/{room}/messages"))
+        .await;
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.messages[0].id, message_id);
+    assert_eq!(page.messages[0].body, "written offline");
+    assert!(ana.client.outbox().await.unwrap().is_empty());
+    assert_eq!(
+        ana.client.draft(room).await.unwrap().as_deref(),
+        Some("half a thought")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_feed_resumes_after_a_restart_and_alerts_for_what_was_missed() {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    let bo = server.user("bo").await;
+    let room = bo.create_room("ops").await.room.id;
+    let (api, token) = ana.client.api().unwrap();
+    api.join(&token, room).await.unwrap();
+    ana.client.refresh_rooms().await.unwrap();
+    ana.online().await;
+    tidings_tests::post_message(&bo, room, "b1", "before").await;
+    ana.until("first notification", |e| {
+        matches!(e, ClientEvent::Notified(_))
+    })
+    .await;
+
+    let server = server.restart().await;
+    let bo = bo.at(&server);
+    tidings_tests::post_message(&bo, room, "b2", "after @ana").await;
+    let ClientEvent::Notified(note) = ana
+        .until("notification after the restart", |e| {
+            matches!(e, ClientEvent::Notified(n) if n.message_id > 0 && n.body.contains("after"))
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(note.room, room);
+    // Two alerts, no duplicate: the recorder saw exactly the two messages.
+    let shown = ana.notes.shown();
+    let ids: Vec<i64> = shown.iter().map(|n| n.message_id).collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(ids, unique, "no alert twice: {shown:?}");
+    let started = Instant::now();
+    cached(&mut ana, room, 2).await;
+    assert!(started.elapsed() < WAIT);
+    server.stop().await;
+}

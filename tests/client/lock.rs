@@ -1,0 +1,101 @@
+//! The session lock: revocation reaches the client within a second; unlocking keeps everything.
+
+use std::time::Instant;
+
+use tidings_client::{ClientError, ClientEvent, ConnectionState, LockCause};
+use tidings_tests::{PASSWORD, TestClient, TestServer};
+
+#[tokio::test]
+async fn revoking_from_another_login_locks_the_client_within_a_second() {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    let bo = server.user("bo").await;
+    let room = bo.create_room("ops").await.room.id;
+    let (api, token) = ana.client.api().unwrap();
+    api.join(&token, room).await.unwrap();
+    ana.online().await;
+    tidings_tests::post_message(&bo, room, "b1", "history to keep").await;
+    ana.until("message", |e| matches!(e, ClientEvent::Message(_)))
+        .await;
+    ana.client.set_draft(room, "draft to keep").await.unwrap();
+
+    let session = ana.client.account().unwrap().session.unwrap();
+    // Ana's phone revokes every other session.
+    let phone = server.login("ana", PASSWORD).await;
+    let revoked_at = Instant::now();
+    let revoked: tidings_proto::v1::Revoked = {
+        let response = phone
+            .request(reqwest::Method::DELETE, "/api/sessions")
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    };
+    assert!(revoked.revoked.contains(&session), "{revoked:?}");
+    let ClientEvent::Locked(cause) = ana
+        .until("lock", |e| matches!(e, ClientEvent::Locked(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    let took = revoked_at.elapsed();
+    assert!(took.as_millis() < 1000, "locked after {took:?}");
+    assert_eq!(cause, LockCause::Revoked);
+    assert_eq!(ana.client.state(), ConnectionState::Locked);
+
+    // Locked: nothing goes out with the old token, and sends wait in the outbox.
+    assert!(matches!(
+        ana.client.sessions().await,
+        Err(ClientError::Locked)
+    ));
+    ana.client.send(room, "written while locked").await.unwrap();
+    assert_eq!(ana.client.outbox().await.unwrap().len(), 1);
+    let history = ana.client.history(room, None, 50).await.unwrap();
+    assert_eq!(
+        history.messages.len(),
+        1,
+        "cached history readable while locked"
+    );
+
+    // A wrong password does not unlock.
+    assert!(ana.client.unlock("wrong password").await.is_err());
+    assert_eq!(ana.client.state(), ConnectionState::Locked);
+
+    ana.client.unlock(PASSWORD).await.unwrap();
+    ana.until("unlocked", |e| matches!(e, ClientEvent::Unlocked))
+        .await;
+    ana.until("outbox drained", |e| matches!(e, ClientEvent::Sent { .. }))
+        .await;
+    assert!(ana.client.outbox().await.unwrap().is_empty());
+    assert_eq!(
+        ana.client.draft(room).await.unwrap().as_deref(),
+        Some("draft to keep")
+    );
+    let history = ana.client.history(room, None, 50).await.unwrap();
+    let bodies: Vec<&str> = history.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["history to keep", "written while locked"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn lock_now_ends_the_session_on_the_server_too() {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    ana.online().await;
+    let (_, old_token) = ana.client.api().unwrap();
+    ana.client.lock_now().await;
+    ana.until("lock", |e| {
+        matches!(e, ClientEvent::Locked(LockCause::Manual))
+    })
+    .await;
+    let response = tidings_tests::http_client()
+        .get(server.url("/api/me"))
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "the old token is dead");
+    ana.client.unlock(PASSWORD).await.unwrap();
+    ana.online().await;
+    server.stop().await;
+}

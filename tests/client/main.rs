@@ -1,0 +1,5 @@
+//! End-to-end tests of the client core against the real server: reconnects, the outbox, the
+//! feed's resume, the session lock, and notifications.
+
+mod connection;
+mod lock;
