@@ -9,7 +9,8 @@
 //!
 //! An alert raises nothing when it is the user's own message, when its room is the focused one
 //! (open in a focused window), when the room's level is [`NotifyLevel::Nothing`], when the level
-//! is [`NotifyLevel::Mentions`] and the message does not mention the user, or while "do not
+//! is [`NotifyLevel::Mentions`] and the message neither mentions the user nor is a direct
+//! message (a DM is addressed to the user, so it counts as a mention), or while "do not
 //! disturb" is on (mentions included). Every other alert raises a notification.
 //!
 //! # Bursts
@@ -170,7 +171,7 @@ impl Policy {
         room_label: &str,
         now: Instant,
     ) -> Option<Notification> {
-        if !self.wants(alert) {
+        if !self.wants(alert, !room_label.starts_with('#')) {
             return None;
         }
         self.bursts
@@ -200,7 +201,7 @@ impl Policy {
     }
 
     /// Whether the alert passes the rules, bursts aside.
-    fn wants(&self, alert: &MessageAlert) -> bool {
+    fn wants(&self, alert: &MessageAlert, direct: bool) -> bool {
         if alert.author.id == self.me
             || self.focused_room == Some(alert.room)
             || self.do_not_disturb
@@ -209,7 +210,8 @@ impl Policy {
         }
         match self.level(alert.room) {
             NotifyLevel::All => true,
-            NotifyLevel::Mentions => alert.mentions_you,
+            // A direct message is addressed to the user: it counts as a mention.
+            NotifyLevel::Mentions => alert.mentions_you || direct,
             NotifyLevel::Nothing => false,
         }
     }
@@ -478,10 +480,8 @@ mod tests {
         policy.set_room_level(DEV, Some(NotifyLevel::All));
         assert_eq!(policy.level(OPS), NotifyLevel::Mentions);
         assert_eq!(at(&mut policy, t0, secs(0), &alert(OPS, 5, ANA, "x")), None);
-        assert_eq!(
-            at(&mut policy, t0, secs(0), &alert(DM_ANA, 6, ANA, "x")),
-            None
-        );
+        // A direct message counts as a mention: "mentions only" still lets it through.
+        assert!(at(&mut policy, t0, secs(0), &alert(DM_ANA, 6, ANA, "x")).is_some());
         assert!(at(&mut policy, t0, secs(0), &mention(OPS, 7, ANA, "@me")).is_some());
         assert!(at(&mut policy, t0, secs(0), &alert(DEV, 8, BOB, "x")).is_some());
     }
