@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need and runs them all: formatting, lints, unit, property, snapshot
-# and end-to-end tests (the real server on loopback with real clients).
+# Installs what the tests need and runs them all: formatting, lints, the UI's build and tests,
+# unit, property, snapshot and end-to-end tests (the real server on loopback with real clients).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,10 @@ fi
 
 export CARGO_INCREMENTAL=0
 export CARGO_TERM_COLOR=never
+
+# System packages and the UI's npm packages; then the UI itself, which the desktop app embeds.
+./scripts/deps.sh --test
+(cd ui && npm run build && npm test)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

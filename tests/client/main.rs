@@ -3,3 +3,4 @@
 
 mod connection;
 mod lock;
+mod notify;

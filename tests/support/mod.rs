@@ -3,6 +3,9 @@
 //!
 //! Every wait is bounded by [`WAIT`]; nothing sleeps. A helper that does not see what it waits for
 //! panics with what it saw instead, so a failing test says why.
+//!
+//! [`dbus`]: a private D-Bus session bus with a recording notification service, for tests of
+//! desktop notifications.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +29,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
+
+#[cfg(all(unix, not(target_os = "macos")))]
+pub mod dbus;
 
 /// The longest any test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);

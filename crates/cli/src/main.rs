@@ -15,7 +15,8 @@ use tidings_client::notify::{DesktopNotifier, Notifier};
 use tidings_client::{
     Client, ClientError, ClientEvent, ClientOptions, ConnectionState, room_label,
 };
-use tidings_proto::v1::{ErrorCode, Message, RoomState};
+use tidings_proto::v1::{ErrorCode, Message, RoomState, SessionState, SessionStatus};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Debug, Parser)]
@@ -165,12 +166,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     };
     let client =
         Client::open(&path, options).with_context(|| format!("opening {}", path.display()))?;
-    let result = command(&client, cli.command).await;
+    // At once: the client connects as it opens, and `tail` must not miss what that brings (the
+    // first connection state, the messages synced since the last run, the session's status).
+    let events = client.events();
+    let result = command(&client, cli.command, events).await;
     client.shutdown();
     result
 }
 
-async fn command(client: &Client, command: Command) -> Result<(), Failure> {
+async fn command(
+    client: &Client,
+    command: Command,
+    mut events: broadcast::Receiver<ClientEvent>,
+) -> Result<(), Failure> {
     match command {
         Command::Login { url, user } => {
             let password = password(&format!("password for {user}: "))?;
@@ -198,7 +206,6 @@ async fn command(client: &Client, command: Command) -> Result<(), Failure> {
                 }
                 Some(text) => text.to_owned(),
             };
-            let mut events = client.events();
             let outgoing = client.send(room.room.id, &text).await?;
             let sent = tokio::time::timeout(Duration::from_secs(15), async {
                 loop {
@@ -254,7 +261,7 @@ async fn command(client: &Client, command: Command) -> Result<(), Failure> {
             };
             let mut names: std::collections::HashMap<i64, String> =
                 rooms.iter().map(|r| (r.room.id, room_label(r))).collect();
-            let mut events = client.events();
+            let mut session = None;
             // Flushing after each line keeps `tidings tail | …` live.
             let mut out = std::io::stdout();
             loop {
@@ -271,6 +278,12 @@ async fn command(client: &Client, command: Command) -> Result<(), Failure> {
                         names = rooms.iter().map(|r| (r.room.id, room_label(r))).collect();
                     }
                     Ok(ClientEvent::State(state)) => eprintln!("tidings: {}", state_line(&state)),
+                    // The feed repeats the status every few seconds: say when it changes.
+                    Ok(ClientEvent::Session(status)) => {
+                        if session.replace(status.state) != Some(status.state) {
+                            eprintln!("tidings: {}", session_line(&status));
+                        }
+                    }
                     Ok(ClientEvent::Locked(cause)) => {
                         return Err(Failure {
                             code: 4,
@@ -382,6 +395,21 @@ fn state_line(state: &ConnectionState) -> String {
             )
         }
         ConnectionState::Locked => "locked".into(),
+    }
+}
+
+fn session_line(status: &SessionStatus) -> String {
+    match status.state {
+        SessionState::Active => "session active".into(),
+        SessionState::Expiring => {
+            let left = status.expires_at.min(status.idle_expires_at) - status.now;
+            format!(
+                "session ends in {} min; `tidings login` starts a new one",
+                (left / 60_000).max(0)
+            )
+        }
+        SessionState::Expired => "session expired".into(),
+        SessionState::Revoked => "session revoked".into(),
     }
 }
 

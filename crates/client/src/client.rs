@@ -373,6 +373,25 @@ impl Client {
             .await
     }
 
+    /// One page of a room's history from the cache only, oldest first (instant, and offline).
+    pub async fn cached_history(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let messages = self
+            .inner
+            .local(move |s| s.history(room, before, limit))
+            .await?;
+        let has_more = messages.len() >= limit as usize;
+        Ok(HistoryPage {
+            room,
+            messages,
+            has_more,
+        })
+    }
+
     /// One page of a room's history, oldest first: from the cache, filled from the server when
     /// the cache has less than asked and the client is unlocked.
     pub async fn history(
@@ -506,6 +525,15 @@ impl Client {
         self.inner.local(move |s| s.set_do_not_disturb(on)).await?;
         lock(&self.inner.policy).set_do_not_disturb(on);
         Ok(())
+    }
+
+    pub async fn do_not_disturb(&self) -> Result<bool, ClientError> {
+        self.inner.local(|s| s.do_not_disturb()).await
+    }
+
+    /// The notification level in force for a room (its own, else the default).
+    pub async fn room_notify_level(&self, room: RoomId) -> Result<NotifyLevel, ClientError> {
+        self.inner.local(move |s| s.notify_level(room)).await
     }
 
     pub async fn set_room_notify_level(

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building (and, with --test, testing) Tidings needs on a fresh machine, skipping
+# whatever is already there: Debian packages, then the UI's npm packages (from the lock file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Building the desktop app: WebKitGTK (pulls in GTK, libsoup, JavaScriptCore, D-Bus) and the
+# tray icon's indicator library.
+packages=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev pkg-config build-essential)
+if [[ "${1:-}" == "--test" ]]; then
+    # Testing: a virtual display, the WebKit WebDriver, a D-Bus session bus, screenshots.
+    packages+=(xvfb xauth webkit2gtk-driver dbus dbus-daemon dbus-x11 x11-utils xdotool imagemagick)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    sudo=""
+    [[ $(id -u) == 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The desktop app's end-to-end tests drive the real window through tauri-driver (a WebDriver
+# front for WebKitWebDriver), kept in the workspace's .tools/ so it needs no system install.
+if [[ "${1:-}" == "--test" ]] && [[ ! -x .tools/bin/tauri-driver ]]; then
+    cargo install tauri-driver --locked --root .tools
+fi
+
+# The UI's packages, exactly as locked.
+if [[ ! -d ui/node_modules ]] || [[ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]]; then
+    (cd ui && npm ci --no-audit --no-fund)
+fi

@@ -1,0 +1,291 @@
+//! The commands the UI invokes: each a short adapter over the client core (or, for hosting, the
+//! server library). No protocol and no SQL here.
+
+use serde::Serialize;
+use serde_json::Value;
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+use tidings_client::notify::NotifyLevel;
+use tidings_proto::v1::{
+    HistoryPage, MessageId, Room, RoomId, RoomState, SessionId, SessionInfo, UserRef,
+};
+
+use crate::Desktop;
+use crate::error::{CommandError, CommandResult};
+use crate::host::{Host, HostInfo};
+use crate::view::state_json;
+
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    server: String,
+    user: UserRef,
+    locked: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppStatus {
+    account: Option<AccountView>,
+    state: Value,
+    hosting: Option<HostInfo>,
+    dnd: bool,
+}
+
+#[tauri::command]
+pub async fn status(desktop: State<'_, Desktop>) -> CommandResult<AppStatus> {
+    let account = desktop.client.account().map(|a| AccountView {
+        server: a.server,
+        user: a.user,
+        locked: a.token.is_none(),
+    });
+    Ok(AppStatus {
+        account,
+        state: state_json(&desktop.client.state()),
+        hosting: desktop.host_info(),
+        dnd: desktop.client.do_not_disturb().await?,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Hosted {
+    host: HostInfo,
+    invite: String,
+}
+
+#[tauri::command]
+pub async fn host_group(
+    desktop: State<'_, Desktop>,
+    owner: String,
+    password: String,
+    lan: bool,
+) -> CommandResult<Hosted> {
+    let (host, invite) = Host::create(&desktop.data_dir, &owner, &password, lan).await?;
+    let info = host.info();
+    desktop.client.login(&host.local, &owner, &password).await?;
+    desktop.set_host(host);
+    Ok(Hosted { host: info, invite })
+}
+
+#[tauri::command]
+pub async fn join_server(
+    desktop: State<'_, Desktop>,
+    url: String,
+    name: String,
+    password: String,
+    invite: Option<String>,
+) -> CommandResult<UserRef> {
+    let client = &desktop.client;
+    Ok(match invite.filter(|i| !i.trim().is_empty()) {
+        Some(invite) => client.register(&url, &invite, &name, &password).await?,
+        None => client.login(&url, &name, &password).await?,
+    })
+}
+
+#[tauri::command]
+pub async fn rooms(desktop: State<'_, Desktop>) -> CommandResult<Vec<RoomState>> {
+    let client = desktop.client.clone();
+    // The cache answers now; the server's list follows as a `rooms` event.
+    tokio::spawn(async move { client.refresh_rooms().await });
+    Ok(desktop.client.rooms().await?)
+}
+
+#[tauri::command]
+pub async fn history(
+    desktop: State<'_, Desktop>,
+    room: RoomId,
+    before: Option<MessageId>,
+    limit: u32,
+    pages: Channel<HistoryPage>,
+) -> CommandResult<()> {
+    let cached = desktop.client.cached_history(room, before, limit).await?;
+    let complete = cached.messages.len() >= limit as usize;
+    pages.send(cached).map_err(CommandError::internal)?;
+    if !complete {
+        let page = desktop.client.history(room, before, limit).await?;
+        pages.send(page).map_err(CommandError::internal)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Queued {
+    client_id: String,
+}
+
+#[tauri::command]
+pub async fn send(
+    desktop: State<'_, Desktop>,
+    room: RoomId,
+    body: String,
+) -> CommandResult<Queued> {
+    let outgoing = desktop.client.send(room, &body).await?;
+    Ok(Queued {
+        client_id: outgoing.client_id,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pending {
+    client_id: String,
+    room: RoomId,
+    body: String,
+    created_at: i64,
+}
+
+#[tauri::command]
+pub async fn outbox(desktop: State<'_, Desktop>) -> CommandResult<Vec<Pending>> {
+    Ok(desktop
+        .client
+        .outbox()
+        .await?
+        .into_iter()
+        .map(|o| Pending {
+            client_id: o.client_id,
+            room: o.room,
+            body: o.body,
+            created_at: o.created_at,
+        })
+        .collect())
+}
+
+// Arguments arrive with the contract's snake_case names, not Tauri's default camelCase.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn mark_read(
+    desktop: State<'_, Desktop>,
+    app: AppHandle,
+    room: RoomId,
+    message_id: MessageId,
+) -> CommandResult<()> {
+    let result = desktop.client.mark_read(room, message_id).await;
+    crate::tray::refresh_unread(&app, &desktop.client).await;
+    Ok(result?)
+}
+
+#[tauri::command]
+pub fn typing(desktop: State<'_, Desktop>, room: RoomId) {
+    desktop.client.typing(room);
+}
+
+#[tauri::command]
+pub async fn set_draft(
+    desktop: State<'_, Desktop>,
+    room: RoomId,
+    text: String,
+) -> CommandResult<()> {
+    Ok(desktop.client.set_draft(room, &text).await?)
+}
+
+#[tauri::command]
+pub async fn draft(desktop: State<'_, Desktop>, room: RoomId) -> CommandResult<Option<String>> {
+    Ok(desktop.client.draft(room).await?)
+}
+
+#[tauri::command]
+pub fn set_focused_room(desktop: State<'_, Desktop>, room: Option<RoomId>) {
+    desktop.client.set_focused_room(room);
+}
+
+#[tauri::command]
+pub async fn create_room(desktop: State<'_, Desktop>, name: String) -> CommandResult<RoomState> {
+    let (api, token) = desktop.client.api()?;
+    let room = api.create_room(&token, &name).await?;
+    desktop.client.refresh_rooms().await?;
+    Ok(room)
+}
+
+#[tauri::command]
+pub async fn open_dm(desktop: State<'_, Desktop>, user: String) -> CommandResult<RoomState> {
+    let (api, token) = desktop.client.api()?;
+    let room = api.open_dm(&token, &user).await?;
+    desktop.client.refresh_rooms().await?;
+    Ok(room)
+}
+
+#[tauri::command]
+pub async fn join_room(desktop: State<'_, Desktop>, room: RoomId) -> CommandResult<RoomState> {
+    let (api, token) = desktop.client.api()?;
+    let room = api.join(&token, room).await?;
+    desktop.client.refresh_rooms().await?;
+    Ok(room)
+}
+
+#[tauri::command]
+pub async fn directory(desktop: State<'_, Desktop>) -> CommandResult<Vec<Room>> {
+    let (api, token) = desktop.client.api()?;
+    Ok(api.directory(&token).await?)
+}
+
+#[tauri::command]
+pub async fn users(desktop: State<'_, Desktop>) -> CommandResult<Vec<UserRef>> {
+    let (api, token) = desktop.client.api()?;
+    Ok(api.users(&token).await?)
+}
+
+#[derive(Debug, Serialize)]
+pub struct InviteCode {
+    code: String,
+}
+
+#[tauri::command]
+pub async fn invite(desktop: State<'_, Desktop>) -> CommandResult<InviteCode> {
+    let (api, token) = desktop.client.api()?;
+    Ok(InviteCode {
+        code: api.invite(&token).await?.code,
+    })
+}
+
+#[tauri::command]
+pub async fn lock_now(desktop: State<'_, Desktop>) -> CommandResult<()> {
+    desktop.client.lock_now().await;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn unlock(desktop: State<'_, Desktop>, password: String) -> CommandResult<()> {
+    Ok(desktop.client.unlock(&password).await?)
+}
+
+#[tauri::command]
+pub async fn sessions(desktop: State<'_, Desktop>) -> CommandResult<Vec<SessionInfo>> {
+    Ok(desktop.client.sessions().await?)
+}
+
+#[tauri::command]
+pub async fn revoke(desktop: State<'_, Desktop>, session: SessionId) -> CommandResult<()> {
+    Ok(desktop.client.revoke(session).await?)
+}
+
+#[tauri::command]
+pub async fn set_room_level(
+    desktop: State<'_, Desktop>,
+    room: RoomId,
+    level: Option<NotifyLevel>,
+) -> CommandResult<()> {
+    Ok(desktop.client.set_room_notify_level(room, level).await?)
+}
+
+#[tauri::command]
+pub async fn room_level(desktop: State<'_, Desktop>, room: RoomId) -> CommandResult<NotifyLevel> {
+    Ok(desktop.client.room_notify_level(room).await?)
+}
+
+#[tauri::command]
+pub async fn set_dnd(desktop: State<'_, Desktop>, app: AppHandle, on: bool) -> CommandResult<()> {
+    desktop.client.set_do_not_disturb(on).await?;
+    crate::tray::show_dnd(&app, on);
+    Ok(())
+}
+
+/// Opens an http(s) link in the system browser; anything else is refused.
+#[tauri::command]
+pub fn open_link(app: AppHandle, url: String) -> CommandResult<()> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(CommandError::new(
+            "invalid",
+            "only http and https links open",
+        ));
+    }
+    use tauri_plugin_opener::OpenerExt;
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(CommandError::internal)
+}

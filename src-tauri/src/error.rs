@@ -1,0 +1,61 @@
+//! The one error type commands reject with: `{ "code": ..., "message": ... }`, where `code` is a
+//! protocol error code or one of the shell's own (`unreachable`, `locked`, `internal`).
+
+use serde::Serialize;
+use tidings_client::ClientError;
+
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    pub code: String,
+    pub message: String,
+}
+
+impl CommandError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        CommandError {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(%err, "command failed");
+        CommandError::new("internal", err.to_string())
+    }
+}
+
+impl From<ClientError> for CommandError {
+    fn from(err: ClientError) -> Self {
+        let code = match &err {
+            ClientError::BadUrl(_) => "bad_url".to_owned(),
+            ClientError::Unreachable(_) => "unreachable".to_owned(),
+            ClientError::Locked => "locked".to_owned(),
+            ClientError::NoAccount => "no_account".to_owned(),
+            ClientError::Server(body) => serde_json::to_value(body.code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".to_owned()),
+            ClientError::Protocol(_) | ClientError::Local(_) => "internal".to_owned(),
+        };
+        CommandError {
+            code,
+            message: err.to_string(),
+        }
+    }
+}
+
+impl From<tidings_server::ApiError> for CommandError {
+    fn from(err: tidings_server::ApiError) -> Self {
+        let code = serde_json::to_value(err.body.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned());
+        CommandError {
+            code,
+            message: err.body.message,
+        }
+    }
+}
+
+pub type CommandResult<T> = Result<T, CommandError>;

@@ -1,0 +1,183 @@
+//! The Tidings desktop app: a thin Tauri shell.
+//!
+//! Wiring only. The client core ([`tidings_client::Client`]) does the talking, caching and
+//! notifying; in local server mode the server library runs in-process (`host.rs`). This crate
+//! turns client events into UI events (`view.rs`), UI calls into client calls (`commands.rs`),
+//! and owns the window, the tray (`tray.rs`) and single-instance behaviour.
+//!
+//! Invariant: no protocol and no SQL here.
+
+mod commands;
+mod error;
+mod host;
+mod tray;
+mod view;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
+use tidings_client::notify::{DesktopNotifier, Notifier};
+use tidings_client::{Client, ClientEvent, ClientOptions};
+
+use crate::host::{Host, HostInfo};
+
+/// The app's state, shared by every command.
+pub struct Desktop {
+    pub client: Client,
+    pub data_dir: PathBuf,
+    host: Mutex<Option<Host>>,
+}
+
+impl Desktop {
+    pub fn host_info(&self) -> Option<HostInfo> {
+        self.host
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Host::info)
+    }
+
+    pub fn set_host(&self, host: Host) {
+        *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host);
+    }
+}
+
+/// Where the app keeps its data: `TIDINGS_APP_DATA` when set (tests), else the platform's app
+/// data dir.
+fn data_dir(app: &AppHandle) -> tauri::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("TIDINGS_APP_DATA") {
+        return Ok(PathBuf::from(dir));
+    }
+    app.path().app_data_dir()
+}
+
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TIDINGS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            // A second launch: bring the running one forward instead.
+            tray::show_main(app);
+        }))
+        .plugin(tauri_plugin_opener::init())
+        .setup(|app| {
+            let handle = app.handle().clone();
+            let data = data_dir(&handle)?;
+            std::fs::create_dir_all(&data)?;
+            let clicked = handle.clone();
+            let notifier: Arc<dyn Notifier> = Arc::new(DesktopNotifier::new(
+                "Tidings",
+                Some(Arc::new(move |room| {
+                    tray::show_main(&clicked);
+                    let _ = clicked.emit("open_room", serde_json::json!({ "room": room }));
+                })),
+            ));
+            // The hosted server first, so the client finds it when it connects.
+            let host = tauri::async_runtime::block_on(Host::resume(&data))
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
+            let client = tauri::async_runtime::block_on(async {
+                Client::open(
+                    &data.join("client.db"),
+                    ClientOptions {
+                        device: "Tidings desktop".into(),
+                        notifier: Some(notifier),
+                        ..ClientOptions::default()
+                    },
+                )
+            })
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
+            forward_events(&handle, &client);
+            app.manage(Desktop {
+                client,
+                data_dir: data,
+                host: Mutex::new(host),
+            });
+            let items = tray::build(&handle)?;
+            app.manage(items);
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                // Closing keeps Tidings in the tray; Quit is in the tray menu.
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::host_group,
+            commands::join_server,
+            commands::rooms,
+            commands::history,
+            commands::send,
+            commands::outbox,
+            commands::mark_read,
+            commands::typing,
+            commands::set_draft,
+            commands::draft,
+            commands::set_focused_room,
+            commands::create_room,
+            commands::open_dm,
+            commands::join_room,
+            commands::directory,
+            commands::users,
+            commands::invite,
+            commands::lock_now,
+            commands::unlock,
+            commands::sessions,
+            commands::revoke,
+            commands::set_room_level,
+            commands::room_level,
+            commands::set_dnd,
+            commands::open_link,
+        ])
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("tidings: cannot start: {err}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let RunEvent::Exit = event
+            && let Some(desktop) = handle.try_state::<Desktop>()
+        {
+            desktop.client.shutdown();
+        }
+    });
+}
+
+/// Forwards every client event to the UI, and keeps the tray's unread count current.
+fn forward_events(app: &AppHandle, client: &Client) {
+    let mut events = client.events();
+    let app = app.clone();
+    let client = client.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some((name, payload)) = view::event(&event) {
+                        let _ = app.emit(name, payload);
+                    }
+                    if matches!(
+                        event,
+                        ClientEvent::Rooms(_) | ClientEvent::Message(_) | ClientEvent::Read { .. }
+                    ) {
+                        tray::refresh_unread(&app, &client).await;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(n, "the UI fell behind the client's events");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}

@@ -1,0 +1,171 @@
+// Writing a message: Enter sends, Shift+Enter starts a new line. Each room keeps its draft (saved
+// through the shell, debounced), and typing is announced at most once every few seconds.
+
+import { h } from './dom';
+import { commands, type RoomId } from './ipc';
+
+const DRAFT_SAVE_MS = 500;
+const TYPING_EVERY_MS = 3000;
+const MAX_HEIGHT_PX = 200;
+
+export interface ComposerHooks {
+  /** Sends `body` to `room`; rejects with a message for the person if it could not. */
+  send(room: RoomId, body: string): Promise<void>;
+  /** Something went wrong that the person should hear about. */
+  notice(text: string): void;
+}
+
+export class Composer {
+  readonly element: HTMLFormElement;
+  private readonly textarea: HTMLTextAreaElement;
+  private readonly label: HTMLLabelElement;
+  private readonly button: HTMLButtonElement;
+  private room: RoomId | null = null;
+  /** The drafts known here, so switching rooms shows a draft at once. */
+  private drafts = new Map<RoomId, string>();
+  private saveTimer: number | null = null;
+  private lastTyping = new Map<RoomId, number>();
+
+  constructor(private readonly hooks: ComposerHooks) {
+    this.textarea = h('textarea', {
+      id: 'composer-input',
+      class: 'composer-input',
+      testid: 'composer',
+      rows: 1,
+      autocomplete: 'off',
+      spellcheck: 'true',
+    });
+    this.label = h('label', { for: 'composer-input', class: 'visually-hidden' }, 'Message');
+    this.button = h('button', { type: 'submit', class: 'primary' }, 'Send');
+    this.element = h('form', { class: 'composer' }, this.label, this.textarea, this.button);
+
+    this.element.addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.submit();
+    });
+    this.textarea.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey) {
+        event.preventDefault();
+        void this.submit();
+      }
+    });
+    this.textarea.addEventListener('input', () => this.onInput());
+    this.setRoom(null, '');
+  }
+
+  /** Switches to another room's draft, saving the current one first. */
+  setRoom(room: RoomId | null, title: string): void {
+    if (room === this.room) return;
+    this.flush();
+    this.room = room;
+    const disabled = room === null;
+    this.textarea.disabled = disabled;
+    this.button.disabled = disabled;
+    const placeholder = disabled ? 'Pick a room to start talking' : `Message ${title}`;
+    this.textarea.placeholder = placeholder;
+    this.label.textContent = placeholder;
+    if (room === null) {
+      this.setValue('');
+      return;
+    }
+    const known = this.drafts.get(room);
+    this.setValue(known ?? '');
+    if (known === undefined) {
+      commands
+        .draft(room)
+        .then((text) => {
+          // Only if the person has not started typing in the meantime.
+          if (this.room === room && this.textarea.value === '' && text !== null) {
+            this.drafts.set(room, text);
+            this.setValue(text);
+          }
+        })
+        .catch(() => undefined);
+    }
+  }
+
+  setTitle(title: string): void {
+    if (this.room === null) return;
+    this.textarea.placeholder = `Message ${title}`;
+    this.label.textContent = `Message ${title}`;
+  }
+
+  focus(): void {
+    if (!this.textarea.disabled) this.textarea.focus();
+  }
+
+  /** Saves the open room's draft now (before a room switch, a lock, or closing). */
+  flush(): void {
+    if (this.saveTimer === null) return;
+    window.clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    if (this.room !== null) this.saveDraft(this.room, this.textarea.value);
+  }
+
+  private saveDraft(room: RoomId, text: string): void {
+    commands.setDraft(room, text).catch(() => undefined);
+  }
+
+  private setValue(text: string): void {
+    this.textarea.value = text;
+    this.autosize();
+  }
+
+  private onInput(): void {
+    this.autosize();
+    const room = this.room;
+    if (room === null) return;
+    const text = this.textarea.value;
+    this.drafts.set(room, text);
+    if (this.saveTimer !== null) window.clearTimeout(this.saveTimer);
+    this.saveTimer = window.setTimeout(() => {
+      this.saveTimer = null;
+      this.saveDraft(room, text);
+    }, DRAFT_SAVE_MS);
+
+    if (text.trim() !== '') {
+      const now = Date.now();
+      if (now - (this.lastTyping.get(room) ?? 0) >= TYPING_EVERY_MS) {
+        this.lastTyping.set(room, now);
+        commands.typing(room).catch(() => undefined);
+      }
+    }
+  }
+
+  private autosize(): void {
+    const ta = this.textarea;
+    ta.style.height = 'auto';
+    // Not laid out (hidden, or not in the document yet): leave it to the stylesheet.
+    if (ta.scrollHeight === 0) {
+      ta.style.height = '';
+      return;
+    }
+    ta.style.height = `${Math.min(ta.scrollHeight, MAX_HEIGHT_PX)}px`;
+  }
+
+  private async submit(): Promise<void> {
+    const room = this.room;
+    if (room === null) return;
+    const text = this.textarea.value;
+    const body = text.trim();
+    if (body === '') return;
+    if (this.saveTimer !== null) window.clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    this.drafts.set(room, '');
+    this.setValue('');
+    this.saveDraft(room, '');
+    // A new message ends "typing": the next keystroke may announce again.
+    this.lastTyping.delete(room);
+    try {
+      await this.hooks.send(room, body);
+    } catch (err) {
+      // Give the text back rather than lose it.
+      if (this.room === room && this.textarea.value === '') {
+        this.drafts.set(room, text);
+        this.setValue(text);
+        this.saveDraft(room, text);
+      }
+      this.hooks.notice(err instanceof Error ? err.message : String(err));
+    }
+  }
+}

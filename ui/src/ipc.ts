@@ -1,0 +1,257 @@
+// The only way the UI talks to the Rust shell: one typed wrapper per command and per event of the
+// desktop contract. Wire shapes are the protocol's JSON (ids are numbers, times are unix ms).
+
+import { Channel, invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+
+export type UserId = number;
+export type RoomId = number;
+export type MessageId = number;
+export type SessionId = number;
+/** Milliseconds since the Unix epoch. */
+export type Millis = number;
+
+export interface UserRef {
+  id: UserId;
+  name: string;
+}
+
+export type RoomKind = 'group' | 'dm';
+
+/** A room, without anything specific to the user looking at it. */
+export interface Room {
+  id: RoomId;
+  kind: RoomKind;
+  /** The name of a group room; absent for a DM. */
+  name?: string;
+  /** The other member of a DM. */
+  dm_peer?: UserRef;
+}
+
+/** A room the user is a member of, with the user's read position in it. */
+export interface RoomState extends Room {
+  last_read_id: MessageId;
+  latest_id: MessageId;
+  unread: number;
+  unread_mentions: number;
+}
+
+/** A stored message. `body` is plain text and is never rendered as HTML. */
+export interface Message {
+  id: MessageId;
+  room: RoomId;
+  author: UserRef;
+  body: string;
+  sent_at: Millis;
+  client_id?: string;
+  mentions?: UserId[];
+}
+
+/** One page of history, oldest message first. */
+export interface HistoryPage {
+  room: RoomId;
+  messages: Message[];
+  has_more: boolean;
+}
+
+export interface SessionInfo {
+  id: SessionId;
+  device: string;
+  created_at: Millis;
+  last_seen_at: Millis;
+  expires_at: Millis;
+  current: boolean;
+}
+
+export type ConnState =
+  | { state: 'connecting' }
+  | { state: 'online' }
+  | { state: 'offline'; retry_at: Millis; attempt: number }
+  | { state: 'locked' };
+
+export interface HostInfo {
+  address: string;
+  lan: boolean;
+}
+
+export interface Account {
+  server: string;
+  user: UserRef;
+  locked: boolean;
+}
+
+export interface AppStatus {
+  account: Account | null;
+  state: ConnState;
+  hosting: HostInfo | null;
+  dnd: boolean;
+}
+
+export interface Hosted {
+  host: HostInfo;
+  invite: string;
+}
+
+/** A message waiting in the outbox for the server's ack. */
+export interface OutboxItem {
+  client_id: string;
+  room: RoomId;
+  body: string;
+  created_at: Millis;
+}
+
+export type NotifyLevel = 'all' | 'mentions' | 'nothing';
+export type LockCause = 'expired' | 'revoked' | 'rejected' | 'manual';
+export type PresenceStatus = 'online' | 'offline';
+export type SessionState = 'active' | 'expiring' | 'expired' | 'revoked';
+
+/** What a command rejects with. Match on `code`; `message` is for people. */
+export interface AppError {
+  code: string;
+  message: string;
+}
+
+export interface SentEvent {
+  client_id: string;
+  room: RoomId;
+  message_id: MessageId;
+}
+
+export interface SendFailedEvent {
+  client_id: string;
+  room: RoomId;
+  error: AppError;
+}
+
+export interface TypingEvent {
+  room: RoomId;
+  user: UserRef;
+}
+
+export interface PresenceEvent {
+  user: UserRef;
+  status: PresenceStatus;
+}
+
+export interface ReadEvent {
+  room: RoomId;
+  message_id: MessageId;
+}
+
+export interface SessionEvent {
+  state: SessionState;
+  now: Millis;
+  expires_at: Millis;
+  idle_expires_at: Millis;
+}
+
+/** Every event the shell emits, by name, with its payload. */
+export interface EventMap {
+  state: ConnState;
+  rooms: RoomState[];
+  message: Message;
+  sent: SentEvent;
+  send_failed: SendFailedEvent;
+  typing: TypingEvent;
+  presence: PresenceEvent;
+  read: ReadEvent;
+  session: SessionEvent;
+  locked: { cause: LockCause };
+  unlocked: null;
+  open_room: { room: RoomId };
+  dnd: boolean;
+}
+
+/** Turns whatever a rejected command gave into an `AppError`. */
+export function toAppError(err: unknown): AppError {
+  if (typeof err === 'object' && err !== null) {
+    const rec = err as Record<string, unknown>;
+    const code = typeof rec['code'] === 'string' ? rec['code'] : 'internal';
+    const message =
+      typeof rec['message'] === 'string' && rec['message'] !== '' ? rec['message'] : code;
+    return { code, message };
+  }
+  if (typeof err === 'string' && err !== '') {
+    return { code: 'internal', message: err };
+  }
+  return { code: 'internal', message: 'Something went wrong.' };
+}
+
+export const commands = {
+  status: (): Promise<AppStatus> => invoke<AppStatus>('status'),
+
+  hostGroup: (owner: string, password: string, lan: boolean): Promise<Hosted> =>
+    invoke<Hosted>('host_group', { owner, password, lan }),
+
+  joinServer: (url: string, name: string, password: string, invite: string | null): Promise<UserRef> =>
+    invoke<UserRef>('join_server', { url, name, password, invite }),
+
+  rooms: (): Promise<RoomState[]> => invoke<RoomState[]>('rooms'),
+
+  /** Streams pages over a channel (the cached page first, then the server's); resolves when done. */
+  history: (
+    room: RoomId,
+    before: MessageId | null,
+    limit: number,
+    onPage: (page: HistoryPage) => void,
+  ): Promise<null> => {
+    const pages = new Channel<HistoryPage>();
+    pages.onmessage = onPage;
+    return invoke<null>('history', { room, before, limit, pages });
+  },
+
+  send: (room: RoomId, body: string): Promise<{ client_id: string }> =>
+    invoke<{ client_id: string }>('send', { room, body }),
+
+  outbox: (): Promise<OutboxItem[]> => invoke<OutboxItem[]>('outbox'),
+
+  markRead: (room: RoomId, messageId: MessageId): Promise<null> =>
+    invoke<null>('mark_read', { room, message_id: messageId }),
+
+  typing: (room: RoomId): Promise<null> => invoke<null>('typing', { room }),
+
+  setDraft: (room: RoomId, text: string): Promise<null> => invoke<null>('set_draft', { room, text }),
+
+  draft: (room: RoomId): Promise<string | null> => invoke<string | null>('draft', { room }),
+
+  setFocusedRoom: (room: RoomId | null): Promise<null> =>
+    invoke<null>('set_focused_room', { room }),
+
+  createRoom: (name: string): Promise<RoomState> => invoke<RoomState>('create_room', { name }),
+
+  openDm: (user: string): Promise<RoomState> => invoke<RoomState>('open_dm', { user }),
+
+  joinRoom: (room: RoomId): Promise<RoomState> => invoke<RoomState>('join_room', { room }),
+
+  directory: (): Promise<Room[]> => invoke<Room[]>('directory'),
+
+  users: (): Promise<UserRef[]> => invoke<UserRef[]>('users'),
+
+  invite: (): Promise<{ code: string }> => invoke<{ code: string }>('invite'),
+
+  lockNow: (): Promise<null> => invoke<null>('lock_now'),
+
+  unlock: (password: string): Promise<null> => invoke<null>('unlock', { password }),
+
+  sessions: (): Promise<SessionInfo[]> => invoke<SessionInfo[]>('sessions'),
+
+  revoke: (session: SessionId): Promise<null> => invoke<null>('revoke', { session }),
+
+  setRoomLevel: (room: RoomId, level: NotifyLevel | null): Promise<null> =>
+    invoke<null>('set_room_level', { room, level }),
+
+  roomLevel: (room: RoomId): Promise<NotifyLevel | null> =>
+    invoke<NotifyLevel | null>('room_level', { room }),
+
+  setDnd: (on: boolean): Promise<null> => invoke<null>('set_dnd', { on }),
+
+  openLink: (url: string): Promise<null> => invoke<null>('open_link', { url }),
+};
+
+/** Subscribes to one shell event; resolves once the subscription is in place. */
+export function on<K extends keyof EventMap>(
+  name: K,
+  handler: (payload: EventMap[K]) => void,
+): Promise<UnlistenFn> {
+  return listen<EventMap[K]>(name, (event) => handler(event.payload));
+}

@@ -1,0 +1,325 @@
+// The sidebar's room list (group rooms as "#name", DMs by the peer's name, with unread counts, a
+// mention highlight and the peer's presence) and the ways to get a new room: create one, start a
+// DM, join from the directory, and (owner) invite someone to the server.
+
+import { openDialog, type Dialog } from './dialog';
+import { busy, h, setText } from './dom';
+import {
+  commands,
+  toAppError,
+  type PresenceStatus,
+  type Room,
+  type RoomId,
+  type RoomState,
+  type UserId,
+  type UserRef,
+} from './ipc';
+
+/** How a room is named to people. */
+export function roomTitle(room: Room): string {
+  if (room.kind === 'group') return `#${room.name ?? `room ${room.id}`}`;
+  return room.dm_peer?.name ?? 'Direct message';
+}
+
+function sortKey(room: Room): string {
+  return (room.kind === 'group' ? room.name : room.dm_peer?.name)?.toLowerCase() ?? '';
+}
+
+interface Entry {
+  li: HTMLLIElement;
+  button: HTMLButtonElement;
+  name: HTMLElement;
+  badge: HTMLElement;
+  dot: HTMLElement | null;
+}
+
+export class RoomList {
+  readonly element: HTMLElement;
+  private readonly groups: HTMLUListElement;
+  private readonly dms: HTMLUListElement;
+  private readonly groupsEmpty: HTMLElement;
+  private readonly dmsEmpty: HTMLElement;
+  private entries = new Map<RoomId, Entry>();
+
+  constructor(private readonly select: (room: RoomId) => void) {
+    this.groups = h('ul', { class: 'room-group', 'aria-labelledby': 'rooms-heading' });
+    this.dms = h('ul', { class: 'room-group', 'aria-labelledby': 'dms-heading' });
+    this.groupsEmpty = h('p', { class: 'muted small' }, 'No rooms yet.');
+    this.dmsEmpty = h('p', { class: 'muted small' }, 'No direct messages yet.');
+    this.element = h(
+      'nav',
+      { class: 'room-list', testid: 'room-list', 'aria-label': 'Rooms' },
+      h('h2', { id: 'rooms-heading', class: 'sidebar-heading' }, 'Rooms'),
+      this.groups,
+      this.groupsEmpty,
+      h('h2', { id: 'dms-heading', class: 'sidebar-heading' }, 'Direct messages'),
+      this.dms,
+      this.dmsEmpty,
+    );
+  }
+
+  /** Brings the list in line with `rooms`, updating entries in place (focus stays put). */
+  render(
+    rooms: Iterable<RoomState>,
+    current: RoomId | null,
+    presence: ReadonlyMap<UserId, PresenceStatus>,
+  ): void {
+    const sorted = [...rooms].sort(
+      (a, b) => sortKey(a).localeCompare(sortKey(b)) || a.id - b.id,
+    );
+    const seen = new Set<RoomId>();
+    const groupItems: HTMLLIElement[] = [];
+    const dmItems: HTMLLIElement[] = [];
+    for (const room of sorted) {
+      seen.add(room.id);
+      const entry = this.entry(room);
+      this.update(entry, room, room.id === current, presence);
+      (room.kind === 'group' ? groupItems : dmItems).push(entry.li);
+    }
+    for (const [id, entry] of this.entries) {
+      if (!seen.has(id)) {
+        entry.li.remove();
+        this.entries.delete(id);
+      }
+    }
+    order(this.groups, groupItems);
+    order(this.dms, dmItems);
+    this.groupsEmpty.hidden = groupItems.length > 0;
+    this.dmsEmpty.hidden = dmItems.length > 0;
+  }
+
+  private entry(room: RoomState): Entry {
+    const existing = this.entries.get(room.id);
+    const wantsDot = room.kind === 'dm';
+    if (existing !== undefined && (existing.dot !== null) === wantsDot) return existing;
+    existing?.li.remove();
+    const name = h('span', { class: 'room-name' });
+    const badge = h('span', { class: 'badge', hidden: true });
+    const dot = wantsDot ? h('span', { class: 'presence', 'aria-hidden': 'true' }) : null;
+    const button = h(
+      'button',
+      { type: 'button', class: 'room', testid: `room-${room.id}` },
+      dot,
+      name,
+      badge,
+    );
+    button.addEventListener('click', () => this.select(room.id));
+    const entry: Entry = { li: h('li', {}, button), button, name, badge, dot };
+    this.entries.set(room.id, entry);
+    return entry;
+  }
+
+  private update(
+    entry: Entry,
+    room: RoomState,
+    isCurrent: boolean,
+    presence: ReadonlyMap<UserId, PresenceStatus>,
+  ): void {
+    const { button, name, badge, dot } = entry;
+    const title = roomTitle(room);
+    setText(name, title);
+    button.setAttribute('data-unread', String(room.unread));
+    button.setAttribute('data-mentions', String(room.unread_mentions));
+    if (isCurrent) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+    button.classList.toggle('unread', room.unread > 0);
+    button.classList.toggle('mentioned', room.unread_mentions > 0);
+
+    let label = title;
+    if (room.unread_mentions > 0) {
+      setText(badge, `@ ${room.unread_mentions}`);
+      badge.hidden = false;
+      label += `, ${room.unread} unread, ${room.unread_mentions} mentioning you`;
+    } else if (room.unread > 0) {
+      setText(badge, String(room.unread));
+      badge.hidden = false;
+      label += `, ${room.unread} unread`;
+    } else {
+      badge.hidden = true;
+    }
+    if (dot !== null) {
+      const peer = room.dm_peer?.id;
+      const status = peer === undefined ? undefined : presence.get(peer);
+      dot.classList.toggle('online', status === 'online');
+      dot.title = status === 'online' ? 'Online' : status === 'offline' ? 'Offline' : '';
+      if (status !== undefined) label += `, ${status}`;
+    }
+    button.setAttribute('aria-label', label);
+  }
+}
+
+/** Makes `list` hold `items` in this order, moving only what is out of place. */
+function order(list: HTMLElement, items: HTMLElement[]): void {
+  let cursor: ChildNode | null = list.firstChild;
+  for (const item of items) {
+    if (item === cursor) cursor = cursor.nextSibling;
+    else list.insertBefore(item, cursor);
+  }
+  while (cursor !== null) {
+    const next = cursor.nextSibling;
+    cursor.remove();
+    cursor = next;
+  }
+}
+
+/** Where the dialogs open, and what to do with a room once it is created, opened or joined. */
+export interface RoomDialogs {
+  host: HTMLElement;
+  behind: HTMLElement;
+  me: () => UserRef;
+  memberOf: (room: RoomId) => boolean;
+  opened: (room: RoomState) => void;
+}
+
+function errorLine(): HTMLElement {
+  return h('p', { class: 'error', role: 'alert', hidden: true });
+}
+
+function showError(line: HTMLElement, err: unknown): void {
+  setText(line, toAppError(err).message);
+  line.hidden = false;
+}
+
+export function newRoomDialog(ctx: RoomDialogs): Dialog {
+  const input = h('input', {
+    type: 'text',
+    name: 'room-name',
+    required: true,
+    maxlength: 64,
+    autocomplete: 'off',
+    placeholder: 'general',
+    testid: 'new-room-name',
+  });
+  const submit = h('button', { type: 'submit', class: 'primary', testid: 'new-room-submit' }, 'Create');
+  const error = errorLine();
+  const form = h(
+    'form',
+    { class: 'stack' },
+    h('label', { class: 'field' }, h('span', {}, 'Room name'), input),
+    error,
+    h('div', { class: 'actions' }, submit),
+  );
+  const dialog = openDialog(ctx.host, ctx.behind, 'Create a room', 'new-room-dialog', form);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const name = input.value.trim().replace(/^#/, '');
+    if (name === '') return;
+    void busy(submit, async () => {
+      try {
+        const room = await commands.createRoom(name);
+        dialog.close();
+        ctx.opened(room);
+      } catch (err) {
+        showError(error, err);
+      }
+    });
+  });
+  return dialog;
+}
+
+export function newDmDialog(ctx: RoomDialogs): Dialog {
+  const list = h('ul', { class: 'pick-list', 'aria-label': 'People' });
+  const status = h('p', { class: 'muted' }, 'Loading people…');
+  const error = errorLine();
+  const dialog = openDialog(ctx.host, ctx.behind, 'Start a direct message', 'new-dm-dialog', status, list, error);
+  commands
+    .users()
+    .then((users) => {
+      const me = ctx.me().id;
+      const others = users.filter((u) => u.id !== me).sort((a, b) => a.name.localeCompare(b.name));
+      setText(status, others.length === 0 ? 'Nobody else is on this server yet.' : '');
+      status.hidden = others.length > 0;
+      for (const user of others) {
+        const button = h(
+          'button',
+          { type: 'button', class: 'pick', testid: `dm-user-${user.id}` },
+          user.name,
+        );
+        button.addEventListener('click', () => {
+          void busy(button, async () => {
+            try {
+              const room = await commands.openDm(user.name);
+              dialog.close();
+              ctx.opened(room);
+            } catch (err) {
+              showError(error, err);
+            }
+          });
+        });
+        list.appendChild(h('li', {}, button));
+      }
+      list.querySelector('button')?.focus();
+    })
+    .catch((err: unknown) => {
+      status.hidden = true;
+      showError(error, err);
+    });
+  return dialog;
+}
+
+export function directoryDialog(ctx: RoomDialogs): Dialog {
+  const list = h('ul', { class: 'pick-list', 'aria-label': 'Rooms you can join' });
+  const status = h('p', { class: 'muted' }, 'Loading rooms…');
+  const error = errorLine();
+  const dialog = openDialog(ctx.host, ctx.behind, 'Join a room', 'directory-dialog', status, list, error);
+  commands
+    .directory()
+    .then((rooms) => {
+      const open = rooms
+        .filter((r) => r.kind === 'group' && !ctx.memberOf(r.id))
+        .sort((a, b) => sortKey(a).localeCompare(sortKey(b)));
+      setText(status, open.length === 0 ? 'You are in every room already.' : '');
+      status.hidden = open.length > 0;
+      for (const room of open) {
+        const button = h(
+          'button',
+          { type: 'button', class: 'pick', testid: `directory-${room.id}` },
+          roomTitle(room),
+        );
+        button.addEventListener('click', () => {
+          void busy(button, async () => {
+            try {
+              const joined = await commands.joinRoom(room.id);
+              dialog.close();
+              ctx.opened(joined);
+            } catch (err) {
+              showError(error, err);
+            }
+          });
+        });
+        list.appendChild(h('li', {}, button));
+      }
+      list.querySelector('button')?.focus();
+    })
+    .catch((err: unknown) => {
+      status.hidden = true;
+      showError(error, err);
+    });
+  return dialog;
+}
+
+export function inviteDialog(ctx: RoomDialogs): Dialog {
+  const code = h('output', { class: 'code', testid: 'invite-code' });
+  const status = h('p', { class: 'muted' }, 'Creating an invite…');
+  const error = errorLine();
+  const dialog = openDialog(ctx.host, ctx.behind, 'Invite someone', 'invite-dialog', status, code, error);
+  code.hidden = true;
+  commands
+    .invite()
+    .then(({ code: value }) => {
+      setText(status, 'Give this code to the person you invite. They enter it under “Join a server”.');
+      setText(code, value);
+      code.hidden = false;
+    })
+    .catch((err: unknown) => {
+      status.hidden = true;
+      const e = toAppError(err);
+      if (e.code === 'forbidden') {
+        setText(error, 'Only the owner of this group can invite people.');
+        error.hidden = false;
+      } else {
+        showError(error, err);
+      }
+    });
+  return dialog;
+}

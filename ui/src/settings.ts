@@ -1,0 +1,250 @@
+// Settings: this account's sessions (revoke any but this one), lock now, do not disturb, and the
+// open room's notification level.
+
+import { busy, h, setText } from './dom';
+import {
+  commands,
+  toAppError,
+  type Account,
+  type HostInfo,
+  type NotifyLevel,
+  type RoomState,
+  type SessionInfo,
+} from './ipc';
+import { roomTitle } from './rooms';
+import { relativeTime } from './time';
+
+export interface SettingsHooks {
+  lockNow(): void;
+  close(): void;
+}
+
+const LEVELS: ReadonlyArray<[NotifyLevel, string]> = [
+  ['all', 'All messages'],
+  ['mentions', 'Mentions and direct messages'],
+  ['nothing', 'Nothing'],
+];
+
+export class Settings {
+  readonly element: HTMLElement;
+  private readonly account: HTMLElement;
+  private readonly sessionList: HTMLUListElement;
+  private readonly sessionStatus: HTMLElement;
+  private readonly dnd: HTMLInputElement;
+  private readonly roomSection: HTMLElement;
+  private readonly roomLabel: HTMLElement;
+  private readonly level: HTMLSelectElement;
+  private readonly error: HTMLElement;
+  private room: RoomState | null = null;
+  private refreshTimer: number | null = null;
+
+  constructor(hooks: SettingsHooks) {
+    const close = h('button', { type: 'button', class: 'secondary', testid: 'settings-close' }, 'Back to chat');
+    close.addEventListener('click', () => hooks.close());
+
+    this.account = h('div', { class: 'account' });
+
+    const lock = h('button', { type: 'button', class: 'secondary', testid: 'lock-now' }, 'Lock now');
+    lock.addEventListener('click', () => hooks.lockNow());
+
+    this.dnd = h('input', { type: 'checkbox', testid: 'dnd-toggle', role: 'switch' });
+    this.dnd.addEventListener('change', () => this.changeDnd());
+
+    this.level = h('select', { testid: 'room-level', id: 'room-level' });
+    for (const [value, label] of LEVELS) this.level.appendChild(h('option', { value }, label));
+    this.level.addEventListener('change', () => this.changeLevel());
+    this.roomLabel = h('label', { for: 'room-level' }, 'Notify me about');
+    this.roomSection = h(
+      'section',
+      { class: 'settings-section', 'aria-labelledby': 'settings-room-heading' },
+      h('h2', { id: 'settings-room-heading' }, 'This room'),
+      h('div', { class: 'field inline' }, this.roomLabel, this.level),
+    );
+
+    this.sessionList = h('ul', { class: 'sessions', 'aria-label': 'Sessions' });
+    this.sessionStatus = h('p', { class: 'muted' });
+    this.error = h('p', { class: 'error', role: 'alert', hidden: true });
+
+    this.element = h(
+      'section',
+      { class: 'settings', testid: 'settings', 'aria-labelledby': 'settings-heading', hidden: true },
+      h('header', { class: 'pane-head' }, h('h1', { id: 'settings-heading' }, 'Settings'), close),
+      h(
+        'div',
+        { class: 'settings-body' },
+        this.error,
+        h(
+          'section',
+          { class: 'settings-section', 'aria-labelledby': 'settings-account-heading' },
+          h('h2', { id: 'settings-account-heading' }, 'Account'),
+          this.account,
+          h('div', { class: 'actions start' }, lock),
+        ),
+        h(
+          'section',
+          { class: 'settings-section', 'aria-labelledby': 'settings-notify-heading' },
+          h('h2', { id: 'settings-notify-heading' }, 'Notifications'),
+          h('label', { class: 'check' }, this.dnd, h('span', {}, 'Do not disturb')),
+          h('p', { class: 'muted small' }, 'While on, no desktop alerts are shown. Unread counts still update.'),
+        ),
+        this.roomSection,
+        h(
+          'section',
+          { class: 'settings-section', 'aria-labelledby': 'settings-sessions-heading' },
+          h('h2', { id: 'settings-sessions-heading' }, 'Signed-in devices'),
+          this.sessionStatus,
+          this.sessionList,
+        ),
+      ),
+    );
+  }
+
+  get isOpen(): boolean {
+    return !this.element.hidden;
+  }
+
+  setAccount(account: Account, hosting: HostInfo | null): void {
+    this.account.replaceChildren(
+      h('p', {}, 'Signed in as ', h('strong', {}, account.user.name), ' on ', h('span', { class: 'mono' }, account.server)),
+    );
+    if (hosting !== null) {
+      this.account.appendChild(
+        h(
+          'p',
+          { class: 'muted small' },
+          'This computer hosts the group at ',
+          h('span', { class: 'mono' }, hosting.address),
+          hosting.lan ? ' (open to your network).' : ' (this computer only).',
+        ),
+      );
+    }
+  }
+
+  setDnd(on: boolean): void {
+    this.dnd.checked = on;
+  }
+
+  /** Shows the panel and loads what it lists. */
+  open(room: RoomState | null): void {
+    this.element.hidden = false;
+    this.error.hidden = true;
+    this.setRoom(room);
+    void this.loadSessions();
+    // Keep "last seen" fresh while the panel is open.
+    if (this.refreshTimer !== null) window.clearInterval(this.refreshTimer);
+    this.refreshTimer = window.setInterval(() => void this.loadSessions(), 30_000);
+  }
+
+  close(): void {
+    this.element.hidden = true;
+    if (this.refreshTimer !== null) window.clearInterval(this.refreshTimer);
+    this.refreshTimer = null;
+  }
+
+  /** The room whose level the panel shows (the open room). */
+  setRoom(room: RoomState | null): void {
+    this.room = room;
+    this.roomSection.hidden = room === null;
+    if (room === null) return;
+    setText(this.roomLabel, `Notify me about ${roomTitle(room)}`);
+    this.level.disabled = true;
+    commands
+      .roomLevel(room.id)
+      .then((level) => {
+        if (this.room?.id !== room.id) return;
+        // No level of its own: the default, which is every message.
+        this.level.value = level ?? 'all';
+        this.level.disabled = false;
+      })
+      .catch((err: unknown) => {
+        this.level.disabled = false;
+        this.showError(err);
+      });
+  }
+
+  private changeLevel(): void {
+    const room = this.room;
+    if (room === null) return;
+    const level = this.level.value as NotifyLevel;
+    commands.setRoomLevel(room.id, level).catch((err: unknown) => this.showError(err));
+  }
+
+  private changeDnd(): void {
+    const on = this.dnd.checked;
+    commands.setDnd(on).catch((err: unknown) => {
+      this.dnd.checked = !on;
+      this.showError(err);
+    });
+  }
+
+  private showError(err: unknown): void {
+    setText(this.error, toAppError(err).message);
+    this.error.hidden = false;
+  }
+
+  private async loadSessions(): Promise<void> {
+    if (this.sessionList.childElementCount === 0) setText(this.sessionStatus, 'Loading…');
+    try {
+      const sessions = await commands.sessions();
+      this.renderSessions(sessions);
+    } catch (err) {
+      setText(this.sessionStatus, '');
+      // While locked the list cannot be fetched; the lock screen says why.
+      if (toAppError(err).code !== 'locked') this.showError(err);
+    }
+  }
+
+  private renderSessions(sessions: SessionInfo[]): void {
+    setText(this.sessionStatus, sessions.length === 0 ? 'No sessions.' : '');
+    this.sessionStatus.hidden = sessions.length > 0;
+    const sorted = [...sessions].sort(
+      (a, b) => Number(b.current) - Number(a.current) || b.last_seen_at - a.last_seen_at,
+    );
+    const now = Date.now();
+    this.sessionList.replaceChildren(
+      ...sorted.map((s) => {
+        const meta = h(
+          'div',
+          { class: 'session-meta' },
+          h('span', { class: 'session-device' }, s.device === '' ? 'Unnamed device' : s.device),
+          s.current ? h('span', { class: 'tag' }, 'this device') : null,
+          h(
+            'span',
+            { class: 'muted small' },
+            `Last seen ${relativeTime(s.last_seen_at, now)}`,
+          ),
+        );
+        let revoke: HTMLButtonElement | null = null;
+        if (!s.current) {
+          const button = h(
+            'button',
+            {
+              type: 'button',
+              class: 'secondary danger',
+              testid: `revoke-${s.id}`,
+              'aria-label': `Revoke ${s.device}`,
+            },
+            'Revoke',
+          );
+          button.addEventListener('click', () => {
+            void busy(button, async () => {
+              try {
+                await commands.revoke(s.id);
+                await this.loadSessions();
+              } catch (err) {
+                this.showError(err);
+              }
+            });
+          });
+          revoke = button;
+        }
+        return h(
+          'li',
+          { class: 'session', testid: 'session-row', 'data-current': s.current ? 'true' : 'false' },
+          meta,
+          revoke,
+        );
+      }),
+    );
+  }
+}

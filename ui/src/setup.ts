@@ -1,0 +1,183 @@
+// First run: host a group on this computer (the default) or join a server someone else runs.
+
+import { busy, h, setText } from './dom';
+import { commands, toAppError } from './ipc';
+
+/** Builds the first-run screen in `root`; `done` runs once the account exists. */
+export function showSetup(root: HTMLElement, done: () => void): void {
+  const error = h('p', { class: 'error', testid: 'setup-error', role: 'alert', hidden: true });
+  const fail = (err: unknown): void => {
+    setText(error, toAppError(err).message);
+    error.hidden = false;
+  };
+
+  // The two paths, as tabs.
+  const hostTab = h(
+    'button',
+    { type: 'button', role: 'tab', id: 'tab-host', testid: 'setup-host', 'aria-controls': 'panel-host' },
+    h('strong', {}, 'Host a group on this computer'),
+    h('span', { class: 'muted small' }, 'Start a new group. Others join you.'),
+  );
+  const joinTab = h(
+    'button',
+    { type: 'button', role: 'tab', id: 'tab-join', testid: 'setup-join', 'aria-controls': 'panel-join' },
+    h('strong', {}, 'Join a server'),
+    h('span', { class: 'muted small' }, 'Someone gave you an address.'),
+  );
+
+  // Hosting.
+  const ownerName = h('input', {
+    type: 'text',
+    testid: 'owner-name',
+    autocomplete: 'username',
+    required: true,
+    maxlength: 64,
+  });
+  const ownerPassword = h('input', {
+    type: 'password',
+    testid: 'owner-password',
+    autocomplete: 'new-password',
+    required: true,
+  });
+  const lan = h('input', { type: 'checkbox', testid: 'lan' });
+  const hostSubmit = h('button', { type: 'submit', class: 'primary', testid: 'host-submit' }, 'Start hosting');
+  const hostForm = h(
+    'form',
+    { class: 'stack' },
+    h('label', { class: 'field' }, h('span', {}, 'Your name'), ownerName),
+    h('label', { class: 'field' }, h('span', {}, 'Password'), ownerPassword),
+    h('label', { class: 'check' }, lan, h('span', {}, 'Let other computers on my network join')),
+    h('div', { class: 'actions' }, hostSubmit),
+  );
+  const hostPanel = h(
+    'div',
+    { role: 'tabpanel', id: 'panel-host', 'aria-labelledby': 'tab-host', class: 'setup-panel' },
+    hostForm,
+  );
+
+  // Joining.
+  const joinUrl = h('input', {
+    type: 'url',
+    testid: 'join-url',
+    required: true,
+    placeholder: 'http://hostname:7878',
+    autocomplete: 'url',
+  });
+  const joinName = h('input', {
+    type: 'text',
+    testid: 'join-name',
+    autocomplete: 'username',
+    required: true,
+    maxlength: 64,
+  });
+  const joinPassword = h('input', {
+    type: 'password',
+    testid: 'join-password',
+    autocomplete: 'current-password',
+    required: true,
+  });
+  const joinInvite = h('input', { type: 'text', testid: 'join-invite', autocomplete: 'off' });
+  const joinSubmit = h('button', { type: 'submit', class: 'primary', testid: 'join-submit' }, 'Join');
+  const joinForm = h(
+    'form',
+    { class: 'stack' },
+    h('label', { class: 'field' }, h('span', {}, 'Server address'), joinUrl),
+    h('label', { class: 'field' }, h('span', {}, 'Your name'), joinName),
+    h('label', { class: 'field' }, h('span', {}, 'Password'), joinPassword),
+    h(
+      'label',
+      { class: 'field' },
+      h('span', {}, 'Invite code ', h('span', { class: 'muted' }, '(when you are new here)')),
+      joinInvite,
+    ),
+    h('div', { class: 'actions' }, joinSubmit),
+  );
+  const joinPanel = h(
+    'div',
+    { role: 'tabpanel', id: 'panel-join', 'aria-labelledby': 'tab-join', class: 'setup-panel', hidden: true },
+    joinForm,
+  );
+
+  const card = h(
+    'div',
+    { class: 'card setup-card' },
+    h('h1', {}, 'Welcome to Tidings'),
+    h('p', { class: 'muted' }, 'A chat for your group, with alerts on your desktop.'),
+    h('div', { role: 'tablist', class: 'setup-tabs', 'aria-label': 'How to start' }, hostTab, joinTab),
+    hostPanel,
+    joinPanel,
+    error,
+  );
+
+  const choose = (host: boolean): void => {
+    hostTab.setAttribute('aria-selected', String(host));
+    joinTab.setAttribute('aria-selected', String(!host));
+    hostTab.tabIndex = host ? 0 : -1;
+    joinTab.tabIndex = host ? -1 : 0;
+    hostPanel.hidden = !host;
+    joinPanel.hidden = host;
+    error.hidden = true;
+  };
+  hostTab.addEventListener('click', () => choose(true));
+  joinTab.addEventListener('click', () => choose(false));
+  choose(true);
+
+  hostForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    void busy(hostSubmit, async () => {
+      try {
+        const hosted = await commands.hostGroup(ownerName.value.trim(), ownerPassword.value, lan.checked);
+        ownerPassword.value = '';
+        showHosted(card, hosted.host.address, hosted.host.lan, hosted.invite, done);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  });
+
+  joinForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const invite = joinInvite.value.trim();
+    void busy(joinSubmit, async () => {
+      try {
+        await commands.joinServer(
+          joinUrl.value.trim(),
+          joinName.value.trim(),
+          joinPassword.value,
+          invite === '' ? null : invite,
+        );
+        joinPassword.value = '';
+        done();
+      } catch (err) {
+        fail(err);
+      }
+    });
+  });
+
+  root.replaceChildren(card);
+  root.hidden = false;
+  ownerName.focus();
+}
+
+/** After hosting started: where others connect and the code they need. */
+function showHosted(card: HTMLElement, address: string, lan: boolean, invite: string, done: () => void): void {
+  const next = h('button', { type: 'button', class: 'primary', testid: 'host-continue' }, 'Continue');
+  next.addEventListener('click', () => done());
+  card.replaceChildren(
+    h('h1', {}, 'Your group is running'),
+    h(
+      'p',
+      { class: 'muted' },
+      lan
+        ? 'Others on your network join with this address and an invite code.'
+        : 'Only this computer can reach it: other computers cannot join.',
+    ),
+    h('div', { class: 'field' }, h('span', {}, 'Address'), h('output', { class: 'code', testid: 'host-address' }, address)),
+    h('div', { class: 'field' }, h('span', {}, 'Invite code'), h('output', { class: 'code', testid: 'invite-code' }, invite)),
+    h('p', { class: 'muted small' }, 'You can make more invite codes later from the sidebar.'),
+    h('div', { class: 'actions' }, next),
+  );
+  next.focus();
+}
