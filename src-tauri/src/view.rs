@@ -30,6 +30,7 @@ pub fn event(event: &ClientEvent) -> Option<(&'static str, Value)> {
         ClientEvent::Presence { user, status } => {
             ("presence", json!({ "user": user, "status": status }))
         }
+        ClientEvent::Online(users) => ("online", json!(users)),
         ClientEvent::Read { room, message_id } => {
             ("read", json!({ "room": room, "message_id": message_id }))
         }

@@ -189,3 +189,20 @@ async fn the_feed_resumes_after_a_restart_and_alerts_for_what_was_missed() {
     assert!(started.elapsed() < WAIT);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connect_reports_who_is_online() {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    ana.online().await;
+    let ana_id = ana.client.account().unwrap().user.id;
+    let mut bo = TestClient::new(&server, "bo").await;
+    let ClientEvent::Online(users) = bo
+        .until("who is online", |e| matches!(e, ClientEvent::Online(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(users.contains(&ana_id), "{users:?}");
+    server.stop().await;
+}

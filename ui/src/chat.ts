@@ -191,6 +191,12 @@ export class Chat {
         this.renderRooms();
         this.showRoomHead();
       }),
+      on('online', (users) => {
+        this.presence.clear();
+        for (const id of users) this.presence.set(id, 'online');
+        this.renderRooms();
+        this.showRoomHead();
+      }),
       on('read', ({ room, message_id }) => this.onRead(room, message_id)),
       on('open_room', ({ room }) => void this.openRoom(room)),
       on('dnd', (dnd) => this.settings.setDnd(dnd)),

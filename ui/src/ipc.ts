@@ -154,6 +154,8 @@ export interface EventMap {
   send_failed: SendFailedEvent;
   typing: TypingEvent;
   presence: PresenceEvent;
+  /** Who is online as of a (re)connect; `presence` events follow each change. */
+  online: UserId[];
   read: ReadEvent;
   session: SessionEvent;
   locked: { cause: LockCause };

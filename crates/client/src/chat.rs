@@ -219,6 +219,7 @@ impl Conn {
         let saved = rooms.clone();
         self.local(move |s| s.replace_rooms(&saved)).await?;
         self.inner.emit(ClientEvent::Rooms(rooms));
+        self.inner.emit(ClientEvent::Online(hello.online));
         let since = self.local(|s| s.cursor()).await?;
         self.send(&ClientFrame::Sync { since }).await?;
         self.send_outbox().await

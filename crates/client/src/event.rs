@@ -3,7 +3,7 @@
 use serde::Serialize;
 use tidings_proto::v1::{
     ErrorBody, Message, MessageId, Millis, PresenceStatus, RoomId, RoomState, SessionStatus,
-    UserRef,
+    UserId, UserRef,
 };
 
 use crate::notify::Notification;
@@ -66,6 +66,8 @@ pub enum ClientEvent {
         user: UserRef,
         status: PresenceStatus,
     },
+    /// Who is online, as of a (re)connect; `Presence` events follow each change.
+    Online(Vec<UserId>),
     /// The user's read marker moved (here or on another device).
     Read {
         room: RoomId,
