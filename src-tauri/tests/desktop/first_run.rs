@@ -1,0 +1,54 @@
+//! First run: hosting a group from the window, and a second user joining it with the invite the
+//! window shows.
+
+use fantoccini::Locator;
+
+use crate::support::{Window, second_user, testid};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosting_logs_the_owner_in_and_a_second_user_joins_with_the_shown_invite() {
+    let window = Window::open("first_run").await;
+    window.shot("setup").await;
+
+    let hosted = window.host_group("ana").await;
+    // Not on the network: only this computer can reach the group.
+    assert!(
+        hosted.address.starts_with("http://127.0.0.1:"),
+        "a loopback address, got {:?}",
+        hosted.address
+    );
+    assert!(!hosted.invite.trim().is_empty(), "an invite code is shown");
+
+    // The chat, not the first-run screen, and logged in as the owner.
+    let composer = window.find("composer").await;
+    assert!(composer.is_displayed().await.unwrap(), "the chat is shown");
+    let setup = window
+        .driver
+        .find_all(Locator::Css(&testid("owner-name")))
+        .await
+        .unwrap();
+    assert!(setup.is_empty(), "the first-run form is gone");
+    let sidebar = window
+        .driver
+        .find(Locator::Css(".sidebar .me"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sidebar.contains("ana"),
+        "the sidebar names the owner: {sidebar:?}"
+    );
+    window.shot("online").await;
+
+    // Someone else joins with what the window showed.
+    let bo = second_user(&hosted.address, &hosted.invite, "bo").await;
+    let me = bo.client.account().expect("bo's account").user;
+
+    // The owner's window knows the new member.
+    window.click("new-dm").await;
+    let pick = window.find(&format!("dm-user-{}", me.id)).await;
+    assert_eq!(pick.text().await.unwrap(), "bo");
+    window.shot("new-member").await;
+}

@@ -1,0 +1,92 @@
+//! Revoking the desktop's session from another device covers the window at once; the password
+//! uncovers it with everything as it was.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+use tidings_proto::v1::Revoked;
+use tidings_tests::{PASSWORD, http_client};
+
+use crate::support::{Window, login, not_interactable, report};
+
+/// How soon the window must be covered after the revocation is answered.
+const LOCK_WITHIN: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_locks_the_window_at_once_and_unlocking_keeps_the_draft() {
+    let window = Window::open("lock").await;
+    let hosted = window.host_group("ana").await;
+    window.create_room("ops").await;
+
+    // Half a reply, not sent.
+    let draft = "half-written reply";
+    window.type_into("composer", draft).await;
+
+    // The owner, logged in elsewhere, ends every other session: the desktop's among them.
+    let token = login(&hosted.address, "ana").await;
+    let response = http_client()
+        .delete(format!("{}/api/sessions", hosted.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("revoke request");
+    let revoked_at = Instant::now();
+    assert_eq!(response.status(), 200, "revoking the other sessions");
+    let revoked: Revoked = response.json().await.expect("revoke body");
+    assert_eq!(
+        revoked.revoked.len(),
+        1,
+        "the desktop's session: {revoked:?}"
+    );
+
+    let lock = window
+        .wait_within(
+            Locator::XPath("//*[@data-testid='lock-screen'][not(@hidden)]"),
+            "the lock screen",
+            LOCK_WITHIN * 5,
+            Duration::from_millis(5),
+        )
+        .await;
+    let covered = revoked_at.elapsed();
+    report(&format!("lock_ms={}", covered.as_millis()));
+    assert!(lock.is_displayed().await.unwrap(), "the lock screen shows");
+    assert!(
+        covered <= LOCK_WITHIN,
+        "the window was covered {covered:?} after the revocation; at most {LOCK_WITHIN:?}"
+    );
+    assert_eq!(
+        window.text("lock-reason").await,
+        "Session revoked on another device"
+    );
+    window.shot("locked").await;
+
+    // Nothing of the chat shows or takes a click behind it.
+    let app = window.driver.find(Locator::Id("app")).await.unwrap();
+    assert!(!app.is_displayed().await.unwrap(), "the chat is hidden");
+    assert!(app.attr("inert").await.unwrap().is_some(), "and inert");
+    let composer = window.find("composer").await;
+    assert!(!composer.is_displayed().await.unwrap());
+    let refused = composer
+        .click()
+        .await
+        .expect_err("the composer cannot be clicked while locked");
+    assert!(not_interactable(&refused), "{refused:?}");
+
+    // The password opens it again, as it was.
+    window.type_into("lock-password", PASSWORD).await;
+    window.click("unlock-submit").await;
+    window
+        .wait_for(
+            Locator::XPath("//*[@id='lock'][@hidden]"),
+            "the lock screen gone",
+        )
+        .await;
+    let composer = window.interactable("composer").await;
+    assert_eq!(
+        composer.prop("value").await.unwrap().as_deref(),
+        Some(draft),
+        "the draft is still in the composer"
+    );
+    window.online().await;
+    window.shot("unlocked").await;
+}
