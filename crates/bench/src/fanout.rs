@@ -1,0 +1,637 @@
+//! Fan-out: N subscribers in one room, one publisher at a fixed rate, then a rate search.
+//!
+//! A run connects the publisher, notes the server's memory, connects the N subscribers (a bounded
+//! number of handshakes at a time), notes the memory again, then publishes in steps. Each step
+//! counts only the messages it published (by sequence number), waits a bounded time for them to
+//! arrive, and reads the server's CPU time around it. A subscriber the server disconnects
+//! reconnects at once; what it missed counts as not delivered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tidings_proto::v1::{ClientFrame, EVENT_MESSAGE};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_util::sync::CancellationToken;
+
+use crate::latency::{Shards, Summary};
+use crate::probe::{Clock, Probe};
+use crate::process::{ServerProcess, own_cpu};
+use crate::search::{Criteria, RateSearch};
+use crate::sse::Feed;
+use crate::target::{Endpoint, Socket, Target, connect};
+
+/// One connection attempt may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Before a step, the previous one's stragglers must have stopped arriving for this long...
+const QUIET: Duration = Duration::from_millis(250);
+/// ...and the subscribers it disconnected must be back, waiting at most this long for both.
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+/// Pause before a disconnected subscriber reconnects.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+/// How often a step checks whether everything arrived.
+const POLL: Duration = Duration::from_millis(5);
+/// Latency shards: enough that subscriber tasks rarely meet on a lock.
+const SHARDS: usize = 64;
+
+/// How a fan-out run is shaped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub subscribers: usize,
+    /// The fixed publish rate of the first measurement, messages per second.
+    pub fixed_rate: f64,
+    pub fixed_secs: f64,
+    /// Where the rate search starts, messages per second.
+    pub search_start: f64,
+    pub step_secs: f64,
+    pub max_steps: usize,
+    /// How long a step waits, once publishing ends, for the last deliveries.
+    pub drain_secs: f64,
+    /// Handshakes in flight at once while connecting the subscribers.
+    pub connect_concurrency: usize,
+    /// Connecting all subscribers must finish within this; the run goes on with those connected.
+    pub connect_deadline_secs: f64,
+    pub criteria: Criteria,
+}
+
+/// One publishing step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// The publish rate asked for, messages per second.
+    pub rate: f64,
+    /// Messages the schedule called for, and how many the publisher got out.
+    pub scheduled: u64,
+    pub published: u64,
+    /// Messages received by subscribers, of `expected` = published × subscribers.
+    pub delivered: u64,
+    pub expected: u64,
+    pub delivery_ratio: f64,
+    /// From the first publish to the last delivery (or the end of the drain wait).
+    pub seconds: f64,
+    pub delivered_per_sec: f64,
+    /// Post→received, across all subscribers.
+    pub latency: Summary,
+    /// Server CPU over the step, in percent of one core.
+    pub server_cpu_pct: f64,
+    /// This benchmark's own CPU over the step: it shares the cores with the server.
+    pub loadgen_cpu_pct: f64,
+    /// Subscribers the server disconnected during the step.
+    pub disconnects: u64,
+    /// Whether the server closed the publisher's own connection during the step.
+    pub publisher_dropped: bool,
+    pub passed: bool,
+}
+
+/// What one fan-out run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub target: Target,
+    pub subscribers: usize,
+    /// Subscribers connected when publishing began.
+    pub connected: usize,
+    /// Time to connect them all (handshake done and, for Tidings, hello received).
+    pub connect_secs: f64,
+    pub rss_before_bytes: u64,
+    pub rss_idle_bytes: u64,
+    /// (RSS with the subscribers idle − RSS before them) ÷ subscribers.
+    pub idle_bytes_per_connection: f64,
+    /// The fixed-rate step (10 messages/s by default).
+    pub fixed: Step,
+    /// The rate search, in the order tried.
+    pub search: Vec<Step>,
+    /// The highest rate that passed the criteria.
+    pub best: Option<Step>,
+    /// Whether a higher rate was tried and failed; if not, the search ran out of steps first
+    /// and `best` is only a lower bound.
+    pub best_is_bounded: bool,
+    /// The highest delivered/s of any step, passed or not.
+    pub peak_delivered_per_sec: f64,
+}
+
+/// Counts and latencies every subscriber task writes into.
+#[derive(Debug)]
+struct Tally {
+    clock: Clock,
+    /// Probes with a lower sequence number belong to an earlier step and are ignored.
+    floor: AtomicU64,
+    delivered: AtomicU64,
+    /// Every probe received, counted or not: shows when stragglers of a step stop arriving.
+    seen: AtomicU64,
+    latencies: Shards,
+    connected: AtomicUsize,
+    disconnects: AtomicU64,
+}
+
+impl Tally {
+    fn on_frame(&self, index: usize, frame: &[u8]) {
+        let Some(probe) = Probe::find(frame) else {
+            return;
+        };
+        self.seen.fetch_add(1, Ordering::Relaxed);
+        if probe.seq < self.floor.load(Ordering::Acquire) {
+            return;
+        }
+        let now = self.clock.micros();
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.latencies
+            .record(index, now.saturating_sub(probe.sent_micros));
+    }
+
+    /// Starts counting afresh from sequence number `floor`.
+    fn begin(&self, floor: u64) {
+        self.floor.store(floor, Ordering::Release);
+        self.latencies.reset();
+        self.delivered.store(0, Ordering::Release);
+    }
+}
+
+/// Runs the fan-out benchmark against a server that is already running.
+pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Result<Outcome> {
+    let clock = Clock::start();
+    let tally = Arc::new(Tally {
+        clock,
+        floor: AtomicU64::new(u64::MAX),
+        delivered: AtomicU64::new(0),
+        seen: AtomicU64::new(0),
+        latencies: Shards::new(SHARDS),
+        connected: AtomicUsize::new(0),
+        disconnects: AtomicU64::new(0),
+    });
+    let mut publisher = Publisher::open(endpoint, clock).await?;
+    // Let the server settle after the publisher's handshake before the baseline.
+    sleep(Duration::from_millis(500)).await;
+    let rss_before = server.rss()?;
+
+    let cancel = CancellationToken::new();
+    // Cancels the subscribers however this function ends.
+    let _stop = cancel.clone().drop_guard();
+    let permits = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
+    let mut subscribers = JoinSet::new();
+    let started = Instant::now();
+    for index in 0..plan.subscribers {
+        subscribers.spawn(subscribe(
+            index,
+            endpoint.clone(),
+            tally.clone(),
+            permits.clone(),
+            cancel.clone(),
+        ));
+    }
+    let connect_deadline = started + Duration::from_secs_f64(plan.connect_deadline_secs);
+    while tally.connected.load(Ordering::Acquire) < plan.subscribers {
+        if Instant::now() >= connect_deadline {
+            tracing::warn!(
+                target = endpoint.target.name(),
+                connected = tally.connected.load(Ordering::Acquire),
+                wanted = plan.subscribers,
+                "not every subscriber connected in time; going on with those that did"
+            );
+            break;
+        }
+        sleep(POLL).await;
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    let connected = tally.connected.load(Ordering::Acquire);
+    if connected == 0 {
+        bail!("no subscriber could connect; {}", server.log_tail());
+    }
+    // Idle for a moment so the memory reading sees connections at rest.
+    sleep(Duration::from_secs(1)).await;
+    let rss_idle = server.rss()?;
+    let idle_bytes_per_connection = (rss_idle.saturating_sub(rss_before)) as f64 / connected as f64;
+    tracing::info!(
+        target = endpoint.target.name(),
+        connected,
+        connect_secs = format!("{connect_secs:.2}"),
+        idle_kib = format!("{:.1}", idle_bytes_per_connection / 1024.0),
+        "subscribers connected"
+    );
+
+    let mut steps = Stepper {
+        tally: &tally,
+        connected,
+        server,
+        publisher: &mut publisher,
+        plan,
+    };
+    let fixed = steps.step(plan.fixed_rate, plan.fixed_secs).await?;
+    let mut search = RateSearch::new(plan.search_start, plan.max_steps);
+    let mut tried = Vec::new();
+    while let Some(rate) = search.next_rate() {
+        let step = steps.step(rate, plan.step_secs).await?;
+        search.record(step.passed);
+        tried.push(step);
+    }
+    let best = search.best().and_then(|best| {
+        tried
+            .iter()
+            .filter(|s| s.passed && s.rate == best)
+            .max_by(|a, b| a.delivered_per_sec.total_cmp(&b.delivered_per_sec))
+            .cloned()
+    });
+    let best_is_bounded = tried
+        .iter()
+        .any(|s| !s.passed && best.as_ref().is_none_or(|b| s.rate > b.rate));
+    let peak_delivered_per_sec = tried
+        .iter()
+        .chain(std::iter::once(&fixed))
+        .map(|s| s.delivered_per_sec)
+        .fold(0.0, f64::max);
+
+    cancel.cancel();
+    publisher.close().await;
+    subscribers.shutdown().await;
+    Ok(Outcome {
+        target: endpoint.target,
+        subscribers: plan.subscribers,
+        connected,
+        connect_secs,
+        rss_before_bytes: rss_before,
+        rss_idle_bytes: rss_idle,
+        idle_bytes_per_connection,
+        fixed,
+        search: tried,
+        best,
+        best_is_bounded,
+        peak_delivered_per_sec,
+    })
+}
+
+/// Publishes one step at a time and measures it.
+struct Stepper<'a> {
+    tally: &'a Tally,
+    /// Subscribers connected before the first step.
+    connected: usize,
+    server: &'a ServerProcess,
+    publisher: &'a mut Publisher,
+    plan: &'a Plan,
+}
+
+impl Stepper<'_> {
+    /// Waits until the previous step has left the stage: no probes arriving any more and every
+    /// subscriber it disconnected connected again (both bounded by [`SETTLE_LIMIT`]), so a step
+    /// is never charged for the backlog of the one before.
+    async fn settle(&self) {
+        let give_up = Instant::now() + SETTLE_LIMIT;
+        let mut seen = self.tally.seen.load(Ordering::Acquire);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < give_up {
+            sleep(POLL).await;
+            let now_seen = self.tally.seen.load(Ordering::Acquire);
+            if now_seen != seen {
+                seen = now_seen;
+                quiet_since = Instant::now();
+            }
+            let all_back = self.tally.connected.load(Ordering::Acquire) >= self.connected;
+            if all_back && quiet_since.elapsed() >= QUIET {
+                return;
+            }
+        }
+        tracing::warn!(
+            connected = self.tally.connected.load(Ordering::Acquire),
+            "the previous step had not settled; going on"
+        );
+    }
+
+    async fn step(&mut self, rate: f64, secs: f64) -> Result<Step> {
+        let subscribers = self.plan.subscribers as u64;
+        self.settle().await;
+        self.tally.begin(self.publisher.next_seq);
+        let disconnects_before = self.tally.disconnects.load(Ordering::Acquire);
+        let cpu_before = self.server.cpu()?;
+        let own_before = own_cpu()?;
+        let started = Instant::now();
+        let (scheduled, published, publisher_dropped) = self.publisher.publish(rate, secs).await?;
+        let expected = published * subscribers;
+        let drain_until = Instant::now() + Duration::from_secs_f64(self.plan.drain_secs);
+        while self.tally.delivered.load(Ordering::Acquire) < expected
+            && Instant::now() < drain_until
+        {
+            sleep(POLL).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu = self.server.cpu()?.saturating_sub(cpu_before);
+        let own = own_cpu()?.saturating_sub(own_before);
+        // Stop counting before reading, so the figures belong to this step only.
+        self.tally.floor.store(u64::MAX, Ordering::Release);
+        let delivered = self.tally.delivered.load(Ordering::Acquire);
+        let latency = Summary::of(&self.tally.latencies.merged());
+        let delivery_ratio = if expected == 0 {
+            0.0
+        } else {
+            delivered as f64 / expected as f64
+        };
+        let passed = !publisher_dropped
+            && self
+                .plan
+                .criteria
+                .passes(scheduled, published, delivery_ratio, latency.p99_ms);
+        let step = Step {
+            rate,
+            scheduled,
+            published,
+            delivered,
+            expected,
+            delivery_ratio,
+            seconds,
+            delivered_per_sec: delivered as f64 / seconds.max(1e-9),
+            latency,
+            server_cpu_pct: 100.0 * cpu.as_secs_f64() / seconds.max(1e-9),
+            loadgen_cpu_pct: 100.0 * own.as_secs_f64() / seconds.max(1e-9),
+            disconnects: self.tally.disconnects.load(Ordering::Acquire) - disconnects_before,
+            publisher_dropped,
+            passed,
+        };
+        tracing::info!(
+            rate,
+            published,
+            delivered = format!("{:.2}%", 100.0 * delivery_ratio),
+            p99_ms = latency.p99_ms,
+            delivered_per_sec = format!("{:.0}", step.delivered_per_sec),
+            server_cpu = format!("{:.0}%", step.server_cpu_pct),
+            passed,
+            "step"
+        );
+        Ok(step)
+    }
+}
+
+/// One subscriber: connects, reads until the server lets go, reconnects, until cancelled.
+async fn subscribe(
+    index: usize,
+    endpoint: Endpoint,
+    tally: Arc<Tally>,
+    permits: Arc<Semaphore>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let opened = {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                opened = timeout(CONNECT_TIMEOUT, Subscription::open(&endpoint)) => opened,
+            }
+        };
+        match opened {
+            Ok(Ok(mut subscription)) => {
+                tally.connected.fetch_add(1, Ordering::AcqRel);
+                let cancelled = tokio::select! {
+                    _ = cancel.cancelled() => true,
+                    _ = subscription.read(&tally, index) => false,
+                };
+                tally.connected.fetch_sub(1, Ordering::AcqRel);
+                if cancelled {
+                    return;
+                }
+                tally.disconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(err)) => tracing::debug!(%err, "subscriber could not connect"),
+            Err(_) => tracing::debug!("subscriber connect timed out"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = sleep(RECONNECT_PAUSE) => {}
+        }
+    }
+}
+
+/// A subscriber's open connection.
+enum Subscription {
+    Ws(Box<Socket>),
+    Sse(Box<Feed>),
+}
+
+impl Subscription {
+    /// Connects and waits until the server has registered the subscriber: for Tidings' chat
+    /// channel the hello (sent after registration), for its feed the response head (likewise).
+    async fn open(endpoint: &Endpoint) -> Result<Subscription> {
+        match (endpoint.target, &endpoint.access) {
+            (Target::TidingsWs, Some(access)) => {
+                let mut socket = connect(
+                    endpoint.addr,
+                    "/api/ws",
+                    Some(&access.subscriber_token),
+                    true,
+                )
+                .await?;
+                match socket.next().await {
+                    Some(Ok(WsMessage::Text(text))) if text.contains("\"type\":\"hello\"") => {}
+                    other => bail!("expected hello, got {other:?}"),
+                }
+                Ok(Subscription::Ws(Box::new(socket)))
+            }
+            (Target::TidingsSse, Some(access)) => {
+                let feed = Feed::open(endpoint.addr, "/api/events", &access.subscriber_token, None)
+                    .await?;
+                Ok(Subscription::Sse(Box::new(feed)))
+            }
+            (Target::NaiveAxum | Target::NodeWs, _) => {
+                let socket = connect(endpoint.addr, "/ws", None, true).await?;
+                Ok(Subscription::Ws(Box::new(socket)))
+            }
+            (_, None) => bail!("Tidings needs a token"),
+        }
+    }
+
+    /// Reads until the connection ends.
+    async fn read(&mut self, tally: &Tally, index: usize) {
+        match self {
+            Subscription::Ws(socket) => {
+                while let Some(Ok(message)) = socket.next().await {
+                    match message {
+                        WsMessage::Text(text) => tally.on_frame(index, text.as_bytes()),
+                        WsMessage::Close(_) => break,
+                        _ => {}
+                    }
+                }
+            }
+            Subscription::Sse(feed) => loop {
+                let more = feed
+                    .next_events(|event| {
+                        if event.name == EVENT_MESSAGE {
+                            tally.on_frame(index, event.data.as_bytes());
+                        }
+                    })
+                    .await;
+                if !matches!(more, Ok(true)) {
+                    break;
+                }
+            },
+        }
+    }
+}
+
+/// The one publisher: its own connection, posting probes on a schedule.
+struct Publisher {
+    link: Link,
+    endpoint: Endpoint,
+    next_seq: u64,
+    clock: Clock,
+}
+
+/// The publisher's connection.
+struct Link {
+    sink: SplitSink<Socket, WsMessage>,
+    /// Reads (and discards) what the server sends the publisher, so it never counts as lagging.
+    reader: JoinHandle<()>,
+    /// Error frames received (a Tidings server refusing a send).
+    errors: Arc<AtomicU64>,
+    /// The Tidings room, or None for a peer that broadcasts raw text.
+    room: Option<i64>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Link {
+    async fn open(endpoint: &Endpoint) -> Result<Link> {
+        let (socket, room) = match &endpoint.access {
+            Some(access) if endpoint.target.is_tidings() => {
+                let socket = connect(
+                    endpoint.addr,
+                    "/api/ws",
+                    Some(&access.publisher_token),
+                    false,
+                )
+                .await
+                .context("connecting the publisher")?;
+                (socket, Some(access.room))
+            }
+            _ => (
+                connect(endpoint.addr, "/ws", None, false)
+                    .await
+                    .context("connecting the publisher")?,
+                None,
+            ),
+        };
+        let (sink, mut stream) = socket.split();
+        let errors = Arc::new(AtomicU64::new(0));
+        let seen = errors.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                if let WsMessage::Text(text) = message
+                    && text.starts_with("{\"type\":\"error\"")
+                    && seen.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    tracing::warn!(frame = %text, "the server refused a publish");
+                }
+            }
+        });
+        Ok(Link {
+            sink,
+            reader,
+            errors,
+            room,
+        })
+    }
+}
+
+impl Publisher {
+    async fn open(endpoint: &Endpoint, clock: Clock) -> Result<Publisher> {
+        Ok(Publisher {
+            link: Link::open(endpoint).await?,
+            endpoint: endpoint.clone(),
+            next_seq: 0,
+            clock,
+        })
+    }
+
+    fn frame(&self, seq: u64) -> Result<WsMessage> {
+        let body = Probe {
+            seq,
+            sent_micros: self.clock.micros(),
+        }
+        .body();
+        let text = match self.link.room {
+            Some(room) => serde_json::to_string(&ClientFrame::Send {
+                room,
+                client_id: format!("p{seq}"),
+                body,
+            })?,
+            None => body,
+        };
+        Ok(WsMessage::text(text))
+    }
+
+    /// Publishes at `rate` for `secs`. Returns how many messages were scheduled, how many got
+    /// out — a server that stops reading makes it smaller (bounded at 1.5 × `secs`) — and
+    /// whether the server closed the publisher's connection (it is reconnected for the next
+    /// step).
+    async fn publish(&mut self, rate: f64, secs: f64) -> Result<(u64, u64, bool)> {
+        let (scheduled, outcome) = self.publish_on_schedule(rate, secs).await;
+        let errors = self.link.errors.swap(0, Ordering::Relaxed);
+        if errors > 0 {
+            tracing::warn!(errors, "publishes refused in this step");
+        }
+        match outcome {
+            Ok(sent) => Ok((scheduled, sent, false)),
+            Err((sent, err)) => {
+                let err = format!("{err:#}");
+                tracing::warn!(%err, "the publisher's connection broke; reconnecting");
+                // A naive peer drops a publisher that lags behind its own broadcast.
+                self.link = Link::open(&self.endpoint).await?;
+                Ok((scheduled, sent, true))
+            }
+        }
+    }
+
+    /// The schedule itself: how many were scheduled, and how many were sent (with the error that
+    /// stopped it, if any).
+    async fn publish_on_schedule(
+        &mut self,
+        rate: f64,
+        secs: f64,
+    ) -> (u64, Result<u64, (u64, anyhow::Error)>) {
+        let scheduled = ((rate * secs).round() as u64).max(1);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs_f64(secs * 1.5 + 1.0);
+        let mut sent = 0u64;
+        while sent < scheduled {
+            let due_at = started + Duration::from_secs_f64(sent as f64 / rate);
+            sleep_until(due_at).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            let due = ((elapsed * rate).floor() as u64 + 1).min(scheduled);
+            let mut burst = 0;
+            while sent < due {
+                let frame = match self.frame(self.next_seq) {
+                    Ok(frame) => frame,
+                    Err(err) => return (scheduled, Err((sent, err))),
+                };
+                match timeout_at(deadline, self.link.sink.feed(frame)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => return (scheduled, Err((sent, err.into()))),
+                    Err(_) => return (scheduled, Ok(sent)),
+                }
+                self.next_seq += 1;
+                sent += 1;
+                burst += 1;
+                // Keep a burst short so the timestamps stay honest.
+                if burst >= 64 {
+                    break;
+                }
+            }
+            match timeout_at(deadline, self.link.sink.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return (scheduled, Err((sent, err.into()))),
+                Err(_) => return (scheduled, Ok(sent)),
+            }
+        }
+        (scheduled, Ok(sent))
+    }
+
+    async fn close(&mut self) {
+        let _ = timeout(Duration::from_secs(2), self.link.sink.close()).await;
+    }
+}

@@ -1,0 +1,632 @@
+//! The report: everything measured, as JSON, and the tables printed at the end — medians over the
+//! rounds, and Tidings' figures as ratios to each peer's.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::fanout;
+use crate::history;
+use crate::latency::median;
+use crate::persistence;
+use crate::target::Target;
+
+/// Where the figures were taken.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: String,
+}
+
+impl Machine {
+    pub fn this() -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+        }
+    }
+}
+
+/// The medians of one target at one size over its rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutSummary {
+    pub target: Target,
+    pub subscribers: usize,
+    pub rounds: usize,
+    pub connect_secs: f64,
+    pub idle_kib_per_connection: f64,
+    /// At the fixed rate (10 messages/s).
+    pub fixed_p50_ms: f64,
+    pub fixed_p99_ms: f64,
+    pub fixed_max_ms: f64,
+    pub fixed_delivery_ratio: f64,
+    /// The highest publish rate passing the criteria (0 when none did).
+    pub best_rate: f64,
+    /// Whether, in some round, the search ran out of steps before any rate failed: the true
+    /// maximum is then higher than measured.
+    pub best_rate_is_lower_bound: bool,
+    pub best_delivered_per_sec: f64,
+    pub best_p50_ms: f64,
+    pub best_p99_ms: f64,
+    pub best_max_ms: f64,
+    pub best_server_cpu_pct: f64,
+    pub peak_delivered_per_sec: f64,
+}
+
+impl FanoutSummary {
+    /// Medians over `rounds` (all of one target and size). None for no rounds.
+    pub fn of(rounds: &[&fanout::Outcome]) -> Option<FanoutSummary> {
+        let first = rounds.first()?;
+        let m = |f: &dyn Fn(&fanout::Outcome) -> f64| {
+            median(&rounds.iter().map(|o| f(o)).collect::<Vec<_>>()).unwrap_or(0.0)
+        };
+        let best = |f: &dyn Fn(&fanout::Step) -> f64| {
+            m(&|o: &fanout::Outcome| o.best.as_ref().map_or(0.0, f))
+        };
+        Some(FanoutSummary {
+            target: first.target,
+            subscribers: first.subscribers,
+            rounds: rounds.len(),
+            connect_secs: m(&|o| o.connect_secs),
+            idle_kib_per_connection: m(&|o| o.idle_bytes_per_connection / 1024.0),
+            fixed_p50_ms: m(&|o| o.fixed.latency.p50_ms),
+            fixed_p99_ms: m(&|o| o.fixed.latency.p99_ms),
+            fixed_max_ms: m(&|o| o.fixed.latency.max_ms),
+            fixed_delivery_ratio: m(&|o| o.fixed.delivery_ratio),
+            best_rate: best(&|s| s.rate),
+            best_rate_is_lower_bound: rounds.iter().any(|o| !o.best_is_bounded),
+            best_delivered_per_sec: best(&|s| s.delivered_per_sec),
+            best_p50_ms: best(&|s| s.latency.p50_ms),
+            best_p99_ms: best(&|s| s.latency.p99_ms),
+            best_max_ms: best(&|s| s.latency.max_ms),
+            best_server_cpu_pct: best(&|s| s.server_cpu_pct),
+            peak_delivered_per_sec: m(&|o| o.peak_delivered_per_sec),
+        })
+    }
+}
+
+/// One figure of Tidings divided by the same figure of another target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub subscribers: usize,
+    pub tidings: Target,
+    pub versus: Target,
+    /// Highest sustained delivered/s: above 1 is Tidings faster.
+    pub delivered_per_sec: Option<f64>,
+    /// p99 at the fixed rate: below 1 is Tidings quicker.
+    pub fixed_p99: Option<f64>,
+    /// Memory per idle connection: below 1 is Tidings leaner.
+    pub idle_memory: Option<f64>,
+    /// Time to connect every subscriber: below 1 is Tidings quicker.
+    pub connect_time: Option<f64>,
+}
+
+impl Ratio {
+    pub fn between(tidings: &FanoutSummary, versus: &FanoutSummary) -> Ratio {
+        Ratio {
+            subscribers: tidings.subscribers,
+            tidings: tidings.target,
+            versus: versus.target,
+            delivered_per_sec: ratio(
+                tidings.best_delivered_per_sec,
+                versus.best_delivered_per_sec,
+            ),
+            fixed_p99: ratio(tidings.fixed_p99_ms, versus.fixed_p99_ms),
+            idle_memory: ratio(
+                tidings.idle_kib_per_connection,
+                versus.idle_kib_per_connection,
+            ),
+            connect_time: ratio(tidings.connect_secs, versus.connect_secs),
+        }
+    }
+}
+
+/// `a / b`, or None when `b` is not a positive number.
+pub fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0 && a.is_finite()).then(|| a / b)
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub machine: Machine,
+    pub command: String,
+    pub quick: bool,
+    pub elapsed_secs: f64,
+    /// What the reader needs to know to read the figures right.
+    pub notes: Vec<String>,
+    pub settings: serde_json::Value,
+    pub fanout: Vec<fanout::Outcome>,
+    pub fanout_summary: Vec<FanoutSummary>,
+    pub ratios: Vec<Ratio>,
+    pub persistence: Option<persistence::Outcome>,
+    pub history: Option<history::Outcome>,
+    /// Parts that did not run, and why.
+    pub skipped: Vec<String>,
+    /// Parts that failed, with the error.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    /// Fills in the medians and ratios from the raw fan-out outcomes.
+    pub fn summarise(&mut self) {
+        let mut keys: Vec<(usize, Target)> = Vec::new();
+        for o in &self.fanout {
+            if !keys.contains(&(o.subscribers, o.target)) {
+                keys.push((o.subscribers, o.target));
+            }
+        }
+        keys.sort_by_key(|(n, t)| (*n, order(*t)));
+        self.fanout_summary = keys
+            .iter()
+            .filter_map(|(n, t)| {
+                let rounds: Vec<&fanout::Outcome> = self
+                    .fanout
+                    .iter()
+                    .filter(|o| o.subscribers == *n && o.target == *t)
+                    .collect();
+                FanoutSummary::of(&rounds)
+            })
+            .collect();
+        let find = |n: usize, t: Target| {
+            self.fanout_summary
+                .iter()
+                .find(|s| s.subscribers == n && s.target == t)
+        };
+        let mut sizes: Vec<usize> = keys.iter().map(|(n, _)| *n).collect();
+        sizes.dedup();
+        self.ratios = sizes
+            .iter()
+            .flat_map(|&n| {
+                [
+                    (Target::TidingsWs, Target::NaiveAxum),
+                    (Target::TidingsWs, Target::NodeWs),
+                    (Target::TidingsSse, Target::TidingsWs),
+                ]
+                .into_iter()
+                .filter_map(move |(a, b)| Some(Ratio::between(find(n, a)?, find(n, b)?)))
+            })
+            .collect();
+    }
+
+    /// The tables, as printed at the end of a run.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let kind = if self.quick {
+            "quick smoke run"
+        } else {
+            "full run"
+        };
+        let _ = writeln!(
+            out,
+            "Tidings benchmarks — {kind}, {} — {} cores, {} — took {}",
+            self.date,
+            self.machine.cores,
+            self.machine.cpu_model,
+            duration(self.elapsed_secs)
+        );
+        let _ = writeln!(out, "command: {}", self.command);
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+
+        if !self.fanout_summary.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nFan-out: one room, one publisher (medians over rounds; 'max rate' = highest \
+                 publish rate with ≥ 99 % delivered and p99 ≤ 100 ms; '≥' where no tried rate \
+                 failed)"
+            );
+            let mut rows = vec![vec![
+                "target".to_owned(),
+                "N".to_owned(),
+                "rounds".to_owned(),
+                "connect".to_owned(),
+                "idle/conn".to_owned(),
+                "@10/s p50".to_owned(),
+                "p99".to_owned(),
+                "max".to_owned(),
+                "max rate".to_owned(),
+                "delivered/s".to_owned(),
+                "p50".to_owned(),
+                "p99".to_owned(),
+                "max".to_owned(),
+                "server CPU".to_owned(),
+                "peak deliv/s".to_owned(),
+            ]];
+            for s in &self.fanout_summary {
+                rows.push(vec![
+                    s.target.name().to_owned(),
+                    s.subscribers.to_string(),
+                    s.rounds.to_string(),
+                    format!("{:.2} s", s.connect_secs),
+                    format!("{:.1} KiB", s.idle_kib_per_connection),
+                    ms(s.fixed_p50_ms),
+                    ms(s.fixed_p99_ms),
+                    ms(s.fixed_max_ms),
+                    if s.best_rate > 0.0 {
+                        let at_least = if s.best_rate_is_lower_bound {
+                            "≥ "
+                        } else {
+                            ""
+                        };
+                        format!("{at_least}{}/s", count(s.best_rate))
+                    } else {
+                        "none".to_owned()
+                    },
+                    count(s.best_delivered_per_sec),
+                    ms(s.best_p50_ms),
+                    ms(s.best_p99_ms),
+                    ms(s.best_max_ms),
+                    format!("{:.0} %", s.best_server_cpu_pct),
+                    count(s.peak_delivered_per_sec),
+                ]);
+            }
+            out.push_str(&table(&rows));
+        }
+
+        if !self.ratios.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nRatios (first ÷ second; delivered/s: higher is better; the others: lower is \
+                 better)"
+            );
+            let mut rows = vec![vec![
+                "N".to_owned(),
+                "compared".to_owned(),
+                "delivered/s".to_owned(),
+                "p99 @10/s".to_owned(),
+                "idle memory".to_owned(),
+                "connect time".to_owned(),
+            ]];
+            for r in &self.ratios {
+                rows.push(vec![
+                    r.subscribers.to_string(),
+                    format!("{} ÷ {}", r.tidings.name(), r.versus.name()),
+                    times(r.delivered_per_sec),
+                    times(r.fixed_p99),
+                    times(r.idle_memory),
+                    times(r.connect_time),
+                ]);
+            }
+            out.push_str(&table(&rows));
+        }
+
+        if let Some(p) = &self.persistence {
+            let _ = writeln!(
+                out,
+                "\nPersistence: sends acknowledged after commit (WebSocket, pipelined)"
+            );
+            let mut rows = vec![vec![
+                "senders".to_owned(),
+                "window".to_owned(),
+                "rate".to_owned(),
+                "acked/s".to_owned(),
+                "send→ack p50".to_owned(),
+                "p99".to_owned(),
+                "max".to_owned(),
+                "errors".to_owned(),
+                "server CPU".to_owned(),
+            ]];
+            for run in p.runs.iter().chain(std::iter::once(&p.fixed)) {
+                rows.push(vec![
+                    run.senders.to_string(),
+                    run.window.to_string(),
+                    run.rate
+                        .map_or("flat out".to_owned(), |r| format!("{}/s", count(r))),
+                    count(run.acked_per_sec),
+                    ms(run.latency.p50_ms),
+                    ms(run.latency.p99_ms),
+                    ms(run.latency.max_ms),
+                    run.errors.to_string(),
+                    format!("{:.0} %", run.server_cpu_pct),
+                ]);
+            }
+            out.push_str(&table(&rows));
+        }
+
+        if let Some(h) = &self.history {
+            let _ = writeln!(
+                out,
+                "\nHistory: a room of {} messages (seeded in {:.1} s, {}/s, database {:.0} MiB)",
+                count(h.rows as f64),
+                h.seed_secs,
+                count(h.seed_rows_per_sec),
+                h.database_bytes as f64 / (1024.0 * 1024.0)
+            );
+            let rows = vec![
+                vec![
+                    "query".to_owned(),
+                    "samples".to_owned(),
+                    "median".to_owned(),
+                    "p99".to_owned(),
+                    "max".to_owned(),
+                ],
+                summary_row("page of 50, newest", &h.page_newest),
+                summary_row("page of 50, middle", &h.page_middle),
+                summary_row(
+                    &format!("Last-Event-ID replay of {}", h.replay_events),
+                    &h.replay,
+                ),
+            ];
+            out.push_str(&table(&rows));
+        }
+
+        for skipped in &self.skipped {
+            let _ = writeln!(out, "skipped: {skipped}");
+        }
+        for failure in &self.failures {
+            let _ = writeln!(out, "FAILED: {failure}");
+        }
+        out
+    }
+}
+
+fn order(target: Target) -> u8 {
+    match target {
+        Target::TidingsWs => 0,
+        Target::TidingsSse => 1,
+        Target::NaiveAxum => 2,
+        Target::NodeWs => 3,
+    }
+}
+
+fn summary_row(name: &str, s: &crate::latency::Summary) -> Vec<String> {
+    vec![
+        name.to_owned(),
+        s.count.to_string(),
+        ms(s.p50_ms),
+        ms(s.p99_ms),
+        ms(s.max_ms),
+    ]
+}
+
+/// Columns padded to their widest cell; numbers are right-aligned, the first column left.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            if c == 0 {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            } else {
+                line.push_str("  ");
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn ms(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0} ms")
+    } else if value >= 10.0 {
+        format!("{value:.1} ms")
+    } else {
+        format!("{value:.2} ms")
+    }
+}
+
+fn times(value: Option<f64>) -> String {
+    value.map_or("n/a".to_owned(), |v| format!("{v:.2}×"))
+}
+
+/// A count with thousands separators; fractions kept below ten.
+pub fn count(value: f64) -> String {
+    if value < 10.0 && value.fract() != 0.0 {
+        return format!("{value:.2}");
+    }
+    let whole = value.round() as u64;
+    let digits = whole.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `1h 02m 03s`, `4m 05s` or `6.7 s`.
+pub fn duration(secs: f64) -> String {
+    let whole = secs.round() as u64;
+    match whole {
+        0..60 => format!("{secs:.1} s"),
+        60..3600 => format!("{}m {:02}s", whole / 60, whole % 60),
+        _ => format!(
+            "{}h {:02}m {:02}s",
+            whole / 3600,
+            (whole % 3600) / 60,
+            whole % 60
+        ),
+    }
+}
+
+/// Today's date and time in UTC, `YYYY-MM-DD HH:MM UTC`.
+pub fn now_utc() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc(secs)
+}
+
+/// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let (y, m, d) = civil_from_days(days);
+    let rest = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        (rest % 3600) / 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::Summary;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
+
+    #[test]
+    fn counts_and_durations() {
+        assert_eq!(count(0.0), "0");
+        assert_eq!(count(2.5), "2.50");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(count(1234.4), "1,234");
+        assert_eq!(count(190_000.0), "190,000");
+        assert_eq!(count(1_234_567.0), "1,234,567");
+        assert_eq!(duration(5.25), "5.2 s");
+        assert_eq!(duration(125.0), "2m 05s");
+        assert_eq!(duration(3723.0), "1h 02m 03s");
+    }
+
+    #[test]
+    fn ratios_need_a_positive_denominator() {
+        assert_eq!(ratio(4.0, 2.0), Some(2.0));
+        assert_eq!(ratio(4.0, 0.0), None);
+        assert_eq!(ratio(f64::NAN, 2.0), None);
+    }
+
+    #[test]
+    fn tables_line_up() {
+        let rows = vec![
+            vec!["a".to_owned(), "1".to_owned()],
+            vec!["long".to_owned(), "1000".to_owned()],
+        ];
+        assert_eq!(table(&rows), "a        1\nlong  1000\n");
+    }
+
+    fn step(rate: f64, delivered_per_sec: f64, p99: f64) -> fanout::Step {
+        fanout::Step {
+            rate,
+            scheduled: 1,
+            published: 1,
+            delivered: 1,
+            expected: 1,
+            delivery_ratio: 1.0,
+            seconds: 1.0,
+            delivered_per_sec,
+            latency: Summary {
+                count: 1,
+                p50_ms: p99 / 2.0,
+                p99_ms: p99,
+                max_ms: p99,
+            },
+            server_cpu_pct: 50.0,
+            loadgen_cpu_pct: 50.0,
+            disconnects: 0,
+            publisher_dropped: false,
+            passed: true,
+        }
+    }
+
+    fn outcome(target: Target, best: Option<f64>, fixed_p99: f64) -> fanout::Outcome {
+        fanout::Outcome {
+            target,
+            subscribers: 100,
+            connected: 100,
+            connect_secs: 1.0,
+            rss_before_bytes: 0,
+            rss_idle_bytes: 0,
+            idle_bytes_per_connection: 2048.0,
+            fixed: step(10.0, 1000.0, fixed_p99),
+            search: Vec::new(),
+            best: best.map(|rate| step(rate, rate * 100.0, 50.0)),
+            best_is_bounded: true,
+            peak_delivered_per_sec: 0.0,
+        }
+    }
+
+    #[test]
+    fn medians_over_rounds_and_ratios_to_peers() {
+        let mut report = Report {
+            date: String::new(),
+            machine: Machine::this(),
+            command: String::new(),
+            quick: true,
+            elapsed_secs: 0.0,
+            notes: Vec::new(),
+            settings: serde_json::Value::Null,
+            fanout: vec![
+                outcome(Target::TidingsWs, Some(100.0), 4.0),
+                outcome(Target::NaiveAxum, Some(50.0), 8.0),
+                outcome(Target::TidingsWs, Some(300.0), 6.0),
+                outcome(Target::NaiveAxum, None, 10.0),
+                outcome(Target::TidingsWs, Some(200.0), 5.0),
+            ],
+            fanout_summary: Vec::new(),
+            ratios: Vec::new(),
+            persistence: None,
+            history: None,
+            skipped: Vec::new(),
+            failures: Vec::new(),
+        };
+        report.summarise();
+        assert_eq!(report.fanout_summary.len(), 2);
+        let tidings = &report.fanout_summary[0];
+        assert_eq!(tidings.target, Target::TidingsWs);
+        assert_eq!(tidings.rounds, 3);
+        assert_eq!(tidings.best_rate, 200.0);
+        assert_eq!(tidings.fixed_p99_ms, 5.0);
+        let naive = &report.fanout_summary[1];
+        // A round where no rate passed counts as zero.
+        assert_eq!(naive.best_rate, 25.0);
+        assert_eq!(report.ratios.len(), 1);
+        let r = &report.ratios[0];
+        assert_eq!(r.delivered_per_sec, Some(20_000.0 / 2_500.0));
+        assert_eq!(r.fixed_p99, Some(5.0 / 9.0));
+        assert_eq!(r.idle_memory, Some(1.0));
+        let text = report.render();
+        assert!(text.contains("tidings-ws ÷ naive-axum"), "{text}");
+        assert!(text.contains("quick smoke run"), "{text}");
+    }
+}

@@ -1,0 +1,383 @@
+//! The whole run: raise the open-file limit, make the template database, then persistence,
+//! history and the fan-out rounds (each target in turn, the order rotating every round), each
+//! against a fresh server process, all within a time budget.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tokio::process::Command;
+
+use crate::fanout;
+use crate::history;
+use crate::peer;
+use crate::persistence;
+use crate::process::ServerProcess;
+use crate::report::{Machine, Report, now_utc};
+use crate::search::Criteria;
+use crate::seed::{self, Seeder};
+use crate::target::{Access, Endpoint, Target};
+
+/// Sections of the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Section {
+    Fanout,
+    Persistence,
+    History,
+}
+
+/// Everything a run needs to know, resolved from the command line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub quick: bool,
+    pub command: String,
+    #[serde(skip)]
+    pub server_bin: PathBuf,
+    #[serde(skip)]
+    pub self_bin: PathBuf,
+    #[serde(skip)]
+    pub work_dir: Option<PathBuf>,
+    pub sections: Vec<Section>,
+    pub sizes: Vec<usize>,
+    pub rounds: usize,
+    pub peers: bool,
+    pub budget_secs: f64,
+    /// Extra `KEY=VALUE` for the Tidings server's environment.
+    pub server_env: Vec<(String, String)>,
+    pub fanout: FanoutSettings,
+    pub persistence: persistence::Plan,
+    pub history: history::Plan,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutSettings {
+    pub fixed_rate: f64,
+    pub fixed_secs: f64,
+    pub step_secs: f64,
+    pub max_steps: usize,
+    pub drain_secs: f64,
+    pub connect_concurrency: usize,
+    pub connect_deadline_secs: f64,
+    /// The search starts where this many deliveries a second would be (at least the fixed rate).
+    pub search_start_deliveries: f64,
+    pub criteria: Criteria,
+}
+
+/// Files and connections besides the subscribers: listeners, the database, logs, the publisher.
+const SPARE_FILES: u64 = 256;
+
+/// Runs the suite and returns the report.
+pub async fn run(mut settings: Settings) -> Result<Report> {
+    let started = Instant::now();
+    let budget = Duration::from_secs_f64(settings.budget_secs);
+    let mut report = Report {
+        date: now_utc(),
+        machine: Machine::this(),
+        command: settings.command.clone(),
+        quick: settings.quick,
+        elapsed_secs: 0.0,
+        notes: vec![
+            "every server runs as its own process on loopback; the load generator shares the \
+             machine's cores with it"
+                .to_owned(),
+            "Tidings' subscribers all share one login session (one token for all N \
+             connections); the publisher is another user; sessions are written into the \
+             database before the server starts, so no login (argon2) is timed"
+                .to_owned(),
+            "Tidings runs with its default limits except the per-user send rate, raised so the \
+             publisher and the persistence senders are never rate-limited, and the connection \
+             cap, raised above N"
+                .to_owned(),
+        ],
+        settings: serde_json::to_value(&settings)?,
+        fanout: Vec::new(),
+        fanout_summary: Vec::new(),
+        ratios: Vec::new(),
+        persistence: None,
+        history: None,
+        skipped: Vec::new(),
+        failures: Vec::new(),
+    };
+    if settings.quick {
+        report.notes.push(
+            "a quick smoke run: small sizes, short steps, one round; not for comparing against \
+             targets"
+                .to_owned(),
+        );
+    }
+
+    let needed = settings.sizes.iter().max().copied().unwrap_or(0) as u64 + SPARE_FILES;
+    let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    tracing::info!(limit, "open-file limit");
+    if limit < needed {
+        let fits = limit.saturating_sub(SPARE_FILES) as usize;
+        let dropped: Vec<usize> = settings
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&n| n > fits)
+            .collect();
+        settings.sizes.retain(|&n| n <= fits);
+        report.skipped.push(format!(
+            "fan-out at {dropped:?} subscribers: the open-file limit is {limit}"
+        ));
+    }
+
+    let work = match &settings.work_dir {
+        Some(dir) => tempfile::Builder::new()
+            .prefix("tidings-bench-")
+            .tempdir_in(dir)?,
+        None => tempfile::Builder::new()
+            .prefix("tidings-bench-")
+            .tempdir()?,
+    };
+    let template_dir = work.path().join("template");
+    let server_bin = settings.server_bin.clone();
+    let template_in = template_dir.clone();
+    let template =
+        tokio::task::spawn_blocking(move || seed::init_template(&server_bin, &template_in))
+            .await??;
+
+    let over_budget = |what: &str, report: &mut Report| {
+        if started.elapsed() >= budget {
+            report.skipped.push(format!(
+                "{what}: the time budget ({:.0} s) ran out",
+                budget.as_secs_f64()
+            ));
+            true
+        } else {
+            false
+        }
+    };
+
+    if settings.sections.contains(&Section::Persistence) && !over_budget("persistence", &mut report)
+    {
+        match persistence_section(&settings, &template, work.path()).await {
+            Ok(outcome) => report.persistence = Some(outcome),
+            Err(err) => report.failures.push(format!("persistence: {err:#}")),
+        }
+    }
+
+    if settings.sections.contains(&Section::History) && !over_budget("history", &mut report) {
+        match history_section(&settings, &template, work.path()).await {
+            Ok(outcome) => report.history = Some(outcome),
+            Err(err) => report.failures.push(format!("history: {err:#}")),
+        }
+    }
+
+    if settings.sections.contains(&Section::Fanout) {
+        let mut targets = vec![Target::TidingsWs, Target::TidingsSse];
+        let mut node_script: Option<PathBuf> = None;
+        if settings.peers {
+            targets.push(Target::NaiveAxum);
+            match peer::install_node_ws(&work.path().join("node-ws")).await {
+                Ok(script) => {
+                    targets.push(Target::NodeWs);
+                    node_script = Some(script);
+                }
+                Err(err) => report.skipped.push(format!("the Node ws peer: {err:#}")),
+            }
+        }
+        for &size in &settings.sizes {
+            for round in 0..settings.rounds {
+                // Alternate: each round starts with a different target.
+                let mut order = targets.clone();
+                order.rotate_left(round % targets.len().max(1));
+                for target in order {
+                    let what = format!("fan-out {} × {size}, round {}", target.name(), round + 1);
+                    if over_budget(&what, &mut report) {
+                        continue;
+                    }
+                    tracing::info!("{what}");
+                    match fanout_once(
+                        &settings,
+                        &template,
+                        work.path(),
+                        target,
+                        size,
+                        node_script.as_deref(),
+                    )
+                    .await
+                    {
+                        Ok(outcome) => report.fanout.push(outcome),
+                        Err(err) => report.failures.push(format!("{what}: {err:#}")),
+                    }
+                }
+            }
+        }
+    }
+
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    report.summarise();
+    Ok(report)
+}
+
+/// Starts `tidings-server serve` on a free loopback port over `data_dir`.
+async fn start_tidings(
+    settings: &Settings,
+    data_dir: &Path,
+    connections: usize,
+    log: &Path,
+) -> Result<ServerProcess> {
+    let mut command = Command::new(&settings.server_bin);
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    // Only what the benchmark sets: no configuration leaks in from the caller's environment.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TIDINGS_") {
+            command.env_remove(key);
+        }
+    }
+    let max_connections = (connections + 1000).max(20_000);
+    command
+        .env("RUST_LOG", "warn")
+        .env("TIDINGS_LIMITS__MESSAGES_PER_SECOND", "1000000")
+        .env("TIDINGS_LIMITS__MESSAGE_BURST", "1000000")
+        .env(
+            "TIDINGS_LIMITS__MAX_CONNECTIONS",
+            max_connections.to_string(),
+        );
+    for (key, value) in &settings.server_env {
+        command.env(key, value);
+    }
+    ServerProcess::spawn("tidings-server", command, log).await
+}
+
+async fn persistence_section(
+    settings: &Settings,
+    template: &Path,
+    work: &Path,
+) -> Result<persistence::Outcome> {
+    let data = work.join("persistence");
+    let plan = settings.persistence.clone();
+    let count = plan
+        .concurrency
+        .iter()
+        .copied()
+        .chain([plan.fixed_senders])
+        .max()
+        .unwrap_or(1);
+    let template = template.to_owned();
+    let data_in = data.clone();
+    let senders = tokio::task::spawn_blocking(move || -> Result<Vec<persistence::Sender>> {
+        let seeder = Seeder::copy(&template, &data_in)?;
+        let mut senders = Vec::with_capacity(count);
+        for i in 0..count {
+            let user = seeder.user(&format!("sender-{i}"))?;
+            let token = seeder.session(user, "tidings-bench persistence")?;
+            let room = seeder.room(&format!("persistence-{i}"), user, &[user])?;
+            senders.push(persistence::Sender { token, room });
+        }
+        seeder.finish()?;
+        Ok(senders)
+    })
+    .await??;
+    let server = start_tidings(settings, &data, count, &work.join("persistence.log")).await?;
+    let outcome = persistence::run(&server, &senders, &plan).await;
+    server.stop().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    outcome
+}
+
+async fn history_section(
+    settings: &Settings,
+    template: &Path,
+    work: &Path,
+) -> Result<history::Outcome> {
+    let data = work.join("history");
+    let rows = settings.history.rows;
+    tracing::info!(rows, "seeding the history room");
+    let template = template.to_owned();
+    let data_in = data.clone();
+    let seeded =
+        tokio::task::spawn_blocking(move || seed::history(&template, &data_in, rows)).await??;
+    tracing::info!(
+        seconds = format!("{:.1}", seeded.seconds),
+        "history room seeded"
+    );
+    let server = start_tidings(settings, &data, 16, &work.join("history.log")).await?;
+    let outcome = history::run(&server, &seeded, &settings.history).await;
+    server.stop().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    outcome
+}
+
+/// One fan-out run: a fresh server of `target`, `size` subscribers.
+async fn fanout_once(
+    settings: &Settings,
+    template: &Path,
+    work: &Path,
+    target: Target,
+    size: usize,
+    node_script: Option<&Path>,
+) -> Result<fanout::Outcome> {
+    let name = format!("{}-{size}", target.name());
+    let log = work.join(format!("{name}.log"));
+    let data = work.join(&name);
+    let (server, access) = match target {
+        Target::TidingsWs | Target::TidingsSse => {
+            let template = template.to_owned();
+            let data_in = data.clone();
+            let access = tokio::task::spawn_blocking(move || -> Result<Access> {
+                let seeder = Seeder::copy(&template, &data_in)?;
+                let subscriber = seeder.user("subscriber")?;
+                let publisher = seeder.user("publisher")?;
+                let access = Access {
+                    subscriber_token: seeder.session(subscriber, "tidings-bench subscribers")?,
+                    publisher_token: seeder.session(publisher, "tidings-bench publisher")?,
+                    room: seeder.room("fanout", publisher, &[publisher, subscriber])?,
+                };
+                seeder.finish()?;
+                Ok(access)
+            })
+            .await??;
+            let server = start_tidings(settings, &data, size, &log).await?;
+            (server, Some(access))
+        }
+        Target::NaiveAxum => {
+            let mut command = Command::new(&settings.self_bin);
+            command.args(["naive-server", "--listen", "127.0.0.1:0"]);
+            (
+                ServerProcess::spawn("naive-axum", command, &log).await?,
+                None,
+            )
+        }
+        Target::NodeWs => {
+            let script = node_script.context("the Node peer is not installed")?;
+            let mut command = Command::new("node");
+            command.arg(script);
+            if let Some(dir) = script.parent() {
+                command.current_dir(dir);
+            }
+            (ServerProcess::spawn("node-ws", command, &log).await?, None)
+        }
+    };
+    let endpoint = Endpoint {
+        target,
+        addr: server.addr,
+        access,
+    };
+    let f = &settings.fanout;
+    let plan = fanout::Plan {
+        subscribers: size,
+        fixed_rate: f.fixed_rate,
+        fixed_secs: f.fixed_secs,
+        search_start: (f.search_start_deliveries / size.max(1) as f64)
+            .max(f.fixed_rate)
+            .round(),
+        step_secs: f.step_secs,
+        max_steps: f.max_steps,
+        drain_secs: f.drain_secs,
+        connect_concurrency: f.connect_concurrency,
+        connect_deadline_secs: f.connect_deadline_secs,
+        criteria: f.criteria,
+    };
+    let outcome = fanout::run(&endpoint, &server, &plan).await;
+    server.stop().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    outcome
+}

@@ -1,0 +1,109 @@
+//! What a fan-out run is pointed at: Tidings over its chat channel or its feed, or one of the
+//! peers, and how a client connects to each.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use tidings_proto::v1::SUBPROTOCOL;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// A WebSocket over plain TCP on loopback.
+pub type Socket = WebSocketStream<TcpStream>;
+
+/// The servers and transports the fan-out benchmark compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Tidings, subscribers on the WebSocket chat channel.
+    TidingsWs,
+    /// Tidings, subscribers on the SSE feed (the publisher still posts over the chat channel).
+    TidingsSse,
+    /// axum + `tokio::sync::broadcast`, as the textbook chat example has it.
+    NaiveAxum,
+    /// Node's `ws` package, its README's broadcast example.
+    NodeWs,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::TidingsWs => "tidings-ws",
+            Target::TidingsSse => "tidings-sse",
+            Target::NaiveAxum => "naive-axum",
+            Target::NodeWs => "node-ws",
+        }
+    }
+
+    pub fn is_tidings(self) -> bool {
+        matches!(self, Target::TidingsWs | Target::TidingsSse)
+    }
+}
+
+/// Credentials for Tidings: the subscribers' shared session and the publisher's own.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub subscriber_token: String,
+    pub publisher_token: String,
+    pub room: i64,
+}
+
+/// A running server to point clients at.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub target: Target,
+    pub addr: SocketAddr,
+    /// Present for Tidings; the peers take anyone.
+    pub access: Option<Access>,
+}
+
+/// Opens a WebSocket to `path`, offering the Tidings subprotocol and a bearer token when given.
+/// `small` keeps the client's buffers small, as thousands of idle subscribers need.
+pub async fn connect(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    small: bool,
+) -> Result<Socket> {
+    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    if let Some(token) = token {
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).context("token as a header")?,
+        );
+    }
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let config = if small {
+        WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+    } else {
+        WebSocketConfig::default()
+    };
+    let (socket, response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .context("WebSocket handshake")?;
+    if token.is_some() {
+        let agreed = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok());
+        if agreed != Some(SUBPROTOCOL) {
+            bail!("the server did not agree to {SUBPROTOCOL}: {agreed:?}");
+        }
+    }
+    Ok(socket)
+}
