@@ -95,3 +95,15 @@ pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
                 || e.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
 }
+
+impl From<tidings_schema::SchemaError> for StoreError {
+    fn from(err: tidings_schema::SchemaError) -> Self {
+        match err {
+            tidings_schema::SchemaError::Sqlite(e) => e.into(),
+            tidings_schema::SchemaError::Migration(e) => StoreError::Migration(e),
+            tidings_schema::SchemaError::TooNew { found, supported } => {
+                StoreError::TooNew { found, supported }
+            }
+        }
+    }
+}

@@ -1,43 +1,26 @@
-//! The schema: SQL migrations embedded at compile time and applied at open.
-//!
-//! The schema version is SQLite's `user_version`, which `rusqlite_migration` sets to the number
-//! of migrations applied. All pending migrations run in one transaction, so a failed upgrade
-//! leaves the database untouched.
+//! The server's schema: the SQL files in `migrations/server/`, applied at open by the shared
+//! runner in `tidings-schema` (one transaction, `user_version`, a newer file refused).
 
 use rusqlite::Connection;
-use rusqlite_migration::{M, Migrations};
+use tidings_schema::Schema;
 
 use crate::StoreError;
 
 /// The migrations, oldest first. Append only: an applied migration is never edited.
-const STEPS: &[&str] = &[include_str!("../../../migrations/server/0001_init.sql")];
+const SCHEMA: Schema = Schema::new(&[include_str!("../../../migrations/server/0001_init.sql")]);
 
 /// The schema version a fully migrated database has.
-pub(crate) const SUPPORTED_VERSION: i64 = STEPS.len() as i64;
-
-pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(STEPS.iter().map(|sql| M::up(sql)).collect())
-}
-
-/// The schema version recorded in the database; 0 for a new file.
-pub(crate) fn version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
-}
+pub(crate) const SUPPORTED_VERSION: i64 = SCHEMA.supported();
 
 /// Brings the database up to the current schema, refusing one written by a newer build.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    // Checked here rather than left to the migration library so the error names both versions.
-    let found = version(conn)?;
-    if found > SUPPORTED_VERSION {
-        return Err(StoreError::TooNew {
-            found,
-            supported: SUPPORTED_VERSION,
-        });
-    }
-    migrations().to_latest(conn)?;
-    let now = version(conn)?;
-    if now != found {
-        tracing::info!(from = found, to = now, "migrated database schema");
+    let found = SCHEMA.migrate(conn)?;
+    if found != SUPPORTED_VERSION {
+        tracing::info!(
+            from = found,
+            to = SUPPORTED_VERSION,
+            "migrated database schema"
+        );
     }
     Ok(())
 }
@@ -46,17 +29,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    /// Every schema object, as SQLite records it, in a stable order.
-    fn dump(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
-        let mut stmt = conn
-            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
-            .unwrap();
-        stmt.query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    fn dump(conn: &Connection) -> Vec<tidings_schema::SchemaObject> {
+        tidings_schema::dump(conn).unwrap()
+    }
+
+    fn version(conn: &Connection) -> rusqlite::Result<i64> {
+        tidings_schema::version(conn)
+    }
+
+    fn migrations() -> rusqlite_migration::Migrations<'static> {
+        SCHEMA.migrations()
     }
 
     #[test]
@@ -72,7 +54,7 @@ mod tests {
         migrate(&mut fresh).unwrap();
 
         let mut stepped = Connection::open(dir.path().join("stepped.db")).unwrap();
-        for step in 1..=STEPS.len() {
+        for step in 1..=SUPPORTED_VERSION as usize {
             migrations().to_version(&mut stepped, step).unwrap();
             assert_eq!(version(&stepped).unwrap(), step as i64);
         }

@@ -38,3 +38,15 @@ impl From<rusqlite::Error> for LocalError {
         }
     }
 }
+
+impl From<tidings_schema::SchemaError> for LocalError {
+    fn from(err: tidings_schema::SchemaError) -> Self {
+        match err {
+            tidings_schema::SchemaError::Sqlite(e) => e.into(),
+            tidings_schema::SchemaError::Migration(e) => LocalError::Migration(e),
+            tidings_schema::SchemaError::TooNew { found, supported } => {
+                LocalError::TooNew { found, supported }
+            }
+        }
+    }
+}

@@ -1,43 +1,26 @@
-//! The schema: SQL migrations embedded at compile time and applied at open.
-//!
-//! The schema version is SQLite's `user_version`, which `rusqlite_migration` sets to the number
-//! of migrations applied. All pending migrations run in one transaction, so a failed upgrade
-//! leaves the file untouched.
+//! The local store's schema: the SQL files in `migrations/client/`, applied at open by the shared
+//! runner in `tidings-schema` (one transaction, `user_version`, a newer file refused).
 
 use rusqlite::Connection;
-use rusqlite_migration::{M, Migrations};
+use tidings_schema::Schema;
 
 use super::LocalError;
 
 /// The migrations, oldest first. Append only: an applied migration is never edited.
-const STEPS: &[&str] = &[include_str!("../../../../migrations/client/0001_init.sql")];
+const SCHEMA: Schema = Schema::new(&[include_str!("../../../../migrations/client/0001_init.sql")]);
 
 /// The schema version a fully migrated file has.
-pub(super) const SUPPORTED_VERSION: i64 = STEPS.len() as i64;
-
-fn migrations() -> Migrations<'static> {
-    Migrations::new(STEPS.iter().map(|sql| M::up(sql)).collect())
-}
-
-/// The schema version recorded in the file; 0 for a new one.
-fn version(conn: &Connection) -> Result<i64, LocalError> {
-    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
-}
+pub(super) const SUPPORTED_VERSION: i64 = SCHEMA.supported();
 
 /// Brings the file up to the current schema, refusing one written by a newer build.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), LocalError> {
-    // Checked here rather than left to the migration library so the error names both versions.
-    let found = version(conn)?;
-    if found > SUPPORTED_VERSION {
-        return Err(LocalError::TooNew {
-            found,
-            supported: SUPPORTED_VERSION,
-        });
-    }
-    migrations().to_latest(conn)?;
-    let now = version(conn)?;
-    if now != found {
-        tracing::info!(from = found, to = now, "migrated the local store's schema");
+    let found = SCHEMA.migrate(conn)?;
+    if found != SUPPORTED_VERSION {
+        tracing::info!(
+            from = found,
+            to = SUPPORTED_VERSION,
+            "migrated the local store's schema"
+        );
     }
     Ok(())
 }
@@ -48,17 +31,16 @@ mod tests {
     use crate::store::LocalStore;
     use crate::store::fixture::{group, message};
 
-    /// Every schema object, as SQLite records it, in a stable order.
-    fn dump(conn: &Connection) -> Vec<(String, String, String, Option<String>)> {
-        let mut stmt = conn
-            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
-            .unwrap();
-        stmt.query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    fn dump(conn: &Connection) -> Vec<tidings_schema::SchemaObject> {
+        tidings_schema::dump(conn).unwrap()
+    }
+
+    fn version(conn: &Connection) -> rusqlite::Result<i64> {
+        tidings_schema::version(conn)
+    }
+
+    fn migrations() -> rusqlite_migration::Migrations<'static> {
+        SCHEMA.migrations()
     }
 
     #[test]
@@ -74,7 +56,7 @@ mod tests {
         migrate(&mut fresh).unwrap();
 
         let mut stepped = Connection::open(dir.path().join("stepped.db")).unwrap();
-        for step in 1..=STEPS.len() {
+        for step in 1..=SUPPORTED_VERSION as usize {
             migrations().to_version(&mut stepped, step).unwrap();
             assert_eq!(version(&stepped).unwrap(), step as i64);
         }
