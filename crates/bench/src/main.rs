@@ -93,9 +93,16 @@ struct RunArgs {
     /// Seconds each rate-search step publishes for [default: 3; quick: 2].
     #[arg(long)]
     step_secs: Option<f64>,
-    /// Most steps of a rate search [default: 10; quick: 7].
+    /// Most steps of the search for the most delivered [default: 8; quick: 6].
     #[arg(long)]
     max_steps: Option<usize>,
+    /// Most further steps of the search for the most delivered within p99 ≤ 100 ms
+    /// [default: 5; quick: 4].
+    #[arg(long)]
+    max_latency_steps: Option<usize>,
+    /// Deliveries per second (publish rate × subscribers) the rate search starts at.
+    #[arg(long, default_value_t = 100_000.0)]
+    search_start: f64,
     /// Subscriber handshakes in flight at once.
     #[arg(long, default_value_t = 128)]
     connect_concurrency: usize,
@@ -199,11 +206,12 @@ fn settings(args: RunArgs) -> Result<Settings> {
             fixed_rate: 10.0,
             fixed_secs: pick(quick, 3.0, 5.0),
             step_secs: args.step_secs.unwrap_or(pick(quick, 2.0, 3.0)),
-            max_steps: args.max_steps.unwrap_or(pick(quick, 7, 10)),
+            max_steps: args.max_steps.unwrap_or(pick(quick, 6, 8)),
+            max_latency_steps: args.max_latency_steps.unwrap_or(pick(quick, 4, 5)),
             drain_secs: 2.0,
             connect_concurrency: args.connect_concurrency,
             connect_deadline_secs: 120.0,
-            search_start_deliveries: 20_000.0,
+            search_start_deliveries: args.search_start,
             criteria: Criteria::default(),
         },
         persistence: persistence::Plan {

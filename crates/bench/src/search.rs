@@ -3,7 +3,9 @@
 //! Rates double from the start until a step fails, then the search bisects (geometrically)
 //! between the best pass and the lowest failure until they are within [`RESOLUTION`] of each
 //! other or the steps run out. A failure at the very first rate halves it instead, down to
-//! [`MIN_RATE`].
+//! [`MIN_RATE`]. A fan-out run searches twice: first for the most a server can deliver at all
+//! ([`Criteria::sustains`]), then, starting from what that search already learnt, for the most
+//! it can deliver within the latency bound ([`Criteria::passes`]).
 
 use serde::Serialize;
 
@@ -35,9 +37,15 @@ impl Default for Criteria {
 }
 
 impl Criteria {
-    pub fn passes(&self, scheduled: u64, published: u64, delivery_ratio: f64, p99_ms: f64) -> bool {
+    /// Whether the rate was sustained at all: delivered, and the publisher kept up.
+    pub fn sustains(&self, scheduled: u64, published: u64, delivery_ratio: f64) -> bool {
         let published_ok = published as f64 >= self.min_published * scheduled as f64;
-        published_ok && delivery_ratio >= self.min_delivered && p99_ms <= self.max_p99_ms
+        published_ok && delivery_ratio >= self.min_delivered
+    }
+
+    /// Whether the rate was sustained within the latency bound too.
+    pub fn passes(&self, scheduled: u64, published: u64, delivery_ratio: f64, p99_ms: f64) -> bool {
+        self.sustains(scheduled, published, delivery_ratio) && p99_ms <= self.max_p99_ms
     }
 }
 
@@ -60,6 +68,44 @@ impl RateSearch {
             steps: 0,
             max_steps,
         }
+    }
+
+    /// A search that already knows how some rates fared (`(rate, passed)`): it goes on from the
+    /// best pass and the lowest failure among them, or starts at `start` if there are none.
+    pub fn resume(
+        start: f64,
+        max_steps: usize,
+        known: impl IntoIterator<Item = (f64, bool)>,
+    ) -> RateSearch {
+        let mut search = RateSearch::new(start, max_steps);
+        let (mut best_pass, mut lowest_fail) = (None::<f64>, None::<f64>);
+        for (rate, passed) in known {
+            if passed {
+                best_pass = Some(best_pass.map_or(rate, |b| b.max(rate)));
+            } else {
+                lowest_fail = Some(lowest_fail.map_or(rate, |f| f.min(rate)));
+            }
+        }
+        // A pass above a failure (a noisy machine) says the failure was bad luck.
+        if let (Some(pass), Some(fail)) = (best_pass, lowest_fail)
+            && pass >= fail
+        {
+            lowest_fail = None;
+        }
+        search.best_pass = best_pass;
+        search.lowest_fail = lowest_fail;
+        if max_steps == 0 {
+            return search;
+        }
+        search.next = match (best_pass, lowest_fail) {
+            (None, None) => search.next,
+            (Some(pass), None) => Some(pass * 2.0),
+            (None, Some(fail)) => (fail > MIN_RATE).then(|| (fail / 2.0).max(MIN_RATE)),
+            (Some(pass), Some(fail)) => {
+                (fail / pass > RESOLUTION).then(|| round_rate((pass * fail).sqrt()))
+            }
+        };
+        search
     }
 
     /// The rate to try next, or None when the search is over.
@@ -163,11 +209,44 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_search_goes_on_from_what_is_known() {
+        // Known: 10 passed, 40 failed → bisect between them.
+        let search = RateSearch::resume(5.0, 4, [(10.0, true), (40.0, false), (20.0, false)]);
+        assert_eq!(search.best(), Some(10.0));
+        assert_eq!(search.next_rate(), Some(14.0));
+        // Only failures → halve the lowest.
+        let search = RateSearch::resume(5.0, 4, [(10.0, false), (20.0, false)]);
+        assert_eq!(search.next_rate(), Some(5.0));
+        // Only passes → double the best.
+        let search = RateSearch::resume(5.0, 4, [(10.0, true), (20.0, true)]);
+        assert_eq!(search.next_rate(), Some(40.0));
+        // Already close enough → nothing left to try.
+        let search = RateSearch::resume(5.0, 4, [(10.0, true), (11.0, false)]);
+        assert_eq!(search.next_rate(), None);
+        assert_eq!(search.best(), Some(10.0));
+        // Nothing known → the start.
+        let search = RateSearch::resume(5.0, 4, []);
+        assert_eq!(search.next_rate(), Some(5.0));
+        // No steps → nothing to try.
+        assert_eq!(RateSearch::resume(5.0, 0, [(10.0, true)]).next_rate(), None);
+    }
+
+    #[test]
+    fn a_pass_above_a_failure_discards_the_failure() {
+        let search = RateSearch::resume(5.0, 4, [(10.0, false), (20.0, true)]);
+        assert_eq!(search.best(), Some(20.0));
+        assert_eq!(search.next_rate(), Some(40.0));
+    }
+
+    #[test]
     fn criteria_need_delivery_latency_and_the_publisher_keeping_up() {
         let c = Criteria::default();
         assert!(c.passes(100, 100, 0.995, 80.0));
         assert!(!c.passes(100, 100, 0.98, 80.0), "lost too many");
         assert!(!c.passes(100, 100, 1.0, 101.0), "too slow");
         assert!(!c.passes(100, 90, 1.0, 10.0), "publisher held back");
+        assert!(c.sustains(100, 100, 1.0), "slow but delivered");
+        assert!(!c.sustains(100, 100, 0.98));
+        assert!(!c.sustains(100, 90, 1.0));
     }
 }

@@ -9,6 +9,7 @@
 //! Close codes are those of [`tidings_proto::v1::close`].
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -33,8 +34,12 @@ use crate::{message, wire};
 
 /// Requests of one connection allowed in flight before it stops reading.
 const MAX_IN_FLIGHT: usize = 64;
-/// Queued frames written in one batch before flushing.
-const WRITE_BATCH: usize = 64;
+/// Queued frames written in one batch (one socket write) before flushing. The WebSocket's write
+/// buffer keeps the capacity of its largest batch, so this also bounds what a connection holds
+/// on to after a burst.
+const WRITE_BATCH: usize = 16;
+/// Read buffer per connection; larger frames grow it as they arrive.
+const READ_BUFFER: usize = 512;
 /// Messages sent per `sync` answer; the client syncs again when `has_more`.
 const SYNC_PAGE: u32 = 500;
 /// How long to wait for the peer's close frame after sending ours.
@@ -65,8 +70,11 @@ pub async fn upgrade(
     ws.protocols([SUBPROTOCOL])
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
+        // Client frames are small: a small read buffer (tungstenite zeroes it before every read
+        // and an idle connection holds it for life). Writes are batched by `write_queued`, which
+        // flushes once per batch; the write buffer only sends early for very large frames.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| serve(socket, state, authed, permit))
 }
 
@@ -97,14 +105,16 @@ async fn serve(
         .await;
         return;
     };
-    let span = tracing::info_span!("chat", user = %authed.user.name, session = authed.session.id);
+    // A debug span: at the default level it is never built, which keeps an idle connection
+    // small; the few log lines above debug name the user themselves.
+    let span = tracing::debug_span!("chat", user = %authed.user.name, session = authed.session.id);
     let closing = Connection::new(socket, state, authed)
         .run()
         .instrument(span)
         .await;
     if let Some((mut socket, closing)) = closing {
         tracing::debug!(code = closing.code, reason = closing.reason, "closing");
-        close_with(&mut socket, closing).await;
+        Box::pin(close_with(&mut socket, closing)).await;
     }
 }
 
@@ -137,52 +147,61 @@ impl Connection {
         // Register before reading anything for the hello, so nothing committed from here on is
         // missed: it is either in the hello's counts and a later sync, or in the queue.
         let (registration, mut queue) = state.hub.register_chat(&user, self.authed.session.id);
-        let hello = match hello(&state, &self.authed).await {
+        // The rare paths are boxed: an idle connection's task then only holds the small state
+        // of its select loop, not the largest future any of its branches could need.
+        let hello = match Box::pin(hello(&state, &self.authed)).await {
             Ok(hello) => hello,
             Err(err) => {
-                tracing::error!(%err, "could not build hello");
+                tracing::error!(%err, user = %self.authed.user.name, "could not build hello");
                 return Some((self.socket, internal()));
             }
         };
-        if self.send(&ServerFrame::Hello(hello)).await.is_err() {
+        if Box::pin(self.send(&ServerFrame::Hello(hello)))
+            .await
+            .is_err()
+        {
             return None;
         }
         let heartbeat = state.config.chat.heartbeat;
         let mut ticks = interval_at(Instant::now() + heartbeat, heartbeat);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        let kicked = registration.kick.kicked();
+        let shutdown = state.shutdown.cancelled();
+        tokio::pin!(kicked, shutdown);
         let closing = loop {
             tokio::select! {
-                kick = registration.kick.kicked() => break kick_close(kick),
-                _ = state.shutdown.cancelled() => {
+                biased;
+                kick = &mut kicked => break kick_close(kick),
+                _ = &mut shutdown => {
                     // Let in-flight sends commit and be acked before saying goodbye.
                     while let Some(reply) = pending.next().await {
                         if let Some(frame) = reply {
-                            let _ = self.send(&frame).await;
+                            let _ = Box::pin(self.send(&frame)).await;
                         }
                     }
                     break Closing { code: close::GOING_AWAY, reason: "server shutting down" };
                 }
                 Some(out) = queue.recv() => {
-                    if let Err(closing) = self.write_queued(out, &mut queue).await {
+                    if let Err(closing) = Box::pin(self.write_queued(out, &mut queue)).await {
                         break closing;
                     }
                 }
                 Some(reply) = pending.next(), if !pending.is_empty() => {
                     if let Some(frame) = reply
-                        && self.send(&frame).await.is_err()
+                        && Box::pin(self.send(&frame)).await.is_err()
                     {
                         return None;
                     }
                 }
                 incoming = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
-                    match self.on_incoming(incoming, &mut pending).await {
+                    match Box::pin(self.on_incoming(incoming, &mut pending)).await {
                         Ok(()) => {}
                         Err(closing) => break closing,
                     }
                 }
                 _ = ticks.tick() => {
-                    if let Err(closing) = self.on_heartbeat().await {
+                    if let Err(closing) = Box::pin(self.on_heartbeat()).await {
                         break closing;
                     }
                 }
@@ -231,23 +250,22 @@ impl Connection {
     /// Writes `first` and whatever else is already queued, then flushes once.
     async fn write_queued(
         &mut self,
-        first: ChatOut,
-        queue: &mut tokio::sync::mpsc::Receiver<ChatOut>,
+        first: Arc<ChatOut>,
+        queue: &mut tokio::sync::mpsc::Receiver<Arc<ChatOut>>,
     ) -> Result<(), Closing> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(out) = next.take() {
-            let text = match out {
-                ChatOut::Message { id, frame } => {
-                    if id <= self.high_water {
-                        None
-                    } else {
-                        self.high_water = id;
-                        Some(frame)
-                    }
+            // A message a `sync` answer already sent is skipped.
+            let fresh = match out.id {
+                Some(id) if id <= self.high_water => false,
+                Some(id) => {
+                    self.high_water = id;
+                    true
                 }
-                ChatOut::Frame(frame) => Some(frame),
+                None => true,
             };
+            let text = fresh.then(|| out.frame.clone());
             if let Some(text) = text {
                 self.write(WsMessage::Text(text)).await?;
                 written += 1;

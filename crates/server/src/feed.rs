@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -88,7 +89,7 @@ struct Feed {
     state: AppState,
     session: Session,
     registration: Registration,
-    queue: mpsc::Receiver<FeedOut>,
+    queue: mpsc::Receiver<Arc<FeedOut>>,
     _permit: OwnedSemaphorePermit,
     /// Where the client says it stopped (-1: unreadable).
     cursor: Option<MessageId>,
@@ -106,7 +107,7 @@ impl Feed {
         state: AppState,
         session: Session,
         registration: Registration,
-        queue: mpsc::Receiver<FeedOut>,
+        queue: mpsc::Receiver<Arc<FeedOut>>,
         permit: OwnedSemaphorePermit,
         cursor: Option<MessageId>,
     ) -> Feed {
@@ -236,21 +237,30 @@ impl Feed {
     }
 
     /// `first` and whatever else is queued, minus what the replay already sent.
-    fn drain(&mut self, first: FeedOut) -> Option<Bytes> {
-        let mut out = BytesMut::new();
+    fn drain(&mut self, first: Arc<FeedOut>) -> Option<Bytes> {
+        let mut fresh = Vec::new();
         let mut next = Some(first);
-        let mut taken = 0;
         while let Some(item) = next.take() {
             if item.id > self.high_water {
                 self.high_water = item.id;
-                out.extend_from_slice(&item.event);
+                fresh.push(item);
             }
-            taken += 1;
-            if taken < WRITE_BATCH {
+            if fresh.len() < WRITE_BATCH {
                 next = self.queue.try_recv().ok();
             }
         }
-        (!out.is_empty()).then(|| out.freeze())
+        match fresh.as_slice() {
+            [] => None,
+            // The common case at low rates: the shared bytes themselves, no copy.
+            [one] => Some(one.event.clone()),
+            many => {
+                let mut out = BytesMut::with_capacity(many.iter().map(|i| i.event.len()).sum());
+                for item in many {
+                    out.extend_from_slice(&item.event);
+                }
+                Some(out.freeze())
+            }
+        }
     }
 
     /// Reads the session and reports it: `session`, or `lock` when it has ended.

@@ -58,25 +58,26 @@ impl KickSignal {
     }
 }
 
-/// What a chat connection's queue carries.
-#[derive(Debug, Clone)]
-pub enum ChatOut {
-    /// A `message` frame; the id lets the connection skip what a `sync` already sent.
-    Message { id: MessageId, frame: Utf8Bytes },
-    /// Any other frame (typing, presence, read, ack).
-    Frame(Utf8Bytes),
+/// What a chat connection's queue carries: one encoded frame, shared by every recipient.
+#[derive(Debug)]
+pub struct ChatOut {
+    /// Set for a `message` frame, so the connection can skip what a `sync` already sent.
+    pub id: Option<MessageId>,
+    pub frame: Utf8Bytes,
 }
 
-/// What a feed connection's queue carries: one encoded `message` event.
-#[derive(Debug, Clone)]
+/// What a feed connection's queue carries: one encoded `message` event, shared likewise.
+#[derive(Debug)]
 pub struct FeedOut {
     pub id: MessageId,
     pub event: Bytes,
 }
 
+// Queues hold pointers, not the items: a queue allocates room for a block of items up front,
+// and that block is most of what an idle connection's queue costs.
 enum Sink {
-    Chat(mpsc::Sender<ChatOut>),
-    Feed(mpsc::Sender<FeedOut>),
+    Chat(mpsc::Sender<Arc<ChatOut>>),
+    Feed(mpsc::Sender<Arc<FeedOut>>),
 }
 
 struct Conn {
@@ -156,7 +157,7 @@ impl Hub {
         self: &Arc<Self>,
         user: &UserRef,
         session: SessionId,
-    ) -> (Registration, mpsc::Receiver<ChatOut>) {
+    ) -> (Registration, mpsc::Receiver<Arc<ChatOut>>) {
         let (tx, rx) = mpsc::channel(self.queue);
         let registration = self.register(user, session, Sink::Chat(tx));
         (registration, rx)
@@ -167,7 +168,7 @@ impl Hub {
         self: &Arc<Self>,
         user: &UserRef,
         session: SessionId,
-    ) -> (Registration, mpsc::Receiver<FeedOut>) {
+    ) -> (Registration, mpsc::Receiver<Arc<FeedOut>>) {
         let (tx, rx) = mpsc::channel(self.queue);
         let registration = self.register(user, session, Sink::Feed(tx));
         (registration, rx)
@@ -234,7 +235,10 @@ impl Hub {
     /// Sends a committed message to every live connection of every member of its room. Called
     /// from the store's writer thread, in commit order, so each queue receives ids ascending.
     pub fn publish_message(&self, message: &Message) {
-        let frame = encode(&ServerFrame::Message(message.clone()));
+        let frame = Arc::new(ChatOut {
+            id: Some(message.id),
+            frame: encode(&ServerFrame::Message(message.clone())),
+        });
         let alert = |mentions_you| {
             let alert = MessageAlert {
                 room: message.room,
@@ -244,7 +248,10 @@ impl Hub {
                 sent_at: message.sent_at,
                 mentions_you,
             };
-            sse::event(EVENT_MESSAGE, Some(message.id), &alert)
+            Arc::new(FeedOut {
+                id: message.id,
+                event: sse::event(EVENT_MESSAGE, Some(message.id), &alert),
+            })
         };
         let (plain, mentioned) = (alert(false), alert(true));
         let inner = self.lock();
@@ -262,22 +269,8 @@ impl Hub {
             };
             for conn in conns {
                 match &conn.sink {
-                    Sink::Chat(tx) => offer(
-                        tx,
-                        &conn.kick,
-                        ChatOut::Message {
-                            id: message.id,
-                            frame: frame.clone(),
-                        },
-                    ),
-                    Sink::Feed(tx) => offer(
-                        tx,
-                        &conn.kick,
-                        FeedOut {
-                            id: message.id,
-                            event: event.clone(),
-                        },
-                    ),
+                    Sink::Chat(tx) => offer(tx, &conn.kick, frame.clone()),
+                    Sink::Feed(tx) => offer(tx, &conn.kick, event.clone()),
                 }
             }
         }
@@ -285,7 +278,7 @@ impl Hub {
 
     /// Sends a frame to the chat connections of a room's members, but not to `except`.
     pub fn to_room(&self, room: RoomId, except: Option<UserId>, frame: &ServerFrame) {
-        let bytes = encode(frame);
+        let bytes = frame_out(frame);
         let inner = self.lock();
         let Some(members) = inner.rooms.get(&room) else {
             return;
@@ -297,20 +290,20 @@ impl Hub {
 
     /// Sends a frame to every chat connection of one user.
     pub fn to_user(&self, user: UserId, frame: &ServerFrame) {
-        let bytes = encode(frame);
+        let bytes = frame_out(frame);
         Hub::to_user_locked(&self.lock(), user, &bytes);
     }
 
-    fn to_user_locked(inner: &Inner, user: UserId, bytes: &Utf8Bytes) {
+    fn to_user_locked(inner: &Inner, user: UserId, out: &Arc<ChatOut>) {
         for conn in inner.conns.get(&user).into_iter().flatten() {
             if let Sink::Chat(tx) = &conn.sink {
-                offer(tx, &conn.kick, ChatOut::Frame(bytes.clone()));
+                offer(tx, &conn.kick, out.clone());
             }
         }
     }
 
     fn presence(inner: &Inner, user: &UserRef, status: PresenceStatus) {
-        let bytes = encode(&ServerFrame::Presence {
+        let bytes = frame_out(&ServerFrame::Presence {
             user: user.clone(),
             status,
         });
@@ -331,13 +324,21 @@ impl Hub {
 }
 
 /// Queues `item` or, when the queue is full, kicks its connection as lagging.
-fn offer<T>(tx: &mpsc::Sender<T>, kick: &KickSignal, item: T) {
+fn offer<T>(tx: &mpsc::Sender<Arc<T>>, kick: &KickSignal, item: Arc<T>) {
     match tx.try_send(item) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => kick.kick(Kick::Lagging),
         // The connection is closing; its registration is about to be dropped.
         Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
+}
+
+/// A frame other than `message`, ready for the queues.
+fn frame_out(frame: &ServerFrame) -> Arc<ChatOut> {
+    Arc::new(ChatOut {
+        id: None,
+        frame: encode(frame),
+    })
 }
 
 /// Encodes a server frame as a WebSocket text payload.

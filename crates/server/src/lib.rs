@@ -23,6 +23,7 @@ mod room;
 mod sse;
 mod wire;
 
+use axum::serve::ListenerExt;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -82,6 +83,12 @@ pub async fn run(
         signal.cancel();
     });
     let stopping = token.clone();
+    // Chat frames and feed events are small and must leave at once: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stopping.cancelled().await })
         .await?;
