@@ -129,7 +129,7 @@ impl Store {
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let mut conn = writer::open_connection(path)?;
         schema::migrate(&mut conn)?;
-        let writer = Writer::spawn(conn, options.max_batch)?;
+        let writer = Writer::spawn(conn, path, options.max_batch)?;
         let pool = Pool::new(path, options.read_connections);
         Ok(Store {
             inner: Arc::new(Inner { writer, pool }),

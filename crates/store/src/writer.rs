@@ -10,12 +10,19 @@
 //! Nothing is acknowledged before it is durable: only after COMMIT succeeds does the thread, in
 //! job order, run each write's after-commit hook and then send its reply. If COMMIT fails, every
 //! write of the batch gets the error.
+//!
+//! Checkpoints (copying the WAL back into the database file, then an fsync of it) do not run on
+//! the writer: SQLite's automatic checkpoint would run inside whichever COMMIT crosses the
+//! threshold and hold every write queued behind it for tens of milliseconds. A second thread with
+//! its own connection checkpoints instead (`PASSIVE`: it never blocks the writer or a reader),
+//! nudged after commits and at most every [`CHECKPOINT_EVERY`].
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,6 +31,8 @@ use crate::StoreError;
 
 /// How many writes may wait for the writer before callers are made to wait in `send`.
 const QUEUE_DEPTH: usize = 4096;
+/// The checkpointer runs at most this often (and only after commits).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// One queued write, type-erased so writes of any result type share the queue.
 trait Task: Send {
@@ -120,8 +129,20 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread, which takes ownership of `conn`.
-    pub(crate) fn spawn(conn: Connection, max_batch: usize) -> Result<Writer, StoreError> {
+    /// Starts the writer thread, which takes ownership of `conn`, and the checkpointer thread
+    /// with a connection of its own to `path`.
+    pub(crate) fn spawn(
+        conn: Connection,
+        path: &Path,
+        max_batch: usize,
+    ) -> Result<Writer, StoreError> {
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = open_connection(path)?;
+        let (nudge, nudged) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("tidings-store-checkpointer".to_owned())
+            .spawn(move || checkpoint(checkpoints, nudged))
+            .map_err(StoreError::Thread)?;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (stopped_tx, stopped) = watch::channel(false);
         let commits = Arc::new(AtomicU64::new(0));
@@ -130,7 +151,7 @@ impl Writer {
             .name("tidings-store-writer".to_owned())
             .spawn(move || {
                 let _stopped = StoppedOnDrop(stopped_tx);
-                run(conn, receiver, max_batch.max(1), &thread_commits);
+                run(conn, receiver, max_batch.max(1), &thread_commits, &nudge);
             })
             .map_err(StoreError::Thread)?;
         Ok(Writer {
@@ -248,7 +269,13 @@ impl Drop for StoppedOnDrop {
 }
 
 /// The writer thread's loop: ends when every sender is gone and the queue is drained.
-fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, max_batch: usize, commits: &AtomicU64) {
+fn run(
+    conn: Connection,
+    mut receiver: mpsc::Receiver<Job>,
+    max_batch: usize,
+    commits: &AtomicU64,
+    checkpointer: &std::sync::mpsc::SyncSender<()>,
+) {
     let mut batch = VecDeque::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
         batch.push_back(first);
@@ -262,8 +289,33 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, max_batch: usize, co
         while !batch.is_empty() {
             run_transaction(&conn, &mut batch, commits);
         }
+        // Full means a nudge is already waiting; the checkpointer will see this commit too.
+        let _ = checkpointer.try_send(());
     }
     tracing::debug!("store writer stopped");
+}
+
+/// The checkpointer thread: after each nudge, one `PASSIVE` checkpoint, then a pause, so a busy
+/// server checkpoints a few times a second and an idle one not at all. Ends with the writer.
+fn checkpoint(conn: Connection, nudged: std::sync::mpsc::Receiver<()>) {
+    while nudged.recv().is_ok() {
+        let started = Instant::now();
+        let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        });
+        match outcome {
+            Ok((wal_pages, copied)) => {
+                tracing::trace!(wal_pages, copied, took = ?started.elapsed(), "checkpoint");
+            }
+            Err(err) => {
+                tracing::warn!(%err, "WAL checkpoint failed; will retry after the next commit")
+            }
+        }
+        if let Some(rest) = CHECKPOINT_EVERY.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    tracing::debug!("store checkpointer stopped");
 }
 
 /// Runs jobs from the front of `jobs` in one transaction and completes them. It stops early,
