@@ -3,3 +3,4 @@
 mod bad_input;
 mod chat;
 mod feed;
+mod http1;

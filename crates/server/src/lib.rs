@@ -7,7 +7,8 @@
 //! - [`config`]: the typed configuration (file, environment, flags).
 //! - `app`: shared state and routes; `auth`: tokens, passwords, the request extractor;
 //!   `account`, `room`, `message`: the HTTP handlers and the one send path;
-//!   `chat`: the WebSocket channel; `feed`: the SSE feed; `hub`: live connections and fan-out;
+//!   `chat`: the WebSocket channel; `feed`: the SSE feed; `direct`: the listener, which serves
+//!   feed connections without hyper; `hub`: live connections and fan-out;
 //!   `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors.
 
 pub mod account;
@@ -15,6 +16,7 @@ mod app;
 mod auth;
 mod chat;
 pub mod config;
+mod direct;
 mod error;
 mod feed;
 mod hub;
@@ -23,7 +25,6 @@ mod room;
 mod sse;
 mod wire;
 
-use axum::serve::ListenerExt;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -83,12 +84,8 @@ pub async fn run(
         signal.cancel();
     });
     let stopping = token.clone();
-    // Chat frames and feed events are small and must leave at once: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
-        }
-    });
+    // Feeds are served by `direct`, every other connection by axum.
+    let listener = direct::SniffingListener::new(listener, router.clone(), state.clone())?;
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stopping.cancelled().await })
         .await?;

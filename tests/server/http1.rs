@@ -1,0 +1,240 @@
+//! The feed's own HTTP/1 path: a connection whose first request is the feed is served without
+//! hyper (see the server's `direct` module). These tests speak raw HTTP/1.1 over TCP to see
+//! exactly what goes over the wire.
+
+use std::net::SocketAddr;
+
+use tidings_tests::{TestServer, WAIT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout};
+
+/// A raw connection and what has been read from it but not consumed yet.
+struct Raw {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Raw {
+        let stream = timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Raw {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+        self.stream.flush().await.expect("flush");
+    }
+
+    /// Reads until `needle` has arrived; returns everything up to and including it.
+    async fn until(&mut self, needle: &[u8]) -> String {
+        loop {
+            if let Some(at) = self.buffer.windows(needle.len()).position(|w| w == needle) {
+                let taken: Vec<u8> = self.buffer.drain(..at + needle.len()).collect();
+                return String::from_utf8(taken).expect("UTF-8");
+            }
+            let mut chunk = [0u8; 4096];
+            let n = timeout(WAIT, self.stream.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "waiting for {:?}; got {:?}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(&self.buffer)
+                    )
+                })
+                .expect("read");
+            assert!(
+                n > 0,
+                "closed while waiting for {:?}; got {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(&self.buffer)
+            );
+            self.buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The response head, lower-cased.
+    async fn head(&mut self) -> String {
+        self.until(b"\r\n\r\n").await.to_ascii_lowercase()
+    }
+
+    /// Reads to the end of the stream; returns what came after the consumed part.
+    async fn read_to_close(&mut self) -> String {
+        let mut rest = std::mem::take(&mut self.buffer);
+        timeout(WAIT, self.stream.read_to_end(&mut rest))
+            .await
+            .expect("the server closes the connection in time")
+            .expect("read");
+        String::from_utf8(rest).expect("UTF-8")
+    }
+}
+
+fn feed_request(token: Option<&str>, extra: &str) -> String {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!("GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{extra}\r\n")
+}
+
+#[tokio::test]
+async fn a_feed_on_a_fresh_connection_is_a_close_delimited_event_stream() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(feed_request(Some(&ana.token), "").as_bytes())
+        .await;
+    let head = raw.head().await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream"),
+        "{head}"
+    );
+    assert!(head.contains("\r\ncache-control: no-cache\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    // Close-delimited: neither a length nor chunked framing.
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    let opening = raw.until(b"\n\n").await;
+    assert!(opening.starts_with("retry: "), "{opening:?}");
+    // A message posted now arrives on the stream as an event.
+    let room = ana.create_room("ops").await;
+    tidings_tests::post_message(&ana, room.room.id, "c-1", "over the wire").await;
+    let event = raw.until(b"over the wire").await;
+    assert!(event.contains("event: message\n"), "{event:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_feed_asked_for_on_a_kept_alive_connection_is_served_too() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
+    let head = raw.head().await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert_eq!(raw.until(b"ok").await, "ok");
+    // Same connection, now the feed: served by the general HTTP path, chunked.
+    raw.send(feed_request(Some(&ana.token), "").as_bytes())
+        .await;
+    let head = raw.head().await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\ntransfer-encoding: chunked\r\n"),
+        "{head}"
+    );
+    let opening = raw.until(b"\n\n").await;
+    assert!(opening.contains("retry: "), "{opening:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_feed_without_a_token_gets_401_with_a_body_and_the_connection_closes() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(feed_request(None, "").as_bytes()).await;
+    let head = raw.head().await;
+    assert!(head.starts_with("http/1.1 401 unauthorized\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a length")
+        .trim()
+        .parse()
+        .expect("a number");
+    let body = raw.read_to_close().await;
+    assert_eq!(body.len(), length, "{body:?}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(error["code"].is_string(), "{error}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_feed_request_split_across_writes_is_still_served() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let request = feed_request(Some(&ana.token), "");
+    let (first, second) = request.as_bytes().split_at(7);
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(first).await;
+    raw.send(second).await;
+    let head = raw.head().await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(raw.until(b"\n\n").await.contains("retry: "));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_feed_request_heads_are_refused_and_others_keep_being_served() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    // A header without a colon.
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(feed_request(Some(&ana.token), "Not a header\r\n").as_bytes())
+        .await;
+    let head = raw.head().await;
+    assert!(head.starts_with("http/1.1 400 bad request\r\n"), "{head}");
+    raw.read_to_close().await;
+    // A head over 16 KiB.
+    let pad = format!("X-Pad: {}\r\n", "a".repeat(20 * 1024));
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(feed_request(Some(&ana.token), &pad).as_bytes())
+        .await;
+    let head = raw.head().await;
+    assert!(
+        head.starts_with("http/1.1 431 request header fields too large\r\n"),
+        "{head}"
+    );
+    // The server goes on serving feeds.
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(feed_request(Some(&ana.token), "").as_bytes())
+        .await;
+    assert!(raw.head().await.starts_with("http/1.1 200 ok\r\n"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_frees_its_feed() {
+    // One connection allowed: the second feed is served only once the first is gone.
+    let server = TestServer::start_with(|config| config.limits.max_connections = 1).await;
+    let ana = server.user("ana").await;
+    let mut first = Raw::connect(server.addr).await;
+    first
+        .send(feed_request(Some(&ana.token), "").as_bytes())
+        .await;
+    assert!(first.head().await.starts_with("http/1.1 200 ok\r\n"));
+    let mut refused = Raw::connect(server.addr).await;
+    refused
+        .send(feed_request(Some(&ana.token), "").as_bytes())
+        .await;
+    let head = refused.head().await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    drop(first);
+    // The server notices the hang-up by itself (the feed is idle: nothing is being written).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = Raw::connect(server.addr).await;
+        next.send(feed_request(Some(&ana.token), "").as_bytes())
+            .await;
+        let head = next.head().await;
+        if head.starts_with("http/1.1 200 ok\r\n") {
+            break;
+        }
+        assert!(head.starts_with("http/1.1 503"), "{head}");
+        assert!(Instant::now() < deadline, "the first feed was never freed");
+        // Each refusal is a full round trip; the loop is bounded by the deadline.
+    }
+    server.stop().await;
+}
