@@ -93,11 +93,11 @@ struct RunArgs {
     /// Seconds each rate-search step publishes for [default: 3; quick: 2].
     #[arg(long)]
     step_secs: Option<f64>,
-    /// Most steps of the search for the most delivered [default: 8; quick: 6].
+    /// Most steps of the search for the most delivered [default: 7; quick: 6].
     #[arg(long)]
     max_steps: Option<usize>,
     /// Most further steps of the search for the most delivered within p99 ≤ 100 ms
-    /// [default: 5; quick: 4].
+    /// [default: 4; quick: 3].
     #[arg(long)]
     max_latency_steps: Option<usize>,
     /// Deliveries per second (publish rate × subscribers) the rate search starts at.
@@ -206,8 +206,8 @@ fn settings(args: RunArgs) -> Result<Settings> {
             fixed_rate: 10.0,
             fixed_secs: pick(quick, 3.0, 5.0),
             step_secs: args.step_secs.unwrap_or(pick(quick, 2.0, 3.0)),
-            max_steps: args.max_steps.unwrap_or(pick(quick, 6, 8)),
-            max_latency_steps: args.max_latency_steps.unwrap_or(pick(quick, 4, 5)),
+            max_steps: args.max_steps.unwrap_or(pick(quick, 6, 7)),
+            max_latency_steps: args.max_latency_steps.unwrap_or(pick(quick, 3, 4)),
             drain_secs: 2.0,
             connect_concurrency: args.connect_concurrency,
             connect_deadline_secs: 120.0,

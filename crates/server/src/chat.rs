@@ -75,7 +75,12 @@ pub async fn upgrade(
         // flushes once per batch; the write buffer only sends early for very large frames.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, authed, permit))
+        .on_upgrade(move |socket| async move {
+            // A task of its own (tracked: graceful shutdown waits for it), so the upgrade's
+            // wrapper future is freed instead of living as long as the connection.
+            let tasks = state.tasks.clone();
+            tasks.spawn(serve(socket, state, authed, permit));
+        })
 }
 
 type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>;
@@ -86,36 +91,33 @@ struct Closing {
     reason: &'static str,
 }
 
-async fn serve(
-    mut socket: WebSocket,
+/// The connection's task. Built so the task holds one `Connection` and the loop's small state:
+/// the arguments move into the `Connection` before the future exists (an async fn would keep
+/// them too), and the loop borrows it rather than taking it.
+fn serve(
+    socket: WebSocket,
     state: AppState,
     authed: Authed,
     permit: Option<OwnedSemaphorePermit>,
-) {
-    // Keeps graceful shutdown waiting until this connection has closed cleanly.
-    let _tracked = state.tasks.token();
-    let Some(_permit) = permit else {
-        close_with(
-            &mut socket,
-            Closing {
-                code: close::OVERLOADED,
-                reason: "server at its connection limit; retry later",
-            },
-        )
-        .await;
-        return;
-    };
+) -> impl Future<Output = ()> + Send {
     // A debug span: at the default level it is never built, which keeps an idle connection
     // small; the few log lines above debug name the user themselves.
     let span = tracing::debug_span!("chat", user = %authed.user.name, session = authed.session.id);
-    let closing = Connection::new(socket, state, authed)
-        .run()
-        .instrument(span)
-        .await;
-    if let Some((mut socket, closing)) = closing {
-        tracing::debug!(code = closing.code, reason = closing.reason, "closing");
-        Box::pin(close_with(&mut socket, closing)).await;
+    let mut connection = Connection::new(socket, state, authed);
+    async move {
+        let closing = match permit {
+            Some(_permit) => connection.run().await,
+            None => Some(Closing {
+                code: close::OVERLOADED,
+                reason: "server at its connection limit; retry later",
+            }),
+        };
+        if let Some(closing) = closing {
+            tracing::debug!(code = closing.code, reason = closing.reason, "closing");
+            Box::pin(close_with(&mut connection.socket, closing)).await;
+        }
     }
+    .instrument(span)
 }
 
 struct Connection {
@@ -139,9 +141,9 @@ impl Connection {
         }
     }
 
-    /// Runs until the connection ends; returns the socket and the close to send, or None when
-    /// the peer is already gone.
-    async fn run(mut self) -> Option<(WebSocket, Closing)> {
+    /// Runs until the connection ends; returns the close to send, or None when the peer is
+    /// already gone.
+    async fn run(&mut self) -> Option<Closing> {
         let state = self.state.clone();
         let user = wire::user_ref(&self.authed.user);
         // Register before reading anything for the hello, so nothing committed from here on is
@@ -153,7 +155,7 @@ impl Connection {
             Ok(hello) => hello,
             Err(err) => {
                 tracing::error!(%err, user = %self.authed.user.name, "could not build hello");
-                return Some((self.socket, internal()));
+                return Some(internal());
             }
         };
         if Box::pin(self.send(&ServerFrame::Hello(hello)))
@@ -210,7 +212,7 @@ impl Connection {
         // Whatever the client sent but we did not finish still commits in the store (the write
         // is queued there); the client resends it after reconnecting and gets a duplicate ack.
         drop(pending);
-        Some((self.socket, closing))
+        Some(closing)
     }
 
     /// Sends one frame now.

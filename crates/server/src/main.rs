@@ -65,6 +65,9 @@ enum UserCommand {
     },
 }
 
+/// Threads for blocking work (store reads, argon2).
+const BLOCKING_THREADS: usize = 16;
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -85,7 +88,14 @@ fn main() -> Result<()> {
         },
     )
     .context("reading the configuration")?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    // Store reads and password hashing run on the blocking pool. Capped well below tokio's
+    // default of 512: a reconnect storm then queues its reads instead of starting a thread (and
+    // a SQLite connection) for each one.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { .. } => serve(config).await,
