@@ -83,14 +83,19 @@ fn feed_request(token: Option<&str>, extra: &str) -> String {
     format!("GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{extra}\r\n")
 }
 
+/// Opens a connection, asks for the feed and reads the response head.
+async fn open_feed(addr: SocketAddr, token: Option<&str>, extra: &str) -> (Raw, String) {
+    let mut raw = Raw::connect(addr).await;
+    raw.send(feed_request(token, extra).as_bytes()).await;
+    let head = raw.head().await;
+    (raw, head)
+}
+
 #[tokio::test]
 async fn a_feed_on_a_fresh_connection_is_a_close_delimited_event_stream() {
     let server = TestServer::start().await;
     let ana = server.user("ana").await;
-    let mut raw = Raw::connect(server.addr).await;
-    raw.send(feed_request(Some(&ana.token), "").as_bytes())
-        .await;
-    let head = raw.head().await;
+    let (mut raw, head) = open_feed(server.addr, Some(&ana.token), "").await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     assert!(
         head.contains("\r\ncontent-type: text/event-stream"),
@@ -142,9 +147,7 @@ async fn a_feed_asked_for_on_a_kept_alive_connection_is_served_too() {
 #[tokio::test]
 async fn a_feed_without_a_token_gets_401_with_a_body_and_the_connection_closes() {
     let server = TestServer::start().await;
-    let mut raw = Raw::connect(server.addr).await;
-    raw.send(feed_request(None, "").as_bytes()).await;
-    let head = raw.head().await;
+    let (mut raw, head) = open_feed(server.addr, None, "").await;
     assert!(head.starts_with("http/1.1 401 unauthorized\r\n"), "{head}");
     assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
     let length: usize = head
@@ -181,27 +184,19 @@ async fn bad_feed_request_heads_are_refused_and_others_keep_being_served() {
     let server = TestServer::start().await;
     let ana = server.user("ana").await;
     // A header without a colon.
-    let mut raw = Raw::connect(server.addr).await;
-    raw.send(feed_request(Some(&ana.token), "Not a header\r\n").as_bytes())
-        .await;
-    let head = raw.head().await;
+    let (mut raw, head) = open_feed(server.addr, Some(&ana.token), "Not a header\r\n").await;
     assert!(head.starts_with("http/1.1 400 bad request\r\n"), "{head}");
     raw.read_to_close().await;
     // A head over 16 KiB.
     let pad = format!("X-Pad: {}\r\n", "a".repeat(20 * 1024));
-    let mut raw = Raw::connect(server.addr).await;
-    raw.send(feed_request(Some(&ana.token), &pad).as_bytes())
-        .await;
-    let head = raw.head().await;
+    let (_raw, head) = open_feed(server.addr, Some(&ana.token), &pad).await;
     assert!(
         head.starts_with("http/1.1 431 request header fields too large\r\n"),
         "{head}"
     );
     // The server goes on serving feeds.
-    let mut raw = Raw::connect(server.addr).await;
-    raw.send(feed_request(Some(&ana.token), "").as_bytes())
-        .await;
-    assert!(raw.head().await.starts_with("http/1.1 200 ok\r\n"));
+    let (_raw, head) = open_feed(server.addr, Some(&ana.token), "").await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     server.stop().await;
 }
 
@@ -210,25 +205,15 @@ async fn a_client_that_hangs_up_frees_its_feed() {
     // One connection allowed: the second feed is served only once the first is gone.
     let server = TestServer::start_with(|config| config.limits.max_connections = 1).await;
     let ana = server.user("ana").await;
-    let mut first = Raw::connect(server.addr).await;
-    first
-        .send(feed_request(Some(&ana.token), "").as_bytes())
-        .await;
-    assert!(first.head().await.starts_with("http/1.1 200 ok\r\n"));
-    let mut refused = Raw::connect(server.addr).await;
-    refused
-        .send(feed_request(Some(&ana.token), "").as_bytes())
-        .await;
-    let head = refused.head().await;
+    let (first, head) = open_feed(server.addr, Some(&ana.token), "").await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    let (_refused, head) = open_feed(server.addr, Some(&ana.token), "").await;
     assert!(head.starts_with("http/1.1 503"), "{head}");
     drop(first);
     // The server notices the hang-up by itself (the feed is idle: nothing is being written).
     let deadline = Instant::now() + WAIT;
     loop {
-        let mut next = Raw::connect(server.addr).await;
-        next.send(feed_request(Some(&ana.token), "").as_bytes())
-            .await;
-        let head = next.head().await;
+        let (_next, head) = open_feed(server.addr, Some(&ana.token), "").await;
         if head.starts_with("http/1.1 200 ok\r\n") {
             break;
         }
