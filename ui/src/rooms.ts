@@ -217,28 +217,36 @@ export function newRoomDialog(ctx: RoomDialogs): Dialog {
   return dialog;
 }
 
-export function newDmDialog(ctx: RoomDialogs): Dialog {
-  const list = h('ul', { class: 'pick-list', 'aria-label': 'People' });
-  const status = h('p', { class: 'muted' }, 'Loading people…');
+/** What a pick-list dialog shows and what picking an entry does. */
+interface PickList<T> {
+  title: string;
+  testid: string;
+  label: string;
+  loading: string;
+  empty: string;
+  load: () => Promise<T[]>;
+  entry: (item: T) => { text: string; testid: string };
+  pick: (item: T) => Promise<RoomState>;
+}
+
+/** A dialog listing what `load` finds; picking an entry opens the room it leads to. */
+function pickDialog<T>(ctx: RoomDialogs, spec: PickList<T>): Dialog {
+  const list = h('ul', { class: 'pick-list', 'aria-label': spec.label });
+  const status = h('p', { class: 'muted' }, spec.loading);
   const error = errorLine();
-  const dialog = openDialog(ctx.host, ctx.behind, 'Start a direct message', 'new-dm-dialog', status, list, error);
-  commands
-    .users()
-    .then((users) => {
-      const me = ctx.me().id;
-      const others = users.filter((u) => u.id !== me).sort((a, b) => a.name.localeCompare(b.name));
-      setText(status, others.length === 0 ? 'Nobody else is on this server yet.' : '');
-      status.hidden = others.length > 0;
-      for (const user of others) {
-        const button = h(
-          'button',
-          { type: 'button', class: 'pick', testid: `dm-user-${user.id}` },
-          user.name,
-        );
+  const dialog = openDialog(ctx.host, ctx.behind, spec.title, spec.testid, status, list, error);
+  spec
+    .load()
+    .then((items) => {
+      setText(status, items.length === 0 ? spec.empty : '');
+      status.hidden = items.length > 0;
+      for (const item of items) {
+        const { text, testid } = spec.entry(item);
+        const button = h('button', { type: 'button', class: 'pick', testid }, text);
         button.addEventListener('click', () => {
           void busy(button, async () => {
             try {
-              const room = await commands.openDm(user.name);
+              const room = await spec.pick(item);
               dialog.close();
               ctx.opened(room);
             } catch (err) {
@@ -257,45 +265,39 @@ export function newDmDialog(ctx: RoomDialogs): Dialog {
   return dialog;
 }
 
+export function newDmDialog(ctx: RoomDialogs): Dialog {
+  return pickDialog(ctx, {
+    title: 'Start a direct message',
+    testid: 'new-dm-dialog',
+    label: 'People',
+    loading: 'Loading people…',
+    empty: 'Nobody else is on this server yet.',
+    load: async () => {
+      const me = ctx.me().id;
+      const users = await commands.users();
+      return users.filter((u) => u.id !== me).sort((a, b) => a.name.localeCompare(b.name));
+    },
+    entry: (user) => ({ text: user.name, testid: `dm-user-${user.id}` }),
+    pick: (user) => commands.openDm(user.name),
+  });
+}
+
 export function directoryDialog(ctx: RoomDialogs): Dialog {
-  const list = h('ul', { class: 'pick-list', 'aria-label': 'Rooms you can join' });
-  const status = h('p', { class: 'muted' }, 'Loading rooms…');
-  const error = errorLine();
-  const dialog = openDialog(ctx.host, ctx.behind, 'Join a room', 'directory-dialog', status, list, error);
-  commands
-    .directory()
-    .then((rooms) => {
-      const open = rooms
+  return pickDialog(ctx, {
+    title: 'Join a room',
+    testid: 'directory-dialog',
+    label: 'Rooms you can join',
+    loading: 'Loading rooms…',
+    empty: 'You are in every room already.',
+    load: async () => {
+      const rooms = await commands.directory();
+      return rooms
         .filter((r) => r.kind === 'group' && !ctx.memberOf(r.id))
         .sort((a, b) => sortKey(a).localeCompare(sortKey(b)));
-      setText(status, open.length === 0 ? 'You are in every room already.' : '');
-      status.hidden = open.length > 0;
-      for (const room of open) {
-        const button = h(
-          'button',
-          { type: 'button', class: 'pick', testid: `directory-${room.id}` },
-          roomTitle(room),
-        );
-        button.addEventListener('click', () => {
-          void busy(button, async () => {
-            try {
-              const joined = await commands.joinRoom(room.id);
-              dialog.close();
-              ctx.opened(joined);
-            } catch (err) {
-              showError(error, err);
-            }
-          });
-        });
-        list.appendChild(h('li', {}, button));
-      }
-      list.querySelector('button')?.focus();
-    })
-    .catch((err: unknown) => {
-      status.hidden = true;
-      showError(error, err);
-    });
-  return dialog;
+    },
+    entry: (room) => ({ text: roomTitle(room), testid: `directory-${room.id}` }),
+    pick: (room) => commands.joinRoom(room.id),
+  });
 }
 
 export function inviteDialog(ctx: RoomDialogs): Dialog {
