@@ -41,15 +41,12 @@ const POLL: Duration = Duration::from_millis(5);
 /// Latency shards: enough that subscriber tasks rarely meet on a lock.
 const SHARDS: usize = 64;
 
-/// How a fan-out run is shaped.
+/// How every fan-out run is shaped, whatever its size.
 #[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub subscribers: usize,
+pub struct Shape {
     /// The fixed publish rate of the first measurement, messages per second.
     pub fixed_rate: f64,
     pub fixed_secs: f64,
-    /// Where the rate search starts, messages per second.
-    pub search_start: f64,
     pub step_secs: f64,
     /// Most steps of the search for the most delivered at all...
     pub max_steps: usize,
@@ -61,7 +58,32 @@ pub struct Plan {
     pub connect_concurrency: usize,
     /// Connecting all subscribers must finish within this; the run goes on with those connected.
     pub connect_deadline_secs: f64,
+    /// The search starts where this many deliveries a second would be (at least the fixed rate).
+    pub search_start_deliveries: f64,
     pub criteria: Criteria,
+}
+
+impl Shape {
+    /// The plan of a run with `subscribers`.
+    pub fn plan(&self, subscribers: usize) -> Plan {
+        Plan {
+            subscribers,
+            search_start: (self.search_start_deliveries / subscribers.max(1) as f64)
+                .max(self.fixed_rate)
+                .round(),
+            shape: self.clone(),
+        }
+    }
+}
+
+/// How one fan-out run is shaped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub subscribers: usize,
+    /// Where the rate searches start, messages per second.
+    pub search_start: f64,
+    #[serde(flatten)]
+    pub shape: Shape,
 }
 
 /// One publishing step.
@@ -184,7 +206,7 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
     let cancel = CancellationToken::new();
     // Cancels the subscribers however this function ends.
     let _stop = cancel.clone().drop_guard();
-    let permits = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
+    let permits = Arc::new(Semaphore::new(plan.shape.connect_concurrency.max(1)));
     let mut subscribers = JoinSet::new();
     let started = Instant::now();
     for index in 0..plan.subscribers {
@@ -196,7 +218,7 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
             cancel.clone(),
         ));
     }
-    let connect_deadline = started + Duration::from_secs_f64(plan.connect_deadline_secs);
+    let connect_deadline = started + Duration::from_secs_f64(plan.shape.connect_deadline_secs);
     while tally.connected.load(Ordering::Acquire) < plan.subscribers {
         if Instant::now() >= connect_deadline {
             tracing::warn!(
@@ -233,13 +255,15 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
         publisher: &mut publisher,
         plan,
     };
-    let fixed = steps.step(plan.fixed_rate, plan.fixed_secs).await?;
+    let fixed = steps
+        .step(plan.shape.fixed_rate, plan.shape.fixed_secs)
+        .await?;
     // First the most the server delivers at all, then — knowing how those rates fared — the
     // most it delivers within the latency bound.
     let mut tried = Vec::new();
-    let mut search = RateSearch::new(plan.search_start, plan.max_steps);
+    let mut search = RateSearch::new(plan.search_start, plan.shape.max_steps);
     while let Some(rate) = search.next_rate() {
-        let step = steps.step(rate, plan.step_secs).await?;
+        let step = steps.step(rate, plan.shape.step_secs).await?;
         search.record(step.sustained);
         tried.push(step);
     }
@@ -247,9 +271,9 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
         .chain(&tried)
         .map(|s| (s.rate, s.passed))
         .collect();
-    let mut search = RateSearch::resume(plan.search_start, plan.max_latency_steps, known);
+    let mut search = RateSearch::resume(plan.search_start, plan.shape.max_latency_steps, known);
     while let Some(rate) = search.next_rate() {
-        let step = steps.step(rate, plan.step_secs).await?;
+        let step = steps.step(rate, plan.shape.step_secs).await?;
         search.record(step.passed);
         tried.push(step);
     }
@@ -336,7 +360,7 @@ impl Stepper<'_> {
         let started = Instant::now();
         let (scheduled, published, publisher_dropped) = self.publisher.publish(rate, secs).await?;
         let expected = published * subscribers;
-        let drain_until = Instant::now() + Duration::from_secs_f64(self.plan.drain_secs);
+        let drain_until = Instant::now() + Duration::from_secs_f64(self.plan.shape.drain_secs);
         while self.tally.delivered.load(Ordering::Acquire) < expected
             && Instant::now() < drain_until
         {
@@ -354,7 +378,7 @@ impl Stepper<'_> {
         } else {
             delivered as f64 / expected as f64
         };
-        let criteria = &self.plan.criteria;
+        let criteria = &self.plan.shape.criteria;
         let sustained =
             !publisher_dropped && criteria.sustains(scheduled, published, delivery_ratio);
         let passed = !publisher_dropped

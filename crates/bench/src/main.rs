@@ -37,7 +37,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::search::Criteria;
-use crate::suite::{FanoutSettings, Section, Settings};
+use crate::suite::{Section, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -202,7 +202,7 @@ fn settings(args: RunArgs) -> Result<Settings> {
         peers: !args.no_peers,
         budget_secs: args.budget_mins.unwrap_or(pick(quick, 20.0, 90.0)) * 60.0,
         server_env: args.server_env,
-        fanout: FanoutSettings {
+        fanout: fanout::Shape {
             fixed_rate: 10.0,
             fixed_secs: pick(quick, 3.0, 5.0),
             step_secs: args.step_secs.unwrap_or(pick(quick, 2.0, 3.0)),

@@ -15,7 +15,6 @@ use crate::peer;
 use crate::persistence;
 use crate::process::ServerProcess;
 use crate::report::{Machine, Report, now_utc};
-use crate::search::Criteria;
 use crate::seed::{self, Seeder};
 use crate::target::{Access, Endpoint, Target};
 
@@ -46,24 +45,9 @@ pub struct Settings {
     pub budget_secs: f64,
     /// Extra `KEY=VALUE` for the Tidings server's environment.
     pub server_env: Vec<(String, String)>,
-    pub fanout: FanoutSettings,
+    pub fanout: fanout::Shape,
     pub persistence: persistence::Plan,
     pub history: history::Plan,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FanoutSettings {
-    pub fixed_rate: f64,
-    pub fixed_secs: f64,
-    pub step_secs: f64,
-    pub max_steps: usize,
-    pub max_latency_steps: usize,
-    pub drain_secs: f64,
-    pub connect_concurrency: usize,
-    pub connect_deadline_secs: f64,
-    /// The search starts where this many deliveries a second would be (at least the fixed rate).
-    pub search_start_deliveries: f64,
-    pub criteria: Criteria,
 }
 
 /// Files and connections besides the subscribers: listeners, the database, logs, the publisher.
@@ -362,22 +346,7 @@ async fn fanout_once(
         addr: server.addr,
         access,
     };
-    let f = &settings.fanout;
-    let plan = fanout::Plan {
-        subscribers: size,
-        fixed_rate: f.fixed_rate,
-        fixed_secs: f.fixed_secs,
-        search_start: (f.search_start_deliveries / size.max(1) as f64)
-            .max(f.fixed_rate)
-            .round(),
-        step_secs: f.step_secs,
-        max_steps: f.max_steps,
-        max_latency_steps: f.max_latency_steps,
-        drain_secs: f.drain_secs,
-        connect_concurrency: f.connect_concurrency,
-        connect_deadline_secs: f.connect_deadline_secs,
-        criteria: f.criteria,
-    };
+    let plan = settings.fanout.plan(size);
     let outcome = fanout::run(&endpoint, &server, &plan).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
