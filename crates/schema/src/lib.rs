@@ -39,9 +39,30 @@ impl Schema {
         self.steps.len() as i64
     }
 
-    /// The migrations, for tests that apply them one step at a time.
-    pub fn migrations(&self) -> Migrations<'static> {
+    fn migrations(&self) -> Migrations<'static> {
         Migrations::new(self.steps.iter().map(|sql| M::up(sql)).collect())
+    }
+
+    /// Checks the migrations (valid SQL, in order), then brings `fresh` to the latest version in
+    /// one go and `stepped` one migration at a time: for each store's test that both paths agree.
+    pub fn upgrade_paths(
+        &self,
+        fresh: &mut Connection,
+        stepped: &mut Connection,
+    ) -> Result<Upgrades, SchemaError> {
+        self.migrations().validate()?;
+        self.migrate(fresh)?;
+        let mut step_versions = Vec::with_capacity(self.steps.len());
+        for step in 1..=self.steps.len() {
+            self.migrations().to_version(stepped, step)?;
+            step_versions.push(version(stepped)?);
+        }
+        Ok(Upgrades {
+            fresh_version: version(fresh)?,
+            fresh: dump(fresh)?,
+            step_versions,
+            stepped: dump(stepped)?,
+        })
     }
 
     /// Brings the file up to this schema, refusing one written by a newer build. Returns the
@@ -58,6 +79,17 @@ impl Schema {
         self.migrations().to_latest(conn)?;
         Ok(found)
     }
+}
+
+/// What [`Schema::upgrade_paths`] found.
+#[derive(Debug)]
+pub struct Upgrades {
+    /// The version of the file migrated in one go, and its schema objects.
+    pub fresh_version: i64,
+    pub fresh: Vec<SchemaObject>,
+    /// The version recorded after each single step, and the schema objects at the end.
+    pub step_versions: Vec<i64>,
+    pub stepped: Vec<SchemaObject>,
 }
 
 /// The schema version recorded in the file; 0 for a new one.
