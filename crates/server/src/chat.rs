@@ -173,7 +173,6 @@ impl Connection {
         tokio::pin!(kicked, shutdown);
         let closing = loop {
             tokio::select! {
-                biased;
                 kick = &mut kicked => break kick_close(kick),
                 _ = &mut shutdown => {
                     // Let in-flight sends commit and be acked before saying goodbye.
