@@ -186,38 +186,27 @@ pub fn set_focused_room(desktop: State<'_, Desktop>, room: Option<RoomId>) {
 
 #[tauri::command]
 pub async fn create_room(desktop: State<'_, Desktop>, name: String) -> CommandResult<RoomState> {
-    let (api, token) = desktop.client.api()?;
-    let room = api.create_room(&token, &name).await?;
-    desktop.client.refresh_rooms().await?;
-    Ok(room)
+    Ok(desktop.client.create_room(&name).await?)
 }
 
 #[tauri::command]
 pub async fn open_dm(desktop: State<'_, Desktop>, user: String) -> CommandResult<RoomState> {
-    let (api, token) = desktop.client.api()?;
-    let room = api.open_dm(&token, &user).await?;
-    desktop.client.refresh_rooms().await?;
-    Ok(room)
+    Ok(desktop.client.open_dm(&user).await?)
 }
 
 #[tauri::command]
 pub async fn join_room(desktop: State<'_, Desktop>, room: RoomId) -> CommandResult<RoomState> {
-    let (api, token) = desktop.client.api()?;
-    let room = api.join(&token, room).await?;
-    desktop.client.refresh_rooms().await?;
-    Ok(room)
+    Ok(desktop.client.join_room(room).await?)
 }
 
 #[tauri::command]
 pub async fn directory(desktop: State<'_, Desktop>) -> CommandResult<Vec<Room>> {
-    let (api, token) = desktop.client.api()?;
-    Ok(api.directory(&token).await?)
+    Ok(desktop.client.directory().await?)
 }
 
 #[tauri::command]
 pub async fn users(desktop: State<'_, Desktop>) -> CommandResult<Vec<UserRef>> {
-    let (api, token) = desktop.client.api()?;
-    Ok(api.users(&token).await?)
+    Ok(desktop.client.users().await?)
 }
 
 #[derive(Debug, Serialize)]
@@ -227,9 +216,8 @@ pub struct InviteCode {
 
 #[tauri::command]
 pub async fn invite(desktop: State<'_, Desktop>) -> CommandResult<InviteCode> {
-    let (api, token) = desktop.client.api()?;
     Ok(InviteCode {
-        code: api.invite(&token).await?.code,
+        code: desktop.client.invite().await?.code,
     })
 }
 

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use tidings_client::{ClientEvent, ConnectionState};
-use tidings_proto::v1::Message;
+use tidings_proto::v1::{ClientFrame, Message, ServerFrame};
 use tidings_tests::{TestClient, TestServer, WAIT};
 
 /// Waits until `client`'s cache holds `count` messages of `room`; returns them, oldest first.
@@ -46,8 +46,7 @@ async fn a_server_restart_mid_conversation_loses_and_duplicates_nothing() {
     let owner = server.owner().await;
     let room = owner.create_room("ops").await.room.id;
     for c in [&ana, &bo, &cy] {
-        let (api, token) = c.client.api().unwrap();
-        api.join(&token, room).await.unwrap();
+        c.client.join_room(room).await.unwrap();
     }
     for c in [&mut ana, &mut bo, &mut cy] {
         c.online().await;
@@ -114,8 +113,7 @@ async fn a_client_restarted_with_a_full_outbox_still_delivers_it() {
     let mut ana = TestClient::new(&server, "ana").await;
     let bo = server.user("bo").await;
     let room = bo.create_room("ops").await.room.id;
-    let (api, token) = ana.client.api().unwrap();
-    api.join(&token, room).await.unwrap();
+    ana.client.join_room(room).await.unwrap();
     ana.online().await;
 
     let (dir, config, addr) = server.stop().await;
@@ -156,8 +154,7 @@ async fn the_feed_resumes_after_a_restart_and_alerts_for_what_was_missed() {
     let mut ana = TestClient::new(&server, "ana").await;
     let bo = server.user("bo").await;
     let room = bo.create_room("ops").await.room.id;
-    let (api, token) = ana.client.api().unwrap();
-    api.join(&token, room).await.unwrap();
+    ana.client.join_room(room).await.unwrap();
     ana.client.refresh_rooms().await.unwrap();
     ana.online().await;
     tidings_tests::post_message(&bo, room, "b1", "before").await;
@@ -204,5 +201,99 @@ async fn a_connect_reports_who_is_online() {
         unreachable!()
     };
     assert!(users.contains(&ana_id), "{users:?}");
+    server.stop().await;
+}
+
+/// The events of `client` until `done` matches one, tolerating a lag (a long sync announces
+/// more messages than the event channel holds), within `bound`.
+async fn until_lagging(
+    client: &mut TestClient,
+    bound: std::time::Duration,
+    mut done: impl FnMut(&ClientEvent) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let next = tokio::time::timeout_at(deadline, client.events.recv())
+            .await
+            .expect("the awaited event in time");
+        match next {
+            Ok(event) if done(&event) => return,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(err) => panic!("event stream ended: {err}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_history_page_fetched_during_a_paged_sync_skips_nothing() {
+    let server = TestServer::start_with(|config| {
+        config.limits.messages_per_second = 100_000;
+        config.limits.message_burst = 100_000;
+    })
+    .await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    let bo = server.user("bo").await;
+    let ops = bo.create_room("ops").await.room.id;
+    let dev = bo.create_room("dev").await.room.id;
+    let ana_http = server.login("ana", tidings_tests::PASSWORD).await;
+    ana_http.join(ops).await;
+    ana_http.join(dev).await;
+    ana.client.refresh_rooms().await.unwrap();
+    ana.online().await;
+    // Ana closes the app; Bo writes 1,100 messages in each room meanwhile: the sync that follows
+    // takes five pages of 500.
+    ana.client.shutdown();
+    const EACH: usize = 1100;
+    let mut chat = bo.chat().await;
+    for chunk in 0..(2 * EACH / 100) {
+        for i in chunk * 100..(chunk + 1) * 100 {
+            let room = if i % 2 == 0 { ops } else { dev };
+            chat.send(&ClientFrame::Send {
+                room,
+                client_id: format!("{i:032}"),
+                body: format!("m{i}"),
+            })
+            .await;
+        }
+        let mut acks = 0;
+        while acks < 100 {
+            if let ServerFrame::Ack { .. } = chat.next().await {
+                acks += 1;
+            }
+        }
+    }
+
+    // Back: while the first page of the sync is being saved, Ana opens #dev, whose newest page
+    // comes from the server — ids far ahead of what the sync has reached in #ops.
+    let mut ana = ana.reopen();
+    until_lagging(&mut ana, WAIT, |e| matches!(e, ClientEvent::Message(_))).await;
+    let page = ana.client.history(dev, None, 50).await.unwrap();
+    assert_eq!(
+        page.messages.last().map(|m| m.body.as_str()),
+        Some(format!("m{}", 2 * EACH - 1).as_str())
+    );
+    until_lagging(&mut ana, 3 * WAIT, |e| {
+        matches!(e, ClientEvent::Synced { .. })
+    })
+    .await;
+
+    // Every message of both rooms reached the cache, the server's list exactly.
+    for room in [ops, dev] {
+        let cached = ana
+            .client
+            .cached_history(room, None, 2 * EACH as u32)
+            .await
+            .unwrap()
+            .messages;
+        let stored: tidings_proto::v1::HistoryPage = bo
+            .get(&format!("/api/rooms/{room}/messages?limit=200"))
+            .await;
+        assert_eq!(cached.len(), EACH, "room {room}: every message cached");
+        assert_eq!(
+            cached[EACH - stored.messages.len()..],
+            stored.messages[..],
+            "room {room}: the cache ends as the server's history does"
+        );
+    }
     server.stop().await;
 }

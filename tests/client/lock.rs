@@ -11,8 +11,7 @@ async fn revoking_from_another_login_locks_the_client_within_a_second() {
     let mut ana = TestClient::new(&server, "ana").await;
     let bo = server.user("bo").await;
     let room = bo.create_room("ops").await.room.id;
-    let (api, token) = ana.client.api().unwrap();
-    api.join(&token, room).await.unwrap();
+    ana.client.join_room(room).await.unwrap();
     ana.online().await;
     tidings_tests::post_message(&bo, room, "b1", "history to keep").await;
     ana.until("message", |e| matches!(e, ClientEvent::Message(_)))
@@ -82,7 +81,7 @@ async fn lock_now_ends_the_session_on_the_server_too() {
     let server = TestServer::start().await;
     let mut ana = TestClient::new(&server, "ana").await;
     ana.online().await;
-    let (_, old_token) = ana.client.api().unwrap();
+    let old_token = ana.token();
     ana.client.lock_now().await;
     ana.until("lock", |e| {
         matches!(e, ClientEvent::Locked(LockCause::Manual))
@@ -97,5 +96,95 @@ async fn lock_now_ends_the_session_on_the_server_too() {
     assert_eq!(response.status(), 401, "the old token is dead");
     ana.client.unlock(PASSWORD).await.unwrap();
     ana.online().await;
+    server.stop().await;
+}
+
+/// One call of the client that reaches the server's HTTP API.
+type Call = for<'a> fn(
+    &'a tidings_client::Client,
+    i64,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), ClientError>> + Send + 'a>,
+>;
+
+#[tokio::test]
+async fn a_401_from_any_call_locks_the_client() {
+    // Nothing on the server's side tells the live connections that the session ended (no status
+    // pushes, no heartbeat checks within the test, a revocation the hub never hears of): only
+    // the 401 answering the call itself can lock the client.
+    let server = TestServer::start_with(|config| {
+        config.session.feed_interval = std::time::Duration::from_secs(3600);
+        config.chat.heartbeat = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let owner = server.owner().await;
+    let room = owner.create_room("ops").await.room.id;
+    let calls: [(&str, Call); 6] = [
+        ("create_room", |c, _| {
+            Box::pin(async move { c.create_room("new").await.map(drop) })
+        }),
+        ("open_dm", |c, _| {
+            Box::pin(async move { c.open_dm(tidings_tests::OWNER).await.map(drop) })
+        }),
+        ("join_room", |c, room| {
+            Box::pin(async move { c.join_room(room).await.map(drop) })
+        }),
+        ("directory", |c, _| {
+            Box::pin(async move { c.directory().await.map(drop) })
+        }),
+        ("users", |c, _| {
+            Box::pin(async move { c.users().await.map(drop) })
+        }),
+        ("invite", |c, _| {
+            Box::pin(async move { c.invite().await.map(drop) })
+        }),
+    ];
+    for (i, (name, call)) in calls.into_iter().enumerate() {
+        let mut ana = TestClient::new(&server, &format!("ana{i}")).await;
+        // Online, and the feed up too (its opening status read): neither has anything more to
+        // say until the next status push or heartbeat, an hour away.
+        let (mut online, mut feed_up) = (false, false);
+        while !(online && feed_up) {
+            match ana
+                .until("online and the feed's opening status", |e| {
+                    matches!(
+                        e,
+                        ClientEvent::State(ConnectionState::Online) | ClientEvent::Session(_)
+                    )
+                })
+                .await
+            {
+                ClientEvent::Session(_) => feed_up = true,
+                _ => online = true,
+            }
+        }
+        let account = ana.client.account().unwrap();
+        // Revoked behind the server's back: straight in its database.
+        let store = tidings_store::Store::open(
+            &server.config.database_path(),
+            tidings_store::StoreOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            store
+                .revoke_session(account.user.id, account.session.unwrap(), 1)
+                .await
+                .unwrap()
+        );
+        store.close().await;
+        assert_eq!(ana.client.state(), ConnectionState::Online, "{name}");
+
+        let result = call(&ana.client, room).await;
+        assert!(
+            matches!(result, Err(ClientError::Locked)),
+            "{name}: {result:?}"
+        );
+        assert_eq!(ana.client.state(), ConnectionState::Locked, "{name}");
+        ana.until("lock", |e| {
+            matches!(e, ClientEvent::Locked(LockCause::Rejected))
+        })
+        .await;
+        ana.client.shutdown();
+    }
     server.stop().await;
 }

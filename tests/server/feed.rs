@@ -224,6 +224,27 @@ async fn an_idle_session_locks_its_feed_as_expired() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn an_expired_session_closes_its_chat_as_expired_not_revoked() {
+    let server = TestServer::start_with(|config| {
+        config.session.lifetime = Duration::from_millis(1500);
+        config.chat.heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let sessions: Vec<tidings_proto::v1::SessionInfo> = ana.get("/api/sessions").await;
+    let expires_at = sessions[0].expires_at;
+    let mut chat = ana.chat().await;
+    let closed = chat.closed().await;
+    assert_eq!(closed.code, close::SESSION_EXPIRED, "{closed:?}");
+    assert_eq!(closed.reason, "session expired");
+    assert!(
+        now_ms() >= expires_at,
+        "closed only once the session's lifetime was over"
+    );
+    server.stop().await;
+}
+
 /// A server whose feeds report the session's status only once a minute, so a lock that arrives
 /// within [`LOCK_WITHIN`] was pushed by the revoke, not found by the next status poll.
 async fn server_without_status_polls() -> TestServer {
@@ -259,7 +280,7 @@ async fn revoking_a_session_locks_its_feed_and_closes_its_chat() {
     assert!(elapsed < LOCK_WITHIN, "lock {elapsed:?} after the revoke");
     ended(&mut feed).await;
     let closed = chat.closed().await;
-    assert_eq!(closed.code, close::POLICY, "{closed:?}");
+    assert_eq!(closed.code, close::SESSION_REVOKED, "{closed:?}");
     feed_refused(&ana).await;
     // The revoking session is untouched.
     let mut phone_feed = phone.feed(None);
@@ -304,7 +325,7 @@ async fn revoking_all_other_sessions_locks_each_of_them() {
         ended(feed).await;
     }
     let closed = laptop_chat.closed().await;
-    assert_eq!(closed.code, close::POLICY, "{closed:?}");
+    assert_eq!(closed.code, close::SESSION_REVOKED, "{closed:?}");
     feed_refused(&ana).await;
     feed_refused(&laptop).await;
     // The session that revoked the others keeps its feed: no lock, and messages still arrive.

@@ -588,6 +588,16 @@ impl TestClient {
         }
     }
 
+    /// The session token this client holds (from its local store), for tests that use it
+    /// from outside the client.
+    pub fn token(&self) -> String {
+        tidings_client::store::LocalStore::open(&self.dir.path().join("client.db"))
+            .and_then(|store| store.account())
+            .expect("read the local store")
+            .and_then(|account| account.token)
+            .expect("a logged-in client")
+    }
+
     /// Waits for an event matching `matches`, skipping others.
     pub async fn until(
         &mut self,
@@ -595,13 +605,14 @@ impl TestClient {
         mut matches: impl FnMut(&tidings_client::ClientEvent) -> bool,
     ) -> tidings_client::ClientEvent {
         let deadline = tokio::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
         loop {
             let next = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
-                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"));
+                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; saw {seen:?}"));
             match next {
                 Ok(event) if matches(&event) => return event,
-                Ok(_) => {}
+                Ok(event) => seen.push(event),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     panic!("test fell {n} events behind")
                 }

@@ -139,6 +139,7 @@ async fn connection(
         socket,
         in_flight: HashSet::new(),
         retry_at: None,
+        caught_up: false,
     };
     if let Err(ended) = conn.on_hello(hello.clone()).await {
         return ended;
@@ -189,10 +190,12 @@ async fn connection(
 
 /// What a close code means for the client.
 fn closed(code: u16) -> Ended {
-    if code == close::POLICY {
-        Ended::Locked(LockCause::Revoked)
-    } else {
-        Ended::Retry
+    match code {
+        close::SESSION_EXPIRED => Ended::Locked(LockCause::Expired),
+        close::SESSION_REVOKED => Ended::Locked(LockCause::Revoked),
+        // The session ended, but the server did not say how.
+        close::POLICY => Ended::Locked(LockCause::Rejected),
+        _ => Ended::Retry,
     }
 }
 
@@ -203,6 +206,11 @@ struct Conn {
     in_flight: HashSet<String>,
     /// When to resend after a rate limit or a transient refusal.
     retry_at: Option<Instant>,
+    /// The `sync` of this connection has been answered to the end. From then on the server sends
+    /// every new message of the user's rooms in id order, so each one received means everything
+    /// up to it has been; before that, a live message can be far ahead of the sync's pages and
+    /// must not move the cursor.
+    caught_up: bool,
 }
 
 impl Conn {
@@ -281,7 +289,16 @@ impl Conn {
                         tracing::warn!(%err, "could not refresh rooms");
                     }
                 }
-                let new = self.local(move |s| s.save_messages(&[saved], me)).await?;
+                let received = self.caught_up.then_some(message.id);
+                let new = self
+                    .local(move |s| {
+                        let new = s.save_messages(&[saved], me)?;
+                        if let Some(id) = received {
+                            s.set_cursor(id)?;
+                        }
+                        Ok(new)
+                    })
+                    .await?;
                 if new > 0 {
                     self.inner.emit(ClientEvent::Message(message));
                 }
@@ -349,10 +366,13 @@ impl Conn {
                 latest_id,
                 has_more,
             } => {
+                // Everything up to `latest_id` has now been sent: this page and the ones before
+                // it, from the cursor the sync started at.
+                self.local(move |s| s.set_cursor(latest_id)).await?;
                 if has_more {
-                    let since = self.local(|s| s.cursor()).await?;
-                    self.send(&ClientFrame::Sync { since }).await?;
+                    self.send(&ClientFrame::Sync { since: latest_id }).await?;
                 } else {
+                    self.caught_up = true;
                     self.inner.emit(ClientEvent::Synced { latest_id });
                 }
             }
@@ -374,5 +394,38 @@ impl Conn {
             ServerFrame::Hello(_) | ServerFrame::History(_) => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cause(code: u16) -> Option<LockCause> {
+        match closed(code) {
+            Ended::Locked(cause) => Some(cause),
+            Ended::Retry => None,
+        }
+    }
+
+    #[test]
+    fn each_way_a_session_ends_locks_with_its_own_cause() {
+        assert_eq!(cause(close::SESSION_EXPIRED), Some(LockCause::Expired));
+        assert_eq!(cause(close::SESSION_REVOKED), Some(LockCause::Revoked));
+        assert_eq!(cause(close::POLICY), Some(LockCause::Rejected));
+    }
+
+    #[test]
+    fn every_other_close_reconnects() {
+        for code in [
+            close::NORMAL,
+            close::GOING_AWAY,
+            close::INTERNAL_ERROR,
+            close::OVERLOADED,
+            close::LAGGING,
+            close::HEARTBEAT_TIMEOUT,
+        ] {
+            assert_eq!(cause(code), None, "{code}");
+        }
     }
 }

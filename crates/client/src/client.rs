@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tidings_proto::v1::{
-    HistoryPage, MessageId, Millis, RoomId, RoomState, SessionId, SessionInfo, UserRef,
+    HistoryPage, Invite, MessageId, Millis, Room, RoomId, RoomState, SessionId, SessionInfo,
+    UserRef,
 };
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -196,10 +197,26 @@ impl Inner {
         Ok(())
     }
 
-    /// Reloads the room list from the server into the cache, and tells the UI.
-    pub async fn refresh_rooms(&self) -> Result<Vec<RoomState>, ClientError> {
+    /// Calls the server's API with the live session's token. Every call the client makes goes
+    /// through here, so a 401 from any of them locks the client.
+    pub async fn call<T, F, Fut>(self: &Arc<Self>, call: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(Api, String) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
         let (api, token) = self.session()?;
-        let rooms = api.rooms(&token).await?;
+        let result = call(api, token).await;
+        if let Err(ClientError::Locked) = &result {
+            self.lock(LockCause::Rejected).await;
+        }
+        result
+    }
+
+    /// Reloads the room list from the server into the cache, and tells the UI.
+    pub async fn refresh_rooms(self: &Arc<Self>) -> Result<Vec<RoomState>, ClientError> {
+        let rooms = self
+            .call(|api, token| async move { api.rooms(&token).await })
+            .await?;
         let saved = rooms.clone();
         self.local(move |s| s.replace_rooms(&saved)).await?;
         self.emit(ClientEvent::Rooms(rooms.clone()));
@@ -411,14 +428,18 @@ impl Client {
                 has_more: true,
             });
         }
-        let Ok((api, token)) = self.inner.session() else {
+        if self.inner.session().is_err() {
             return Ok(HistoryPage {
                 room,
                 messages: cached,
                 has_more: false,
             });
-        };
-        match api.history(&token, room, before, limit).await {
+        }
+        let fetched = self
+            .inner
+            .call(|api, token| async move { api.history(&token, room, before, limit).await })
+            .await;
+        match fetched {
             Ok(page) => {
                 let me = self.inner.me().map(|u| u.id).unwrap_or_default();
                 let messages = page.messages.clone();
@@ -426,10 +447,6 @@ impl Client {
                     .local(move |s| s.save_messages(&messages, me))
                     .await?;
                 Ok(page)
-            }
-            Err(ClientError::Locked) => {
-                self.inner.lock(LockCause::Rejected).await;
-                Err(ClientError::Locked)
             }
             // Offline: what the cache has is the best answer.
             Err(ClientError::Unreachable(_)) => Ok(HistoryPage {
@@ -464,9 +481,10 @@ impl Client {
         self.inner
             .local(move |s| s.set_read(room, message_id, me))
             .await?;
-        let (api, token) = self.inner.session()?;
-        api.mark_read(&token, room, message_id).await?;
-        Ok(())
+        self.inner
+            .call(|api, token| async move { api.mark_read(&token, room, message_id).await })
+            .await
+            .map(drop)
     }
 
     /// Tells the room the user is typing (dropped when offline).
@@ -487,33 +505,75 @@ impl Client {
 
     /// This account's live sessions.
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>, ClientError> {
-        let (api, token) = self.inner.session()?;
-        self.locking(api.sessions(&token).await).await
+        self.inner
+            .call(|api, token| async move { api.sessions(&token).await })
+            .await
     }
 
     pub async fn revoke(&self, session: SessionId) -> Result<(), ClientError> {
-        let (api, token) = self.inner.session()?;
-        self.locking(api.revoke(&token, session).await).await
+        self.inner
+            .call(|api, token| async move { api.revoke(&token, session).await })
+            .await
     }
 
     /// Revokes every session of this account but this one; returns how many.
     pub async fn revoke_others(&self) -> Result<usize, ClientError> {
-        let (api, token) = self.inner.session()?;
-        let revoked = self.locking(api.revoke_others(&token).await).await?;
+        let revoked = self
+            .inner
+            .call(|api, token| async move { api.revoke_others(&token).await })
+            .await?;
         Ok(revoked.revoked.len())
     }
 
-    /// The server API with this session's token, for what the client does not wrap.
-    pub fn api(&self) -> Result<(Api, String), ClientError> {
-        self.inner.session()
+    /// Creates a group room (the creator is its first member); the room list follows.
+    pub async fn create_room(&self, name: &str) -> Result<RoomState, ClientError> {
+        let room = self
+            .inner
+            .call(|api, token| async move { api.create_room(&token, name).await })
+            .await?;
+        self.inner.refresh_rooms().await?;
+        Ok(room)
     }
 
-    /// A 401 from any call locks the client.
-    async fn locking<T>(&self, result: Result<T, ClientError>) -> Result<T, ClientError> {
-        if let Err(ClientError::Locked) = &result {
-            self.inner.lock(LockCause::Rejected).await;
-        }
-        result
+    /// Opens (or finds) the direct conversation with `user`; the room list follows.
+    pub async fn open_dm(&self, user: &str) -> Result<RoomState, ClientError> {
+        let room = self
+            .inner
+            .call(|api, token| async move { api.open_dm(&token, user).await })
+            .await?;
+        self.inner.refresh_rooms().await?;
+        Ok(room)
+    }
+
+    /// Joins a group room from the directory; the room list follows.
+    pub async fn join_room(&self, room: RoomId) -> Result<RoomState, ClientError> {
+        let room = self
+            .inner
+            .call(|api, token| async move { api.join(&token, room).await })
+            .await?;
+        self.inner.refresh_rooms().await?;
+        Ok(room)
+    }
+
+    /// Every group room on the server, joined or not.
+    pub async fn directory(&self) -> Result<Vec<Room>, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.directory(&token).await })
+            .await
+    }
+
+    /// Everyone with an account on the server.
+    pub async fn users(&self) -> Result<Vec<UserRef>, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.users(&token).await })
+            .await
+    }
+
+    /// A new invite code (the owner only).
+    pub async fn invite(&self) -> Result<Invite, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.invite(&token).await })
+            .await
     }
 
     /// Which room the user is looking at (open and focused): it raises no notifications.

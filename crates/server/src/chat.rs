@@ -404,8 +404,12 @@ impl Connection {
         let rows = self
             .state
             .read(move |store| {
+                // The newest id first: ids are assigned in commit order, so every message up to
+                // it is committed and the page read after it sees them all. (The other order
+                // could claim an id committed between the two reads that the page lacks.)
+                let latest_id = store.latest_message_id()?;
                 let rows = store.messages_since(user, since, SYNC_PAGE + 1)?;
-                Ok((rows, store.latest_message_id()?))
+                Ok((rows, latest_id))
             })
             .await;
         let (mut rows, latest_id) = match rows {
@@ -423,10 +427,10 @@ impl Connection {
         if let Some(last) = last {
             self.high_water = self.high_water.max(last);
         }
-        let latest_id = if has_more {
-            last.unwrap_or(latest_id)
-        } else {
-            latest_id
+        let latest_id = match last {
+            Some(last) if has_more => last,
+            Some(last) => last.max(latest_id),
+            None => latest_id,
         };
         self.send(&ServerFrame::Synced {
             latest_id,
@@ -472,11 +476,11 @@ fn kick_close(kick: Kick) -> Closing {
             reason: "too far behind; reconnect and sync",
         },
         Kick::Locked(LockReason::Revoked) => Closing {
-            code: close::POLICY,
+            code: close::SESSION_REVOKED,
             reason: "session revoked",
         },
         Kick::Locked(LockReason::Expired) => Closing {
-            code: close::POLICY,
+            code: close::SESSION_EXPIRED,
             reason: "session expired",
         },
     }

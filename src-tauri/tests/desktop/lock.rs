@@ -1,11 +1,11 @@
 //! Revoking the desktop's session from another device covers the window at once; the password
-//! uncovers it with everything as it was.
+//! uncovers it with everything as it was. A session that simply expires says so.
 
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use tidings_proto::v1::Revoked;
-use tidings_tests::{PASSWORD, http_client};
+use tidings_proto::v1::{Invite, Revoked};
+use tidings_tests::{PASSWORD, TestServer, http_client};
 
 use crate::support::{Window, login, not_interactable, report};
 
@@ -89,4 +89,60 @@ async fn a_revoked_session_locks_the_window_at_once_and_unlocking_keeps_the_draf
     );
     window.online().await;
     window.shot("unlocked").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_locks_the_window_saying_it_expired() {
+    // A login that lasts ten seconds, on a server that checks its chat connections four times a
+    // second: whichever of the feed and the chat channel ends the session first, the window must
+    // say that it expired, not that it was revoked.
+    let lifetime = Duration::from_secs(10);
+    let server = TestServer::start_with(|config| {
+        config.session.lifetime = lifetime;
+        config.chat.heartbeat = Duration::from_millis(250);
+    })
+    .await;
+    let owner = server.owner().await;
+    let invite: Invite = owner.post("/api/invites", &()).await;
+    let window = Window::open("expiry").await;
+    let joined = Instant::now();
+    window
+        .join_server(&server.url(""), "ana", &invite.code)
+        .await;
+    window.create_room("ops").await;
+    let draft = "kept through the expiry";
+    window.type_into("composer", draft).await;
+
+    let lock = window
+        .wait_within(
+            Locator::XPath("//*[@data-testid='lock-screen'][not(@hidden)]"),
+            "the lock screen",
+            lifetime * 2,
+            Duration::from_millis(50),
+        )
+        .await;
+    assert!(lock.is_displayed().await.unwrap(), "the lock screen shows");
+    assert!(
+        joined.elapsed() >= lifetime,
+        "locked after {:?}, before the session's lifetime",
+        joined.elapsed()
+    );
+    assert_eq!(window.text("lock-reason").await, "Session expired");
+    window.shot("expired").await;
+
+    window.type_into("lock-password", PASSWORD).await;
+    window.click("unlock-submit").await;
+    window
+        .wait_for(
+            Locator::XPath("//*[@id='lock'][@hidden]"),
+            "the lock screen gone",
+        )
+        .await;
+    let composer = window.interactable("composer").await;
+    assert_eq!(
+        composer.prop("value").await.unwrap().as_deref(),
+        Some(draft),
+        "the draft is still in the composer"
+    );
+    server.stop().await;
 }

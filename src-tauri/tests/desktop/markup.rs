@@ -12,8 +12,7 @@ async fn a_message_body_is_shown_as_its_literal_text() {
     let hosted = window.host_group("ana").await;
     let bo = second_user(&hosted.address, &hosted.invite, "bo").await;
     let ops = window.create_room("ops").await;
-    let (api, token) = bo.client.api().expect("bo is logged in");
-    api.join(&token, ops).await.expect("bo joins #ops");
+    bo.client.join_room(ops).await.expect("bo joins #ops");
 
     // From someone else, over the wire; and typed in the window.
     bo.client.send(ops, BODY).await.expect("bo sends");

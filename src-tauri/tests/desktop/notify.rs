@@ -10,16 +10,14 @@ async fn a_message_in_another_room_notifies_and_clicking_it_opens_that_room() {
     let mut window = Window::open("notify").await;
     let hosted = window.host_group("ana").await;
     let bo = second_user(&hosted.address, &hosted.invite, "bo").await;
-    let (api, token) = bo.client.api().expect("bo is logged in");
 
     // The owner makes #ops from the window; bo joins it.
     let ops = window.create_room("ops").await;
-    api.join(&token, ops).await.expect("bo joins #ops");
+    bo.client.join_room(ops).await.expect("bo joins #ops");
 
     // A second room, open in the window from now on; bo joins and talks there.
     let lounge = window.create_room("lounge").await;
-    api.join(&token, lounge).await.expect("bo joins #lounge");
-    bo.client.refresh_rooms().await.expect("bo's rooms");
+    bo.client.join_room(lounge).await.expect("bo joins #lounge");
     bo.client
         .send(lounge, "hello from bo")
         .await

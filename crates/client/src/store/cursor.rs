@@ -5,20 +5,19 @@ use tidings_proto::v1::MessageId;
 use super::{LocalError, LocalStore};
 
 impl LocalStore {
-    /// The highest message id the client has stored (0 when none): where `sync` resumes. It is
-    /// the higher of the newest cached message and the recorded cursor, which is kept because
-    /// cached messages can be deleted (with their room) and the cursor must never move back.
+    /// Where `sync` resumes (0 at first): every message of the user's rooms up to this id has
+    /// been received. It is not the newest cached message — a history page of one room can be
+    /// far ahead of what other rooms have received — and it does not move back when cached
+    /// messages are deleted with their room.
     pub fn cursor(&self) -> Result<MessageId, LocalError> {
         self.run(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT max(cursor, (SELECT coalesce(max(id), 0) FROM messages)) FROM state",
-            )?;
+            let mut stmt = conn.prepare_cached("SELECT cursor FROM state")?;
             Ok(stmt.query_row([], |row| row.get(0))?)
         })
     }
 
-    /// Records `id` as the cursor if it is ahead of the recorded one; the cursor only moves
-    /// forward.
+    /// Records that everything up to `id` has been received, if that is ahead of the recorded
+    /// cursor; the cursor only moves forward.
     pub fn set_cursor(&self, id: MessageId) -> Result<(), LocalError> {
         self.run(|conn| {
             let mut stmt = conn.prepare_cached("UPDATE state SET cursor = max(cursor, ?1)")?;
@@ -61,11 +60,11 @@ mod tests {
     }
 
     #[test]
-    fn cursor_follows_saved_messages_and_survives_their_deletion() {
+    fn cursor_survives_the_deletion_of_cached_messages() {
         let store = LocalStore::open_in_memory().unwrap();
         store.upsert_room(&group(1, "ops")).unwrap();
         store.save_messages(&[message(7, 1, 2, "a")], 1).unwrap();
-        assert_eq!(store.cursor().unwrap(), 7);
+        store.set_cursor(7).unwrap();
         store.set_cursor(5).unwrap();
         assert_eq!(store.cursor().unwrap(), 7);
 

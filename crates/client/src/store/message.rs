@@ -37,7 +37,9 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 impl LocalStore {
     /// Inserts or replaces by id; also raises the room's latest_id and (for messages not by `me`
     /// and after last_read_id) its unread counts when the message is new to the cache. Returns
-    /// how many were new. Moves the cursor forward.
+    /// how many were new. It does not move the sync cursor: a message in the cache says nothing
+    /// about the messages before it (a history page of one room is not a sync of all rooms), so
+    /// only the chat channel, which knows what it has received in order, moves it.
     ///
     /// A message new to the cache but not newer than the room's `latest_id` (a history page, or a
     /// `sync` after the room list) is already counted in the server's `RoomState`, so it is not
@@ -94,10 +96,6 @@ impl LocalStore {
                     let mentions_me = message.mentions.contains(&me);
                     count.execute((message.room, message.id, by_someone_else, mentions_me))?;
                 }
-            }
-            if let Some(newest) = ordered.last() {
-                tx.prepare_cached("UPDATE state SET cursor = max(cursor, ?1)")?
-                    .execute([newest.id])?;
             }
             Ok(new)
         })
@@ -240,13 +238,18 @@ mod tests {
     }
 
     #[test]
-    fn saving_moves_the_cursor_forward_only() {
+    fn saving_leaves_the_cursor_where_it_was() {
         let store = LocalStore::open_in_memory().unwrap();
         store.upsert_room(&group(1, "ops")).unwrap();
-        store.save_messages(&[message(30, 1, 2, "a")], ME).unwrap();
-        assert_eq!(store.cursor().unwrap(), 30);
+        store.upsert_room(&group(2, "dev")).unwrap();
+        store.set_cursor(10).unwrap();
+        // The newest page of one room, fetched while the others are still being synced: the
+        // messages of other rooms between 10 and 500 have not been received.
+        let page: Vec<Message> = (480..=500).map(|id| message(id, 2, 3, "dev")).collect();
+        store.save_messages(&page, ME).unwrap();
+        assert_eq!(store.cursor().unwrap(), 10);
         store.save_messages(&[message(4, 1, 2, "old")], ME).unwrap();
-        assert_eq!(store.cursor().unwrap(), 30);
+        assert_eq!(store.cursor().unwrap(), 10);
     }
 
     #[test]

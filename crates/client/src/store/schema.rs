@@ -77,6 +77,7 @@ mod tests {
             let store = LocalStore::open(&path).unwrap();
             store.upsert_room(&group(1, "ops")).unwrap();
             store.save_messages(&[message(5, 1, 2, "hi")], 1).unwrap();
+            store.set_cursor(5).unwrap();
             store.set_draft(1, "half a thought").unwrap();
         }
         let store = LocalStore::open(&path).unwrap();

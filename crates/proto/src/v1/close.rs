@@ -11,8 +11,9 @@ pub const GOING_AWAY: u16 = 1001;
 pub const UNSUPPORTED_DATA: u16 = 1003;
 /// A text frame was not valid UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
-/// The session expired or was revoked while connected. Do not reconnect with this token: lock and
-/// ask the user to log in again.
+/// The connection broke a policy of the server. Tidings servers end a session with
+/// [`SESSION_EXPIRED`] or [`SESSION_REVOKED`] instead; a client that gets 1008 should still lock,
+/// not knowing which.
 pub const POLICY: u16 = 1008;
 /// A frame was larger than the server's frame limit.
 pub const TOO_BIG: u16 = 1009;
@@ -25,3 +26,9 @@ pub const OVERLOADED: u16 = 1013;
 pub const LAGGING: u16 = 4000;
 /// The client missed the heartbeat: no pong (nor any frame) within two heartbeat intervals.
 pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+/// The session reached its lifetime or idle timeout while connected. Do not reconnect with this
+/// token: lock, telling the user the session expired, and ask for the password again.
+pub const SESSION_EXPIRED: u16 = 4002;
+/// The session was revoked (from another device, or by logging out) while connected. Do not
+/// reconnect with this token: lock, telling the user it was revoked.
+pub const SESSION_REVOKED: u16 = 4003;
