@@ -7,6 +7,8 @@
 //!
 //! Invariant: no protocol and no SQL here.
 
+#[cfg(test)]
+mod command_names;
 mod commands;
 mod error;
 mod host;
