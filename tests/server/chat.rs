@@ -3,7 +3,8 @@
 use futures_util::StreamExt;
 use tidings_proto::v1::{ClientFrame, HistoryPage, PresenceStatus, RoomState, ServerFrame, close};
 use tidings_tests::{TestServer, post_message};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 #[tokio::test]
 async fn two_users_chat_in_a_room() {
@@ -281,7 +282,7 @@ async fn typing_and_presence_reach_the_others() {
 }
 
 #[tokio::test]
-async fn a_client_that_stops_reading_is_cut_off_with_4000_and_resyncs() {
+async fn a_client_that_stops_reading_is_cut_off_and_resyncs() {
     let server = TestServer::start_with(|c| {
         c.limits.send_queue = 4;
         c.limits.messages_per_second = 10_000;
@@ -300,20 +301,27 @@ async fn a_client_that_stops_reading_is_cut_off_with_4000_and_resyncs() {
     for i in 0..400 {
         last = post_message(&ana, room, &format!("big{i}"), &body).await.id;
     }
-    // Now bo reads what was buffered, then the close frame.
+    // Now bo reads what was buffered, then the end: the close frame (4000) when it still fitted
+    // in the socket, else nothing — a connection that cannot be written to within the write
+    // timeout is dropped without one.
     let mut seen = 0;
-    let closed = loop {
+    loop {
         match tokio::time::timeout(tidings_tests::WAIT, slow.socket.next())
             .await
             .expect("frame in time")
         {
             Some(Ok(WsMessage::Text(_))) => seen += 1,
-            Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(WsMessage::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), close::LAGGING);
+                break;
+            }
             Some(Ok(_)) => {}
-            other => panic!("expected a close frame, got {other:?}"),
+            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)))
+            | Some(Err(WsError::Io(_)))
+            | None => break,
+            other => panic!("expected the connection to end, got {other:?}"),
         }
-    };
-    assert_eq!(closed, close::LAGGING);
+    }
     assert!(
         seen < 400,
         "bo was cut off before getting everything ({seen})"

@@ -10,13 +10,13 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
 /// A raw connection and what has been read from it but not consumed yet.
-struct Raw {
-    stream: TcpStream,
+pub(crate) struct Raw {
+    pub(crate) stream: TcpStream,
     buffer: Vec<u8>,
 }
 
 impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
+    pub(crate) async fn connect(addr: SocketAddr) -> Raw {
         let stream = timeout(WAIT, TcpStream::connect(addr))
             .await
             .expect("connect in time")
@@ -27,7 +27,7 @@ impl Raw {
         }
     }
 
-    async fn send(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
         self.stream.flush().await.expect("flush");
     }
@@ -61,7 +61,7 @@ impl Raw {
     }
 
     /// The response head, lower-cased.
-    async fn head(&mut self) -> String {
+    pub(crate) async fn head(&mut self) -> String {
         self.until(b"\r\n\r\n").await.to_ascii_lowercase()
     }
 
@@ -84,7 +84,7 @@ fn feed_request(token: Option<&str>, extra: &str) -> String {
 }
 
 /// Opens a connection, asks for the feed and reads the response head.
-async fn open_feed(addr: SocketAddr, token: Option<&str>, extra: &str) -> (Raw, String) {
+pub(crate) async fn open_feed(addr: SocketAddr, token: Option<&str>, extra: &str) -> (Raw, String) {
     let mut raw = Raw::connect(addr).await;
     raw.send(feed_request(token, extra).as_bytes()).await;
     let head = raw.head().await;

@@ -4,3 +4,4 @@ mod bad_input;
 mod chat;
 mod feed;
 mod http1;
+mod stalled;

@@ -12,6 +12,7 @@ use tidings_store::{Store, StoreError, UserId};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -32,6 +33,9 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
+    /// Cancelled when a graceful shutdown's deadline (`drain_timeout`) has passed: every
+    /// connection still open is dropped at once.
+    pub drain_over: CancellationToken,
     /// Work that must finish before the server exits (in-flight sends, session touches).
     pub tasks: TaskTracker,
 }
@@ -55,6 +59,7 @@ impl AppState {
             store,
             hub,
             shutdown,
+            drain_over: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }))
     }
@@ -73,6 +78,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.max_frame_bytes;
+    let body_timeout = state.config.limits.body_timeout;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/register", post(account::register))
@@ -100,5 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ws", get(chat::upgrade))
         .route("/api/events", get(feed::events))
         .layer(DefaultBodyLimit::max(body_limit))
+        // A body that trickles in is cut off: the connection and its task are not held for it.
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(state)
 }

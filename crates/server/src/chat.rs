@@ -103,18 +103,27 @@ fn serve(
     // A debug span: at the default level it is never built, which keeps an idle connection
     // small; the few log lines above debug name the user themselves.
     let span = tracing::debug_span!("chat", user = %authed.user.name, session = authed.session.id);
+    let drain_over = state.drain_over.clone();
     let mut connection = Connection::new(socket, state, authed);
     async move {
-        let closing = match permit {
-            Some(_permit) => connection.run().await,
-            None => Some(Closing {
-                code: close::OVERLOADED,
-                reason: "server at its connection limit; retry later",
-            }),
+        let serving = async {
+            let closing = match permit {
+                Some(_permit) => connection.run().await,
+                None => Some(Closing {
+                    code: close::OVERLOADED,
+                    reason: "server at its connection limit; retry later",
+                }),
+            };
+            if let Some(closing) = closing {
+                tracing::debug!(code = closing.code, reason = closing.reason, "closing");
+                let write_timeout = connection.state.config.chat.write_timeout;
+                Box::pin(close_with(&mut connection.socket, closing, write_timeout)).await;
+            }
         };
-        if let Some(closing) = closing {
-            tracing::debug!(code = closing.code, reason = closing.reason, "closing");
-            Box::pin(close_with(&mut connection.socket, closing)).await;
+        // A shutdown whose drain deadline passed drops the connection wherever it is.
+        tokio::select! {
+            _ = drain_over.cancelled() => {}
+            _ = serving => {}
         }
     }
     .instrument(span)
@@ -521,14 +530,21 @@ fn read_error(err: axum::Error) -> Closing {
     }
 }
 
-/// Sends a close frame and waits briefly for the peer's, as RFC 6455 asks.
-async fn close_with(socket: &mut WebSocket, closing: Closing) {
+/// Sends a close frame and waits briefly for the peer's, as RFC 6455 asks. Both waits are
+/// bounded: a peer that does not read (its socket full, the close frame stuck behind what it did
+/// not take) is dropped when the write times out, with its task and its buffers.
+async fn close_with(socket: &mut WebSocket, closing: Closing, write_timeout: Duration) {
     let frame = CloseFrame {
         code: closing.code,
         reason: Utf8Bytes::from(closing.reason),
     };
-    if socket.send(WsMessage::Close(Some(frame))).await.is_err() {
-        return;
+    match timeout(write_timeout, socket.send(WsMessage::Close(Some(frame)))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::debug!("the close frame could not be written in time; dropping");
+            return;
+        }
     }
     let _ = timeout(CLOSE_WAIT, async {
         while let Some(Ok(message)) = socket.recv().await {

@@ -20,6 +20,10 @@ pub struct Config {
     /// Origins (`scheme://host[:port]`) whose pages may use the session cookie, besides the
     /// server's own origin. Requests authenticated by `Authorization: Bearer` are not affected.
     pub allowed_origins: Vec<String>,
+    /// How long a graceful shutdown lets connections finish (in-flight sends acked, closes
+    /// exchanged) before it closes whatever is still open.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
     pub session: SessionConfig,
     pub limits: LimitsConfig,
     pub chat: ChatConfig,
@@ -58,6 +62,15 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Frames queued for one connection before it counts as lagging and is disconnected.
     pub send_queue: usize,
+    /// A new connection must send a complete request head within this, or it is closed.
+    #[serde(with = "humantime_serde")]
+    pub head_timeout: Duration,
+    /// A request body must arrive whole within this.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Connections that have not sent a complete request head yet, at most; more are closed as
+    /// they arrive.
+    pub max_pending_requests: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +104,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir: PathBuf::from("tidings-data"),
             allowed_origins: Vec::new(),
+            drain_timeout: Duration::from_secs(10),
             session: SessionConfig::default(),
             limits: LimitsConfig::default(),
             chat: ChatConfig::default(),
@@ -120,6 +134,9 @@ impl Default for LimitsConfig {
             message_burst: 30,
             max_connections: 20_000,
             send_queue: 256,
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_pending_requests: 1024,
         }
     }
 }

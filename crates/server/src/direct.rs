@@ -1,27 +1,40 @@
-//! Feed connections served without hyper.
+//! The listener: every connection of the server is accepted here, and none is held without a
+//! deadline.
 //!
-//! A feed is one response that never ends, and hyper keeps an HTTP/1 connection's read and write
-//! buffers (8 KiB each) for as long as the response lasts — most of what an idle feed costs. So
-//! the listener looks at the first bytes of every new connection: one that starts with
-//! `GET /api/events` has its request head read and parsed here (with `httparse`), goes through the
-//! same router as every other request (same extractors, same auth), and has its response written
-//! straight to the socket, close-delimited (`Connection: close`, no length), each chunk of the
-//! stream as it comes. Every other connection — and a feed requested later on a kept-alive
-//! connection — is handed to `axum::serve` as usual.
+//! A new connection must send its first bytes and then a complete request head within
+//! `limits.head_timeout` (a connection that stays silent, or sends its head a byte at a time, is
+//! closed), and at most `limits.max_pending_requests` connections may be waiting for their head
+//! at once — more are closed as they arrive, so a flood of idle sockets cannot take every file
+//! descriptor. Request bodies have `limits.body_timeout` (in `app::router`).
+//!
+//! Feeds are served without hyper. A feed is one response that never ends, and hyper keeps an
+//! HTTP/1 connection's read and write buffers (8 KiB each) for as long as the response lasts —
+//! most of what an idle feed costs. So the listener looks at the first bytes of every new
+//! connection: one that starts with `GET /api/events` has its request head read and parsed here
+//! (with `httparse`), goes through the same router as every other request (same extractors, same
+//! auth), and has its response written straight to the socket, close-delimited (`Connection:
+//! close`, no length), each chunk of the stream as it comes. Every other connection — and a feed
+//! requested later on a kept-alive connection — is served by hyper's HTTP/1 connection, with
+//! upgrades for the chat channel.
+//!
+//! On shutdown the listener stops accepting; hyper connections finish the request in hand and
+//! close; every connection still open when the drain deadline passes (`AppState::drain_over`) is
+//! dropped.
 
 use std::io;
-use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use axum::serve::Listener;
 use futures_util::StreamExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, timeout, timeout_at};
 use tower::ServiceExt;
 
 use crate::app::AppState;
@@ -32,59 +45,20 @@ const FEED_PREFIX: &[u8] = b"GET /api/events";
 const MAX_HEAD: usize = 16 * 1024;
 /// Most request headers accepted.
 const MAX_HEADERS: usize = 64;
-/// The whole request head must arrive within this.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// A finite response (an error) larger than this is not sent whole.
 const MAX_FINITE_BODY: usize = 64 * 1024;
 
-/// The listener `axum::serve` accepts from: every connection but the feeds taken over here.
-pub struct SniffingListener {
-    accepted: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl SniffingListener {
-    /// Starts accepting on `listener`; feeds go to `router` directly, the rest to `accept`.
-    pub fn new(listener: TcpListener, router: Router, state: AppState) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (to_hyper, accepted) = mpsc::channel(64);
-        let tasks = state.tasks.clone();
-        tasks.spawn(accept_loop(listener, router, state, to_hyper));
-        Ok(SniffingListener { accepted, local })
-    }
-}
-
-impl Listener for SniffingListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        match self.accepted.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop has stopped, which it only does when shutting down; axum stops
-            // calling accept then too.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    router: Router,
-    state: AppState,
-    to_hyper: mpsc::Sender<(TcpStream, SocketAddr)>,
-) {
+/// Accepts connections on `listener` and serves each on a task of its own (tracked by
+/// `state.tasks`) until the server starts shutting down.
+pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
+    let heads = Arc::new(Semaphore::new(state.config.limits.max_pending_requests));
     loop {
         let accepted = tokio::select! {
             _ = state.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let (stream, addr) = match accepted {
-            Ok(accepted) => accepted,
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
             Err(err) => {
                 // Out of file descriptors, mostly: wait a little instead of spinning.
                 tracing::warn!(%err, "accept failed");
@@ -92,23 +66,87 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(head) = heads.clone().try_acquire_owned() else {
+            // Dropped at once: a client that has not sent its request yet loses nothing.
+            tracing::debug!("too many connections without a request; closing a new one");
+            continue;
+        };
         // Chat frames and feed events are small and must leave at once: no Nagle delay.
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
-        let (router, state2, to_hyper) = (router.clone(), state.clone(), to_hyper.clone());
+        let deadline = Instant::now() + state.config.limits.head_timeout;
+        let connection = connection(stream, router.clone(), state.clone(), head, deadline);
+        let drain_over = state.drain_over.clone();
         state.tasks.spawn(async move {
-            let is_feed = tokio::select! {
-                _ = state2.shutdown.cancelled() => return,
-                is_feed = starts_a_feed(&stream) => is_feed,
-            };
-            if is_feed {
-                serve_feed(stream, router, &state2).await;
-            } else {
-                // Fails only when axum has stopped accepting: the connection is dropped.
-                let _ = to_hyper.send((stream, addr)).await;
+            tokio::select! {
+                _ = drain_over.cancelled() => {}
+                _ = connection => {}
             }
         });
+    }
+}
+
+/// One accepted connection: a feed, or anything else for hyper. `head` is held until the first
+/// request head is complete, which must be by `deadline`.
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    state: AppState,
+    head: OwnedSemaphorePermit,
+    deadline: Instant,
+) {
+    let is_feed = tokio::select! {
+        _ = state.shutdown.cancelled() => return,
+        first = timeout_at(deadline, starts_a_feed(&stream)) => match first {
+            Ok(is_feed) => is_feed,
+            Err(_) => {
+                tracing::debug!("no request within the head timeout; closing");
+                return;
+            }
+        },
+    };
+    if is_feed {
+        serve_feed(stream, router, &state, head, deadline).await;
+    } else {
+        serve_http(stream, router, &state, head, deadline).await;
+    }
+}
+
+/// Serves a connection with hyper's HTTP/1, upgrades included, until it closes; on shutdown it
+/// finishes the request in hand and closes.
+async fn serve_http(
+    stream: TcpStream,
+    router: Router,
+    state: &AppState,
+    head: OwnedSemaphorePermit,
+    deadline: Instant,
+) {
+    // hyper calls the service once the first request's head is complete: the permit goes back.
+    let head = Mutex::new(Some(head));
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        head.lock().unwrap_or_else(PoisonError::into_inner).take();
+        router.clone().oneshot(request)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // Bounds the first head (what is left of the connection's deadline) and, on a kept-alive
+        // connection, the wait for each next one.
+        .header_read_timeout(deadline.saturating_duration_since(Instant::now()));
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        _ = state.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = ended {
+        tracing::debug!(%err, "connection ended");
     }
 }
 
@@ -125,8 +163,14 @@ async fn starts_a_feed(stream: &TcpStream) -> bool {
 }
 
 /// Reads the request, runs it through the router and writes the response to the socket.
-async fn serve_feed(mut stream: TcpStream, router: Router, state: &AppState) {
-    let request = match timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+async fn serve_feed(
+    mut stream: TcpStream,
+    router: Router,
+    state: &AppState,
+    head: OwnedSemaphorePermit,
+    deadline: Instant,
+) {
+    let request = match timeout_at(deadline, read_head(&mut stream)).await {
         Ok(Ok(request)) => request,
         Ok(Err(status)) => {
             let response = Response::builder()
@@ -138,11 +182,12 @@ async fn serve_feed(mut stream: TcpStream, router: Router, state: &AppState) {
         }
         Err(_) => return,
     };
+    drop(head);
     let Ok(response) = router.oneshot(request).await;
     if let Err(err) = write_response(&mut stream, response, state).await {
         tracing::debug!(%err, "feed connection ended");
     }
-    let _ = stream.shutdown().await;
+    let _ = timeout(state.config.chat.write_timeout, stream.shutdown()).await;
 }
 
 /// Reads and parses the request head; anything after it is ignored (the connection closes
@@ -150,9 +195,6 @@ async fn serve_feed(mut stream: TcpStream, router: Router, state: &AppState) {
 async fn read_head(stream: &mut TcpStream) -> Result<Request<Body>, StatusCode> {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        if buf.len() >= MAX_HEAD {
-            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-        }
         let mut chunk = [0u8; 1024];
         let n = stream
             .read(&mut chunk)
@@ -162,16 +204,25 @@ async fn read_head(stream: &mut TcpStream) -> Result<Request<Body>, StatusCode> 
             return Err(StatusCode::BAD_REQUEST);
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => return to_request(&parsed),
-            Ok(httparse::Status::Partial) => continue,
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-            }
-            Err(_) => return Err(StatusCode::BAD_REQUEST),
+        if let Some(request) = parse_head(&buf)? {
+            return Ok(request);
         }
+    }
+}
+
+/// Parses what has arrived of a request head: the request once it is complete, `None` while
+/// more is needed, or the status to refuse it with (400 malformed, 431 too large).
+pub fn parse_head(buf: &[u8]) -> Result<Option<Request<Body>>, StatusCode> {
+    if buf.len() > MAX_HEAD {
+        return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => to_request(&parsed).map(Some),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(_) => Err(StatusCode::BAD_REQUEST),
     }
 }
 

@@ -28,11 +28,19 @@ mod wire;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::ApiError;
 use tidings_store::{Store, StoreError, StoreOptions};
+
+/// The parsers that read what a peer sends, as the server calls them, for the fuzz targets in
+/// `fuzz/`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::direct::parse_head;
+}
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +72,8 @@ pub fn open_store(config: &Config) -> Result<Store, ServerError> {
 
 /// Serves Tidings on `listener` until `shutdown` resolves, then shuts down gracefully: stops
 /// accepting, lets in-flight sends commit and be acknowledged, closes chat connections with 1001
-/// and ends feeds, and waits for the store's writer to commit what it holds.
+/// and ends feeds — for at most `drain_timeout`, after which the connections left are dropped —
+/// and waits for the store's writer to commit what it holds.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -83,17 +92,23 @@ pub async fn run(
         shutdown.await;
         signal.cancel();
     });
-    let stopping = token.clone();
-    // Feeds are served by `direct`, every other connection by axum.
-    let listener = direct::SniffingListener::new(listener, router.clone(), state.clone())?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stopping.cancelled().await })
-        .await?;
-    // Upgraded chat connections are not the HTTP server's any more: wait for them, and for
-    // background writes, through the task tracker.
-    token.cancel();
+    // Until shutdown: every connection is accepted and served by `direct`.
+    direct::serve(listener, router, state.clone()).await;
+    // Connections finish what they are doing — in-flight sends commit and are acked, chat
+    // connections exchange their close, hyper connections finish the request in hand — within
+    // the drain deadline; whatever is still open then (a client that stopped reading, say) is
+    // dropped. Background writes are tracked too.
     state.tasks.close();
-    state.tasks.wait().await;
+    let drain = state.config.drain_timeout;
+    if timeout(drain, state.tasks.wait()).await.is_err() {
+        tracing::warn!(
+            left = state.tasks.len(),
+            ?drain,
+            "graceful shutdown deadline passed; closing what is left"
+        );
+        state.drain_over.cancel();
+        state.tasks.wait().await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

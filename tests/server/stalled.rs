@@ -1,0 +1,275 @@
+//! Peers that stall — a chat client that stops reading, a connection that never sends its
+//! request, a head or a body that trickles in — are let go within their deadlines, the server
+//! keeps serving everyone else, and a shutdown ends on time whatever they do.
+
+use std::time::Duration;
+
+use tidings_proto::v1::{SUBPROTOCOL, SendMessage};
+use tidings_tests::{Client, TestServer, WAIT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::http1::{Raw, open_feed};
+
+/// A message body near the largest allowed, so a few dozen fill a socket's buffers.
+fn big_body(i: usize) -> String {
+    format!("{i:05} {}", "x".repeat(60_000))
+}
+
+/// A chat connection that completes its handshake and then never reads again, with a receive
+/// buffer as small as the kernel allows: what the server writes to it piles up on the server.
+async fn stalled_chat(server: &TestServer, user: &Client) -> WebSocketStream<TcpStream> {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let stream = timeout(WAIT, socket.connect(server.addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let mut request = server.ws_url().into_client_request().expect("request");
+    let headers = request.headers_mut();
+    headers.insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", user.token)).expect("header"),
+    );
+    let (socket, _) = timeout(WAIT, tokio_tungstenite::client_async(request, stream))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    socket
+}
+
+/// Posts `count` big messages to `room` over HTTP: far more than the stalled reader's socket
+/// buffers hold.
+async fn flood(sender: &Client, room: i64, count: usize) {
+    for i in 0..count {
+        let response = sender
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/rooms/{room}/messages"),
+            )
+            .json(&SendMessage {
+                client_id: None,
+                body: big_body(i),
+            })
+            .send()
+            .await
+            .expect("post");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+}
+
+fn roomy(config: &mut tidings_server::Config) {
+    config.limits.messages_per_second = 10_000;
+    config.limits.message_burst = 10_000;
+}
+
+#[tokio::test]
+async fn a_chat_client_that_stops_reading_is_let_go_within_its_write_timeout() {
+    // One live connection allowed: the stalled client's slot is free again only once the server
+    // has really let it go — closed its socket, ended its task.
+    let server = TestServer::start_with(|config| {
+        roomy(config);
+        config.limits.max_connections = 1;
+        config.chat.write_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = bo.create_room("ops").await.room.id;
+    ana.join(room).await;
+    let _stalled = stalled_chat(&server, &ana).await;
+    let (_refused, head) = open_feed(server.addr, Some(&bo.token), "").await;
+    assert!(
+        head.starts_with("http/1.1 503"),
+        "the slot is taken: {head}"
+    );
+
+    flood(&bo, room, 150).await;
+    let flooded = Instant::now();
+    let mut probe = interval(Duration::from_millis(50));
+    probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let (_feed, head) = open_feed(server.addr, Some(&bo.token), "").await;
+        if head.starts_with("http/1.1 200 ok\r\n") {
+            break;
+        }
+        assert!(head.starts_with("http/1.1 503"), "{head}");
+        assert!(
+            flooded.elapsed() < WAIT,
+            "the stalled client still holds its slot {:?} after the flood",
+            flooded.elapsed()
+        );
+        probe.tick().await;
+    }
+    // Everyone else was served throughout, and still is.
+    let page: tidings_proto::v1::HistoryPage =
+        bo.get(&format!("/api/rooms/{room}/messages?limit=1")).await;
+    assert_eq!(page.messages[0].body, big_body(149));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_by_its_deadline_whatever_the_peers_do() {
+    let drain = Duration::from_secs(1);
+    let server = TestServer::start_with(|config| {
+        roomy(config);
+        config.drain_timeout = drain;
+        // Long enough that only the drain deadline can end the stalled writes in time.
+        config.chat.write_timeout = Duration::from_secs(60);
+        config.limits.head_timeout = Duration::from_secs(60);
+        config.limits.send_queue = 4096;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = bo.create_room("ops").await.room.id;
+    ana.join(room).await;
+    // A chat client that stopped reading with a full socket, a connection that sent nothing,
+    // and two that sent half a request head (one to hyper, one to the feed's own path).
+    let _stalled = stalled_chat(&server, &ana).await;
+    flood(&bo, room, 150).await;
+    let _silent = Raw::connect(server.addr).await;
+    let mut half = Raw::connect(server.addr).await;
+    half.send(b"GET /api/me HTTP/1.1\r\nHost: 127").await;
+    let mut half_feed = Raw::connect(server.addr).await;
+    half_feed
+        .send(b"GET /api/events HTTP/1.1\r\nHost: 127")
+        .await;
+
+    let stopping = Instant::now();
+    server.stop().await;
+    let took = stopping.elapsed();
+    assert!(
+        took < drain + Duration::from_secs(2),
+        "stopped {took:?} after the signal; the drain deadline is {drain:?}"
+    );
+}
+
+/// Reads until the server closes `stream`; returns how long that took. Fails on anything sent.
+async fn closed_by_server(stream: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = timeout(WAIT, stream.read(&mut byte))
+        .await
+        .expect("the server closes the connection in time");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "expected the connection closed, got {read:?}"
+    );
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_head_timeout() {
+    let head_timeout = Duration::from_millis(400);
+    let server = TestServer::start_with(|config| config.limits.head_timeout = head_timeout).await;
+    let mut silent = Raw::connect(server.addr).await;
+    let took = closed_by_server(&mut silent.stream).await;
+    assert!(took >= head_timeout / 2, "closed after {took:?}");
+    // And the server still answers a real request.
+    let owner = server.owner().await;
+    let _: tidings_proto::v1::Me = owner.get("/api/me").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_head_that_trickles_in_is_cut_off_on_every_path() {
+    let head_timeout = Duration::from_millis(500);
+    let server = TestServer::start_with(|config| config.limits.head_timeout = head_timeout).await;
+    for start in ["GET /api/me HTTP/1.1\r\n", "GET /api/events HTTP/1.1\r\n"] {
+        let mut raw = Raw::connect(server.addr).await;
+        raw.send(start.as_bytes()).await;
+        // One header byte every 50 ms: the head would take many seconds to complete.
+        let started = Instant::now();
+        let mut trickle = interval(Duration::from_millis(50));
+        let mut sent = 0usize;
+        let cut_off = loop {
+            trickle.tick().await;
+            if raw.stream.write_all(b"X").await.is_err() {
+                break started.elapsed();
+            }
+            sent += 1;
+            let mut byte = [0u8; 256];
+            match raw.stream.try_read(&mut byte) {
+                // Closed, or an error answer (408/400) before closing: cut off either way.
+                Ok(_) => break started.elapsed(),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break started.elapsed(),
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{start:?}: still open after {sent} trickled bytes"
+            );
+        };
+        assert!(
+            cut_off < head_timeout * 4,
+            "{start:?}: cut off after {cut_off:?}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_and_the_server_keeps_serving() {
+    let body_timeout = Duration::from_millis(500);
+    let server = TestServer::start_with(|config| config.limits.body_timeout = body_timeout).await;
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(
+        b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+          content-length: 1000\r\n\r\n{\"name\":",
+    )
+    .await;
+    let started = Instant::now();
+    let head = raw.head().await;
+    let took = started.elapsed();
+    assert!(head.starts_with("http/1.1 4"), "{head}");
+    assert!(took >= body_timeout / 2, "answered after {took:?}");
+    let owner = server.owner().await;
+    let _: tidings_proto::v1::Me = owner.get("/api/me").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_without_a_request_are_capped() {
+    let server = TestServer::start_with(|config| {
+        config.limits.max_pending_requests = 4;
+        config.limits.head_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(Raw::connect(server.addr).await);
+    }
+    // A fifth is closed on arrival, while the four are still held.
+    let mut fifth = Raw::connect(server.addr).await;
+    closed_by_server(&mut fifth.stream).await;
+    for raw in &silent {
+        let mut byte = [0u8; 1];
+        let open = matches!(
+            raw.stream.try_read(&mut byte),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock
+        );
+        assert!(open, "the four pending connections are still open");
+    }
+    // A request on one of them completes its head and frees a slot for the next connection.
+    let mut first = silent.remove(0);
+    first
+        .send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
+    assert!(first.head().await.starts_with("http/1.1 200"));
+    let mut next = Raw::connect(server.addr).await;
+    next.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
+    assert!(next.head().await.starts_with("http/1.1 200"));
+    server.stop().await;
+}
