@@ -169,10 +169,83 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Where the settings' environment variables start.
+const ENV_PREFIX: &str = "TIDINGS_";
+
+/// Sorts the environment's `TIDINGS_*` names that are not settings (`keys`, dotted): an error
+/// for one inside a section (a misspelt setting), a warning for one within two edits of a
+/// setting's name, nothing for the rest (another program's, or the CLI's own).
+fn check_environment(
+    keys: &[String],
+    names: impl Iterator<Item = String>,
+) -> Result<Vec<String>, Box<figment::Error>> {
+    let sections: Vec<&str> = keys
+        .iter()
+        .filter(|k| keys.iter().any(|other| other.starts_with(&format!("{k}."))))
+        .map(String::as_str)
+        .collect();
+    let mut warnings = Vec::new();
+    for name in names {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if keys.contains(&key) {
+            continue;
+        }
+        if let Some((section, _)) = key.split_once('.')
+            && sections.contains(&section)
+        {
+            return Err(Box::new(figment::Error::from(format!(
+                "{name} names no setting of [{section}] (see tidings.example.toml)"
+            ))));
+        }
+        if let Some(near) = keys.iter().find(|k| edit_distance(k, &key) <= 2) {
+            let meant = format!(
+                "{ENV_PREFIX}{}",
+                near.replace('.', "__").to_ascii_uppercase()
+            );
+            warnings.push(format!(
+                "{name} is not a setting and is ignored; did you mean {meant}?"
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+/// The Levenshtein distance between two short ASCII names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 impl Config {
     /// Layers the defaults, `file` (when given; it must exist), the `TIDINGS_*` environment
     /// (nested keys with `__`: `TIDINGS_SESSION__IDLE_TIMEOUT=30m`) and `overrides`.
+    ///
+    /// Only the environment variables that name a setting are read: `TIDINGS_HOME` (the CLI's)
+    /// and `TIDINGS_CONFIG` (the `--config` flag's) are not settings. A variable inside a section
+    /// that names no setting there (`TIDINGS_SESSION__IDLE_TIMOUT`) is refused, as a misspelt key
+    /// in the file is; one that merely looks like a setting (`TIDINGS_LISTN`) is logged as a
+    /// warning and ignored.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, Box<figment::Error>> {
+        let keys = Config::keys();
+        let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+        for warning in check_environment(&keys, names)? {
+            tracing::warn!("{warning}");
+        }
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
@@ -184,10 +257,32 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment
-            .merge(Env::prefixed("TIDINGS_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .split("__")
+                    .filter(move |key| keys.iter().any(|k| key.as_str().eq_ignore_ascii_case(k))),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// Every setting's key, dotted (`session.idle_timeout`), and every section's (`session`).
+    fn keys() -> Vec<String> {
+        fn walk(prefix: &str, value: &serde_json::Value, keys: &mut Vec<String>) {
+            if let serde_json::Value::Object(fields) = value {
+                for (name, value) in fields {
+                    let key = format!("{prefix}{name}");
+                    walk(&format!("{key}."), value, keys);
+                    keys.push(key);
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        if let Ok(defaults) = serde_json::to_value(Config::default()) {
+            walk("", &defaults, &mut keys);
+        }
+        keys
     }
 
     /// Parses a whole configuration from TOML text, on top of the defaults.
@@ -220,6 +315,59 @@ mod tests {
     fn an_unknown_key_is_refused() {
         let err = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    fn names(list: &[&str]) -> impl Iterator<Item = String> {
+        list.iter().map(|n| (*n).to_owned())
+    }
+
+    #[test]
+    fn environment_names_that_are_settings_pass_and_others_of_the_project_are_ignored() {
+        let keys = Config::keys();
+        for key in [
+            "listen",
+            "session.idle_timeout",
+            "limits.head_timeout",
+            "drain_timeout",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
+        let warnings = check_environment(
+            &keys,
+            names(&[
+                "TIDINGS_LISTEN",
+                "TIDINGS_SESSION__IDLE_TIMEOUT",
+                "TIDINGS_HOME",
+                "TIDINGS_CONFIG",
+                "HOME",
+            ]),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_look_alike_is_a_warning_and_a_misspelt_section_key_an_error() {
+        let keys = Config::keys();
+        let warnings = check_environment(&keys, names(&["TIDINGS_LISTN"])).unwrap();
+        assert_eq!(
+            warnings,
+            ["TIDINGS_LISTN is not a setting and is ignored; did you mean TIDINGS_LISTEN?"]
+        );
+        let err = check_environment(&keys, names(&["TIDINGS_SESSION__IDLE_TIMOUT"])).unwrap_err();
+        assert!(
+            err.to_string().contains("TIDINGS_SESSION__IDLE_TIMOUT"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("[session]"), "{err}");
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("listen", "listen"), 0);
+        assert_eq!(edit_distance("listen", "listn"), 1);
+        assert_eq!(edit_distance("listen", "lsiten"), 2);
+        assert_eq!(edit_distance("home", "listen"), 5);
     }
 
     #[test]

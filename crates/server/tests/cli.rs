@@ -178,3 +178,323 @@ async fn a_bad_config_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn other_tidings_variables_do_not_stop_the_server_and_a_misspelt_setting_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The CLI's own TIDINGS_HOME, and a name one letter off a setting's.
+    let mut init = command(&data);
+    init.env("TIDINGS_HOME", dir.path())
+        .env("TIDINGS_LISTN", "127.0.0.1:1")
+        .env("RUST_LOG", "warn")
+        .args(["init", "--owner", "host", "--password-stdin"]);
+    let (ok, out, err) = run(init, "a good password\n").await;
+    assert!(ok, "init with TIDINGS_HOME set: {out} {err}");
+    assert!(
+        err.contains("TIDINGS_LISTN") && err.contains("TIDINGS_LISTEN"),
+        "a warning names the look-alike and the setting: {err}"
+    );
+
+    // A setting of a section, misspelt: refused, as a misspelt key in the file is.
+    let mut serve = command(&data);
+    serve
+        .env("TIDINGS_SESSION__IDLE_TIMOUT", "1m")
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let (ok, _, err) = run(serve, "").await;
+    assert!(!ok, "a misspelt setting stops the server");
+    assert!(err.contains("TIDINGS_SESSION__IDLE_TIMOUT"), "{err}");
+}
+
+/// What the authors of the crash test were told, shared with the test.
+struct Ledger {
+    /// client id → the message id its first ack named.
+    acked: std::collections::HashMap<String, i64>,
+    /// Acks that named another id than the first ack for the same client id.
+    contradictions: Vec<String>,
+    /// How many client ids have been acked, for the test to wait on.
+    progress: tokio::sync::watch::Sender<usize>,
+}
+
+/// One author of the crash test: pipelines `total` sends over the chat channel (at most
+/// `WINDOW` unanswered), and after every reconnect resends everything it ever tried, until all
+/// are acked.
+async fn author(
+    base: String,
+    token: String,
+    room: i64,
+    me: usize,
+    total: usize,
+    ledger: std::sync::Arc<std::sync::Mutex<Ledger>>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tidings_proto::v1::{ClientFrame, SUBPROTOCOL, ServerFrame};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    const WINDOW: usize = 32;
+
+    let url = base.replace("http://", "ws://") + "/api/ws";
+    let client_id = |n: usize| format!("{me:02}{n:030}");
+    let mut tried = 0;
+    let mut retry = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        retry.tick().await;
+        let mut request = url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        let Ok(Ok((mut socket, _))) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await
+        else {
+            continue;
+        };
+        // This connection's round: everything tried before, then new sends.
+        let mut unanswered = std::collections::HashSet::new();
+        let send = |n: usize| {
+            let frame = ClientFrame::Send {
+                room,
+                client_id: client_id(n),
+                body: format!("author {me} message {n}"),
+            };
+            Message::text(serde_json::to_string(&frame).unwrap())
+        };
+        let mut broken = false;
+        for n in 0..tried {
+            if socket.feed(send(n)).await.is_err() {
+                broken = true;
+                break;
+            }
+            unanswered.insert(client_id(n));
+        }
+        if broken || socket.flush().await.is_err() {
+            continue;
+        }
+        loop {
+            while tried < total && unanswered.len() < WINDOW {
+                if socket.send(send(tried)).await.is_err() {
+                    broken = true;
+                    break;
+                }
+                unanswered.insert(client_id(tried));
+                tried += 1;
+            }
+            if broken {
+                break;
+            }
+            if tried == total && unanswered.is_empty() {
+                let _ = socket.close(None).await;
+                return;
+            }
+            let frame = match tokio::time::timeout(WAIT, socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str(text.as_str()).ok(),
+                Ok(Some(Ok(_))) => None,
+                // Killed, or closed: reconnect and resend.
+                _ => break,
+            };
+            match frame {
+                Some(ServerFrame::Ack { client_id, id, .. }) => {
+                    unanswered.remove(&client_id);
+                    let mut ledger = ledger.lock().unwrap();
+                    let first = *ledger.acked.entry(client_id.clone()).or_insert(id);
+                    let count = ledger.acked.len();
+                    ledger.progress.send_replace(count);
+                    if first != id {
+                        ledger
+                            .contradictions
+                            .push(format!("{client_id}: acked as {first}, then as {id}"));
+                    }
+                }
+                Some(ServerFrame::Error(error)) => {
+                    // Refused for now (the server is stopping): it is resent on reconnect.
+                    if let Some(client_id) = error.client_id {
+                        unanswered.remove(&client_id);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn killed_mid_burst_and_restarted_nothing_acked_is_lost_or_doubled() {
+    const AUTHORS: usize = 3;
+    const EACH: usize = 400;
+    const KILLS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut init = command(&data);
+    init.args(["init", "--owner", "host", "--password-stdin"]);
+    let (ok, out, err) = run(init, "a good password\n").await;
+    assert!(ok, "init: {out} {err}");
+
+    let start = |listen: &str| {
+        let mut serve = command(&data);
+        serve
+            .env("TIDINGS_LIMITS__MESSAGES_PER_SECOND", "100000")
+            .env("TIDINGS_LIMITS__MESSAGE_BURST", "100000")
+            .args(["serve", "--listen", listen]);
+        let mut child = serve.spawn().expect("spawn serve");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
+    };
+    let (mut child, mut lines) = start("127.0.0.1:0");
+    let line = line_with(&mut lines, "listening on", &mut Vec::new()).await;
+    let base = after(&line, "listening on ").to_owned();
+    let listen = base.trim_start_matches("http://").to_owned();
+
+    // The host's room and three authors in it.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = async |path: &str, token: &str, body: serde_json::Value| -> serde_json::Value {
+        let response = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    };
+    let host = post(
+        "/api/login",
+        "",
+        serde_json::json!({"name": "host", "password": "a good password"}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let room = post("/api/rooms", &host, serde_json::json!({"name": "ops"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let (progress, mut acks) = tokio::sync::watch::channel(0);
+    let ledger = std::sync::Arc::new(std::sync::Mutex::new(Ledger {
+        acked: std::collections::HashMap::new(),
+        contradictions: Vec::new(),
+        progress,
+    }));
+    let mut authors = tokio::task::JoinSet::new();
+    for me in 0..AUTHORS {
+        let invite = post("/api/invites", &host, serde_json::json!({})).await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = post(
+            "/api/register",
+            "",
+            serde_json::json!({"invite": invite, "name": format!("author{me}"), "password": "a good password"}),
+        )
+        .await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        post(
+            &format!("/api/rooms/{room}/join"),
+            &token,
+            serde_json::json!({}),
+        )
+        .await;
+        authors.spawn(author(base.clone(), token, room, me, EACH, ledger.clone()));
+    }
+
+    // Killed at random moments mid-burst: after a share of the acks, give or take a random few.
+    for kill in 0..KILLS {
+        let share = (kill + 1) * AUTHORS * EACH / (KILLS + 2);
+        let at = share + rand::random_range(0..AUTHORS * EACH / 20);
+        tokio::time::timeout(WAIT, acks.wait_for(|acked| *acked >= at))
+            .await
+            .unwrap_or_else(|_| panic!("no progress to {at} acks before kill {kill}"))
+            .expect("authors running");
+        child.start_kill().expect("SIGKILL");
+        let status = child.wait().await.expect("killed");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "kill {kill}: {status}"
+        );
+        assert!(
+            *acks.borrow() < AUTHORS * EACH,
+            "kill {kill} came after the burst"
+        );
+        (child, lines) = start(&listen);
+        line_with(&mut lines, "listening on", &mut Vec::new()).await;
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(done) = authors.join_next().await {
+            done.expect("author");
+        }
+    })
+    .await
+    .expect("every author done in time");
+
+    // Read the room back, oldest first.
+    let mut stored: Vec<tidings_proto::v1::Message> = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let query = before.map(|b| format!("&before={b}")).unwrap_or_default();
+        let page: tidings_proto::v1::HistoryPage = http
+            .get(format!("{base}/api/rooms/{room}/messages?limit=200{query}"))
+            .bearer_auth(&host)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        before = page.messages.first().map(|m| m.id);
+        stored.splice(0..0, page.messages);
+        if !page.has_more {
+            break;
+        }
+    }
+    terminate(child).await;
+    let ledger = ledger.lock().unwrap();
+    assert!(
+        ledger.contradictions.is_empty(),
+        "{:?}",
+        ledger.contradictions
+    );
+    assert_eq!(ledger.acked.len(), AUTHORS * EACH, "every message acked");
+    let mut by_client_id = std::collections::HashMap::new();
+    for message in &stored {
+        let client_id = message.client_id.clone().expect("sent with a client id");
+        assert!(
+            by_client_id.insert(client_id.clone(), message.id).is_none(),
+            "{client_id} stored twice"
+        );
+    }
+    assert_eq!(
+        stored.len(),
+        AUTHORS * EACH,
+        "each message stored exactly once"
+    );
+    for (client_id, id) in &ledger.acked {
+        assert_eq!(
+            by_client_id.get(client_id),
+            Some(id),
+            "{client_id} stored as acked"
+        );
+    }
+    for me in 0..AUTHORS {
+        let bodies: Vec<&str> = stored
+            .iter()
+            .filter(|m| m.author.name == format!("author{me}"))
+            .map(|m| m.body.as_str())
+            .collect();
+        let sent: Vec<String> = (0..EACH)
+            .map(|n| format!("author {me} message {n}"))
+            .collect();
+        assert_eq!(bodies, sent, "author {me}'s messages in the order sent");
+    }
+}
