@@ -2,5 +2,6 @@
 //! feed's resume, the session lock, and notifications.
 
 mod connection;
+mod disk;
 mod lock;
 mod notify;

@@ -635,3 +635,68 @@ impl TestClient {
         .await;
     }
 }
+
+/// Set in the environment of a test run again inside its own mount namespace.
+const PRIVATE_MOUNTS: &str = "TIDINGS_TESTS_PRIVATE_MOUNTS";
+
+/// Runs the test named `test` (its full path, as `cargo test` prints it) again in a private mount
+/// namespace, where it may mount small filesystems of its own without touching the machine's,
+/// as root or not (`unshare --mount --map-root-user`). Returns `true` inside that run, where the
+/// test goes on; outside, checks that the run passed and returns `false`.
+pub fn in_private_mounts(test: &str) -> bool {
+    if std::env::var_os(PRIVATE_MOUNTS).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = std::process::Command::new("unshare")
+        .args(["--mount", "--map-root-user", "--"])
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(PRIVATE_MOUNTS, "1")
+        .output()
+        .expect("unshare runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} in a private mount namespace failed:\n{stdout}\n{stderr}"
+    );
+    false
+}
+
+/// A tmpfs of `size` (as `mount -o size=` takes it: `2m`) mounted at `dir`; only inside
+/// [`in_private_mounts`].
+pub fn mount_tmpfs(dir: &std::path::Path, size: &str) {
+    std::fs::create_dir_all(dir).expect("mount point");
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .expect("mount runs");
+    assert!(status.success(), "mounting a tmpfs at {}", dir.display());
+}
+
+/// Fills the filesystem holding `dir` with a file until it has no space left; returns the file,
+/// whose removal gives the space back.
+pub fn fill_up(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![0u8; 4096];
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(err) => {
+                assert_eq!(
+                    err.raw_os_error(),
+                    Some(28),
+                    "filling stops at ENOSPC: {err}"
+                );
+                break;
+            }
+        }
+    }
+    let _ = file.sync_all();
+    path
+}

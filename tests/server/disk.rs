@@ -1,0 +1,112 @@
+//! A disk that fills up: sends are refused with a clear error and nothing of them is stored,
+//! reads and feeds keep serving, and sends succeed again once space is back — no restart.
+
+use tidings_proto::v1::{ClientFrame, ErrorCode, HistoryPage, SendMessage, ServerFrame};
+use tidings_tests::{TestServer, fill_up, in_private_mounts, mount_tmpfs};
+
+/// A body large enough that a few fill what is left of a small disk.
+fn big(i: usize) -> String {
+    format!("{i:04} {}", "y".repeat(60_000))
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns() {
+    if !in_private_mounts(
+        "disk::a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns",
+    ) {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    mount_tmpfs(&data, "4m");
+    let server = TestServer::start_with(|config| {
+        config.data_dir = data.clone();
+        config.limits.messages_per_second = 10_000;
+        config.limits.message_burst = 10_000;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let room = ana.create_room("ops").await.room.id;
+    let kept = tidings_tests::post_message(&ana, room, "k0", "before the disk filled").await;
+    let mut feed = ana.feed(None);
+    feed.expect(tidings_proto::v1::EVENT_SESSION).await;
+    let mut chat = ana.chat().await;
+
+    // Fill the disk, then send big messages until SQLite reports it full (the WAL may still
+    // have room for a few).
+    let filler = fill_up(&data);
+    let mut refused = None;
+    for i in 0..200 {
+        let client_id = format!("{i:032}");
+        chat.send(&ClientFrame::Send {
+            room,
+            client_id: client_id.clone(),
+            body: big(i),
+        })
+        .await;
+        match chat
+            .expect("ack or error", |f| {
+                matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error(_))
+            })
+            .await
+        {
+            ServerFrame::Ack { .. } => continue,
+            ServerFrame::Error(error) => {
+                refused = Some((client_id, error));
+                break;
+            }
+            _ => unreachable!(),
+        }
+    }
+    let (client_id, error) = refused.expect("SQLite reported the disk full");
+    assert_eq!(error.code, ErrorCode::Storage, "{error:?}");
+    assert_eq!(error.client_id.as_deref(), Some(client_id.as_str()));
+    assert!(error.message.contains("disk is full"), "{}", error.message);
+    // Over HTTP, the same: 507 with the error body.
+    let response = ana
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/rooms/{room}/messages"),
+        )
+        .json(&SendMessage {
+            client_id: Some("http-while-full".into()),
+            body: big(999),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 507);
+
+    // Reads and feeds go on.
+    let page: HistoryPage = ana
+        .get(&format!("/api/rooms/{room}/messages?limit=500"))
+        .await;
+    assert!(page.messages.iter().any(|m| m.id == kept.id));
+    assert!(
+        page.messages
+            .iter()
+            .all(|m| m.client_id.as_deref() != Some(client_id.as_str())),
+        "nothing of the refused send is stored"
+    );
+    feed.expect(tidings_proto::v1::EVENT_SESSION).await;
+
+    // Space comes back: the same send goes through, on the same connection.
+    std::fs::remove_file(filler).unwrap();
+    chat.send(&ClientFrame::Send {
+        room,
+        client_id: client_id.clone(),
+        body: big(0),
+    })
+    .await;
+    let ServerFrame::Ack { id, .. } = chat
+        .expect("the ack", |f| matches!(f, ServerFrame::Ack { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    let page: HistoryPage = ana
+        .get(&format!("/api/rooms/{room}/messages?limit=1"))
+        .await;
+    assert_eq!(page.messages[0].id, id);
+    server.stop().await;
+}
