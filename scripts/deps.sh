@@ -30,6 +30,11 @@ if [[ "${1:-}" == "--test" ]] && [[ ! -x .tools/bin/tauri-driver ]]; then
     cargo install tauri-driver --locked --root .tools
 fi
 
+# The WebSocket conformance suite (the Autobahn|Testsuite cases, run by kosoku), pinned.
+if [[ "${1:-}" == "--test" ]] && ! python3 -c 'import kosoku' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check kosoku==0.1.0
+fi
+
 # The UI's packages, exactly as locked.
 if [[ ! -d ui/node_modules ]] || [[ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]]; then
     (cd ui && npm ci --no-audit --no-fund)

@@ -4,6 +4,8 @@ use futures_util::StreamExt;
 use tidings_proto::v1::{ClientFrame, HistoryPage, PresenceStatus, RoomState, ServerFrame, close};
 use tidings_tests::{TestServer, post_message};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 #[tokio::test]
@@ -531,5 +533,21 @@ async fn a_burst_of_sends_is_stored_in_the_order_sent() {
     let bodies: Vec<String> = page.messages.iter().map(|m| m.body.clone()).collect();
     let sent: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     assert_eq!(bodies, sent);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_closes_first_gets_its_close_answered() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let mut chat = ana.chat().await;
+    chat.send_raw(WsMessage::Close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "closing the laptop".into(),
+    })))
+    .await;
+    // RFC 6455 §5.5.1: the answer echoes the code; the server then closes the TCP connection.
+    let closed = chat.closed().await;
+    assert_eq!(closed.code, 1001, "{closed:?}");
     server.stop().await;
 }

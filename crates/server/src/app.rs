@@ -105,8 +105,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/dms", post(room::open_dm))
         .route("/api/ws", get(chat::upgrade))
         .route("/api/events", get(feed::events))
+        .merge(testing_routes(&state.config))
         .layer(DefaultBodyLimit::max(body_limit))
         // A body that trickles in is cut off: the connection and its task are not held for it.
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(state)
+}
+
+/// Routes that exist only for tests of the server itself, each behind its own setting.
+fn testing_routes(config: &Config) -> Router<AppState> {
+    let routes = Router::new();
+    if config.testing.websocket_echo {
+        return routes.route("/api/test/echo", get(chat::echo));
+    }
+    routes
 }

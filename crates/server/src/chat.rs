@@ -66,21 +66,52 @@ pub async fn upgrade(
         .into_response();
     }
     let permit = state.connections.clone().try_acquire_owned().ok();
-    let limits = &state.config.limits;
-    ws.protocols([SUBPROTOCOL])
-        .max_message_size(limits.max_frame_bytes)
+    configure(ws.protocols([SUBPROTOCOL]), &state.config.limits).on_upgrade(
+        move |socket| async move {
+            // A task of its own (tracked: graceful shutdown waits for it), so the upgrade's
+            // wrapper future is freed instead of living as long as the connection.
+            let tasks = state.tasks.clone();
+            tasks.spawn(serve(socket, state, authed, permit));
+        },
+    )
+}
+
+/// The chat channel's WebSocket settings, shared with the conformance echo route.
+fn configure(ws: WebSocketUpgrade, limits: &crate::config::LimitsConfig) -> WebSocketUpgrade {
+    ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         // Client frames are small: a small read buffer (tungstenite zeroes it before every read
         // and an idle connection holds it for life). Writes are batched by `write_queued`, which
         // flushes once per batch; the write buffer only sends early for very large frames.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| async move {
-            // A task of its own (tracked: graceful shutdown waits for it), so the upgrade's
-            // wrapper future is freed instead of living as long as the connection.
-            let tasks = state.tasks.clone();
-            tasks.spawn(serve(socket, state, authed, permit));
-        })
+}
+
+/// `/api/test/echo`, routed only when `testing.websocket_echo` is on: echoes every message on a
+/// WebSocket configured exactly as the chat channel's (limits, buffers, close handling), so a
+/// protocol conformance suite (Autobahn's cases) can exercise that configuration. No auth, no
+/// subprotocol: never enable it on a server people use.
+pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let write_timeout = state.config.chat.write_timeout;
+    configure(ws, &state.config.limits).on_upgrade(move |mut socket| async move {
+        let closing = loop {
+            let message = match socket.recv().await {
+                None => return,
+                Some(Ok(message)) => message,
+                Some(Err(err)) => break read_error(err),
+            };
+            let echoed = match message {
+                WsMessage::Text(_) | WsMessage::Binary(_) => message,
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                WsMessage::Close(_) => break gone(),
+            };
+            match timeout(write_timeout, socket.send(echoed)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        };
+        close_with(&mut socket, closing, write_timeout).await;
+    })
 }
 
 type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>;
@@ -540,7 +571,13 @@ async fn close_with(socket: &mut WebSocket, closing: Closing, write_timeout: Dur
     };
     match timeout(write_timeout, socket.send(WsMessage::Close(Some(frame)))).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => return,
+        Ok(Err(_)) => {
+            // The peer closed first: tungstenite queued the answer to its close (echoing its
+            // code) and refuses ours. Send that answer, then close the TCP connection, as the
+            // server should.
+            let _ = timeout(write_timeout, socket.flush()).await;
+            return;
+        }
         Err(_) => {
             tracing::debug!("the close frame could not be written in time; dropping");
             return;

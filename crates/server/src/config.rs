@@ -28,6 +28,16 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub chat: ChatConfig,
     pub feed: FeedConfig,
+    pub testing: TestingConfig,
+}
+
+/// Hooks for tests of the server itself; all off. Never turn one on for a server people use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Serve `/api/test/echo`: a WebSocket echo with the chat channel's exact configuration, for
+    /// protocol conformance suites. Unauthenticated.
+    pub websocket_echo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +119,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             chat: ChatConfig::default(),
             feed: FeedConfig::default(),
+            testing: TestingConfig::default(),
         }
     }
 }

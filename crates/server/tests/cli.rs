@@ -498,3 +498,51 @@ async fn killed_mid_burst_and_restarted_nothing_acked_is_lost_or_doubled() {
         assert_eq!(bodies, sent, "author {me}'s messages in the order sent");
     }
 }
+
+#[tokio::test]
+async fn the_chat_channels_websocket_passes_the_autobahn_conformance_cases() {
+    // The Autobahn|Testsuite cases, driven by kosoku (scripts/deps.sh installs it), against the
+    // echo route: the chat channel's exact WebSocket configuration, served only with this test
+    // setting on.
+    let dir = tempfile::tempdir().unwrap();
+    let (child, mut lines) = {
+        let mut serve = command(&dir.path().join("data"));
+        serve.env("TIDINGS_TESTING__WEBSOCKET_ECHO", "true").args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let mut child = serve.spawn().expect("spawn serve");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
+    };
+    let line = line_with(&mut lines, "listening on", &mut Vec::new()).await;
+    let base = after(&line, "listening on ").to_owned();
+    let url = base.replace("http://", "ws://") + "/api/test/echo";
+    let reports = dir.path().join("reports");
+    let suite = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from kosoku._cli import main; sys.argv[0] = 'kosoku'; main()",
+            &url,
+            "--parallelism",
+            "4",
+            "--outdir",
+        ])
+        .arg(&reports)
+        // Cases 9.* send messages of up to 16 MiB to measure speed; the chat channel refuses
+        // anything over its frame limit (1009) by design. 12.* and 13.* are permessage-deflate,
+        // which the server does not offer.
+        .args(["-x", "9.*", "-x", "12.*", "-x", "13.*"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(240), suite)
+        .await
+        .expect("the suite ends in time")
+        .expect("python3 runs kosoku");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cases failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("cases passed"), "{stdout}\n{stderr}");
+    terminate(child).await;
+}
