@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all: formatting, lints, the UI's build and tests,
-# unit, property, snapshot and end-to-end tests (the real server on loopback with real clients).
+# unit, property, snapshot and end-to-end tests (the real server on loopback with real clients),
+# then each fuzz target for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,6 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+# The fuzz targets, a minute each from the committed seeds (fuzz/; cargo-fuzz and libFuzzer).
+./scripts/fuzz.sh 60
