@@ -1,8 +1,9 @@
 //! A disk that fills up: sends are refused with a clear error and nothing of them is stored,
 //! reads and feeds keep serving, and sends succeed again once space is back — no restart.
 
+use tidings_client::ClientEvent;
 use tidings_proto::v1::{ClientFrame, ErrorCode, HistoryPage, SendMessage, ServerFrame};
-use tidings_tests::{TestServer, fill_up, in_private_mounts, mount_tmpfs};
+use tidings_tests::{TestClient, TestServer, fill_up, in_private_mounts, mount_tmpfs};
 
 /// A body large enough that a few fill what is left of a small disk.
 fn big(i: usize) -> String {
@@ -31,6 +32,10 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
     let mut feed = ana.feed(None);
     feed.expect(tidings_proto::v1::EVENT_SESSION).await;
     let mut chat = ana.chat().await;
+    // A member on the client core, whose outbox must hold what the full disk refused.
+    let mut bo = TestClient::new(&server, "bo").await;
+    bo.client.join_room(room).await.unwrap();
+    bo.online().await;
 
     // Fill the disk, then send big messages until SQLite reports it full (the WAL may still
     // have room for a few).
@@ -89,6 +94,13 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
         "nothing of the refused send is stored"
     );
     feed.expect(tidings_proto::v1::EVENT_SESSION).await;
+    // A send from the client core meanwhile waits in its outbox, however often it is refused.
+    let queued = bo
+        .client
+        .send(room, "written while the disk was full")
+        .await
+        .unwrap();
+    assert_eq!(bo.client.outbox().await.unwrap().len(), 1);
 
     // Space comes back: the same send goes through, on the same connection.
     std::fs::remove_file(filler).unwrap();
@@ -104,9 +116,22 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
     else {
         unreachable!()
     };
+    // And the client core's message goes out by itself, once.
+    bo.until(
+        "the outbox message stored",
+        |e| matches!(e, ClientEvent::Sent { client_id, .. } if *client_id == queued.client_id),
+    )
+    .await;
+    assert!(bo.client.outbox().await.unwrap().is_empty());
     let page: HistoryPage = ana
-        .get(&format!("/api/rooms/{room}/messages?limit=1"))
+        .get(&format!("/api/rooms/{room}/messages?limit=500"))
         .await;
-    assert_eq!(page.messages[0].id, id);
+    assert!(page.messages.iter().any(|m| m.id == id));
+    let copies = page
+        .messages
+        .iter()
+        .filter(|m| m.body == "written while the disk was full")
+        .count();
+    assert_eq!(copies, 1);
     server.stop().await;
 }
