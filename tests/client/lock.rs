@@ -99,6 +99,52 @@ async fn lock_now_ends_the_session_on_the_server_too() {
     server.stop().await;
 }
 
+/// A client of a new user `name`, online with its feed up, whose session is then revoked straight
+/// in the server's database: the server tells none of its live connections, and with the status
+/// pushes and heartbeats an hour apart nothing else will for the rest of the test.
+async fn revoked_behind_the_servers_back(server: &TestServer, name: &str) -> TestClient {
+    let mut client = TestClient::new(server, name).await;
+    let (mut online, mut feed_up) = (false, false);
+    while !(online && feed_up) {
+        match client
+            .until("online and the feed's opening status", |e| {
+                matches!(
+                    e,
+                    ClientEvent::State(ConnectionState::Online) | ClientEvent::Session(_)
+                )
+            })
+            .await
+        {
+            ClientEvent::Session(_) => feed_up = true,
+            _ => online = true,
+        }
+    }
+    let account = client.client.account().unwrap();
+    let store = tidings_store::Store::open(
+        &server.config.database_path(),
+        tidings_store::StoreOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        store
+            .revoke_session(account.user.id, account.session.unwrap(), 1)
+            .await
+            .unwrap()
+    );
+    store.close().await;
+    assert_eq!(client.client.state(), ConnectionState::Online, "{name}");
+    client
+}
+
+/// A server whose status pushes and heartbeats are an hour apart.
+async fn quiet_server() -> TestServer {
+    TestServer::start_with(|config| {
+        config.session.feed_interval = std::time::Duration::from_secs(3600);
+        config.chat.heartbeat = std::time::Duration::from_secs(3600);
+    })
+    .await
+}
+
 /// One call of the client that reaches the server's HTTP API.
 type Call = for<'a> fn(
     &'a tidings_client::Client,
@@ -112,11 +158,7 @@ async fn a_401_from_any_call_locks_the_client() {
     // Nothing on the server's side tells the live connections that the session ended (no status
     // pushes, no heartbeat checks within the test, a revocation the hub never hears of): only
     // the 401 answering the call itself can lock the client.
-    let server = TestServer::start_with(|config| {
-        config.session.feed_interval = std::time::Duration::from_secs(3600);
-        config.chat.heartbeat = std::time::Duration::from_secs(3600);
-    })
-    .await;
+    let server = quiet_server().await;
     let owner = server.owner().await;
     let room = owner.create_room("ops").await.room.id;
     let calls: [(&str, Call); 6] = [
@@ -140,40 +182,7 @@ async fn a_401_from_any_call_locks_the_client() {
         }),
     ];
     for (i, (name, call)) in calls.into_iter().enumerate() {
-        let mut ana = TestClient::new(&server, &format!("ana{i}")).await;
-        // Online, and the feed up too (its opening status read): neither has anything more to
-        // say until the next status push or heartbeat, an hour away.
-        let (mut online, mut feed_up) = (false, false);
-        while !(online && feed_up) {
-            match ana
-                .until("online and the feed's opening status", |e| {
-                    matches!(
-                        e,
-                        ClientEvent::State(ConnectionState::Online) | ClientEvent::Session(_)
-                    )
-                })
-                .await
-            {
-                ClientEvent::Session(_) => feed_up = true,
-                _ => online = true,
-            }
-        }
-        let account = ana.client.account().unwrap();
-        // Revoked behind the server's back: straight in its database.
-        let store = tidings_store::Store::open(
-            &server.config.database_path(),
-            tidings_store::StoreOptions::default(),
-        )
-        .unwrap();
-        assert!(
-            store
-                .revoke_session(account.user.id, account.session.unwrap(), 1)
-                .await
-                .unwrap()
-        );
-        store.close().await;
-        assert_eq!(ana.client.state(), ConnectionState::Online, "{name}");
-
+        let mut ana = revoked_behind_the_servers_back(&server, &format!("ana{i}")).await;
         let result = call(&ana.client, room).await;
         assert!(
             matches!(result, Err(ClientError::Locked)),
@@ -186,5 +195,22 @@ async fn a_401_from_any_call_locks_the_client() {
         .await;
         ana.client.shutdown();
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_401_met_by_the_chat_channel_itself_locks_the_client() {
+    let server = quiet_server().await;
+    let mut ana = revoked_behind_the_servers_back(&server, "ana").await;
+    // Bo opens a DM with Ana and writes: the message reaches her live chat connection, which
+    // learns of the new room by reloading the room list — and meets the 401 there.
+    let bo = server.user("bo").await;
+    let dm = bo.dm("ana").await.room.id;
+    tidings_tests::post_message(&bo, dm, "b1", "hello?").await;
+    ana.until("lock", |e| {
+        matches!(e, ClientEvent::Locked(LockCause::Rejected))
+    })
+    .await;
+    assert_eq!(ana.client.state(), ConnectionState::Locked);
     server.stop().await;
 }

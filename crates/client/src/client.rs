@@ -154,13 +154,16 @@ impl Inner {
         let Some(session) = session else {
             return;
         };
-        session.cancel();
         if let Err(err) = self.local(|s| s.forget_token()).await {
             tracing::error!(%err, "could not forget the token");
         }
         tracing::info!(?cause, "session locked");
         self.emit(ClientEvent::State(ConnectionState::Locked));
         self.emit(ClientEvent::Locked(cause));
+        // Last: the lock may be running inside one of the session's own tasks (the chat channel
+        // refreshing the room list got the 401), which stops at its next await once cancelled —
+        // with this call unfinished, had it come first.
+        session.cancel();
     }
 
     /// The token and API of the live session, or `Locked`.
