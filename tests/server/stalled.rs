@@ -4,14 +4,12 @@
 
 use std::time::Duration;
 
-use tidings_proto::v1::{SUBPROTOCOL, SendMessage};
+use tidings_proto::v1::SendMessage;
 use tidings_tests::{Client, TestServer, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::http1::{Raw, open_feed};
 
@@ -31,16 +29,7 @@ async fn stalled_chat(server: &TestServer, user: &Client) -> WebSocketStream<Tcp
         .await
         .expect("connect in time")
         .expect("connect");
-    let mut request = server.ws_url().into_client_request().expect("request");
-    let headers = request.headers_mut();
-    headers.insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    headers.insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {}", user.token)).expect("header"),
-    );
+    let request = user.chat_request();
     let (socket, _) = timeout(WAIT, tokio_tungstenite::client_async(request, stream))
         .await
         .expect("handshake in time")

@@ -267,8 +267,8 @@ impl Client {
             .await
     }
 
-    /// Opens the chat channel and reads the hello.
-    pub async fn chat(&self) -> Chat {
+    /// The chat channel's handshake request: `tidings.v1` offered, this session's token.
+    pub fn chat_request(&self) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         let mut request = format!("ws://{}/api/ws", self.addr)
             .into_client_request()
             .expect("ws request");
@@ -281,7 +281,12 @@ impl Client {
             "authorization",
             HeaderValue::from_str(&format!("Bearer {}", self.token)).expect("header"),
         );
-        let mut chat = Chat::connect(request).await;
+        request
+    }
+
+    /// Opens the chat channel and reads the hello.
+    pub async fn chat(&self) -> Chat {
+        let mut chat = Chat::connect(self.chat_request()).await;
         let hello = match chat.next().await {
             ServerFrame::Hello(hello) => hello,
             other => panic!("expected hello, got {other:?}"),

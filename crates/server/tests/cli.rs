@@ -69,12 +69,36 @@ fn after<'a>(line: &'a str, label: &str) -> &'a str {
         .unwrap()
 }
 
-async fn serve(data_dir: &std::path::Path) -> (Child, tokio::io::Lines<BufReader<ChildStdout>>) {
+type Stdout = tokio::io::Lines<BufReader<ChildStdout>>;
+
+fn serve(data_dir: &std::path::Path) -> (Child, Stdout) {
+    serve_with(data_dir, "127.0.0.1:0", &[])
+}
+
+/// `serve` on `listen`, with `env` added to its environment.
+fn serve_with(data_dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> (Child, Stdout) {
     let mut command = command(data_dir);
-    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    command
+        .envs(env.iter().copied())
+        .args(["serve", "--listen", listen]);
     let mut child = command.spawn().expect("spawn serve");
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     (child, lines)
+}
+
+/// Reads the server's stdout until it says where it listens; returns its base URL.
+async fn listening(lines: &mut Stdout, seen: &mut Vec<String>) -> String {
+    let line = line_with(lines, "listening on", seen).await;
+    after(&line, "listening on ").to_owned()
+}
+
+/// `init` with the owner `host` and the password "a good password".
+async fn init_host(data: &std::path::Path) -> String {
+    let mut init = command(data);
+    init.args(["init", "--owner", "host", "--password-stdin"]);
+    let (ok, out, err) = run(init, "a good password\n").await;
+    assert!(ok, "init: {out} {err}");
+    out
 }
 
 async fn login(base: &str, name: &str, password: &str) -> reqwest::StatusCode {
@@ -109,10 +133,7 @@ async fn init_invite_serve_and_stop() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
-    let mut init = command(&data);
-    init.args(["init", "--owner", "host", "--password-stdin"]);
-    let (ok, out, err) = run(init, "a good password\n").await;
-    assert!(ok, "init: {out} {err}");
+    let out = init_host(&data).await;
     assert!(out.contains("owner host"), "{out}");
 
     // A second init refuses: the data dir already has an owner.
@@ -129,10 +150,9 @@ async fn init_invite_serve_and_stop() {
     let code = code.trim().to_owned();
     assert_eq!(code.len(), 19, "{code}");
 
-    let (child, mut lines) = serve(&data).await;
+    let (child, mut lines) = serve(&data);
     let mut seen = Vec::new();
-    let line = line_with(&mut lines, "listening on", &mut seen).await;
-    let base = after(&line, "listening on ").to_owned();
+    let base = listening(&mut lines, &mut seen).await;
     assert_eq!(login(&base, "host", "a good password").await, 200);
     assert_eq!(login(&base, "host", "a wrong password").await, 401);
     let registered = reqwest::Client::builder()
@@ -152,14 +172,13 @@ async fn init_invite_serve_and_stop() {
 #[tokio::test]
 async fn serve_on_a_fresh_data_dir_prints_how_to_log_in() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, mut lines) = serve(&dir.path().join("fresh")).await;
+    let (child, mut lines) = serve(&dir.path().join("fresh"));
     let mut seen = Vec::new();
     let password = line_with(&mut lines, "Password:", &mut seen).await;
     let password = after(&password, "Password:").to_owned();
     let invite = line_with(&mut lines, "Invite code:", &mut seen).await;
     assert_eq!(after(&invite, "Invite code:").len(), 19);
-    let line = line_with(&mut lines, "listening on", &mut seen).await;
-    let base = after(&line, "listening on ").to_owned();
+    let base = listening(&mut lines, &mut seen).await;
     assert_eq!(login(&base, "owner", &password).await, 200);
     terminate(child).await;
 }
@@ -329,24 +348,17 @@ async fn killed_mid_burst_and_restarted_nothing_acked_is_lost_or_doubled() {
     const KILLS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut init = command(&data);
-    init.args(["init", "--owner", "host", "--password-stdin"]);
-    let (ok, out, err) = run(init, "a good password\n").await;
-    assert!(ok, "init: {out} {err}");
+    init_host(&data).await;
 
     let start = |listen: &str| {
-        let mut serve = command(&data);
-        serve
-            .env("TIDINGS_LIMITS__MESSAGES_PER_SECOND", "100000")
-            .env("TIDINGS_LIMITS__MESSAGE_BURST", "100000")
-            .args(["serve", "--listen", listen]);
-        let mut child = serve.spawn().expect("spawn serve");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        (child, lines)
+        let unlimited = [
+            ("TIDINGS_LIMITS__MESSAGES_PER_SECOND", "100000"),
+            ("TIDINGS_LIMITS__MESSAGE_BURST", "100000"),
+        ];
+        serve_with(&data, listen, &unlimited)
     };
     let (mut child, mut lines) = start("127.0.0.1:0");
-    let line = line_with(&mut lines, "listening on", &mut Vec::new()).await;
-    let base = after(&line, "listening on ").to_owned();
+    let base = listening(&mut lines, &mut Vec::new()).await;
     let listen = base.trim_start_matches("http://").to_owned();
 
     // The host's room and three authors in it.
@@ -428,7 +440,7 @@ async fn killed_mid_burst_and_restarted_nothing_acked_is_lost_or_doubled() {
             "kill {kill} came after the burst"
         );
         (child, lines) = start(&listen);
-        line_with(&mut lines, "listening on", &mut Vec::new()).await;
+        listening(&mut lines, &mut Vec::new()).await;
     }
     tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(done) = authors.join_next().await {
@@ -505,19 +517,9 @@ async fn the_chat_channels_websocket_passes_the_autobahn_conformance_cases() {
     // echo route: the chat channel's exact WebSocket configuration, served only with this test
     // setting on.
     let dir = tempfile::tempdir().unwrap();
-    let (child, mut lines) = {
-        let mut serve = command(&dir.path().join("data"));
-        serve.env("TIDINGS_TESTING__WEBSOCKET_ECHO", "true").args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ]);
-        let mut child = serve.spawn().expect("spawn serve");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        (child, lines)
-    };
-    let line = line_with(&mut lines, "listening on", &mut Vec::new()).await;
-    let base = after(&line, "listening on ").to_owned();
+    let echo = [("TIDINGS_TESTING__WEBSOCKET_ECHO", "true")];
+    let (child, mut lines) = serve_with(&dir.path().join("data"), "127.0.0.1:0", &echo);
+    let base = listening(&mut lines, &mut Vec::new()).await;
     let url = base.replace("http://", "ws://") + "/api/test/echo";
     let reports = dir.path().join("reports");
     let suite = tokio::process::Command::new("python3")

@@ -73,20 +73,7 @@ async fn a_revoked_session_locks_the_window_at_once_and_unlocking_keeps_the_draf
     assert!(not_interactable(&refused), "{refused:?}");
 
     // The password opens it again, as it was.
-    window.type_into("lock-password", PASSWORD).await;
-    window.click("unlock-submit").await;
-    window
-        .wait_for(
-            Locator::XPath("//*[@id='lock'][@hidden]"),
-            "the lock screen gone",
-        )
-        .await;
-    let composer = window.interactable("composer").await;
-    assert_eq!(
-        composer.prop("value").await.unwrap().as_deref(),
-        Some(draft),
-        "the draft is still in the composer"
-    );
+    unlocks_keeping(&window, draft).await;
     window.online().await;
     window.shot("unlocked").await;
 }
@@ -130,6 +117,12 @@ async fn an_expired_session_locks_the_window_saying_it_expired() {
     assert_eq!(window.text("lock-reason").await, "Session expired");
     window.shot("expired").await;
 
+    unlocks_keeping(&window, draft).await;
+    server.stop().await;
+}
+
+/// Unlocks with the password and checks the window is as it was: the draft in the composer.
+async fn unlocks_keeping(window: &Window, draft: &str) {
     window.type_into("lock-password", PASSWORD).await;
     window.click("unlock-submit").await;
     window
@@ -144,5 +137,4 @@ async fn an_expired_session_locks_the_window_saying_it_expired() {
         Some(draft),
         "the draft is still in the composer"
     );
-    server.stop().await;
 }
