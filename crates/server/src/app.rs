@@ -103,12 +103,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/rooms/{id}/read", post(message::read))
         .route("/api/dms", post(room::open_dm))
-        .route("/api/ws", get(chat::upgrade))
-        .route("/api/events", get(feed::events))
-        .merge(testing_routes(&state.config))
         .layer(DefaultBodyLimit::max(body_limit))
         // A body that trickles in is cut off: the connection and its task are not held for it.
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        // The long-lived connections take no body, and keep nothing of these layers.
+        .route("/api/ws", get(chat::upgrade))
+        .route("/api/events", get(feed::events))
+        .merge(testing_routes(&state.config))
         .with_state(state)
 }
 

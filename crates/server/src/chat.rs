@@ -137,24 +137,24 @@ fn serve(
     let drain_over = state.drain_over.clone();
     let mut connection = Connection::new(socket, state, authed);
     async move {
-        let serving = async {
-            let closing = match permit {
-                Some(_permit) => connection.run().await,
-                None => Some(Closing {
-                    code: close::OVERLOADED,
-                    reason: "server at its connection limit; retry later",
-                }),
-            };
-            if let Some(closing) = closing {
-                tracing::debug!(code = closing.code, reason = closing.reason, "closing");
-                let write_timeout = connection.state.config.chat.write_timeout;
-                Box::pin(close_with(&mut connection.socket, closing, write_timeout)).await;
-            }
-        };
-        // A shutdown whose drain deadline passed drops the connection wherever it is.
+        // A shutdown whose drain deadline passed drops the connection wherever it is. The
+        // serving future is made inside the select, so the task holds it once.
         tokio::select! {
             _ = drain_over.cancelled() => {}
-            _ = serving => {}
+            _ = async {
+                let closing = match permit {
+                    Some(_permit) => connection.run().await,
+                    None => Some(Closing {
+                        code: close::OVERLOADED,
+                        reason: "server at its connection limit; retry later",
+                    }),
+                };
+                if let Some(closing) = closing {
+                    tracing::debug!(code = closing.code, reason = closing.reason, "closing");
+                    let write_timeout = connection.state.config.chat.write_timeout;
+                    Box::pin(close_with(&mut connection.socket, closing, write_timeout)).await;
+                }
+            } => {}
         }
     }
     .instrument(span)

@@ -77,22 +77,33 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
         }
         let deadline = Instant::now() + state.config.limits.head_timeout;
         let connection = connection(stream, router.clone(), state.clone(), head, deadline);
-        let drain_over = state.drain_over.clone();
-        state.tasks.spawn(async move {
-            tokio::select! {
-                _ = drain_over.cancelled() => {}
-                _ = connection => {}
-            }
-        });
+        state.tasks.spawn(connection);
     }
 }
 
-/// One accepted connection: a feed, or anything else for hyper. `head` is held until the first
-/// request head is complete, which must be by `deadline`.
+/// One accepted connection, until it ends or a shutdown's drain deadline passes.
 async fn connection(
     stream: TcpStream,
     router: Router,
     state: AppState,
+    head: OwnedSemaphorePermit,
+    deadline: Instant,
+) {
+    let drain_over = state.drain_over.clone();
+    // The serving future is made inside the select, not before it: a future moved into the
+    // select would keep its first place too, and an idle feed would hold it twice.
+    tokio::select! {
+        _ = drain_over.cancelled() => {}
+        _ = serve_connection(stream, router, &state, head, deadline) => {}
+    }
+}
+
+/// A feed, or anything else for hyper. `head` is held until the first request head is
+/// complete, which must be by `deadline`.
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    state: &AppState,
     head: OwnedSemaphorePermit,
     deadline: Instant,
 ) {
@@ -107,9 +118,11 @@ async fn connection(
         },
     };
     if is_feed {
-        serve_feed(stream, router, &state, head, deadline).await;
+        serve_feed(stream, router, state, head, deadline).await;
     } else {
-        serve_http(stream, router, &state, head, deadline).await;
+        // Boxed: hyper's connection is far larger than a feed, and a future holds room for its
+        // largest branch — every idle feed would carry it.
+        Box::pin(serve_http(stream, router, state, head, deadline)).await;
     }
 }
 
