@@ -204,26 +204,6 @@ async fn a_connect_reports_who_is_online() {
     server.stop().await;
 }
 
-/// The events of `client` until `done` matches one, tolerating a lag (a long sync announces
-/// more messages than the event channel holds), within `bound`.
-async fn until_lagging(
-    client: &mut TestClient,
-    bound: std::time::Duration,
-    mut done: impl FnMut(&ClientEvent) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        let next = tokio::time::timeout_at(deadline, client.events.recv())
-            .await
-            .expect("the awaited event in time");
-        match next {
-            Ok(event) if done(&event) => return,
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(err) => panic!("event stream ended: {err}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_history_page_fetched_during_a_paged_sync_skips_nothing() {
     let server = TestServer::start_with(|config| {
@@ -266,13 +246,16 @@ async fn a_history_page_fetched_during_a_paged_sync_skips_nothing() {
     // Back: while the first page of the sync is being saved, Ana opens #dev, whose newest page
     // comes from the server — ids far ahead of what the sync has reached in #ops.
     let mut ana = ana.reopen();
-    until_lagging(&mut ana, WAIT, |e| matches!(e, ClientEvent::Message(_))).await;
+    ana.until_lagging("the sync's first message", WAIT, |e| {
+        matches!(e, ClientEvent::Message(_))
+    })
+    .await;
     let page = ana.client.history(dev, None, 50).await.unwrap();
     assert_eq!(
         page.messages.last().map(|m| m.body.as_str()),
         Some(format!("m{}", 2 * EACH - 1).as_str())
     );
-    until_lagging(&mut ana, 3 * WAIT, |e| {
+    ana.until_lagging("the end of the sync", 3 * WAIT, |e| {
         matches!(e, ClientEvent::Synced { .. })
     })
     .await;

@@ -607,17 +607,40 @@ impl TestClient {
     pub async fn until(
         &mut self,
         what: &str,
+        matches: impl FnMut(&tidings_client::ClientEvent) -> bool,
+    ) -> tidings_client::ClientEvent {
+        self.until_within(what, WAIT, false, matches).await
+    }
+
+    /// Like [`TestClient::until`], within `bound`, and tolerating a lag: for a long sync, which
+    /// announces more messages than the event channel holds.
+    pub async fn until_lagging(
+        &mut self,
+        what: &str,
+        bound: Duration,
+        matches: impl FnMut(&tidings_client::ClientEvent) -> bool,
+    ) -> tidings_client::ClientEvent {
+        self.until_within(what, bound, true, matches).await
+    }
+
+    async fn until_within(
+        &mut self,
+        what: &str,
+        bound: Duration,
+        lag_is_fine: bool,
         mut matches: impl FnMut(&tidings_client::ClientEvent) -> bool,
     ) -> tidings_client::ClientEvent {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + bound;
         let mut seen = Vec::new();
         loop {
             let next = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
-                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; saw {seen:?}"));
+                .unwrap_or_else(|_| panic!("no {what} within {bound:?}; saw {seen:?}"));
             match next {
                 Ok(event) if matches(&event) => return event,
-                Ok(event) => seen.push(event),
+                Ok(event) if !lag_is_fine => seen.push(event),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) if lag_is_fine => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     panic!("test fell {n} events behind")
                 }

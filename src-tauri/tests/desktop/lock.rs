@@ -39,14 +39,7 @@ async fn a_revoked_session_locks_the_window_at_once_and_unlocking_keeps_the_draf
         "the desktop's session: {revoked:?}"
     );
 
-    let lock = window
-        .wait_within(
-            Locator::XPath("//*[@data-testid='lock-screen'][not(@hidden)]"),
-            "the lock screen",
-            LOCK_WITHIN * 5,
-            Duration::from_millis(5),
-        )
-        .await;
+    let lock = lock_screen(&window, LOCK_WITHIN * 5, Duration::from_millis(5)).await;
     let covered = revoked_at.elapsed();
     report(&format!("lock_ms={}", covered.as_millis()));
     assert!(lock.is_displayed().await.unwrap(), "the lock screen shows");
@@ -100,14 +93,7 @@ async fn an_expired_session_locks_the_window_saying_it_expired() {
     let draft = "kept through the expiry";
     window.type_into("composer", draft).await;
 
-    let lock = window
-        .wait_within(
-            Locator::XPath("//*[@data-testid='lock-screen'][not(@hidden)]"),
-            "the lock screen",
-            lifetime * 2,
-            Duration::from_millis(50),
-        )
-        .await;
+    let lock = lock_screen(&window, lifetime * 2, Duration::from_millis(50)).await;
     assert!(lock.is_displayed().await.unwrap(), "the lock screen shows");
     assert!(
         joined.elapsed() >= lifetime,
@@ -119,6 +105,22 @@ async fn an_expired_session_locks_the_window_saying_it_expired() {
 
     unlocks_keeping(&window, draft).await;
     server.stop().await;
+}
+
+/// Waits up to `within` for the lock screen to show, looking every `poll`.
+async fn lock_screen(
+    window: &Window,
+    within: Duration,
+    poll: Duration,
+) -> fantoccini::elements::Element {
+    window
+        .wait_within(
+            Locator::XPath("//*[@data-testid='lock-screen'][not(@hidden)]"),
+            "the lock screen",
+            within,
+            poll,
+        )
+        .await
 }
 
 /// Unlocks with the password and checks the window is as it was: the draft in the composer.
