@@ -30,9 +30,14 @@ if [[ "${1:-}" == "--test" ]] && [[ ! -x .tools/bin/tauri-driver ]]; then
     cargo install tauri-driver --locked --root .tools
 fi
 
-# The WebSocket conformance suite (the Autobahn|Testsuite cases, run by kosoku), pinned.
-if [[ "${1:-}" == "--test" ]] && ! python3 -c 'import kosoku' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check kosoku==0.1.0
+# From PyPI, pinned: the WebSocket conformance suite (the Autobahn|Testsuite cases, run by
+# kosoku) and schemathesis, which tests the HTTP API against its OpenAPI document.
+if [[ "${1:-}" == "--test" ]]; then
+    for pinned in kosoku==0.1.0 schemathesis==4.32.5; do
+        if [[ $(python3 -m pip show "${pinned%%==*}" 2>/dev/null | sed -n 's/^Version: //p') != "${pinned##*==}" ]]; then
+            python3 -m pip install --quiet --disable-pip-version-check "$pinned"
+        fi
+    done
 fi
 
 # The UI's packages, exactly as locked.

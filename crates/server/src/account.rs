@@ -2,24 +2,26 @@
 //! revocation, invites. Also the account operations the `tidings-server` command runs directly on
 //! a data dir.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tidings_proto::v1::{
-    self as proto, ErrorCode, LockReason, LoginRequest, LoginResponse, Me, RegisterRequest,
-    Revoked, SESSION_COOKIE, SessionInfo, UserRef,
+    self as proto, ErrorBody, ErrorCode, LockReason, LoginRequest, LoginResponse, Me,
+    RegisterRequest, Revoked, SESSION_COOKIE, SessionInfo, UserRef,
 };
 use tidings_store::{Role, SessionId, Store, User, UserId};
 
 use crate::app::AppState;
 use crate::auth::{self, Authed, millis};
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::wire;
 
 /// Longest user name.
 pub const MAX_NAME_LEN: usize = 32;
-/// Shortest password accepted for a new account.
+/// Shortest password accepted for a new account, in characters.
 pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password accepted, in bytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// How long an invite code stays valid.
 pub const INVITE_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
@@ -43,7 +45,7 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn validate_password(password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > 1024 {
+    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::new(
             ErrorCode::Invalid,
             format!("passwords are at least {MIN_PASSWORD_LEN} characters"),
@@ -113,6 +115,15 @@ async fn start_session(state: &AppState, user: User, device: String) -> ApiResul
     Ok(([(header::SET_COOKIE, cookie)], axum::Json(body)).into_response())
 }
 
+/// Logs in with a user name and password. The token comes in the body and as the session cookie.
+#[utoipa::path(
+    post, path = "/api/login", tag = "accounts", security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = OK, description = "Logged in", body = LoginResponse),
+        (status = UNAUTHORIZED, description = "Wrong user name or password", body = ErrorBody),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     Json(req): Json<LoginRequest>,
@@ -141,6 +152,17 @@ pub async fn login(
     }
 }
 
+/// Creates an account with a one-time invite code, and logs in.
+#[utoipa::path(
+    post, path = "/api/register", tag = "accounts", security(()),
+    request_body = RegisterRequest,
+    responses(
+        (status = CREATED, description = "Registered and logged in", body = LoginResponse),
+        (status = BAD_REQUEST, description = "A name or password that is not allowed", body = ErrorBody),
+        (status = FORBIDDEN, description = "The invite code is unknown, used or expired", body = ErrorBody),
+        (status = CONFLICT, description = "The name is taken", body = ErrorBody),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     Json(req): Json<RegisterRequest>,
@@ -163,6 +185,11 @@ pub async fn register(
     Ok(response)
 }
 
+/// Ends this session; its live connections are closed and the cookie cleared.
+#[utoipa::path(
+    post, path = "/api/logout", tag = "accounts",
+    responses((status = NO_CONTENT, description = "Logged out")),
+)]
 pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<Response> {
     end_session(&state, authed.user.id, authed.session.id).await?;
     let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
@@ -181,6 +208,11 @@ async fn end_session(state: &AppState, user: UserId, session: SessionId) -> ApiR
     Ok(revoked)
 }
 
+/// Who is asking, with this session.
+#[utoipa::path(
+    get, path = "/api/me", tag = "accounts",
+    responses((status = OK, description = "The user and this session", body = Me)),
+)]
 pub async fn me(authed: Authed) -> axum::Json<Me> {
     axum::Json(Me {
         user: wire::user_ref(&authed.user),
@@ -189,6 +221,11 @@ pub async fn me(authed: Authed) -> axum::Json<Me> {
     })
 }
 
+/// Every user on the server.
+#[utoipa::path(
+    get, path = "/api/users", tag = "accounts",
+    responses((status = OK, description = "The users", body = Vec<UserRef>)),
+)]
 pub async fn users(
     State(state): State<AppState>,
     _authed: Authed,
@@ -197,6 +234,11 @@ pub async fn users(
     Ok(axum::Json(users.iter().map(wire::user_ref).collect()))
 }
 
+/// The user's live sessions (neither expired nor revoked).
+#[utoipa::path(
+    get, path = "/api/sessions", tag = "accounts",
+    responses((status = OK, description = "The live sessions", body = Vec<SessionInfo>)),
+)]
 pub async fn sessions(
     State(state): State<AppState>,
     authed: Authed,
@@ -218,6 +260,15 @@ pub async fn sessions(
     Ok(axum::Json(live))
 }
 
+/// Revokes one of the user's sessions; its devices lock at once.
+#[utoipa::path(
+    delete, path = "/api/sessions/{id}", tag = "accounts",
+    params(("id" = i64, Path, description = "The session's id")),
+    responses(
+        (status = NO_CONTENT, description = "Revoked"),
+        (status = NOT_FOUND, description = "No such live session of this user", body = ErrorBody),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     authed: Authed,
@@ -230,6 +281,11 @@ pub async fn revoke(
     }
 }
 
+/// Revokes every session of the user but this one.
+#[utoipa::path(
+    delete, path = "/api/sessions", tag = "accounts",
+    responses((status = OK, description = "The sessions revoked", body = Revoked)),
+)]
 pub async fn revoke_others(
     State(state): State<AppState>,
     authed: Authed,
@@ -245,6 +301,14 @@ pub async fn revoke_others(
     Ok(axum::Json(Revoked { revoked }))
 }
 
+/// Creates a one-time invite code (the owner only); it is shown once.
+#[utoipa::path(
+    post, path = "/api/invites", tag = "accounts",
+    responses(
+        (status = CREATED, description = "The invite", body = proto::Invite),
+        (status = FORBIDDEN, description = "Only the owner can invite", body = ErrorBody),
+    ),
+)]
 pub async fn invite(
     State(state): State<AppState>,
     authed: Authed,

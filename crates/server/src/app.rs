@@ -6,18 +6,22 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::http::header;
+use axum::routing::get;
+use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tidings_store::{Store, StoreError, UserId};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::{account, chat, feed, message, room};
+use crate::{account, chat, feed, message, openapi, room};
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -76,41 +80,58 @@ impl AppState {
     }
 }
 
+/// The routes. The request/response API is built from the handlers' OpenAPI annotations, so
+/// the document served at `/api/openapi.json` describes exactly what is routed.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.max_frame_bytes;
     let body_timeout = state.config.limits.body_timeout;
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/api/register", post(account::register))
-        .route("/api/login", post(account::login))
-        .route("/api/logout", post(account::logout))
-        .route("/api/me", get(account::me))
-        .route("/api/users", get(account::users))
-        .route(
-            "/api/sessions",
-            get(account::sessions).delete(account::revoke_others),
-        )
-        .route("/api/sessions/{id}", delete(account::revoke))
-        .route("/api/invites", post(account::invite))
-        .route("/api/rooms", get(room::mine).post(room::create))
-        .route("/api/rooms/directory", get(room::directory))
-        .route("/api/rooms/{id}/join", post(room::join))
-        .route("/api/rooms/{id}/leave", post(room::leave))
-        .route("/api/rooms/{id}/members", get(room::members))
-        .route(
-            "/api/rooms/{id}/messages",
-            get(message::history).post(message::send),
-        )
-        .route("/api/rooms/{id}/read", post(message::read))
-        .route("/api/dms", post(room::open_dm))
+    let (api, mut doc) = api()
         .layer(DefaultBodyLimit::max(body_limit))
         // A body that trickles in is cut off: the connection and its task are not held for it.
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        // The long-lived connections take no body, and keep nothing of these layers.
-        .route("/api/ws", get(chat::upgrade))
-        .route("/api/events", get(feed::events))
-        .merge(testing_routes(&state.config))
-        .with_state(state)
+        .split_for_parts();
+    openapi::finish(&mut doc);
+    let doc = Bytes::from(doc.to_json().unwrap_or_default());
+    api.route(
+        "/api/openapi.json",
+        get(|| async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
+    )
+    // The long-lived connections take no body, and keep nothing of the layers above.
+    .route("/api/ws", get(chat::upgrade))
+    .route("/api/events", get(feed::events))
+    .merge(testing_routes(&state.config))
+    .with_state(state)
+}
+
+/// The request/response API, each route from its annotated handler.
+pub(crate) fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health))
+        .routes(routes!(account::register))
+        .routes(routes!(account::login))
+        .routes(routes!(account::logout))
+        .routes(routes!(account::me))
+        .routes(routes!(account::users))
+        .routes(routes!(account::sessions, account::revoke_others))
+        .routes(routes!(account::revoke))
+        .routes(routes!(account::invite))
+        .routes(routes!(room::mine, room::create))
+        .routes(routes!(room::directory))
+        .routes(routes!(room::join))
+        .routes(routes!(room::leave))
+        .routes(routes!(room::members))
+        .routes(routes!(message::history, message::send))
+        .routes(routes!(message::read))
+        .routes(routes!(room::open_dm))
+}
+
+/// Whether the server is up (for load balancers and supervisors).
+#[utoipa::path(
+    get, path = "/healthz", tag = "accounts", security(()),
+    responses((status = OK, description = "Serving", body = String, content_type = "text/plain")),
+)]
+async fn health() -> &'static str {
+    "ok"
 }
 
 /// Routes that exist only for tests of the server itself, each behind its own setting.

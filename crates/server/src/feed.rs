@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -30,7 +30,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sle
 
 use crate::app::AppState;
 use crate::auth::{self, Passive};
-use crate::error::ApiError;
+use crate::error::{ApiError, Query};
 use crate::hub::{FeedOut, Kick, Registration};
 use crate::{sse, wire};
 

@@ -9,7 +9,7 @@
 //!   `account`, `room`, `message`: the HTTP handlers and the one send path;
 //!   `chat`: the WebSocket channel; `feed`: the SSE feed; `direct`: the listener, which serves
 //!   feed connections without hyper; `hub`: live connections and fan-out;
-//!   `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors.
+//!   `openapi`: the API's OpenAPI document; `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors.
 
 pub mod account;
 mod app;
@@ -21,6 +21,7 @@ mod error;
 mod feed;
 mod hub;
 mod message;
+mod openapi;
 mod room;
 mod sse;
 mod wire;

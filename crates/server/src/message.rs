@@ -4,18 +4,18 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tidings_proto::v1::{
-    ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message, MessageId, ReadMarker,
-    RoomId, SendMessage, ServerFrame,
+    ErrorBody, ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message, MessageId,
+    ReadMarker, RoomId, SendMessage, ServerFrame,
 };
 use tidings_store::{Inserted, NewMessage, StoreError, User, UserId};
 
 use crate::app::AppState;
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::room::ensure_member;
 use crate::wire;
 
@@ -178,12 +178,26 @@ pub async fn mark_read(
     Ok(marker)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Only messages older than this id.
+    #[param(value_type = Option<i64>)]
     pub before: Option<MessageId>,
+    /// At most this many messages (default 50, at most 200).
     pub limit: Option<u32>,
 }
 
+/// A page of a room's history, oldest first: the newest page, or the one before `before`.
+#[utoipa::path(
+    get, path = "/api/rooms/{id}/messages", tag = "messages",
+    params(("id" = i64, Path, description = "The room's id"), HistoryQuery),
+    responses(
+        (status = OK, description = "One page", body = HistoryPage),
+        (status = FORBIDDEN, description = "Not a member of the room", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such room", body = ErrorBody),
+    ),
+)]
 pub async fn history(
     State(state): State<AppState>,
     authed: Authed,
@@ -195,6 +209,25 @@ pub async fn history(
     ))
 }
 
+/// Sends a message. Durable when answered; a resend with the same `client_id` stores nothing
+/// new and answers with the stored message.
+#[utoipa::path(
+    post, path = "/api/rooms/{id}/messages", tag = "messages",
+    params(("id" = i64, Path, description = "The room's id")),
+    request_body = SendMessage,
+    responses(
+        (status = CREATED, description = "Stored", body = Message),
+        (status = OK, description = "Stored before, by a send with the same client id", body = Message),
+        (status = BAD_REQUEST, description = "An empty message or a bad client id", body = ErrorBody),
+        (status = FORBIDDEN, description = "Not a member of the room", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such room", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "The message is over the size limit", body = ErrorBody),
+        (
+            status = TOO_MANY_REQUESTS, description = "Sending too fast", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+        ),
+    ),
+)]
 pub async fn send(
     State(state): State<AppState>,
     authed: Authed,
@@ -210,6 +243,17 @@ pub async fn send(
     Ok((status, axum::Json(sent.message)))
 }
 
+/// Moves the user's read marker forward (never back); the user's other devices are told.
+#[utoipa::path(
+    post, path = "/api/rooms/{id}/read", tag = "messages",
+    params(("id" = i64, Path, description = "The room's id")),
+    request_body = ReadMarker,
+    responses(
+        (status = OK, description = "The marker, as it now stands", body = ReadMarker),
+        (status = FORBIDDEN, description = "Not a member of the room", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such room", body = ErrorBody),
+    ),
+)]
 pub async fn read(
     State(state): State<AppState>,
     authed: Authed,

@@ -1,17 +1,23 @@
 //! Rooms: group rooms anyone can join, and direct messages between two users.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use tidings_proto::v1::{CreateRoom, ErrorCode, OpenDm, Room, RoomId, RoomState, UserRef};
+use tidings_proto::v1::{
+    CreateRoom, ErrorBody, ErrorCode, OpenDm, Room, RoomId, RoomState, UserRef,
+};
 use tidings_store::StoreError;
 
 use crate::account::validate_name;
 use crate::app::AppState;
 use crate::auth::Authed;
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::wire;
 
 /// The user's rooms with their unread counts.
+#[utoipa::path(
+    get, path = "/api/rooms", tag = "rooms",
+    responses((status = OK, description = "The user's rooms", body = Vec<RoomState>)),
+)]
 pub async fn mine(
     State(state): State<AppState>,
     authed: Authed,
@@ -24,6 +30,10 @@ pub async fn mine(
 }
 
 /// Every group room on the server, joined or not.
+#[utoipa::path(
+    get, path = "/api/rooms/directory", tag = "rooms",
+    responses((status = OK, description = "The group rooms", body = Vec<Room>)),
+)]
 pub async fn directory(
     State(state): State<AppState>,
     _authed: Authed,
@@ -34,6 +44,16 @@ pub async fn directory(
     ))
 }
 
+/// Creates a group room and joins it. A leading `#` is ignored.
+#[utoipa::path(
+    post, path = "/api/rooms", tag = "rooms",
+    request_body = CreateRoom,
+    responses(
+        (status = CREATED, description = "Created", body = RoomState),
+        (status = BAD_REQUEST, description = "A name that is not allowed", body = ErrorBody),
+        (status = CONFLICT, description = "The name is taken", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     authed: Authed,
@@ -48,6 +68,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(summary)))
 }
 
+/// Opens the direct conversation with another user, or finds the one that exists.
+#[utoipa::path(
+    post, path = "/api/dms", tag = "rooms",
+    request_body = OpenDm,
+    responses(
+        (status = OK, description = "The DM existed", body = RoomState),
+        (status = CREATED, description = "The DM was created", body = RoomState),
+        (status = BAD_REQUEST, description = "A DM with oneself", body = ErrorBody),
+        (status = NOT_FOUND, description = "No user by that name", body = ErrorBody),
+    ),
+)]
 pub async fn open_dm(
     State(state): State<AppState>,
     authed: Authed,
@@ -80,6 +111,16 @@ pub async fn open_dm(
     Ok((status, axum::Json(summary)))
 }
 
+/// Joins a group room.
+#[utoipa::path(
+    post, path = "/api/rooms/{id}/join", tag = "rooms",
+    params(("id" = i64, Path, description = "The room's id")),
+    responses(
+        (status = OK, description = "Joined (or already a member)", body = RoomState),
+        (status = FORBIDDEN, description = "A DM cannot be joined", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such room", body = ErrorBody),
+    ),
+)]
 pub async fn join(
     State(state): State<AppState>,
     authed: Authed,
@@ -100,6 +141,16 @@ pub async fn join(
     }
 }
 
+/// Leaves a group room.
+#[utoipa::path(
+    post, path = "/api/rooms/{id}/leave", tag = "rooms",
+    params(("id" = i64, Path, description = "The room's id")),
+    responses(
+        (status = NO_CONTENT, description = "Left"),
+        (status = FORBIDDEN, description = "A DM cannot be left", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such room", body = ErrorBody),
+    ),
+)]
 pub async fn leave(
     State(state): State<AppState>,
     authed: Authed,
@@ -115,6 +166,15 @@ pub async fn leave(
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/rooms/{id}/members", tag = "rooms",
+    params(("id" = i64, Path, description = "The room's id")),
+    responses(
+        (status = OK, description = "The room's members", body = Vec<UserRef>),
+        (status = FORBIDDEN, description = "Not a member of the room", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such room", body = ErrorBody),
+    ),
+)]
 pub async fn members(
     State(state): State<AppState>,
     authed: Authed,

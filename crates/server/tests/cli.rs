@@ -522,21 +522,13 @@ async fn the_chat_channels_websocket_passes_the_autobahn_conformance_cases() {
     let base = listening(&mut lines, &mut Vec::new()).await;
     let url = base.replace("http://", "ws://") + "/api/test/echo";
     let reports = dir.path().join("reports");
-    let suite = tokio::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from kosoku._cli import main; sys.argv[0] = 'kosoku'; main()",
-            &url,
-            "--parallelism",
-            "4",
-            "--outdir",
-        ])
+    let suite = python_cli("kosoku", "kosoku._cli", "main")
+        .args([&url, "--parallelism", "4", "--outdir"])
         .arg(&reports)
         // Cases 9.* send messages of up to 16 MiB to measure speed; the chat channel refuses
         // anything over its frame limit (1009) by design. 12.* and 13.* are permessage-deflate,
         // which the server does not offer.
         .args(["-x", "9.*", "-x", "12.*", "-x", "13.*"])
-        .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(240), suite)
         .await
@@ -547,4 +539,106 @@ async fn the_chat_channels_websocket_passes_the_autobahn_conformance_cases() {
     assert!(out.status.success(), "cases failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("cases passed"), "{stdout}\n{stderr}");
     terminate(child).await;
+}
+
+/// A command-line tool installed from PyPI (scripts/deps.sh), run through `python3` so that its
+/// scripts need not be on the PATH: `module.function()` is its entry point.
+fn python_cli(name: &str, module: &str, function: &str) -> Command {
+    let mut command = Command::new("python3");
+    command
+        .arg("-c")
+        .arg(format!(
+            "import sys; from {module} import {function}; sys.argv[0] = '{name}'; \
+             sys.exit({function}())"
+        ))
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn the_http_api_matches_its_openapi_document_under_schemathesis() {
+    // The served OpenAPI document, attacked by schemathesis: examples, boundary and
+    // property-based good and bad input on every operation, and sequences following the links it
+    // infers (create a room, then post to it). Each response must be no 5xx, have a documented
+    // status, content type and body, and bad input must be refused. Not checked: that every
+    // well-formed request succeeds — a taken name, a room one is not in or a rate limit refuse
+    // well-formed requests by design.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    init_host(&data).await;
+    let (mut child, mut lines) = serve(&data);
+    let base = listening(&mut lines, &mut Vec::new()).await;
+    // The server's log, read as it comes so that it cannot fill the pipe and stall the server.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = tokio::spawn(async move {
+        let mut log = Vec::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            log.push(line);
+        }
+        log
+    });
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let doc: serde_json::Value = http
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/rooms/{id}/messages"]["post"].is_object());
+    assert!(
+        doc["paths"].get("/api/ws").is_none(),
+        "only request/response routes"
+    );
+
+    // Logging out and revoking a session by id end the session the run uses (session ids are
+    // small integers, which a fuzzer tries), so they run on their own, last.
+    let ending = "--exclude-operation-id=logout --exclude-operation-id=revoke";
+    schemathesis(&http, &base, dir.path(), ending).await;
+    let only_ending = "--include-operation-id=logout --include-operation-id=revoke";
+    schemathesis(&http, &base, dir.path(), only_ending).await;
+
+    terminate(child).await;
+    let log = log.await.unwrap();
+    let errors: Vec<&String> = log.iter().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "the server logged errors: {errors:#?}");
+}
+
+/// One schemathesis run on the server at `base`, with a session of its own, working in `dir`;
+/// `args` are more of its options, separated by spaces.
+async fn schemathesis(http: &reqwest::Client, base: &str, dir: &std::path::Path, args: &str) {
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({"name": "host", "password": "a good password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("a token");
+    let run = python_cli("schemathesis", "schemathesis.cli", "schemathesis")
+        .args(["run", &format!("{base}/api/openapi.json")])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args("--checks all --exclude-checks positive_data_acceptance".split_whitespace())
+        // One worker: the generator is not thread-safe on every Python this runs on.
+        .args("--max-examples 50 --workers 1 --request-timeout 10".split_whitespace())
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        // Loopback only, whatever proxy the environment names.
+        .env("NO_PROXY", "*")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("schemathesis ends in time")
+        .expect("python3 runs schemathesis");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "schemathesis failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(" passed"), "{stdout}\n{stderr}");
 }

@@ -9,6 +9,7 @@ pub const SESSION_COOKIE: &str = "tidings_session";
 
 /// `POST /api/login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     pub name: String,
     pub password: String,
@@ -19,9 +20,21 @@ pub struct LoginRequest {
 
 /// `POST /api/register`: create an account with a one-time invite, and log in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     pub invite: String,
+    /// 1-32 letters, digits, `_`, `.` or `-`, not ending in `.`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 32,
+            pattern = "^[A-Za-z0-9_.-]*[A-Za-z0-9_-]$"
+        )
+    )]
     pub name: String,
+    /// At least 8 characters, at most 1,024 bytes.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
@@ -29,6 +42,7 @@ pub struct RegisterRequest {
 
 /// The answer to a login or a registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     /// The opaque session token. Send it as `Authorization: Bearer <token>`. The server keeps only
     /// its hash: it cannot be shown again.
@@ -40,6 +54,7 @@ pub struct LoginResponse {
 
 /// One login session, as listed by `GET /api/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     pub id: SessionId,
     pub device: String,
@@ -52,6 +67,7 @@ pub struct SessionInfo {
 
 /// `GET /api/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub user: UserRef,
     pub role: Role,
@@ -60,18 +76,21 @@ pub struct Me {
 
 /// `DELETE /api/sessions`: every other session was revoked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revoked {
     pub revoked: Vec<SessionId>,
 }
 
 /// `POST /api/rooms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoom {
     pub name: String,
 }
 
 /// `POST /api/dms`: open (or find) the DM with another user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpenDm {
     /// The other user's name.
     pub user: String,
@@ -79,21 +98,27 @@ pub struct OpenDm {
 
 /// `POST /api/rooms/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendMessage {
-    /// Optional idempotency key: posting the same one twice stores one message.
+    /// Optional idempotency key (1-64 bytes): posting the same one twice stores one message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub client_id: Option<String>,
+    /// Plain text, not only white space, at most the server's `max_body_bytes`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub body: String,
 }
 
 /// `POST /api/rooms/{id}/read`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadMarker {
     pub message_id: MessageId,
 }
 
 /// `POST /api/invites`: a one-time invite code (shown once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invite {
     pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

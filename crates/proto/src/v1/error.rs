@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// What went wrong, as a stable machine-readable code. The message beside it is for people and may
 /// change; clients branch on the code only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame or body is not valid JSON, or does not have the fields its type needs.
@@ -50,6 +51,7 @@ pub enum ErrorCode {
 
 /// An error as it travels: in an HTTP response body, or in an `error` frame on the chat channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     /// A sentence for people.

@@ -16,6 +16,7 @@ pub type Millis = i64;
 
 /// A user as other users see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRef {
     pub id: UserId,
     pub name: String,
@@ -23,6 +24,7 @@ pub struct UserRef {
 
 /// What a user may do on the server beyond chatting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Created by `tidings-server init`; can invite people.
@@ -31,6 +33,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// A named room anyone on the server can join.
@@ -41,6 +44,7 @@ pub enum RoomKind {
 
 /// A room, without anything specific to the user looking at it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     pub id: RoomId,
     pub kind: RoomKind,
@@ -54,6 +58,7 @@ pub struct Room {
 
 /// A room the user is a member of, with the user's read position in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomState {
     #[serde(flatten)]
     pub room: Room,
@@ -69,6 +74,7 @@ pub struct RoomState {
 
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: MessageId,
     pub room: RoomId,
@@ -86,6 +92,7 @@ pub struct Message {
 
 /// One page of a room's history, oldest message first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPage {
     pub room: RoomId,
     pub messages: Vec<Message>,
@@ -95,6 +102,7 @@ pub struct HistoryPage {
 
 /// Whether a user has at least one live chat connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
     Online,
