@@ -232,7 +232,12 @@ impl Client {
     /// If it holds a live token, the client connects at once; cached rooms and history are
     /// readable before the network answers. Must be called inside a tokio runtime.
     pub fn open(path: &Path, options: ClientOptions) -> Result<Client, ClientError> {
-        let store = LocalStore::open(path)?;
+        Client::with_store(LocalStore::open(path)?, options)
+    }
+
+    /// Like [`Client::open`], over a local store the caller opened (one in memory, for a load
+    /// generator that runs thousands of clients in one process).
+    pub fn with_store(store: LocalStore, options: ClientOptions) -> Result<Client, ClientError> {
         let account = store.account()?;
         let me = account.as_ref().map(|a| a.user.id).unwrap_or_default();
         let (events, _) = broadcast::channel(1024);

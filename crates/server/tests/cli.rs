@@ -1,132 +1,12 @@
 //! The `tidings-server` binary as its host runs it: init, invite, serve, and a clean exit on
 //! SIGTERM.
 
-use std::process::Stdio;
+
+mod support;
+
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tidings-server");
-const WAIT: Duration = Duration::from_secs(20);
-
-fn command(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("TIDINGS_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-/// Runs a command to completion with `input` on stdin; returns (success, stdout, stderr).
-async fn run(mut command: Command, input: &str) -> (bool, String, String) {
-    let mut child = command.spawn().expect("spawn");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("exits in time")
-        .expect("output");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Reads stdout lines until one contains `needle`; returns that line.
-async fn line_with(
-    lines: &mut tokio::io::Lines<BufReader<ChildStdout>>,
-    needle: &str,
-    seen: &mut Vec<String>,
-) -> String {
-    tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("stdout") {
-            seen.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-        panic!("stdout ended before {needle:?}; saw {seen:?}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} in time"))
-}
-
-fn after<'a>(line: &'a str, label: &str) -> &'a str {
-    line.split(label)
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-}
-
-type Stdout = tokio::io::Lines<BufReader<ChildStdout>>;
-
-fn serve(data_dir: &std::path::Path) -> (Child, Stdout) {
-    serve_with(data_dir, "127.0.0.1:0", &[])
-}
-
-/// `serve` on `listen`, with `env` added to its environment.
-fn serve_with(data_dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> (Child, Stdout) {
-    let mut command = command(data_dir);
-    command
-        .envs(env.iter().copied())
-        .args(["serve", "--listen", listen]);
-    let mut child = command.spawn().expect("spawn serve");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
-}
-
-/// Reads the server's stdout until it says where it listens; returns its base URL.
-async fn listening(lines: &mut Stdout, seen: &mut Vec<String>) -> String {
-    let line = line_with(lines, "listening on", seen).await;
-    after(&line, "listening on ").to_owned()
-}
-
-/// `init` with the owner `host` and the password "a good password".
-async fn init_host(data: &std::path::Path) -> String {
-    let mut init = command(data);
-    init.args(["init", "--owner", "host", "--password-stdin"]);
-    let (ok, out, err) = run(init, "a good password\n").await;
-    assert!(ok, "init: {out} {err}");
-    out
-}
-
-async fn login(base: &str, name: &str, password: &str) -> reqwest::StatusCode {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .post(format!("{base}/api/login"))
-        .json(&serde_json::json!({"name": name, "password": password}))
-        .send()
-        .await
-        .expect("login request")
-        .status()
-}
-
-async fn terminate(mut child: Child) {
-    let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("exits in time after SIGTERM")
-        .unwrap();
-    assert!(status.success(), "clean exit on SIGTERM: {status}");
-}
+use support::*;
 
 #[tokio::test]
 async fn init_invite_serve_and_stop() {
@@ -541,20 +421,6 @@ async fn the_chat_channels_websocket_passes_the_autobahn_conformance_cases() {
     terminate(child).await;
 }
 
-/// A command-line tool installed from PyPI (scripts/deps.sh), run through `python3` so that its
-/// scripts need not be on the PATH: `module.function()` is its entry point.
-fn python_cli(name: &str, module: &str, function: &str) -> Command {
-    let mut command = Command::new("python3");
-    command
-        .arg("-c")
-        .arg(format!(
-            "import sys; from {module} import {function}; sys.argv[0] = '{name}'; \
-             sys.exit({function}())"
-        ))
-        .kill_on_drop(true);
-    command
-}
-
 #[tokio::test]
 async fn the_http_api_matches_its_openapi_document_under_schemathesis() {
     // The served OpenAPI document, attacked by schemathesis: examples, boundary and
@@ -568,15 +434,7 @@ async fn the_http_api_matches_its_openapi_document_under_schemathesis() {
     init_host(&data).await;
     let (mut child, mut lines) = serve(&data);
     let base = listening(&mut lines, &mut Vec::new()).await;
-    // The server's log, read as it comes so that it cannot fill the pipe and stall the server.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let log = tokio::spawn(async move {
-        let mut log = Vec::new();
-        while let Ok(Some(line)) = stderr.next_line().await {
-            log.push(line);
-        }
-        log
-    });
+    let log = drain_log(&mut child);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let doc: serde_json::Value = http
         .get(format!("{base}/api/openapi.json"))
@@ -600,9 +458,7 @@ async fn the_http_api_matches_its_openapi_document_under_schemathesis() {
     schemathesis(&http, &base, dir.path(), only_ending).await;
 
     terminate(child).await;
-    let log = log.await.unwrap();
-    let errors: Vec<&String> = log.iter().filter(|l| l.contains("ERROR")).collect();
-    assert!(errors.is_empty(), "the server logged errors: {errors:#?}");
+    assert_clean(log.await.unwrap());
 }
 
 /// One schemathesis run on the server at `base`, with a session of its own, working in `dir`;
