@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use tidings_client::{ClientEvent, ConnectionState};
-use tidings_proto::v1::{ClientFrame, Message, ServerFrame};
+use tidings_proto::v1::{ClientFrame, Message, PresenceStatus, ServerFrame};
 use tidings_tests::{TestClient, TestServer, WAIT};
 
 /// Waits until `client`'s cache holds `count` messages of `room`; returns them, oldest first.
@@ -188,12 +188,30 @@ async fn the_feed_resumes_after_a_restart_and_alerts_for_what_was_missed() {
 }
 
 #[tokio::test]
-async fn a_connect_reports_who_is_online() {
+async fn a_connect_reports_who_is_online_among_the_people_sharing_a_room() {
     let server = TestServer::start().await;
     let mut ana = TestClient::new(&server, "ana").await;
     ana.online().await;
     let ana_id = ana.client.account().unwrap().user.id;
+    // Carol is online too, but shares no room with bo: her presence is not his to see.
+    let mut carol = TestClient::new(&server, "carol").await;
+    carol.online().await;
+    let carol_id = carol.client.account().unwrap().user.id;
     let mut bo = TestClient::new(&server, "bo").await;
+    bo.online().await;
+    bo.client.open_dm("ana").await.unwrap();
+    // A new DM tells each side that the other is online.
+    let ClientEvent::Presence { user, status } = bo
+        .until(
+            "ana's presence",
+            |e| matches!(e, ClientEvent::Presence { user, .. } if user.name == "ana"),
+        )
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((user.id, status), (ana_id, PresenceStatus::Online));
+    let mut bo = bo.reopen();
     let ClientEvent::Online(users) = bo
         .until("who is online", |e| matches!(e, ClientEvent::Online(_)))
         .await
@@ -201,6 +219,7 @@ async fn a_connect_reports_who_is_online() {
         unreachable!()
     };
     assert!(users.contains(&ana_id), "{users:?}");
+    assert!(!users.contains(&carol_id), "{users:?}");
     server.stop().await;
 }
 

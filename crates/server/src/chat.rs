@@ -26,7 +26,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
 use tracing::Instrument;
 
-use crate::app::AppState;
+use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed};
 use crate::error::ApiError;
 use crate::hub::{ChatOut, Kick};
@@ -48,6 +48,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Upgrades an authenticated request offering our subprotocol.
 pub async fn upgrade(
     State(state): State<AppState>,
+    turn: Turn,
     authed: Authed,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -71,7 +72,7 @@ pub async fn upgrade(
             // A task of its own (tracked: graceful shutdown waits for it), so the upgrade's
             // wrapper future is freed instead of living as long as the connection.
             let tasks = state.tasks.clone();
-            tasks.spawn(serve(socket, state, authed, permit));
+            tasks.spawn(serve(socket, state, authed, permit, turn));
         },
     )
 }
@@ -130,6 +131,7 @@ fn serve(
     state: AppState,
     authed: Authed,
     permit: Option<OwnedSemaphorePermit>,
+    turn: Turn,
 ) -> impl Future<Output = ()> + Send {
     // A debug span: at the default level it is never built, which keeps an idle connection
     // small; the few log lines above debug name the user themselves.
@@ -143,7 +145,7 @@ fn serve(
             _ = drain_over.cancelled() => {}
             _ = async {
                 let closing = match permit {
-                    Some(_permit) => connection.run().await,
+                    Some(_permit) => connection.run(turn).await,
                     None => Some(Closing {
                         code: close::OVERLOADED,
                         reason: "server at its connection limit; retry later",
@@ -182,8 +184,8 @@ impl Connection {
     }
 
     /// Runs until the connection ends; returns the close to send, or None when the peer is
-    /// already gone.
-    async fn run(&mut self) -> Option<Closing> {
+    /// already gone. `turn` is given back once the hello is sent.
+    async fn run(&mut self, turn: Turn) -> Option<Closing> {
         let state = self.state.clone();
         let user = wire::user_ref(&self.authed.user);
         // Register before reading anything for the hello, so nothing committed from here on is
@@ -204,6 +206,7 @@ impl Connection {
         {
             return None;
         }
+        drop(turn);
         let heartbeat = state.config.chat.heartbeat;
         let mut ticks = interval_at(Instant::now() + heartbeat, heartbeat);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -495,7 +498,7 @@ async fn hello(state: &AppState, authed: &Authed) -> Result<Hello, ApiError> {
         user: wire::user_ref(&authed.user),
         session: authed.session.id,
         rooms: rooms.into_iter().map(wire::room_state).collect(),
-        online: state.hub.online(),
+        online: state.hub.online(authed.user.id),
         latest_id,
         heartbeat_ms: auth::millis(state.config.chat.heartbeat) as u64,
         max_body_bytes: state.config.limits.max_body_bytes,

@@ -7,9 +7,13 @@
 //! [`Kick::Lagging`] (close code 4000) and resyncs from the store when it reconnects — a message
 //! is never silently dropped and a slow client never grows the server's memory.
 //!
+//! Presence is told to the people who can see it — those who share a room with the user (their
+//! DM peers included) — not to everyone connected: in a reconnect storm each user coming back
+//! costs a frame per co-member's connection, not one per connection on the server.
+//!
 //! The hub's lock is a plain mutex: nothing under it awaits, and every send is a `try_send`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -91,8 +95,23 @@ struct Conn {
 struct Inner {
     /// Live connections by user.
     conns: HashMap<UserId, Vec<Conn>>,
+    /// Users with at least one live chat connection.
+    online: HashMap<UserId, UserRef>,
     /// Members by room.
     rooms: HashMap<RoomId, Vec<UserId>>,
+    /// Rooms by member: the other side of `rooms`.
+    memberships: HashMap<UserId, Vec<RoomId>>,
+}
+
+impl Inner {
+    /// The users who share a room with `user`, `user` included.
+    fn co_members(&self, user: UserId) -> HashSet<UserId> {
+        let mut users = HashSet::from([user]);
+        for room in self.memberships.get(&user).into_iter().flatten() {
+            users.extend(self.rooms.get(room).into_iter().flatten());
+        }
+        users
+    }
 }
 
 /// Live connections and room membership, shared by every request.
@@ -124,6 +143,7 @@ impl Drop for Registration {
             }
         }
         if went_offline {
+            inner.online.remove(&self.user.id);
             Hub::presence(&inner, &self.user, PresenceStatus::Offline);
         }
     }
@@ -132,15 +152,13 @@ impl Drop for Registration {
 impl Hub {
     /// A hub knowing every `(room, user)` membership; `queue` is each connection's queue cap.
     pub fn new(memberships: Vec<(RoomId, UserId)>, queue: usize) -> Hub {
-        let mut rooms: HashMap<RoomId, Vec<UserId>> = HashMap::new();
+        let mut inner = Inner::default();
         for (room, user) in memberships {
-            rooms.entry(room).or_default().push(user);
+            inner.rooms.entry(room).or_default().push(user);
+            inner.memberships.entry(user).or_default().push(room);
         }
         Hub {
-            inner: Mutex::new(Inner {
-                conns: HashMap::new(),
-                rooms,
-            }),
+            inner: Mutex::new(inner),
             next_id: AtomicU64::new(1),
             queue: queue.max(1),
         }
@@ -188,6 +206,7 @@ impl Hub {
             kick: kick.clone(),
         });
         if came_online {
+            inner.online.insert(user.id, user.clone());
             Hub::presence(&inner, user, PresenceStatus::Online);
         }
         Registration {
@@ -199,14 +218,14 @@ impl Hub {
         }
     }
 
-    /// Users with at least one live chat connection.
-    pub fn online(&self) -> Vec<UserId> {
+    /// Of the users who share a room with `user` (and `user`), those with at least one live
+    /// chat connection, ascending.
+    pub fn online(&self, user: UserId) -> Vec<UserId> {
         let inner = self.lock();
         let mut users: Vec<UserId> = inner
-            .conns
-            .iter()
-            .filter(|(_, list)| list.iter().any(|c| matches!(c.sink, Sink::Chat(_))))
-            .map(|(user, _)| *user)
+            .co_members(user)
+            .into_iter()
+            .filter(|u| inner.online.contains_key(u))
             .collect();
         users.sort_unstable();
         users
@@ -217,11 +236,31 @@ impl Hub {
         self.lock().conns.values().map(Vec::len).sum()
     }
 
+    /// `user` is now a member of `room`; the room's members online and the user, if online,
+    /// learn of each other.
     pub fn joined(&self, room: RoomId, user: UserId) {
         let mut inner = self.lock();
         let members = inner.rooms.entry(room).or_default();
-        if !members.contains(&user) {
-            members.push(user);
+        if members.contains(&user) {
+            return;
+        }
+        members.push(user);
+        inner.memberships.entry(user).or_default().push(room);
+        let members = &inner.rooms[&room];
+        let presence = |user: &UserRef| {
+            frame_out(&ServerFrame::Presence {
+                user: user.clone(),
+                status: PresenceStatus::Online,
+            })
+        };
+        let joiner = inner.online.get(&user).map(presence);
+        for member in members.iter().filter(|m| **m != user) {
+            if let Some(online) = inner.online.get(member) {
+                Hub::to_user_locked(&inner, user, &presence(online));
+            }
+            if let Some(joiner) = &joiner {
+                Hub::to_user_locked(&inner, *member, joiner);
+            }
         }
     }
 
@@ -229,6 +268,9 @@ impl Hub {
         let mut inner = self.lock();
         if let Some(members) = inner.rooms.get_mut(&room) {
             members.retain(|u| *u != user);
+        }
+        if let Some(rooms) = inner.memberships.get_mut(&user) {
+            rooms.retain(|r| *r != room);
         }
     }
 
@@ -307,8 +349,8 @@ impl Hub {
             user: user.clone(),
             status,
         });
-        for other in inner.conns.keys() {
-            Hub::to_user_locked(inner, *other, &bytes);
+        for other in inner.co_members(user.id) {
+            Hub::to_user_locked(inner, other, &bytes);
         }
     }
 

@@ -98,8 +98,9 @@ pub struct Hello {
     pub user: UserRef,
     pub session: SessionId,
     pub rooms: Vec<RoomState>,
-    /// Users with at least one live chat connection when this one opened; `presence` frames
-    /// keep it current.
+    /// Of the users who share a room with this one (and this one), those with at least one live
+    /// chat connection when this connection opened; `presence` frames keep it current. Presence
+    /// is told only to the people who share a room with the user.
     pub online: Vec<UserId>,
     /// The newest message id on the server when the connection opened.
     pub latest_id: MessageId,
