@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tidings_server::{Config, account, open_store};
 use tidings_store::Role;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CommandError;
@@ -90,12 +89,12 @@ impl Host {
     async fn start(data: &Path, lan: bool, port: Option<u16>) -> Result<Host, CommandError> {
         let ip = if lan { [0, 0, 0, 0] } else { [127, 0, 0, 1] };
         let wanted = SocketAddr::from((ip, port.unwrap_or(PREFERRED_PORT)));
-        let listener = match TcpListener::bind(wanted).await {
+        let listener = match tidings_server::listen(wanted) {
             Ok(listener) => listener,
             // Taken (another program, or another Tidings): any free port will do.
-            Err(_) => TcpListener::bind(SocketAddr::from((ip, 0)))
-                .await
-                .map_err(CommandError::internal)?,
+            Err(_) => {
+                tidings_server::listen(SocketAddr::from((ip, 0))).map_err(CommandError::internal)?
+            }
         };
         let listen = listener.local_addr().map_err(CommandError::internal)?;
         let file = HostFile { listen, lan };

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::FromRequestParts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::routing::get;
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tidings_proto::v1::ErrorCode;
 use tidings_store::{Store, StoreError, UserId};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -35,6 +38,8 @@ pub struct Shared {
     pub sends: DefaultKeyedRateLimiter<UserId>,
     /// One permit per live chat or feed connection.
     pub connections: Arc<Semaphore>,
+    /// One permit per chat or feed connection being set up ([`Turn`]).
+    pub connecting: Arc<Semaphore>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Cancelled when a graceful shutdown's deadline (`drain_timeout`) has passed: every
@@ -59,6 +64,7 @@ impl AppState {
         AppState(Arc::new(Shared {
             sends: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             connections,
+            connecting: Arc::new(Semaphore::new(config.limits.max_connecting.max(1))),
             config,
             store,
             hub,
@@ -82,6 +88,36 @@ impl AppState {
 
 /// The routes. The request/response API is built from the handlers' OpenAPI annotations, so
 /// the document served at `/api/openapi.json` describes exactly what is routed.
+/// A turn to set up a chat or feed connection, `limits.max_connecting` at a time: taken before
+/// the request is authenticated, given back (dropped) once the connection has sent its opening —
+/// the chat's hello, the feed's status and replay. Waiting for it is bounded by
+/// `limits.head_timeout`; past that the answer is 503 and the client backs off.
+pub struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl FromRequestParts<AppState> for Turn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Turn, ApiError> {
+        let limits = &state.config.limits;
+        match tokio::time::timeout(
+            limits.head_timeout,
+            state.connecting.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => Ok(Turn(permit)),
+            _ => {
+                let mut err = ApiError::new(
+                    ErrorCode::Overloaded,
+                    "too many connections being set up; try again shortly",
+                );
+                err.body.retry_after_ms = Some(1000);
+                Err(err)
+            }
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.max_frame_bytes;
     let body_timeout = state.config.limits.body_timeout;

@@ -78,9 +78,13 @@ pub struct LimitsConfig {
     /// A request body must arrive whole within this.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
-    /// Connections that have not sent a complete request head yet, at most; more are closed as
-    /// they arrive.
+    /// Connections that have not sent a complete request head yet, at most; while that many are
+    /// open, new ones wait in the kernel's accept queue.
     pub max_pending_requests: usize,
+    /// Chat and feed connections being set up at once (authenticated, and sent their hello or
+    /// their feed's status and replay); more wait their turn, at most `head_timeout`, then get
+    /// 503. A reconnect storm then cannot take the CPU from everything else.
+    pub max_connecting: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +152,7 @@ impl Default for LimitsConfig {
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_pending_requests: 1024,
+            max_connecting: 32,
         }
     }
 }

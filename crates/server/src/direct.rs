@@ -4,8 +4,9 @@
 //! A new connection must send its first bytes and then a complete request head within
 //! `limits.head_timeout` (a connection that stays silent, or sends its head a byte at a time, is
 //! closed), and at most `limits.max_pending_requests` connections may be waiting for their head
-//! at once — more are closed as they arrive, so a flood of idle sockets cannot take every file
-//! descriptor. Request bodies have `limits.body_timeout` (in `app::router`).
+//! at once — while that many are, the listener accepts no more and new connections wait in the
+//! kernel's accept queue, so a flood of idle sockets cannot take every file descriptor, and a
+//! burst of real ones (a reconnect storm) is slowed rather than turned away. Request bodies have `limits.body_timeout` (in `app::router`).
 //!
 //! Feeds are served without hyper. A feed is one response that never ends, and hyper keeps an
 //! HTTP/1 connection's read and write buffers (8 KiB each) for as long as the response lasts —
@@ -53,6 +54,14 @@ const MAX_FINITE_BODY: usize = 64 * 1024;
 pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
     let heads = Arc::new(Semaphore::new(state.config.limits.max_pending_requests));
     loop {
+        // A slot first: while every one is taken, new connections wait in the accept queue.
+        let head = tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            head = heads.clone().acquire_owned() => match head {
+                Ok(head) => head,
+                Err(_) => return,
+            },
+        };
         let accepted = tokio::select! {
             _ = state.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
@@ -65,11 +74,6 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-        };
-        let Ok(head) = heads.clone().try_acquire_owned() else {
-            // Dropped at once: a client that has not sent its request yet loses nothing.
-            tracing::debug!("too many connections without a request; closing a new one");
-            continue;
         };
         // Chat frames and feed events are small and must leave at once: no Nagle delay.
         if let Err(err) = stream.set_nodelay(true) {

@@ -28,7 +28,7 @@ use tidings_store::Session;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
 
-use crate::app::AppState;
+use crate::app::{AppState, Turn};
 use crate::auth::{self, Passive};
 use crate::error::{ApiError, Query};
 use crate::hub::{FeedOut, Kick, Registration};
@@ -44,6 +44,7 @@ pub struct FeedQuery {
 
 pub async fn events(
     State(state): State<AppState>,
+    turn: Turn,
     Passive(authed): Passive,
     headers: HeaderMap,
     Query(query): Query<FeedQuery>,
@@ -62,7 +63,15 @@ pub async fn events(
     };
     let user = wire::user_ref(&authed.user);
     let (registration, queue) = state.hub.register_feed(&user, authed.session.id);
-    let feed = Feed::new(state, authed.session, registration, queue, permit, cursor);
+    let feed = Feed::new(
+        state,
+        authed.session,
+        registration,
+        queue,
+        permit,
+        cursor,
+        turn,
+    );
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), feed))
@@ -91,6 +100,8 @@ struct Feed {
     registration: Registration,
     queue: mpsc::Receiver<Arc<FeedOut>>,
     _permit: OwnedSemaphorePermit,
+    /// Given back once the opening chunk is ready.
+    turn: Option<Turn>,
     /// Where the client says it stopped (-1: unreadable).
     cursor: Option<MessageId>,
     /// The highest message id sent; queued events at or below it were sent by the replay.
@@ -110,6 +121,7 @@ impl Feed {
         queue: mpsc::Receiver<Arc<FeedOut>>,
         permit: OwnedSemaphorePermit,
         cursor: Option<MessageId>,
+        turn: Turn,
     ) -> Feed {
         let every = state.config.session.feed_interval;
         let mut status_ticks = interval_at(Instant::now() + every, every);
@@ -123,6 +135,7 @@ impl Feed {
             registration,
             queue,
             _permit: permit,
+            turn: Some(turn),
             cursor,
             high_water: 0,
             phase: Phase::Start,
@@ -136,7 +149,9 @@ impl Feed {
         match self.phase {
             Phase::Start => {
                 self.phase = Phase::Live;
-                Some(self.start().await)
+                let opening = self.start().await;
+                self.turn = None;
+                Some(opening)
             }
             Phase::Live => self.live().await,
             Phase::Done => None,

@@ -43,6 +43,24 @@ pub mod fuzzing {
     pub use crate::direct::parse_head;
 }
 
+/// The accept queue's depth: where new connections wait while `limits.max_pending_requests` are
+/// being read (the kernel caps it at `net.core.somaxconn`, commonly this).
+const ACCEPT_QUEUE: u32 = 4096;
+
+/// Binds the server's listener on `addr`: with `SO_REUSEADDR`, so a restarted server gets its
+/// port back at once, and a deep accept queue, so a burst of connections (everyone reconnecting
+/// after a restart) waits there instead of being refused. Must be called inside a tokio runtime.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_QUEUE)
+}
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -188,8 +188,7 @@ async fn serve(config: Config) -> Result<()> {
         );
     }
     store.close().await;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = tidings_server::listen(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("Tidings is listening on http://{addr}  (Ctrl-C stops it)");
