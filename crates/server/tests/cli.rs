@@ -1,7 +1,6 @@
 //! The `tidings-server` binary as its host runs it: init, invite, serve, and a clean exit on
 //! SIGTERM.
 
-
 mod support;
 
 use std::time::Duration;

@@ -77,7 +77,11 @@ pub fn serve(data_dir: &std::path::Path) -> (Child, Stdout) {
 }
 
 /// `serve` on `listen`, with `env` added to its environment.
-pub fn serve_with(data_dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> (Child, Stdout) {
+pub fn serve_with(
+    data_dir: &std::path::Path,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> (Child, Stdout) {
     let mut command = command(data_dir);
     command
         .envs(env.iter().copied())
