@@ -231,6 +231,42 @@ async fn sync_after_reconnect_delivers_what_was_missed() {
 }
 
 #[tokio::test]
+async fn presence_stays_among_the_people_who_share_a_room() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let carol = server.user("carol").await;
+    let bo = server.user("bo").await;
+    let dm = ana.dm("carol").await.room.id;
+    let own = bo.create_room("bo-alone").await.room.id;
+    let _ana_chat = ana.chat().await;
+    let _carol_chat = carol.chat().await;
+    let mut bo_chat = bo.chat().await;
+    let me = bo_chat.hello().user.id;
+    assert_eq!(
+        bo_chat.hello().online,
+        vec![me],
+        "only bo, who shares no room"
+    );
+    // A join the server refuses (someone else's DM) reveals nothing either.
+    let refused = bo
+        .request(reqwest::Method::POST, &format!("/api/rooms/{dm}/join"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    post_message(&bo, own, "m1", "anyone?").await;
+    bo_chat
+        .expect("bo's own message", |frame| {
+            if let ServerFrame::Presence { user, .. } = frame {
+                assert_eq!(user.id, me, "presence of someone bo shares no room with");
+            }
+            matches!(frame, ServerFrame::Message(_))
+        })
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn typing_and_presence_reach_the_others() {
     let server = TestServer::start().await;
     let ana = server.user("ana").await;

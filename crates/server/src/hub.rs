@@ -236,17 +236,24 @@ impl Hub {
         self.lock().conns.values().map(Vec::len).sum()
     }
 
-    /// `user` is now a member of `room`; the room's members online and the user, if online,
-    /// learn of each other.
+    /// `user` is now a member of `room`, for the fan-out (before the store has the membership,
+    /// so that nothing committed after the join is missed).
     pub fn joined(&self, room: RoomId, user: UserId) {
         let mut inner = self.lock();
         let members = inner.rooms.entry(room).or_default();
-        if members.contains(&user) {
-            return;
+        if !members.contains(&user) {
+            members.push(user);
+            inner.memberships.entry(user).or_default().push(room);
         }
-        members.push(user);
-        inner.memberships.entry(user).or_default().push(room);
-        let members = &inner.rooms[&room];
+    }
+
+    /// Tells `user` and the room's other members that are online of each other. Only once the
+    /// store has the membership: a join it refuses (someone else's DM) must reveal nothing.
+    pub fn introduce(&self, room: RoomId, user: UserId) {
+        let inner = self.lock();
+        let Some(members) = inner.rooms.get(&room) else {
+            return;
+        };
         let presence = |user: &UserRef| {
             frame_out(&ServerFrame::Presence {
                 user: user.clone(),

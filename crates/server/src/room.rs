@@ -102,6 +102,7 @@ pub async fn open_dm(
         .await?;
     state.hub.joined(room.id, authed.user.id);
     state.hub.joined(room.id, peer.id);
+    state.hub.introduce(room.id, authed.user.id);
     let summary = summary(&state, room.id, authed.user.id).await?;
     let status = if created {
         StatusCode::CREATED
@@ -131,7 +132,10 @@ pub async fn join(
     // fails, undo it.
     state.hub.joined(room, user);
     match state.store.join_room(room, user, crate::now_ms()).await {
-        Ok(_) => Ok(axum::Json(summary(&state, room, user).await?)),
+        Ok(_) => {
+            state.hub.introduce(room, user);
+            Ok(axum::Json(summary(&state, room, user).await?))
+        }
         Err(err) => {
             if !state.read(move |s| s.is_member(room, user)).await? {
                 state.hub.left(room, user);
