@@ -401,22 +401,15 @@ async fn the_chat_channels_websocket_passes_the_autobahn_conformance_cases() {
     let base = listening(&mut lines, &mut Vec::new()).await;
     let url = base.replace("http://", "ws://") + "/api/test/echo";
     let reports = dir.path().join("reports");
-    let suite = python_cli("kosoku", "kosoku._cli", "main")
+    let mut suite = python_cli("kosoku", "kosoku._cli", "main");
+    suite
         .args([&url, "--parallelism", "4", "--outdir"])
         .arg(&reports)
         // Cases 9.* send messages of up to 16 MiB to measure speed; the chat channel refuses
         // anything over its frame limit (1009) by design. 12.* and 13.* are permessage-deflate,
         // which the server does not offer.
-        .args(["-x", "9.*", "-x", "12.*", "-x", "13.*"])
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), suite)
-        .await
-        .expect("the suite ends in time")
-        .expect("python3 runs kosoku");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cases failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("cases passed"), "{stdout}\n{stderr}");
+        .args(["-x", "9.*", "-x", "12.*", "-x", "13.*"]);
+    passes(suite, "cases passed").await;
     terminate(child).await;
 }
 
@@ -473,8 +466,8 @@ async fn schemathesis(http: &reqwest::Client, base: &str, dir: &std::path::Path,
         .await
         .unwrap();
     let token = login["token"].as_str().expect("a token");
-    let run = python_cli("schemathesis", "schemathesis.cli", "schemathesis")
-        .args(["run", &format!("{base}/api/openapi.json")])
+    let mut run = python_cli("schemathesis", "schemathesis.cli", "schemathesis");
+    run.args(["run", &format!("{base}/api/openapi.json")])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args("--checks all --exclude-checks positive_data_acceptance".split_whitespace())
         // One worker: the generator is not thread-safe on every Python this runs on.
@@ -483,17 +476,6 @@ async fn schemathesis(http: &reqwest::Client, base: &str, dir: &std::path::Path,
         .current_dir(dir)
         .env("NO_COLOR", "1")
         // Loopback only, whatever proxy the environment names.
-        .env("NO_PROXY", "*")
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("schemathesis ends in time")
-        .expect("python3 runs schemathesis");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "schemathesis failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(" passed"), "{stdout}\n{stderr}");
+        .env("NO_PROXY", "*");
+    passes(run, " passed").await;
 }

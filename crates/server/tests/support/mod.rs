@@ -155,6 +155,22 @@ pub async fn terminate(mut child: Child) {
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 }
 
+/// Runs a test suite's command to its end (at most four minutes): it must succeed and say
+/// `passed` on its standard output.
+pub async fn passes(mut suite: Command, passed: &str) {
+    let out = tokio::time::timeout(Duration::from_secs(240), suite.output())
+        .await
+        .expect("the suite ends in time")
+        .expect("the suite runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the suite failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(passed), "{stdout}\n{stderr}");
+}
+
 /// A command-line tool installed from PyPI (scripts/deps.sh), run through `python3` so that its
 /// scripts need not be on the PATH: `module.function()` is its entry point.
 pub fn python_cli(name: &str, module: &str, function: &str) -> Command {
