@@ -257,15 +257,7 @@ async fn killed_mid_burst_and_restarted_nothing_acked_is_lost_or_doubled() {
         );
         response.json().await.unwrap()
     };
-    let host = post(
-        "/api/login",
-        "",
-        serde_json::json!({"name": "host", "password": "a good password"}),
-    )
-    .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let host = host_token(&http, &base).await;
     let room = post("/api/rooms", &host, serde_json::json!({"name": "ops"})).await["id"]
         .as_i64()
         .unwrap();
@@ -456,16 +448,7 @@ async fn the_http_api_matches_its_openapi_document_under_schemathesis() {
 /// One schemathesis run on the server at `base`, with a session of its own, working in `dir`;
 /// `args` are more of its options, separated by spaces.
 async fn schemathesis(http: &reqwest::Client, base: &str, dir: &std::path::Path, args: &str) {
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/login"))
-        .json(&serde_json::json!({"name": "host", "password": "a good password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().expect("a token");
+    let token = host_token(http, base).await;
     let mut run = python_cli("schemathesis", "schemathesis.cli", "schemathesis");
     run.args(["run", &format!("{base}/api/openapi.json")])
         .args(["--header", &format!("Authorization: Bearer {token}")])

@@ -119,6 +119,20 @@ pub async fn login(base: &str, name: &str, password: &str) -> reqwest::StatusCod
         .status()
 }
 
+/// Logs in as the host `init_host` made; answers with the session's token.
+pub async fn host_token(http: &reqwest::Client, base: &str) -> String {
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({"name": "host", "password": "a good password"}))
+        .send()
+        .await
+        .expect("login request")
+        .json()
+        .await
+        .expect("a login answer");
+    login["token"].as_str().expect("a token").to_owned()
+}
+
 /// Reads the server's log (stderr) as it comes, so that it cannot fill the pipe and stall the
 /// server; answers with its lines once the process has closed it.
 pub fn drain_log(child: &mut Child) -> tokio::task::JoinHandle<Vec<String>> {
