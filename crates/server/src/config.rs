@@ -79,7 +79,8 @@ pub struct LimitsConfig {
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
     /// Connections that have not sent a complete request head yet, at most; while that many are
-    /// open, new ones wait in the kernel's accept queue.
+    /// open, new ones wait in the kernel's accept queue. As deep as that queue by default: in a
+    /// reconnect storm thousands of clients connect at once and send their heads a moment later.
     pub max_pending_requests: usize,
     /// Chat and feed connections being set up at once (authenticated, and sent their hello or
     /// their feed's status and replay); more wait their turn, at most `head_timeout`, then get
@@ -151,7 +152,7 @@ impl Default for LimitsConfig {
             send_queue: 256,
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
-            max_pending_requests: 1024,
+            max_pending_requests: 4096,
             max_connecting: 32,
         }
     }

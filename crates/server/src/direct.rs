@@ -5,8 +5,12 @@
 //! `limits.head_timeout` (a connection that stays silent, or sends its head a byte at a time, is
 //! closed), and at most `limits.max_pending_requests` connections may be waiting for their head
 //! at once — while that many are, the listener accepts no more and new connections wait in the
-//! kernel's accept queue, so a flood of idle sockets cannot take every file descriptor, and a
-//! burst of real ones (a reconnect storm) is slowed rather than turned away. Request bodies have `limits.body_timeout` (in `app::router`).
+//! kernel's accept queue, so a flood of idle sockets cannot take every file descriptor. A
+//! connection whose whole head has already arrived when it is accepted is not waiting for its
+//! peer and takes no place: in a reconnect storm, where every connection brings its head at once,
+//! the listener keeps accepting as fast as connections come, and someone logging in meanwhile is
+//! not left in the kernel's queue behind thousands of others. Request bodies have
+//! `limits.body_timeout` (in `app::router`).
 //!
 //! Feeds are served without hyper. A feed is one response that never ends, and hyper keeps an
 //! HTTP/1 connection's read and write buffers (8 KiB each) for as long as the response lasts —
@@ -79,9 +83,21 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
+        let head = (!head_arrived(&stream)).then_some(head);
         let deadline = Instant::now() + state.config.limits.head_timeout;
         let connection = connection(stream, router.clone(), state.clone(), head, deadline);
         state.tasks.spawn(connection);
+    }
+}
+
+/// Whether the request head of a connection just accepted is already there, whole: peeked,
+/// without waiting. Heads larger than a peek are counted as waiting.
+fn head_arrived(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 4096];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    match rustix::net::recv(stream, &mut first, flags) {
+        Ok((n, _)) => first[..n].windows(4).any(|end| end == b"\r\n\r\n"),
+        Err(_) => false,
     }
 }
 
@@ -90,7 +106,7 @@ async fn connection(
     stream: TcpStream,
     router: Router,
     state: AppState,
-    head: OwnedSemaphorePermit,
+    head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
     let drain_over = state.drain_over.clone();
@@ -102,13 +118,14 @@ async fn connection(
     }
 }
 
-/// A feed, or anything else for hyper. `head` is held until the first request head is
-/// complete, which must be by `deadline`.
+/// A feed, or anything else for hyper. `head` (a place among the connections waiting for their
+/// head, if it took one) is held until the first request head is complete, which must be by
+/// `deadline`.
 async fn serve_connection(
     stream: TcpStream,
     router: Router,
     state: &AppState,
-    head: OwnedSemaphorePermit,
+    head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
     let is_feed = tokio::select! {
@@ -136,11 +153,11 @@ async fn serve_http(
     stream: TcpStream,
     router: Router,
     state: &AppState,
-    head: OwnedSemaphorePermit,
+    head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
     // hyper calls the service once the first request's head is complete: the permit goes back.
-    let head = Mutex::new(Some(head));
+    let head = Mutex::new(head);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         head.lock().unwrap_or_else(PoisonError::into_inner).take();
         router.clone().oneshot(request)
@@ -184,7 +201,7 @@ async fn serve_feed(
     mut stream: TcpStream,
     router: Router,
     state: &AppState,
-    head: OwnedSemaphorePermit,
+    head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
     let request = match timeout_at(deadline, read_head(&mut stream)).await {

@@ -46,6 +46,9 @@ pub mod fuzzing {
 /// The accept queue's depth: where new connections wait while `limits.max_pending_requests` are
 /// being read (the kernel caps it at `net.core.somaxconn`, commonly this).
 const ACCEPT_QUEUE: u32 = 4096;
+/// Files the server needs open besides its connections: the database and its WAL, the pooled
+/// read connections, the listener, logs.
+const FILES_BESIDES_CONNECTIONS: u64 = 64;
 
 /// Binds the server's listener on `addr`: with `SO_REUSEADDR`, so a restarted server gets its
 /// port back at once, and a deep accept queue, so a burst of connections (everyone reconnecting
@@ -59,6 +62,24 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(ACCEPT_QUEUE)
+}
+
+/// Raises the process's soft limit on open files to its hard limit: the usual soft limit (1,024)
+/// would stop the server at about a thousand connections, far below `limits.max_connections`.
+/// Warns when even the hard limit is below what the limits configured can open.
+fn open_files_for(limits: &config::LimitsConfig) {
+    let wanted =
+        (limits.max_connections + limits.max_pending_requests) as u64 + FILES_BESIDES_CONNECTIONS;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) if files < wanted => tracing::warn!(
+            files,
+            wanted,
+            "the open files limit is below limits.max_connections + limits.max_pending_requests; \
+             connections past it will be refused"
+        ),
+        Ok(files) => tracing::debug!(files, "open files limit"),
+        Err(err) => tracing::warn!(%err, "could not raise the open files limit"),
+    }
 }
 
 /// Why the server could not start or stopped with an error.
@@ -98,6 +119,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    open_files_for(&config.limits);
     let store = open_store(&config)?;
     let memberships = store.memberships()?;
     let hub = Arc::new(hub::Hub::new(memberships, config.limits.send_queue));

@@ -35,14 +35,11 @@ const MISSED_PER_ROOM: usize = 5;
 /// The bound: every client back, in sync and with its feed open this soon after the server
 /// listens again.
 const RESYNC_BOUND: Duration = Duration::from_secs(60);
-/// Logins during the storm: at the median and four in five within this. Not every one: a
-/// connection made in the first seconds of the storm can find the kernel's accept queue full
-/// and wait for TCP to retry (seconds). Meeting it for every login needs the listener to take
-/// connections ahead of the storm's work.
+/// Every login during the storm, on a new connection, is answered within this.
 const LOGIN_BOUND: Duration = Duration::from_secs(1);
 
 #[test]
-fn a_restart_drops_every_client_and_all_resync_while_logins_mostly_stay_fast() {
+fn a_restart_drops_every_client_and_all_resync_while_every_login_stays_fast() {
     // The server inherits this: 10,000 connections, its database and listener.
     let files = rlimit::increase_nofile_limit(20_000).unwrap();
     assert!(files >= 12_000, "open files limited to {files}");
@@ -110,10 +107,10 @@ async fn storm() {
     let back = Instant::now();
     let cpu = (cpu_time(child.id().unwrap()), cpu_time(std::process::id()));
     let stop = CancellationToken::new();
-    let probe = tokio::spawn(login_probe(base.clone(), stop.clone()));
+    let probe = login_probe(base.clone(), stop.clone());
     let resynced = all_in_sync(watches, back, RESYNC_BOUND).await;
     stop.cancel();
-    let logins = probe.await.unwrap();
+    let logins = probe.join().unwrap();
     eprintln!(
         "cpu during the storm: server {:.1?}, clients {:.1?}, wall {:.1?}",
         cpu_time(child.id().unwrap()) - cpu.0,
@@ -132,32 +129,13 @@ async fn storm() {
     );
     eprintln!("logins during the storm: {logins:.0?}");
     assert_eq!(resynced.len(), clients.len());
-    // Every answer is a success; a login may instead time out waiting to be accepted (see
-    // LOGIN_BOUND): most are fast, the median within the bound.
-    let answered: Vec<Duration> = logins
-        .iter()
-        .filter_map(|l| l.as_ref().ok())
-        .copied()
-        .collect();
+    assert!(logins.len() >= 10, "too few logins tried: {logins:?}");
     for login in &logins {
-        if let Err(err) = login {
-            assert!(err.contains("TimedOut"), "a login was refused: {err}");
+        match login {
+            Ok(took) => assert!(*took < LOGIN_BOUND, "a login took {took:?}: {logins:?}"),
+            Err(err) => panic!("a login failed: {err}"),
         }
     }
-    let fast = answered.iter().filter(|t| **t < LOGIN_BOUND).count();
-    assert!(
-        fast * 5 >= logins.len() * 4,
-        "under 80% of logins within {LOGIN_BOUND:?}: {logins:?}"
-    );
-    let mut all: Vec<Duration> = logins
-        .iter()
-        .map(|l| *l.as_ref().unwrap_or(&Duration::MAX))
-        .collect();
-    all.sort();
-    assert!(
-        all[all.len() / 2] < LOGIN_BOUND,
-        "median login over {LOGIN_BOUND:?}: {logins:?}"
-    );
     // What was written while the server was down is in the clients' caches (one client of each
     // room checked in full).
     for (client, room) in clients.iter().step_by(USERS * DEVICES / ROOMS) {
@@ -303,8 +281,23 @@ async fn all_in_sync(watches: Vec<Watch>, since: Instant, bound: Duration) -> Ve
 }
 
 /// Logs in as the host every half second until stopped, each time on a new connection, as a
-/// person arriving during the storm would; returns how long each login took.
-async fn login_probe(base: String, stop: CancellationToken) -> Vec<Result<Duration, String>> {
+/// person arriving during the storm would — from a thread and runtime of its own at normal
+/// priority, like someone on another machine, not queued behind the 5,000 clients' tasks;
+/// returns how long each login took.
+fn login_probe(
+    base: String,
+    stop: CancellationToken,
+) -> std::thread::JoinHandle<Vec<Result<Duration, String>>> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(log_in_until(base, stop))
+    })
+}
+
+async fn log_in_until(base: String, stop: CancellationToken) -> Vec<Result<Duration, String>> {
     let mut tries = Vec::new();
     let mut every = tokio::time::interval(Duration::from_millis(500));
     loop {
