@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tidings_server::{Config, account, open_store};
+use tidings_server::{Clock, Config, account, open_store};
 use tidings_store::Role;
 use tokio_util::sync::CancellationToken;
 
@@ -64,9 +64,11 @@ impl Host {
         let store = open_store(&config).map_err(CommandError::internal)?;
         let result = async {
             if !store.has_owner().map_err(CommandError::internal)? {
-                account::add_user(&store, owner, password, Role::Owner).await?;
+                let now = Clock::System.now_ms();
+                account::add_user(&store, owner, password, Role::Owner, now).await?;
             }
-            Ok::<_, CommandError>(account::create_invite(&store, None).await?)
+            let now = Clock::System.now_ms();
+            Ok::<_, CommandError>(account::create_invite(&store, None, now).await?)
         }
         .await;
         store.close().await;

@@ -694,9 +694,9 @@ async fn a_bad_token_is_refused_with_401_everywhere() {
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_token_is_refused_with_401_everywhere() {
-    let server = TestServer::start_with(|config| {
+    let server = TestServer::start_paused(|config| {
         config.session.idle_timeout = Duration::from_secs(3);
     })
     .await;

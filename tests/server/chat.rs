@@ -512,13 +512,11 @@ async fn raw_until_close(stream: &mut tokio::net::TcpStream) -> (u16, Vec<u8>) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_that_misses_heartbeats_is_closed() {
     use tokio::io::AsyncWriteExt;
-    let server = TestServer::start_with(|c| {
-        c.chat.heartbeat = std::time::Duration::from_millis(200);
-    })
-    .await;
+    let heartbeat = std::time::Duration::from_secs(3);
+    let server = TestServer::start_paused(|c| c.chat.heartbeat = heartbeat).await;
     let ana = server.user("ana").await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let request = format!(
@@ -527,12 +525,14 @@ async fn a_client_that_misses_heartbeats_is_closed() {
          Sec-WebSocket-Protocol: tidings.v1\r\nAuthorization: Bearer {}\r\n\r\n",
         server.addr, ana.token
     );
+    let connected = tokio::time::Instant::now();
     stream.write_all(request.as_bytes()).await.unwrap();
     let (code, opcodes) = raw_until_close(&mut stream).await;
     assert_eq!(code, close::HEARTBEAT_TIMEOUT);
-    // Hello (text), then the ping that went unanswered.
-    assert_eq!(opcodes.first(), Some(&0x1));
-    assert!(opcodes.contains(&0x9), "{opcodes:?}");
+    // Hello and presence (text), then a ping at each of the first two heartbeats, unanswered; at
+    // the third, silent for more than two heartbeats, the connection is closed.
+    assert_eq!(opcodes, [0x1, 0x1, 0x9, 0x9]);
+    assert_eq!(connected.elapsed(), heartbeat * 3);
     server.stop().await;
 }
 

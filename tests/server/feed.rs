@@ -1,7 +1,7 @@
 //! The SSE feed (`/api/events`): session status and locks, message alerts, resuming with
 //! `Last-Event-ID` or `?last_event_id=`, resets, the response's framing, and a server restart.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use tidings_proto::v1::{
@@ -15,13 +15,6 @@ use tidings_tests::{Client, Event, Feed, PASSWORD, TestServer, WAIT, post_messag
 const LOCK_WITHIN: Duration = Duration::from_secs(1);
 
 /// The wall clock in milliseconds since the epoch, as the server reports times.
-fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    i64::try_from(since.as_millis()).expect("time fits")
-}
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).expect("duration fits")
 }
@@ -104,9 +97,30 @@ fn assert_state_matches_deadlines(status: &SessionStatus, warning: Duration) {
     assert_eq!(status.state, expected, "{left} ms left: {status:?}");
 }
 
-#[tokio::test]
+/// The server's wall time on a paused clock, read from what it sent at a known moment: it moves
+/// with the runtime's clock only.
+struct ServerTime {
+    wall: i64,
+    at: tokio::time::Instant,
+}
+
+impl ServerTime {
+    /// The server's time is `status.now` now (nothing passes while the event travels).
+    fn of(status: &SessionStatus) -> ServerTime {
+        ServerTime {
+            wall: status.now,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.wall + millis(self.at.elapsed())
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn session_status_arrives_periodically_with_its_deadlines() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_paused(|_| {}).await;
     let ana = server.user("ana").await;
     let mut feed = ana.feed(None);
     let mut statuses = Vec::new();
@@ -130,70 +144,87 @@ async fn session_status_arrives_periodically_with_its_deadlines() {
         assert_state_matches_deadlines(status, config.expiring_warning);
     }
     for pair in statuses.windows(2) {
-        let gap = pair[1].now - pair[0].now;
-        // The interval is a floor (a tick never comes early) with generous room above it for a
-        // busy machine; a feed that ignored the setting would send every 5 s by default.
-        assert!(
-            gap >= interval * 8 / 10 && gap < interval * 5,
-            "statuses {gap} ms apart, configured every {interval} ms"
+        assert_eq!(
+            pair[1].now - pair[0].now,
+            interval,
+            "statuses arrive every feed_interval"
         );
     }
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn session_turns_expiring_near_its_end_then_locks_as_expired() {
-    let server = TestServer::start_with(|config| {
-        config.session.lifetime = Duration::from_millis(5000);
-        config.session.expiring_warning = Duration::from_millis(2500);
+    let server = TestServer::start_paused(|config| {
+        config.session.lifetime = Duration::from_secs(60);
+        config.session.expiring_warning = Duration::from_secs(15);
+        // Not a divisor of the lifetime: the lock comes from the deadline, not from a status tick.
+        config.session.feed_interval = Duration::from_secs(7);
     })
     .await;
-    let warning = server.config.session.expiring_warning;
+    let warning = millis(server.config.session.expiring_warning);
     let ana = server.user("ana").await;
     let mut feed = ana.feed(None);
     let mut states = Vec::new();
-    let lock = loop {
+    let mut clock = None;
+    let (lock, locked_at) = loop {
         let event = feed.next().await.expect("the feed ends only after a lock");
         match event.name.as_str() {
             EVENT_SESSION => {
                 let status: SessionStatus = event.json();
-                assert_state_matches_deadlines(&status, warning);
-                if states.last() != Some(&status.state) {
-                    states.push(status.state);
-                }
+                let clock = clock.get_or_insert_with(|| ServerTime::of(&status));
+                assert_eq!(status.now, clock.now(), "{status:?}");
+                let left = status.expires_at - status.now;
+                let expected = if left > warning {
+                    SessionState::Active
+                } else {
+                    SessionState::Expiring
+                };
+                assert_eq!(status.state, expected, "{left} ms left: {status:?}");
+                states.push((status.state, status.expires_at));
             }
-            EVENT_LOCK => break event.json::<Lock>(),
+            EVENT_LOCK => break (event.json::<Lock>(), clock.as_ref().map(ServerTime::now)),
             _ => panic!("unexpected {event:?}"),
         }
     };
-    assert_eq!(
-        states,
-        [SessionState::Active, SessionState::Expiring],
-        "active, then expiring within {warning:?} of the end"
-    );
+    let expires_at = states[0].1;
+    // A status every seven seconds for the minute: seven active (60 to 18 s left), two expiring
+    // (11 and 4 s left), then the lock at the very millisecond of the end.
+    let count = |state| states.iter().filter(|(s, _)| *s == state).count();
+    assert_eq!(count(SessionState::Active), 7, "{states:?}");
+    assert_eq!(count(SessionState::Expiring), 2, "{states:?}");
     assert_eq!(lock.reason, LockReason::Expired);
+    assert_eq!(
+        locked_at,
+        Some(expires_at),
+        "locked when the lifetime ended"
+    );
     ended(&mut feed).await;
     feed_refused(&ana).await;
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_idle_session_locks_its_feed_as_expired() {
-    let server = TestServer::start_with(|config| {
-        config.session.idle_timeout = Duration::from_millis(1500);
+    let server = TestServer::start_paused(|config| {
+        config.session.idle_timeout = Duration::from_secs(1800);
+        // Not a divisor of the timeout: the lock comes from the deadline, not from a status tick.
+        config.session.feed_interval = Duration::from_secs(7);
     })
     .await;
     // Only feeds use ana's session after registering: they must not count as activity.
     let ana = server.user("ana").await;
     let mut first = ana.feed(None);
     let status: SessionStatus = first.expect(EVENT_SESSION).await.json();
+    let clock = ServerTime::of(&status);
     let idle_expires_at = status.idle_expires_at;
-    // The next status comes a feed interval later, long enough that a request counting as
-    // activity would record it; opening a second feed now must not move the deadline.
-    first.expect(EVENT_SESSION).await;
+    // A quarter of an hour later — far past the point where a request counting as activity would
+    // record it — opening a second feed must not move the deadline.
+    tokio::time::advance(Duration::from_secs(900)).await;
     let mut second = ana.feed(None);
     // The SSE client connects when first read: read its opening status now.
     let status: SessionStatus = second.expect(EVENT_SESSION).await.json();
+    assert_eq!(status.now, clock.now(), "{status:?}");
     assert_eq!(status.idle_expires_at, idle_expires_at, "{status:?}");
     for feed in [&mut first, &mut second] {
         let lock = loop {
@@ -201,8 +232,9 @@ async fn an_idle_session_locks_its_feed_as_expired() {
             match event.name.as_str() {
                 EVENT_SESSION => {
                     let status: SessionStatus = event.json();
-                    // Within the (default, ten-minute) warning of the idle deadline throughout.
-                    assert_eq!(status.state, SessionState::Expiring, "{status:?}");
+                    // Within the (default, ten-minute) warning of the idle deadline or not, as
+                    // the deadline says; never moved by the feeds.
+                    assert_state_matches_deadlines(&status, server.config.session.expiring_warning);
                     assert_eq!(
                         status.idle_expires_at, idle_expires_at,
                         "feeds do not move the idle deadline: {status:?}"
@@ -212,35 +244,36 @@ async fn an_idle_session_locks_its_feed_as_expired() {
                 _ => panic!("unexpected {event:?}"),
             }
         };
-        let locked_at = now_ms();
         assert_eq!(lock.reason, LockReason::Expired);
-        assert!(
-            locked_at >= idle_expires_at,
-            "locked at {locked_at}, before the idle deadline {idle_expires_at}"
-        );
+        assert_eq!(clock.now(), idle_expires_at, "locked at the idle deadline");
         ended(feed).await;
     }
     feed_refused(&ana).await;
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_session_closes_its_chat_as_expired_not_revoked() {
-    let server = TestServer::start_with(|config| {
-        config.session.lifetime = Duration::from_millis(1500);
-        config.chat.heartbeat = Duration::from_millis(200);
+    let server = TestServer::start_paused(|config| {
+        config.session.lifetime = Duration::from_secs(5);
+        config.chat.heartbeat = Duration::from_secs(1);
     })
     .await;
     let ana = server.user("ana").await;
     let sessions: Vec<tidings_proto::v1::SessionInfo> = ana.get("/api/sessions").await;
     let expires_at = sessions[0].expires_at;
+    let mut feed = ana.feed(None);
+    let clock = ServerTime::of(&feed.expect(EVENT_SESSION).await.json());
     let mut chat = ana.chat().await;
     let closed = chat.closed().await;
     assert_eq!(closed.code, close::SESSION_EXPIRED, "{closed:?}");
     assert_eq!(closed.reason, "session expired");
+    // The chat channel checks the session at each heartbeat: closed at the first one past the end.
+    let closed_at = clock.now();
+    let heartbeat = millis(server.config.chat.heartbeat);
     assert!(
-        now_ms() >= expires_at,
-        "closed only once the session's lifetime was over"
+        (expires_at..expires_at + heartbeat).contains(&closed_at),
+        "closed at {closed_at}, the session ended at {expires_at}"
     );
     server.stop().await;
 }
@@ -695,22 +728,22 @@ async fn the_response_is_an_unbuffered_event_stream_opening_with_retry() {
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keepalive_comments_arrive_on_an_idle_stream() {
-    let server =
-        TestServer::start_with(|config| config.feed.keepalive = Duration::from_millis(200)).await;
+    let keepalive = Duration::from_secs(3);
+    let server = TestServer::start_paused(|config| config.feed.keepalive = keepalive).await;
     let ana = server.user("ana").await;
     let mut raw = RawFeed::open(&ana, "").await;
-    let started = Instant::now();
-    // Three comments: the default keepalive (15 s) would send none within the wait.
-    let mut comments = 0;
-    while comments < 3 {
+    let opened = tokio::time::Instant::now();
+    // A comment every keepalive, to the millisecond.
+    let mut comments = Vec::new();
+    while comments.len() < 3 {
         let line = raw.line().await.expect("the feed is still open");
         if line.starts_with(':') {
-            comments += 1;
+            comments.push(opened.elapsed());
         }
     }
-    assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
+    assert_eq!(comments, [keepalive, keepalive * 2, keepalive * 3]);
     server.stop().await;
 }
 

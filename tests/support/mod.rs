@@ -63,6 +63,18 @@ impl TestServer {
         TestServer::start_with(|_| {}).await
     }
 
+    /// A server whose wall time and timers follow the runtime's clock (`testing.paused_clock`),
+    /// for tests run with `#[tokio::test(start_paused = true)]`: they pass expiries, heartbeats
+    /// and timeouts at once and exactly (a paused runtime with nothing to do jumps to its next
+    /// timer) instead of waiting for them.
+    pub async fn start_paused(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_with(|config| {
+            config.testing.paused_clock = true;
+            adjust(config);
+        })
+        .await
+    }
+
     /// A server whose test configuration `adjust` changes first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -70,7 +82,8 @@ impl TestServer {
         config.data_dir = dir.path().to_path_buf();
         adjust(&mut config);
         let store = tidings_server::open_store(&config).expect("open store");
-        tidings_server::account::add_user(&store, OWNER, PASSWORD, tidings_store::Role::Owner)
+        let now = tidings_server::Clock::System.now_ms();
+        tidings_server::account::add_user(&store, OWNER, PASSWORD, tidings_store::Role::Owner, now)
             .await
             .expect("create owner");
         store.close().await;

@@ -69,20 +69,27 @@ async fn hash(password: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || auth::hash_password(&password)).await?
 }
 
-/// Creates a user (the owner at `init`, or a member added by the host).
-pub async fn add_user(store: &Store, name: &str, password: &str, role: Role) -> ApiResult<User> {
+/// Creates a user (the owner at `init`, or a member added by the host), created at `now`.
+pub async fn add_user(
+    store: &Store,
+    name: &str,
+    password: &str,
+    role: Role,
+    now: i64,
+) -> ApiResult<User> {
     validate_name(name)?;
     validate_password(password)?;
     let hash = hash(password.to_owned()).await?;
-    Ok(store
-        .create_user(name, &hash, role, crate::now_ms())
-        .await?)
+    Ok(store.create_user(name, &hash, role, now).await?)
 }
 
 /// Creates a one-time invite code; only its hash is stored.
-pub async fn create_invite(store: &Store, by: Option<UserId>) -> ApiResult<proto::Invite> {
+pub async fn create_invite(
+    store: &Store,
+    by: Option<UserId>,
+    now: i64,
+) -> ApiResult<proto::Invite> {
     let code = auth::new_invite_code();
-    let now = crate::now_ms();
     let expires_at = now + millis(INVITE_TTL);
     store
         .create_invite(auth::invite_hash(&code), by, now, Some(expires_at))
@@ -96,7 +103,7 @@ pub async fn create_invite(store: &Store, by: Option<UserId>) -> ApiResult<proto
 /// Starts a session and answers with its token, also as an HttpOnly cookie for browsers.
 async fn start_session(state: &AppState, user: User, device: String) -> ApiResult<Response> {
     let token = auth::new_token();
-    let now = crate::now_ms();
+    let now = state.now_ms();
     let expires_at = now + millis(state.config.session.lifetime);
     let session = state
         .store
@@ -176,7 +183,7 @@ pub async fn register(
             auth::invite_hash(&req.invite),
             &req.name,
             &hash,
-            crate::now_ms(),
+            state.now_ms(),
         )
         .await?;
     tracing::info!(user = %user.name, "registered with an invite");
@@ -200,7 +207,7 @@ pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<
 async fn end_session(state: &AppState, user: UserId, session: SessionId) -> ApiResult<bool> {
     let revoked = state
         .store
-        .revoke_session(user, session, crate::now_ms())
+        .revoke_session(user, session, state.now_ms())
         .await?;
     if revoked {
         state.hub.lock_session(user, session, LockReason::Revoked);
@@ -245,7 +252,7 @@ pub async fn sessions(
 ) -> ApiResult<axum::Json<Vec<SessionInfo>>> {
     let user = authed.user.id;
     let sessions = state.read(move |store| store.sessions_of(user)).await?;
-    let now = crate::now_ms();
+    let now = state.now_ms();
     let live = sessions
         .iter()
         .filter(|s| {
@@ -293,7 +300,7 @@ pub async fn revoke_others(
     let user = authed.user.id;
     let revoked = state
         .store
-        .revoke_other_sessions(user, authed.session.id, crate::now_ms())
+        .revoke_other_sessions(user, authed.session.id, state.now_ms())
         .await?;
     for session in &revoked {
         state.hub.lock_session(user, *session, LockReason::Revoked);
@@ -319,7 +326,7 @@ pub async fn invite(
             "only the server's owner can invite",
         ));
     }
-    let invite = create_invite(&state.store, Some(authed.user.id)).await?;
+    let invite = create_invite(&state.store, Some(authed.user.id), state.now_ms()).await?;
     Ok((StatusCode::CREATED, axum::Json(invite)))
 }
 

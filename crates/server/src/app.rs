@@ -21,6 +21,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -32,6 +33,8 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub config: Config,
+    /// Wall time, for everything the server stamps or derives a deadline from.
+    pub clock: Clock,
     pub store: Store,
     pub hub: Arc<Hub>,
     /// Per-user send rate.
@@ -65,6 +68,11 @@ impl AppState {
             sends: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             connections,
             connecting: Arc::new(Semaphore::new(config.limits.max_connecting.max(1))),
+            clock: if config.testing.paused_clock {
+                Clock::runtime()
+            } else {
+                Clock::System
+            },
             config,
             store,
             hub,
@@ -72,6 +80,11 @@ impl AppState {
             drain_over: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }))
+    }
+
+    /// Milliseconds since the Unix epoch, from the server's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Runs a store read on the blocking pool: SQLite calls block, and must not stall the

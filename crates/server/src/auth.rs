@@ -204,7 +204,7 @@ pub async fn authenticate(
         })
         .await?;
     let (user, session) = found.ok_or_else(ApiError::unauthorized)?;
-    let now = crate::now_ms();
+    let now = state.now_ms();
     let status = session_status(&session, now, &state.config.session);
     if matches!(status.state, SessionState::Expired | SessionState::Revoked) {
         return Err(ApiError::unauthorized());
@@ -219,7 +219,7 @@ pub async fn authenticate(
 /// Records activity on `session` unless it was recorded moments ago; the write happens in the
 /// background and `session.last_seen_at` is updated in place.
 pub fn touch(state: &AppState, session: &mut Session) {
-    let now = crate::now_ms();
+    let now = state.now_ms();
     if now - session.last_seen_at < touch_every(&state.config.session) {
         return;
     }

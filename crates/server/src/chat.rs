@@ -333,7 +333,7 @@ impl Connection {
         let id = self.authed.session.id;
         if let Ok(Some(session)) = self.state.read(move |store| store.session(id)).await {
             let status =
-                auth::session_status(&session, crate::now_ms(), &self.state.config.session);
+                auth::session_status(&session, self.state.now_ms(), &self.state.config.session);
             match status.state {
                 SessionState::Expired => return Err(kick_close(Kick::Locked(LockReason::Expired))),
                 SessionState::Revoked => return Err(kick_close(Kick::Locked(LockReason::Revoked))),

@@ -38,6 +38,10 @@ pub struct TestingConfig {
     /// Serve `/api/test/echo`: a WebSocket echo with the chat channel's exact configuration, for
     /// protocol conformance suites. Unauthenticated.
     pub websocket_echo: bool,
+    /// Take wall time from the async runtime's clock ([`crate::Clock::Runtime`]) and wait for
+    /// store writes where the runtime sees them, so tests can pause tokio's clock and advance it
+    /// past expiries, heartbeats and timeouts instead of waiting for them.
+    pub paused_clock: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -290,7 +290,7 @@ impl Feed {
             }
         };
         let status: SessionStatus =
-            auth::session_status(&session, crate::now_ms(), &self.state.config.session);
+            auth::session_status(&session, self.state.now_ms(), &self.state.config.session);
         self.session = session;
         match status.state {
             SessionState::Expired => Some(self.lock(LockReason::Expired)),

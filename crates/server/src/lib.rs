@@ -4,7 +4,7 @@
 //! [`run`] serves on a listener until a shutdown future resolves; the headless `tidings-server`
 //! binary and the desktop app's local server mode both call it. Module map:
 //!
-//! - [`config`]: the typed configuration (file, environment, flags).
+//! - [`config`]: the typed configuration (file, environment, flags); [`Clock`]: wall time.
 //! - `app`: shared state and routes; `auth`: tokens, passwords, the request extractor;
 //!   `account`, `room`, `message`: the HTTP handlers and the one send path;
 //!   `chat`: the WebSocket channel; `feed`: the SSE feed; `direct`: the listener, which serves
@@ -15,6 +15,7 @@ pub mod account;
 mod app;
 mod auth;
 mod chat;
+mod clock;
 pub mod config;
 mod direct;
 mod error;
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+pub use clock::Clock;
 pub use config::Config;
 pub use error::ApiError;
 use tidings_store::{Store, StoreError, StoreOptions};
@@ -93,21 +95,14 @@ pub enum ServerError {
     Store(#[from] StoreError),
 }
 
-/// Milliseconds since the Unix epoch: the one clock the server stamps with.
-pub(crate) fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// Opens (creating if needed) the data dir's database.
 pub fn open_store(config: &Config) -> Result<Store, ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    Ok(Store::open(
-        &config.database_path(),
-        StoreOptions::default(),
-    )?)
+    let options = StoreOptions {
+        paused_clock: config.testing.paused_clock,
+        ..StoreOptions::default()
+    };
+    Ok(Store::open(&config.database_path(), options)?)
 }
 
 /// Serves Tidings on `listener` until `shutdown` resolves, then shuts down gracefully: stops

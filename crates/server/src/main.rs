@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use tidings_server::config::{Config, Overrides};
-use tidings_server::{account, open_store};
+use tidings_server::{Clock, account, open_store};
 use tidings_store::Role;
 use tracing_subscriber::EnvFilter;
 
@@ -115,14 +115,21 @@ fn main() -> Result<()> {
             } => {
                 let password = password(password_stdin, &format!("password for {name}: "))?;
                 let store = open_store(&config)?;
-                let user = account::add_user(&store, &name, &password, Role::Member).await?;
+                let user = account::add_user(
+                    &store,
+                    &name,
+                    &password,
+                    Role::Member,
+                    Clock::System.now_ms(),
+                )
+                .await?;
                 store.close().await;
                 println!("added {}", user.name);
                 Ok(())
             }
             Command::Invite => {
                 let store = open_store(&config)?;
-                let invite = account::create_invite(&store, None).await?;
+                let invite = account::create_invite(&store, None, Clock::System.now_ms()).await?;
                 store.close().await;
                 println!("{}", invite.code);
                 Ok(())
@@ -161,7 +168,8 @@ async fn init(config: &Config, owner: &str, password: &str) -> Result<()> {
             config.data_dir.display()
         );
     }
-    let user = account::add_user(&store, owner, password, Role::Owner).await?;
+    let user =
+        account::add_user(&store, owner, password, Role::Owner, Clock::System.now_ms()).await?;
     store.close().await;
     println!(
         "created {} with owner {}",
@@ -177,8 +185,15 @@ async fn serve(config: Config) -> Result<()> {
     let store = open_store(&config)?;
     if !store.has_owner()? {
         let password = tidings_server::account::generated_password();
-        account::add_user(&store, "owner", &password, Role::Owner).await?;
-        let invite = account::create_invite(&store, None).await?;
+        account::add_user(
+            &store,
+            "owner",
+            &password,
+            Role::Owner,
+            Clock::System.now_ms(),
+        )
+        .await?;
+        let invite = account::create_invite(&store, None, Clock::System.now_ms()).await?;
         println!("New Tidings server in {}.", config.data_dir.display());
         println!("  Log in as:   owner");
         println!("  Password:    {password}   (shown once; keep it)");

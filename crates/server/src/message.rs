@@ -101,7 +101,7 @@ pub async fn queue(
         author_id: author.id,
         client_id,
         body,
-        sent_at: crate::now_ms(),
+        sent_at: state.now_ms(),
     };
     // Fan-out runs on the store's writer thread right after the commit, in commit order. The
     // store checks, in the same transaction, that the room exists and the author is in it.

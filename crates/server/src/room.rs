@@ -62,7 +62,7 @@ pub async fn create(
     let name = req.name.trim().trim_start_matches('#');
     validate_name(name)?;
     let user = authed.user.id;
-    let room = state.store.create_room(name, user, crate::now_ms()).await?;
+    let room = state.store.create_room(name, user, state.now_ms()).await?;
     state.hub.joined(room.id, user);
     let summary = summary(&state, room.id, user).await?;
     Ok((StatusCode::CREATED, axum::Json(summary)))
@@ -98,7 +98,7 @@ pub async fn open_dm(
     }
     let (room, created) = state
         .store
-        .open_dm(authed.user.id, peer.id, crate::now_ms())
+        .open_dm(authed.user.id, peer.id, state.now_ms())
         .await?;
     state.hub.joined(room.id, authed.user.id);
     state.hub.joined(room.id, peer.id);
@@ -131,7 +131,7 @@ pub async fn join(
     // Join the live fan-out first, so no message committed after the join is missed; if the join
     // fails, undo it.
     state.hub.joined(room, user);
-    match state.store.join_room(room, user, crate::now_ms()).await {
+    match state.store.join_room(room, user, state.now_ms()).await {
         Ok(_) => {
             state.hub.introduce(room, user);
             Ok(axum::Json(summary(&state, room, user).await?))

@@ -92,6 +92,11 @@ pub struct StoreOptions {
     pub read_connections: usize,
     /// The most writes committed in one transaction.
     pub max_batch: usize,
+    /// For tests on a paused tokio clock: a write is waited for on the runtime's blocking pool,
+    /// so the runtime counts it as work in flight and does not jump its paused clock ahead while
+    /// the writer thread commits it (a paused runtime with nothing to do advances to its next
+    /// timer). Costs a blocking thread per write in flight; off otherwise.
+    pub paused_clock: bool,
 }
 
 impl Default for StoreOptions {
@@ -99,6 +104,7 @@ impl Default for StoreOptions {
         StoreOptions {
             read_connections: 4,
             max_batch: 512,
+            paused_clock: false,
         }
     }
 }
@@ -129,7 +135,7 @@ impl Store {
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let mut conn = writer::open_connection(path)?;
         schema::migrate(&mut conn)?;
-        let writer = Writer::spawn(conn, path, options.max_batch)?;
+        let writer = Writer::spawn(conn, path, &options)?;
         let pool = Pool::new(path, options.read_connections);
         Ok(Store {
             inner: Arc::new(Inner { writer, pool }),

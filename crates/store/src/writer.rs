@@ -103,7 +103,16 @@ where
 /// A write in the writer's queue; resolves to its result once its transaction has committed.
 #[derive(Debug)]
 pub struct Queued<T> {
-    answer: oneshot::Receiver<Result<T, StoreError>>,
+    answer: Answer<T>,
+}
+
+/// Where a queued write's result comes from.
+#[derive(Debug)]
+enum Answer<T> {
+    /// Straight from the writer thread.
+    Direct(oneshot::Receiver<Result<T, StoreError>>),
+    /// From a blocking-pool task waiting for the writer thread (`StoreOptions::paused_clock`).
+    Blocking(tokio::task::JoinHandle<Result<T, StoreError>>),
 }
 
 impl<T> std::future::Future for Queued<T> {
@@ -113,9 +122,14 @@ impl<T> std::future::Future for Queued<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.answer)
-            .poll(cx)
-            .map(|answer| answer.unwrap_or(Err(StoreError::WriterGone)))
+        match &mut self.answer {
+            Answer::Direct(answer) => std::pin::Pin::new(answer)
+                .poll(cx)
+                .map(|answer| answer.unwrap_or(Err(StoreError::WriterGone))),
+            Answer::Blocking(answer) => std::pin::Pin::new(answer)
+                .poll(cx)
+                .map(|answer| answer.unwrap_or(Err(StoreError::WriterGone))),
+        }
     }
 }
 
@@ -126,6 +140,8 @@ pub(crate) struct Writer {
     /// Becomes `true` when the thread has finished.
     stopped: watch::Receiver<bool>,
     commits: Arc<AtomicU64>,
+    /// `StoreOptions::paused_clock`.
+    paused_clock: bool,
 }
 
 impl Writer {
@@ -134,8 +150,9 @@ impl Writer {
     pub(crate) fn spawn(
         conn: Connection,
         path: &Path,
-        max_batch: usize,
+        options: &crate::StoreOptions,
     ) -> Result<Writer, StoreError> {
+        let max_batch = options.max_batch;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpoints = open_connection(path)?;
         let (nudge, nudged) = std::sync::mpsc::sync_channel(1);
@@ -158,6 +175,7 @@ impl Writer {
             sender: Mutex::new(Some(sender)),
             stopped,
             commits,
+            paused_clock: options.paused_clock,
         })
     }
 
@@ -205,6 +223,15 @@ impl Writer {
             reply,
         });
         sender.send(job).await.map_err(|_| StoreError::WriterGone)?;
+        let answer = if self.paused_clock {
+            Answer::Blocking(tokio::task::spawn_blocking(move || {
+                answer
+                    .blocking_recv()
+                    .unwrap_or(Err(StoreError::WriterGone))
+            }))
+        } else {
+            Answer::Direct(answer)
+        };
         Ok(Queued { answer })
     }
 
@@ -218,7 +245,15 @@ impl Writer {
         );
         let mut stopped = self.stopped.clone();
         // An error means the thread is gone, which is what is being waited for.
-        let _ = stopped.wait_for(|stopped| *stopped).await;
+        if self.paused_clock {
+            // Waited for on the blocking pool, as writes are (`StoreOptions::paused_clock`).
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = tokio::runtime::Handle::current().block_on(stopped.wait_for(|s| *s));
+            })
+            .await;
+        } else {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
     }
 
     /// How many transactions the writer has committed.
