@@ -1,8 +1,10 @@
 //! The WebSocket chat channel (`/api/ws`, subprotocol `tidings.v1`).
 //!
-//! One task per connection, looping over: frames from the client, the connection's fan-out
-//! queue, requests in flight (sends waiting for their commit, history reads), the heartbeat, a
-//! kick from the hub and server shutdown. Requests run concurrently inside the task — a burst of
+//! One task per connection, looping over: frames from the client, the connection's subscription
+//! (live events from the hub, the lock when the session ends; see [`crate::delivery`]), requests
+//! in flight (sends waiting for their commit, history reads), the heartbeat and server shutdown.
+//! A `sync` is answered from the subscription's replay, in line, so it and the live events keep
+//! their order. Requests run concurrently inside the task — a burst of
 //! sends shares one group commit instead of waiting for each other — with a cap on how many are
 //! in flight, after which the task stops reading (backpressure instead of memory).
 //!
@@ -19,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tidings_proto::v1::{
-    ClientFrame, ErrorBody, ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, SessionState,
-    close, decode_client_frame,
+    ClientFrame, ErrorBody, ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, close,
+    decode_client_frame,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
@@ -28,8 +30,9 @@ use tracing::Instrument;
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed};
+use crate::delivery::{self, Event, Live, Subscription, Wants};
 use crate::error::ApiError;
-use crate::hub::{ChatOut, Kick};
+use crate::hub::Kick;
 use crate::{message, wire};
 
 /// Requests of one connection allowed in flight before it stops reading.
@@ -166,9 +169,6 @@ struct Connection {
     socket: WebSocket,
     state: AppState,
     authed: Authed,
-    /// The highest message id sent as a `message` frame; queued ones at or below it were
-    /// already sent by a `sync` answer.
-    high_water: i64,
     last_heard: Instant,
 }
 
@@ -178,7 +178,6 @@ impl Connection {
             socket,
             state,
             authed,
-            high_water: 0,
             last_heard: Instant::now(),
         }
     }
@@ -187,10 +186,19 @@ impl Connection {
     /// already gone. `turn` is given back once the hello is sent.
     async fn run(&mut self, turn: Turn) -> Option<Closing> {
         let state = self.state.clone();
-        let user = wire::user_ref(&self.authed.user);
-        // Register before reading anything for the hello, so nothing committed from here on is
+        // Subscribe before reading anything for the hello, so nothing committed from here on is
         // missed: it is either in the hello's counts and a later sync, or in the queue.
-        let (registration, mut queue) = state.hub.register_chat(&user, self.authed.session.id);
+        let wants = Wants {
+            signals: true,
+            presence: true,
+            status_every: None,
+        };
+        let mut subscription = Subscription::open(
+            &state,
+            &self.authed.user,
+            self.authed.session.clone(),
+            wants,
+        );
         // The rare paths are boxed: an idle connection's task then only holds the small state
         // of its select loop, not the largest future any of its branches could need.
         let hello = match Box::pin(hello(&state, &self.authed)).await {
@@ -211,26 +219,30 @@ impl Connection {
         let mut ticks = interval_at(Instant::now() + heartbeat, heartbeat);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
-        let kicked = registration.kick.kicked();
-        let shutdown = state.shutdown.cancelled();
-        tokio::pin!(kicked, shutdown);
         let closing = loop {
             tokio::select! {
-                kick = &mut kicked => break kick_close(kick),
-                _ = &mut shutdown => {
-                    // Let in-flight sends commit and be acked before saying goodbye.
-                    while let Some(reply) = pending.next().await {
-                        if let Some(frame) = reply {
-                            let _ = Box::pin(self.send(&frame)).await;
+                event = subscription.next() => match event {
+                    Some(Event::Live(live)) => {
+                        let written = self.write_queued(live, &mut subscription);
+                        if let Err(closing) = Box::pin(written).await {
+                            break closing;
                         }
                     }
-                    break Closing { code: close::GOING_AWAY, reason: "server shutting down" };
-                }
-                Some(out) = queue.recv() => {
-                    if let Err(closing) = Box::pin(self.write_queued(out, &mut queue)).await {
-                        break closing;
+                    // The chat shows no status; it ends with the session.
+                    Some(Event::Status(_)) => {}
+                    Some(Event::Lock(reason)) => break kick_close(Kick::Locked(reason)),
+                    Some(Event::Lagging) => break kick_close(Kick::Lagging),
+                    None => {
+                        // Shutting down: let in-flight sends commit and be acked before saying
+                        // goodbye.
+                        while let Some(reply) = pending.next().await {
+                            if let Some(frame) = reply {
+                                let _ = Box::pin(self.send(&frame)).await;
+                            }
+                        }
+                        break Closing { code: close::GOING_AWAY, reason: "server shutting down" };
                     }
-                }
+                },
                 Some(reply) = pending.next(), if !pending.is_empty() => {
                     if let Some(frame) = reply
                         && Box::pin(self.send(&frame)).await.is_err()
@@ -239,13 +251,14 @@ impl Connection {
                     }
                 }
                 incoming = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
-                    match Box::pin(self.on_incoming(incoming, &mut pending)).await {
+                    let handled = self.on_incoming(incoming, &mut pending, &mut subscription);
+                    match Box::pin(handled).await {
                         Ok(()) => {}
                         Err(closing) => break closing,
                     }
                 }
                 _ = ticks.tick() => {
-                    if let Err(closing) = Box::pin(self.on_heartbeat()).await {
+                    if let Err(closing) = Box::pin(self.on_heartbeat(&mut subscription)).await {
                         break closing;
                     }
                 }
@@ -259,7 +272,7 @@ impl Connection {
 
     /// Sends one frame now.
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), Closing> {
-        let text = crate::hub::encode(frame);
+        let text = delivery::encode(frame);
         self.write(WsMessage::Text(text)).await?;
         self.flush().await
     }
@@ -294,34 +307,26 @@ impl Connection {
     /// Writes `first` and whatever else is already queued, then flushes once.
     async fn write_queued(
         &mut self,
-        first: Arc<ChatOut>,
-        queue: &mut tokio::sync::mpsc::Receiver<Arc<ChatOut>>,
+        first: Arc<Live>,
+        subscription: &mut Subscription,
     ) -> Result<(), Closing> {
         let mut next = Some(first);
         let mut written = 0;
-        while let Some(out) = next.take() {
-            // A message a `sync` answer already sent is skipped.
-            let fresh = match out.id {
-                Some(id) if id <= self.high_water => false,
-                Some(id) => {
-                    self.high_water = id;
-                    true
-                }
-                None => true,
+        while let Some(live) = next.take() {
+            let text = match &*live {
+                Live::Message(published) => published.frame.clone(),
+                Live::Signal(frame) => frame.clone(),
             };
-            let text = fresh.then(|| out.frame.clone());
-            if let Some(text) = text {
-                self.write(WsMessage::Text(text)).await?;
-                written += 1;
-            }
+            self.write(WsMessage::Text(text)).await?;
+            written += 1;
             if written < WRITE_BATCH {
-                next = queue.try_recv().ok();
+                next = subscription.try_next();
             }
         }
         self.flush().await
     }
 
-    async fn on_heartbeat(&mut self) -> Result<(), Closing> {
+    async fn on_heartbeat(&mut self, subscription: &mut Subscription) -> Result<(), Closing> {
         let heartbeat = self.state.config.chat.heartbeat;
         if self.last_heard.elapsed() > heartbeat * 2 {
             return Err(Closing {
@@ -329,16 +334,10 @@ impl Connection {
                 reason: "no pong within two heartbeats",
             });
         }
-        // The session may have run out while the user was quiet.
-        let id = self.authed.session.id;
-        if let Ok(Some(session)) = self.state.read(move |store| store.session(id)).await {
-            let status =
-                auth::session_status(&session, self.state.now_ms(), &self.state.config.session);
-            match status.state {
-                SessionState::Expired => return Err(kick_close(Kick::Locked(LockReason::Expired))),
-                SessionState::Revoked => return Err(kick_close(Kick::Locked(LockReason::Revoked))),
-                SessionState::Active | SessionState::Expiring => {}
-            }
+        // The session is watched by the subscription (its deadline, the hub's push on a
+        // revocation); a look at the store now and then also catches what neither could see.
+        if let Event::Lock(reason) = subscription.status().await {
+            return Err(kick_close(Kick::Locked(reason)));
         }
         self.write(WsMessage::Ping(Default::default())).await?;
         self.flush().await
@@ -348,6 +347,7 @@ impl Connection {
         &mut self,
         incoming: Option<Result<WsMessage, axum::Error>>,
         pending: &mut FuturesUnordered<Pending>,
+        subscription: &mut Subscription,
     ) -> Result<(), Closing> {
         let message = match incoming {
             None => return Err(gone()),
@@ -356,7 +356,7 @@ impl Connection {
         };
         self.last_heard = Instant::now();
         match message {
-            WsMessage::Text(text) => self.on_frame(text, pending).await,
+            WsMessage::Text(text) => self.on_frame(text, pending, subscription).await,
             WsMessage::Binary(_) => Err(Closing {
                 code: close::UNSUPPORTED_DATA,
                 reason: "binary frames are not part of tidings.v1; send JSON text",
@@ -370,6 +370,7 @@ impl Connection {
         &mut self,
         text: Utf8Bytes,
         pending: &mut FuturesUnordered<Pending>,
+        subscription: &mut Subscription,
     ) -> Result<(), Closing> {
         let frame = match decode_client_frame(text.as_str()) {
             Ok(frame) => frame,
@@ -436,48 +437,26 @@ impl Connection {
                     },
                 )
             })),
-            ClientFrame::Sync { since } => return self.sync(since).await,
+            ClientFrame::Sync { since } => return self.sync(since, subscription).await,
         }
         Ok(())
     }
 
-    /// Answers `sync` in line, so its messages and the live queue keep their order.
-    async fn sync(&mut self, since: i64) -> Result<(), Closing> {
-        let user = self.authed.user.id;
-        let rows = self
-            .state
-            .read(move |store| {
-                // The newest id first: ids are assigned in commit order, so every message up to
-                // it is committed and the page read after it sees them all. (The other order
-                // could claim an id committed between the two reads that the page lacks.)
-                let latest_id = store.latest_message_id()?;
-                let rows = store.messages_since(user, since, SYNC_PAGE + 1)?;
-                Ok((rows, latest_id))
-            })
-            .await;
-        let (mut rows, latest_id) = match rows {
-            Ok(found) => found,
+    /// Answers `sync` in line, so its messages and the live queue keep their order: a page of
+    /// the subscription's replay, then `synced`.
+    async fn sync(&mut self, since: i64, subscription: &mut Subscription) -> Result<(), Closing> {
+        let replay = match subscription.replay(since.max(0), SYNC_PAGE).await {
+            Ok(replay) => replay,
             Err(err) => return self.send(&error_frame(err, "sync", None)).await,
         };
-        let has_more = rows.len() > SYNC_PAGE as usize;
-        rows.truncate(SYNC_PAGE as usize);
-        let last = rows.last().map(|m| m.id);
-        for row in rows {
-            let frame = ServerFrame::Message(wire::message(row));
-            self.write(WsMessage::Text(crate::hub::encode(&frame)))
-                .await?;
+        for live in &replay.messages {
+            if let Live::Message(published) = &**live {
+                self.write(WsMessage::Text(published.frame.clone())).await?;
+            }
         }
-        if let Some(last) = last {
-            self.high_water = self.high_water.max(last);
-        }
-        let latest_id = match last {
-            Some(last) if has_more => last,
-            Some(last) => last.max(latest_id),
-            None => latest_id,
-        };
         self.send(&ServerFrame::Synced {
-            latest_id,
-            has_more,
+            latest_id: replay.synced_to(),
+            has_more: replay.has_more,
         })
         .await
     }

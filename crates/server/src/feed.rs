@@ -7,11 +7,12 @@
 //! commit, the session's status every `feed_interval`, a keepalive comment every `keepalive`.
 //! When the session expires or is revoked it sends `lock` and ends; the token then gets 401.
 //!
-//! The stream is a state machine polled by the HTTP body, not a task: an idle stream costs its
-//! queue and timers, nothing more.
+//! What it sends comes from the connection's [`Subscription`] (the one delivery path: replay,
+//! live events, the session's status and lock); this module only encodes it as SSE. The stream
+//! is a state machine polled by its HTTP body, not a task: an idle stream costs its queue and
+//! timers, nothing more.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,18 +22,16 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use tidings_proto::v1::{
-    EVENT_LOCK, EVENT_MESSAGE, EVENT_RESET, EVENT_SESSION, ErrorCode, Lock, LockReason,
-    MessageAlert, MessageId, Reset, SessionState, SessionStatus, UserRef, preview,
+    EVENT_LOCK, EVENT_RESET, EVENT_SESSION, ErrorCode, Lock, MessageId, Reset,
 };
-use tidings_store::Session;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Passive};
+use crate::delivery::{Event, Live, Subscription, Wants};
 use crate::error::{ApiError, Query};
-use crate::hub::{FeedOut, Kick, Registration};
-use crate::{sse, wire};
+use crate::sse;
 
 /// Queued events written as one chunk.
 const WRITE_BATCH: usize = 64;
@@ -61,17 +60,13 @@ pub async fn events(
         err.body.retry_after_ms = Some(auth::millis(state.config.feed.retry) as u64);
         return err.into_response();
     };
-    let user = wire::user_ref(&authed.user);
-    let (registration, queue) = state.hub.register_feed(&user, authed.session.id);
-    let feed = Feed::new(
-        state,
-        authed.session,
-        registration,
-        queue,
-        permit,
-        cursor,
-        turn,
-    );
+    let wants = Wants {
+        signals: false,
+        presence: false,
+        status_every: Some(state.config.session.feed_interval),
+    };
+    let subscription = Subscription::open(&state, &authed.user, authed.session, wants);
+    let feed = Feed::new(state, subscription, permit, cursor, turn);
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), feed))
@@ -96,52 +91,35 @@ enum Phase {
 
 struct Feed {
     state: AppState,
-    session: Session,
-    registration: Registration,
-    queue: mpsc::Receiver<Arc<FeedOut>>,
+    subscription: Subscription,
     _permit: OwnedSemaphorePermit,
     /// Given back once the opening chunk is ready.
     turn: Option<Turn>,
     /// Where the client says it stopped (-1: unreadable).
     cursor: Option<MessageId>,
-    /// The highest message id sent; queued events at or below it were sent by the replay.
-    high_water: MessageId,
     phase: Phase,
-    status_ticks: Interval,
     keepalive: Interval,
-    /// Wakes the stream when the session's nearest deadline passes.
-    deadline: Pin<Box<Sleep>>,
 }
 
 impl Feed {
     fn new(
         state: AppState,
-        session: Session,
-        registration: Registration,
-        queue: mpsc::Receiver<Arc<FeedOut>>,
+        subscription: Subscription,
         permit: OwnedSemaphorePermit,
         cursor: Option<MessageId>,
         turn: Turn,
     ) -> Feed {
-        let every = state.config.session.feed_interval;
-        let mut status_ticks = interval_at(Instant::now() + every, every);
-        status_ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let alive = state.config.feed.keepalive;
         let mut keepalive = interval_at(Instant::now() + alive, alive);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Feed {
             state,
-            session,
-            registration,
-            queue,
+            subscription,
             _permit: permit,
             turn: Some(turn),
             cursor,
-            high_water: 0,
             phase: Phase::Start,
-            status_ticks,
             keepalive,
-            deadline: Box::pin(sleep_until(Instant::now())),
         }
     }
 
@@ -164,9 +142,8 @@ impl Feed {
         out.extend_from_slice(&sse::retry(
             auth::millis(self.state.config.feed.retry) as u64
         ));
-        if let Some(chunk) = self.status().await {
-            out.extend_from_slice(&chunk);
-        }
+        let status = self.subscription.status().await;
+        out.extend_from_slice(&self.encode(status));
         if matches!(self.phase, Phase::Done) {
             return out.freeze();
         }
@@ -184,24 +161,15 @@ impl Feed {
         out.freeze()
     }
 
-    /// The `message` events after `cursor`, or `reset` when the cursor is out of reach.
+    /// The `message` events after `cursor`, or `reset` when the cursor is out of reach or
+    /// further behind than the feed replays (`feed.replay_limit`): the client then reloads
+    /// history and continues from the newest message.
     async fn replay(&mut self, cursor: MessageId) -> Result<Bytes, ApiError> {
-        let user = self.session.user_id;
         let limit = self.state.config.feed.replay_limit;
-        let (rows, latest_id) = self
-            .state
-            .read(move |store| {
-                let latest = store.latest_message_id()?;
-                if cursor < 0 || cursor > latest {
-                    return Ok((Vec::new(), latest));
-                }
-                Ok((store.messages_since(user, cursor, limit + 1)?, latest))
-            })
-            .await?;
-        if cursor < 0 || cursor > latest_id || rows.len() > limit as usize {
-            // Further behind than we replay (or a cursor from another server): the client
-            // reloads history and continues from the newest message.
-            self.high_water = latest_id;
+        let replay = self.subscription.replay(cursor, limit).await?;
+        if replay.out_of_reach || replay.has_more {
+            let latest_id = replay.latest_id;
+            self.subscription.skip_to(latest_id);
             return Ok(sse::event(
                 EVENT_RESET,
                 Some(latest_id),
@@ -209,105 +177,71 @@ impl Feed {
             ));
         }
         let mut out = BytesMut::new();
-        for row in rows {
-            let alert = MessageAlert {
-                room: row.room_id,
-                id: row.id,
-                mentions_you: row.mentions.contains(&user),
-                preview: preview(&row.body),
-                sent_at: row.sent_at,
-                author: UserRef {
-                    id: row.author.id,
-                    name: row.author.name,
-                },
-            };
-            out.extend_from_slice(&sse::event(EVENT_MESSAGE, Some(alert.id), &alert));
-            self.high_water = alert.id;
+        for live in &replay.messages {
+            self.append(&mut out, live);
         }
-        self.high_water = self.high_water.max(cursor);
         Ok(out.freeze())
     }
 
     async fn live(&mut self) -> Option<Bytes> {
-        loop {
-            tokio::select! {
-                kick = self.registration.kick.kicked() => {
-                    return match kick {
-                        Kick::Locked(reason) => Some(self.lock(reason)),
-                        // The client reconnects with Last-Event-ID and is replayed what it missed.
-                        Kick::Lagging => None,
-                    };
-                }
-                _ = self.state.shutdown.cancelled() => return None,
-                Some(first) = self.queue.recv() => {
-                    if let Some(chunk) = self.drain(first) {
-                        return Some(chunk);
-                    }
-                }
-                _ = self.status_ticks.tick() => return self.status().await,
-                _ = &mut self.deadline => return self.status().await,
-                _ = self.keepalive.tick() => return Some(sse::keepalive()),
-            }
+        tokio::select! {
+            event = self.subscription.next() => match event? {
+                Event::Live(first) => Some(self.drain(first)),
+                // The client reconnects with Last-Event-ID and is replayed what it missed.
+                Event::Lagging => None,
+                event => Some(self.encode(event)),
+            },
+            _ = self.keepalive.tick() => Some(sse::keepalive()),
         }
     }
 
-    /// `first` and whatever else is queued, minus what the replay already sent.
-    fn drain(&mut self, first: Arc<FeedOut>) -> Option<Bytes> {
-        let mut fresh = Vec::new();
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            if item.id > self.high_water {
-                self.high_water = item.id;
-                fresh.push(item);
-            }
-            if fresh.len() < WRITE_BATCH {
-                next = self.queue.try_recv().ok();
-            }
-        }
-        match fresh.as_slice() {
-            [] => None,
-            // The common case at low rates: the shared bytes themselves, no copy.
-            [one] => Some(one.event.clone()),
-            many => {
-                let mut out = BytesMut::with_capacity(many.iter().map(|i| i.event.len()).sum());
-                for item in many {
-                    out.extend_from_slice(&item.event);
-                }
-                Some(out.freeze())
-            }
-        }
-    }
-
-    /// Reads the session and reports it: `session`, or `lock` when it has ended.
-    async fn status(&mut self) -> Option<Bytes> {
-        let id = self.session.id;
-        let session = match self.state.read(move |store| store.session(id)).await {
-            Ok(Some(session)) => session,
-            Ok(None) => return Some(self.lock(LockReason::Revoked)),
-            Err(err) => {
-                tracing::warn!(%err, "could not read session status");
-                return Some(sse::keepalive());
-            }
+    /// `first` and whatever else is queued, as one chunk.
+    fn drain(&mut self, first: Arc<Live>) -> Bytes {
+        // The common case at low rates: one message, its shared bytes themselves, no copy.
+        let Some(second) = self.subscription.try_next() else {
+            return match &*first {
+                Live::Message(published) => published.alert_for(self.subscription.user()).clone(),
+                Live::Signal(_) => Bytes::new(),
+            };
         };
-        let status: SessionStatus =
-            auth::session_status(&session, self.state.now_ms(), &self.state.config.session);
-        self.session = session;
-        match status.state {
-            SessionState::Expired => Some(self.lock(LockReason::Expired)),
-            SessionState::Revoked => Some(self.lock(LockReason::Revoked)),
-            SessionState::Active | SessionState::Expiring => {
-                let deadline = status.expires_at.min(status.idle_expires_at);
-                let wait = (deadline - status.now).max(0) as u64;
-                self.deadline
-                    .as_mut()
-                    .reset(Instant::now() + std::time::Duration::from_millis(wait));
-                Some(sse::event(EVENT_SESSION, None, &status))
+        let mut out = BytesMut::new();
+        self.append(&mut out, &first);
+        let mut next = Some(second);
+        let mut written = 1;
+        while let Some(live) = next.take() {
+            self.append(&mut out, &live);
+            written += 1;
+            if written < WRITE_BATCH {
+                next = self.subscription.try_next();
             }
+        }
+        out.freeze()
+    }
+
+    /// A live item's event: a message's alert (the feed takes no signals).
+    fn append(&self, out: &mut BytesMut, live: &Live) {
+        if let Live::Message(published) = live {
+            out.extend_from_slice(published.alert_for(self.subscription.user()));
         }
     }
 
-    fn lock(&mut self, reason: LockReason) -> Bytes {
-        self.phase = Phase::Done;
-        sse::event(EVENT_LOCK, None, &Lock { reason })
+    /// The event for the session's status, or the lock that ends the stream.
+    fn encode(&mut self, event: Event) -> Bytes {
+        match event {
+            Event::Status(status) => sse::event(EVENT_SESSION, None, &status),
+            Event::Lock(reason) => {
+                self.phase = Phase::Done;
+                sse::event(EVENT_LOCK, None, &Lock { reason })
+            }
+            Event::Live(live) => {
+                let mut out = BytesMut::new();
+                self.append(&mut out, &live);
+                out.freeze()
+            }
+            Event::Lagging => {
+                self.phase = Phase::Done;
+                Bytes::new()
+            }
+        }
     }
 }

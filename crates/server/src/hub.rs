@@ -1,8 +1,9 @@
 //! The live side of the server: which connections are open, which users are in which rooms, and
 //! the fan-out that gets a committed message to every one of them.
 //!
-//! Fan-out encodes once: a message becomes one WebSocket frame and two SSE events (with and
-//! without `mentions_you`), and every recipient's bounded queue gets a cheap clone of those bytes.
+//! Fan-out encodes once: a message becomes one [`Published`] (its chat frame and its two feed
+//! alerts, with and without `mentions_you`), and every recipient's bounded queue gets a pointer
+//! to it. What a connection does with its queue is the [`crate::delivery`] module's business.
 //! A queue that is full means its connection has fallen behind: the connection is kicked with
 //! [`Kick::Lagging`] (close code 4000) and resyncs from the store when it reconnects — a message
 //! is never silently dropped and a slow client never grows the server's memory.
@@ -17,15 +18,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
-use bytes::Bytes;
 use tidings_proto::v1::{
-    EVENT_MESSAGE, LockReason, Message, MessageAlert, MessageId, PresenceStatus, RoomId,
-    ServerFrame, SessionId, UserId, UserRef, preview,
+    LockReason, Message, PresenceStatus, RoomId, ServerFrame, SessionId, UserId, UserRef,
 };
 use tokio::sync::{Notify, mpsc};
 
-use crate::sse;
+use crate::delivery::{Live, Published, encode};
 
 /// Why the server is closing a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,32 +60,16 @@ impl KickSignal {
     }
 }
 
-/// What a chat connection's queue carries: one encoded frame, shared by every recipient.
-#[derive(Debug)]
-pub struct ChatOut {
-    /// Set for a `message` frame, so the connection can skip what a `sync` already sent.
-    pub id: Option<MessageId>,
-    pub frame: Utf8Bytes,
-}
-
-/// What a feed connection's queue carries: one encoded `message` event, shared likewise.
-#[derive(Debug)]
-pub struct FeedOut {
-    pub id: MessageId,
-    pub event: Bytes,
-}
-
-// Queues hold pointers, not the items: a queue allocates room for a block of items up front,
-// and that block is most of what an idle connection's queue costs.
-enum Sink {
-    Chat(mpsc::Sender<Arc<ChatOut>>),
-    Feed(mpsc::Sender<Arc<FeedOut>>),
-}
-
 struct Conn {
     id: u64,
     session: SessionId,
-    sink: Sink,
+    /// Queues hold pointers, not the items: a queue allocates room for a block of items up
+    /// front, and that block is most of what an idle connection's queue costs.
+    sink: mpsc::Sender<Arc<Live>>,
+    /// Takes presence, typing and read markers.
+    signals: bool,
+    /// Counts its user as online.
+    presence: bool,
     kick: Arc<KickSignal>,
 }
 
@@ -95,7 +77,7 @@ struct Conn {
 struct Inner {
     /// Live connections by user.
     conns: HashMap<UserId, Vec<Conn>>,
-    /// Users with at least one live chat connection.
+    /// Users with at least one live connection that counts for presence.
     online: HashMap<UserId, UserRef>,
     /// Members by room.
     rooms: HashMap<RoomId, Vec<UserId>>,
@@ -122,12 +104,12 @@ pub struct Hub {
 }
 
 /// A connection's place in the hub; dropping it takes the connection out (and, for a user's last
-/// chat connection, tells the others the user went offline).
+/// connection that counts for presence, tells the others the user went offline).
 pub struct Registration {
     hub: Arc<Hub>,
     user: UserRef,
     id: u64,
-    chat: bool,
+    presence: bool,
     pub kick: Arc<KickSignal>,
 }
 
@@ -137,7 +119,7 @@ impl Drop for Registration {
         let mut went_offline = false;
         if let Some(list) = inner.conns.get_mut(&self.user.id) {
             list.retain(|c| c.id != self.id);
-            went_offline = self.chat && !list.iter().any(|c| matches!(c.sink, Sink::Chat(_)));
+            went_offline = self.presence && !list.iter().any(|c| c.presence);
             if list.is_empty() {
                 inner.conns.remove(&self.user.id);
             }
@@ -170,56 +152,44 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a chat connection; the first one of a user announces them online.
-    pub fn register_chat(
+    /// Adds a connection of `session`; the first of a user's connections that counts for
+    /// presence announces them online. Returns its queue.
+    pub fn register(
         self: &Arc<Self>,
         user: &UserRef,
         session: SessionId,
-    ) -> (Registration, mpsc::Receiver<Arc<ChatOut>>) {
-        let (tx, rx) = mpsc::channel(self.queue);
-        let registration = self.register(user, session, Sink::Chat(tx));
-        (registration, rx)
-    }
-
-    /// Adds a feed connection.
-    pub fn register_feed(
-        self: &Arc<Self>,
-        user: &UserRef,
-        session: SessionId,
-    ) -> (Registration, mpsc::Receiver<Arc<FeedOut>>) {
-        let (tx, rx) = mpsc::channel(self.queue);
-        let registration = self.register(user, session, Sink::Feed(tx));
-        (registration, rx)
-    }
-
-    fn register(self: &Arc<Self>, user: &UserRef, session: SessionId, sink: Sink) -> Registration {
+        signals: bool,
+        presence: bool,
+    ) -> (Registration, mpsc::Receiver<Arc<Live>>) {
+        let (sink, queue) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let chat = matches!(sink, Sink::Chat(_));
         let kick = Arc::new(KickSignal::default());
         let mut inner = self.lock();
         let list = inner.conns.entry(user.id).or_default();
-        let came_online = chat && !list.iter().any(|c| matches!(c.sink, Sink::Chat(_)));
+        let came_online = presence && !list.iter().any(|c| c.presence);
         list.push(Conn {
             id,
             session,
             sink,
+            signals,
+            presence,
             kick: kick.clone(),
         });
         if came_online {
             inner.online.insert(user.id, user.clone());
             Hub::presence(&inner, user, PresenceStatus::Online);
         }
-        Registration {
+        let registration = Registration {
             hub: self.clone(),
             user: user.clone(),
             id,
-            chat,
+            presence,
             kick,
-        }
+        };
+        (registration, queue)
     }
 
-    /// Of the users who share a room with `user` (and `user`), those with at least one live
-    /// chat connection, ascending.
+    /// Of the users who share a room with `user` (and `user`), those online, ascending.
     pub fn online(&self, user: UserId) -> Vec<UserId> {
         let inner = self.lock();
         let mut users: Vec<UserId> = inner
@@ -255,7 +225,7 @@ impl Hub {
             return;
         };
         let presence = |user: &UserRef| {
-            frame_out(&ServerFrame::Presence {
+            signal(&ServerFrame::Presence {
                 user: user.clone(),
                 status: PresenceStatus::Online,
             })
@@ -283,51 +253,24 @@ impl Hub {
 
     /// Sends a committed message to every live connection of every member of its room. Called
     /// from the store's writer thread, in commit order, so each queue receives ids ascending.
-    pub fn publish_message(&self, message: &Message) {
-        let frame = Arc::new(ChatOut {
-            id: Some(message.id),
-            frame: encode(&ServerFrame::Message(message.clone())),
-        });
-        let alert = |mentions_you| {
-            let alert = MessageAlert {
-                room: message.room,
-                id: message.id,
-                author: message.author.clone(),
-                preview: preview(&message.body),
-                sent_at: message.sent_at,
-                mentions_you,
-            };
-            Arc::new(FeedOut {
-                id: message.id,
-                event: sse::event(EVENT_MESSAGE, Some(message.id), &alert),
-            })
-        };
-        let (plain, mentioned) = (alert(false), alert(true));
+    pub fn publish_message(&self, message: Message) {
+        let room = message.room;
+        let live = Arc::new(Live::Message(Published::new(message)));
         let inner = self.lock();
-        let Some(members) = inner.rooms.get(&message.room) else {
+        let Some(members) = inner.rooms.get(&room) else {
             return;
         };
         for user in members {
-            let Some(conns) = inner.conns.get(user) else {
-                continue;
-            };
-            let event = if message.mentions.contains(user) {
-                &mentioned
-            } else {
-                &plain
-            };
-            for conn in conns {
-                match &conn.sink {
-                    Sink::Chat(tx) => offer(tx, &conn.kick, frame.clone()),
-                    Sink::Feed(tx) => offer(tx, &conn.kick, event.clone()),
-                }
+            for conn in inner.conns.get(user).into_iter().flatten() {
+                offer(conn, live.clone());
             }
         }
     }
 
-    /// Sends a frame to the chat connections of a room's members, but not to `except`.
+    /// Sends a signal (presence, typing, read) to the connections of a room's members that take
+    /// signals, but not to `except`.
     pub fn to_room(&self, room: RoomId, except: Option<UserId>, frame: &ServerFrame) {
-        let bytes = frame_out(frame);
+        let bytes = signal(frame);
         let inner = self.lock();
         let Some(members) = inner.rooms.get(&room) else {
             return;
@@ -337,22 +280,22 @@ impl Hub {
         }
     }
 
-    /// Sends a frame to every chat connection of one user.
+    /// Sends a signal to every connection of one user that takes signals.
     pub fn to_user(&self, user: UserId, frame: &ServerFrame) {
-        let bytes = frame_out(frame);
+        let bytes = signal(frame);
         Hub::to_user_locked(&self.lock(), user, &bytes);
     }
 
-    fn to_user_locked(inner: &Inner, user: UserId, out: &Arc<ChatOut>) {
+    fn to_user_locked(inner: &Inner, user: UserId, out: &Arc<Live>) {
         for conn in inner.conns.get(&user).into_iter().flatten() {
-            if let Sink::Chat(tx) = &conn.sink {
-                offer(tx, &conn.kick, out.clone());
+            if conn.signals {
+                offer(conn, out.clone());
             }
         }
     }
 
     fn presence(inner: &Inner, user: &UserRef, status: PresenceStatus) {
-        let bytes = frame_out(&ServerFrame::Presence {
+        let bytes = signal(&ServerFrame::Presence {
             user: user.clone(),
             status,
         });
@@ -372,26 +315,17 @@ impl Hub {
     }
 }
 
-/// Queues `item` or, when the queue is full, kicks its connection as lagging.
-fn offer<T>(tx: &mpsc::Sender<Arc<T>>, kick: &KickSignal, item: Arc<T>) {
-    match tx.try_send(item) {
+/// Queues `item` for `conn` or, when its queue is full, kicks it as lagging.
+fn offer(conn: &Conn, item: Arc<Live>) {
+    match conn.sink.try_send(item) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => kick.kick(Kick::Lagging),
+        Err(mpsc::error::TrySendError::Full(_)) => conn.kick.kick(Kick::Lagging),
         // The connection is closing; its registration is about to be dropped.
         Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
 }
 
 /// A frame other than `message`, ready for the queues.
-fn frame_out(frame: &ServerFrame) -> Arc<ChatOut> {
-    Arc::new(ChatOut {
-        id: None,
-        frame: encode(frame),
-    })
-}
-
-/// Encodes a server frame as a WebSocket text payload.
-pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
-    // Serializing these types cannot fail: no maps with non-string keys, no fallible Serialize.
-    Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
+fn signal(frame: &ServerFrame) -> Arc<Live> {
+    Arc::new(Live::Signal(encode(frame)))
 }

@@ -7,6 +7,8 @@
 //! - [`config`]: the typed configuration (file, environment, flags); [`Clock`]: wall time.
 //! - `app`: shared state and routes; `auth`: tokens, passwords, the request extractor;
 //!   `account`, `room`, `message`: the HTTP handlers and the one send path;
+//!   `delivery`: the one delivery path every transport takes (a subscription: replay from a
+//!   cursor merged with the hub's live events, the session watched);
 //!   `chat`: the WebSocket channel; `feed`: the SSE feed; `direct`: the listener, which serves
 //!   feed connections without hyper; `hub`: live connections and fan-out;
 //!   `openapi`: the API's OpenAPI document; `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors.
@@ -17,6 +19,7 @@ mod auth;
 mod chat;
 mod clock;
 pub mod config;
+mod delivery;
 mod direct;
 mod error;
 mod feed;

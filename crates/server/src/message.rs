@@ -108,7 +108,7 @@ pub async fn queue(
     let queued = state
         .store
         .queue_message(new, move |m| {
-            hub.publish_message(&wire::message(m.clone()));
+            hub.publish_message(wire::message(m.clone()));
         })
         .await?;
     Ok(Box::pin(async move {

@@ -1,0 +1,348 @@
+//! The one delivery path: what a connection is sent, whatever transport carries it.
+//!
+//! A [`Subscription`] is a connection's place in the hub together with the rules every transport
+//! follows, kept here once instead of in each transport:
+//!
+//! - it registers with the hub *before* anything is read for the connection, so nothing
+//!   committed from then on can be missed — it is either in a replay or in the queue;
+//! - [`Subscription::replay`] reads the messages after a cursor from the store (the chat's
+//!   `sync`, the feed's `Last-Event-ID`), and [`Subscription::next`] hands out the hub's live
+//!   events; between them every message goes out at most once and in id order (`high_water`);
+//! - it watches the session: a push from the hub when it is revoked, a timer at its nearest
+//!   deadline (expiry, idle timeout), and, for transports that show it, a status every
+//!   `feed_interval` — handed out as [`Event::Status`] and [`Event::Lock`];
+//! - a full queue ends it as [`Event::Lagging`]: the client resumes from its cursor.
+//!
+//! What the hub queues is transport-neutral ([`Live`]) and encoded once for everyone: a message
+//! carries its chat frame and its two feed alerts (with and without `mentions_you`), so each
+//! transport's encoder only picks bytes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use tidings_proto::v1::{
+    EVENT_MESSAGE, LockReason, Message, MessageAlert, MessageId, ServerFrame, SessionState,
+    SessionStatus, UserId, preview,
+};
+use tidings_store::Session;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
+
+use crate::app::AppState;
+use crate::auth;
+use crate::error::ApiError;
+use crate::hub::{Kick, Registration};
+use crate::{sse, wire};
+
+/// An item of a connection's queue, shared by every recipient.
+#[derive(Debug)]
+pub enum Live {
+    /// A committed message.
+    Message(Published),
+    /// Presence, typing or a read marker: for the chat transports only.
+    Signal(Utf8Bytes),
+}
+
+/// A committed message, encoded once for every transport.
+#[derive(Debug)]
+pub struct Published {
+    id: MessageId,
+    /// Who it mentions, ascending.
+    mentions: Vec<UserId>,
+    /// The chat frame (`ServerFrame::Message`) as JSON.
+    pub frame: Utf8Bytes,
+    /// The feed's `message` event, without and with `mentions_you`.
+    alerts: [Bytes; 2],
+}
+
+impl Published {
+    pub fn new(message: Message) -> Published {
+        let alert = |mentions_you| {
+            let alert = MessageAlert {
+                room: message.room,
+                id: message.id,
+                author: message.author.clone(),
+                preview: preview(&message.body),
+                sent_at: message.sent_at,
+                mentions_you,
+            };
+            sse::event(EVENT_MESSAGE, Some(message.id), &alert)
+        };
+        let alerts = [alert(false), alert(true)];
+        let (id, mentions) = (message.id, message.mentions.clone());
+        Published {
+            id,
+            mentions,
+            frame: encode(&ServerFrame::Message(message)),
+            alerts,
+        }
+    }
+
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+
+    /// The feed event for `user`: with `mentions_you` when the message mentions them.
+    pub fn alert_for(&self, user: UserId) -> &Bytes {
+        &self.alerts[usize::from(self.mentions.contains(&user))]
+    }
+}
+
+/// Encodes a server frame as JSON: the WebSocket's text payload.
+pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    // Serializing these types cannot fail: no maps with non-string keys, no fallible Serialize.
+    Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
+}
+
+/// What a subscription hands its transport.
+#[derive(Debug)]
+pub enum Event {
+    /// A message newer than everything handed out before, or a signal.
+    Live(Arc<Live>),
+    /// The session's status (on `feed_interval`, and when a deadline passes without ending it).
+    Status(SessionStatus),
+    /// The session has ended; nothing follows.
+    Lock(LockReason),
+    /// The connection fell too far behind and must end; the client resumes from its cursor.
+    Lagging,
+}
+
+/// What a transport wants from its subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct Wants {
+    /// Presence, typing and read markers.
+    pub signals: bool,
+    /// Counts its user as online while it lasts.
+    pub presence: bool,
+    /// The session's status this often.
+    pub status_every: Option<Duration>,
+}
+
+/// The messages after a cursor, from the store.
+#[derive(Debug)]
+pub struct Replay {
+    /// Ascending; at most the limit asked for.
+    pub messages: Vec<Arc<Live>>,
+    /// The newest message id when the replay was read.
+    pub latest_id: MessageId,
+    /// More messages follow the last one.
+    pub has_more: bool,
+    /// The cursor is not one this server can resume from: negative (unreadable), or past its
+    /// newest message (another server's).
+    pub out_of_reach: bool,
+}
+
+impl Replay {
+    /// The id the client has everything up to once it has this replay: the last message's when
+    /// more follow, else the newest on the server.
+    pub fn synced_to(&self) -> MessageId {
+        let last = self.messages.last().map(|m| match &**m {
+            Live::Message(p) => p.id(),
+            Live::Signal(_) => 0,
+        });
+        match last {
+            Some(last) if self.has_more => last,
+            Some(last) => last.max(self.latest_id),
+            None => self.latest_id,
+        }
+    }
+}
+
+/// A connection's subscription: see the module documentation.
+pub struct Subscription {
+    state: AppState,
+    user: UserId,
+    session: Session,
+    registration: Registration,
+    queue: mpsc::Receiver<Arc<Live>>,
+    /// Every message up to here has been handed out (or the client has it); live messages at or
+    /// below it are skipped.
+    high_water: MessageId,
+    status_ticks: Option<Interval>,
+    /// Fires at the session's nearest deadline.
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Subscription {
+    /// Registers `session`'s connection with the hub.
+    pub fn open(
+        state: &AppState,
+        user: &tidings_store::User,
+        session: Session,
+        wants: Wants,
+    ) -> Self {
+        let (registration, queue) = state.hub.register(
+            &wire::user_ref(user),
+            session.id,
+            wants.signals,
+            wants.presence,
+        );
+        let status_ticks = wants.status_every.map(|every| {
+            let mut ticks = interval_at(Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ticks
+        });
+        let mut subscription = Subscription {
+            state: state.clone(),
+            user: user.id,
+            session,
+            registration,
+            queue,
+            high_water: 0,
+            status_ticks,
+            deadline: Box::pin(sleep_until(Instant::now())),
+        };
+        let status =
+            auth::session_status(&subscription.session, state.now_ms(), &state.config.session);
+        subscription.arm(&status);
+        subscription
+    }
+
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// Up to `limit` messages after `cursor` in the user's rooms. Everything up to the last one
+    /// (and up to `cursor`) then counts as handed out.
+    pub async fn replay(&mut self, cursor: MessageId, limit: u32) -> Result<Replay, ApiError> {
+        let user = self.user;
+        let (rows, latest_id) = self
+            .state
+            .read(move |store| {
+                // The newest id first: ids are assigned in commit order, so every message up to
+                // it is committed and the page read after it sees them all. (The other order
+                // could claim an id committed between the two reads that the page lacks.)
+                let latest = store.latest_message_id()?;
+                if cursor < 0 || cursor > latest {
+                    return Ok((Vec::new(), latest));
+                }
+                Ok((store.messages_since(user, cursor, limit + 1)?, latest))
+            })
+            .await?;
+        let out_of_reach = cursor < 0 || cursor > latest_id;
+        let has_more = rows.len() > limit as usize;
+        let messages: Vec<Arc<Live>> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|row| Arc::new(Live::Message(Published::new(wire::message(row)))))
+            .collect();
+        let last = messages.last().map_or(0, |m| match &**m {
+            Live::Message(p) => p.id(),
+            Live::Signal(_) => 0,
+        });
+        if !out_of_reach {
+            self.high_water = self.high_water.max(cursor).max(last);
+        }
+        Ok(Replay {
+            messages,
+            latest_id,
+            has_more,
+            out_of_reach,
+        })
+    }
+
+    /// Skips every message up to `latest`: the client starts over from there (the feed's
+    /// `reset`).
+    pub fn skip_to(&mut self, latest: MessageId) {
+        self.high_water = self.high_water.max(latest);
+    }
+
+    /// The next event, or `None` once the server is shutting down.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            tokio::select! {
+                kick = self.registration.kick.kicked() => {
+                    return Some(match kick {
+                        Kick::Locked(reason) => Event::Lock(reason),
+                        Kick::Lagging => Event::Lagging,
+                    });
+                }
+                _ = self.state.shutdown.cancelled() => return None,
+                Some(live) = self.queue.recv() => {
+                    if self.fresh(&live) {
+                        return Some(Event::Live(live));
+                    }
+                }
+                _ = tick(&mut self.status_ticks) => return Some(self.status().await),
+                _ = &mut self.deadline => return Some(self.status().await),
+            }
+        }
+    }
+
+    /// A live item already queued, if any (for writing a batch at once).
+    pub fn try_next(&mut self) -> Option<Arc<Live>> {
+        while let Ok(live) = self.queue.try_recv() {
+            if self.fresh(&live) {
+                return Some(live);
+            }
+        }
+        None
+    }
+
+    /// Whether `live` goes out: a message only when newer than everything handed out before.
+    fn fresh(&mut self, live: &Live) -> bool {
+        match live {
+            Live::Message(published) if published.id() <= self.high_water => false,
+            Live::Message(published) => {
+                self.high_water = published.id();
+                true
+            }
+            Live::Signal(_) => true,
+        }
+    }
+
+    /// Reads the session: its status, or the lock when it has ended.
+    pub async fn status(&mut self) -> Event {
+        let id = self.session.id;
+        let session = match self.state.read(move |store| store.session(id)).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Event::Lock(LockReason::Revoked),
+            Err(err) => {
+                tracing::warn!(%err, "could not read the session; keeping the last status");
+                let status = auth::session_status(
+                    &self.session,
+                    self.state.now_ms(),
+                    &self.state.config.session,
+                );
+                self.arm(&status);
+                return Event::Status(status);
+            }
+        };
+        self.session = session;
+        let status = auth::session_status(
+            &self.session,
+            self.state.now_ms(),
+            &self.state.config.session,
+        );
+        match status.state {
+            SessionState::Expired => Event::Lock(LockReason::Expired),
+            SessionState::Revoked => Event::Lock(LockReason::Revoked),
+            SessionState::Active | SessionState::Expiring => {
+                self.arm(&status);
+                Event::Status(status)
+            }
+        }
+    }
+
+    /// Sets the deadline timer to the session's nearest deadline.
+    fn arm(&mut self, status: &SessionStatus) {
+        let deadline = status.expires_at.min(status.idle_expires_at);
+        let wait = u64::try_from(deadline - status.now).unwrap_or(0);
+        self.deadline
+            .as_mut()
+            .reset(Instant::now() + Duration::from_millis(wait));
+    }
+}
+
+/// The next tick, or never when there are no ticks.
+async fn tick(ticks: &mut Option<Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
