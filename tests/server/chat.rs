@@ -2,7 +2,7 @@
 
 use futures_util::StreamExt;
 use tidings_proto::v1::{ClientFrame, HistoryPage, PresenceStatus, RoomState, ServerFrame, close};
-use tidings_tests::{TestServer, post_message};
+use tidings_tests::{Client, TestServer, post_message};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -297,6 +297,27 @@ async fn typing_and_presence_reach_the_others() {
         unreachable!()
     };
     assert_eq!((r, user.name.as_str()), (room, "ana"));
+    // The same over HTTP, for a client without the chat channel; someone outside the room may
+    // not.
+    let typing = |client: &Client| {
+        client
+            .request(reqwest::Method::POST, &format!("/api/rooms/{room}/typing"))
+            .send()
+    };
+    let answer = typing(&ana).await.expect("typing");
+    assert_eq!(answer.status(), reqwest::StatusCode::NO_CONTENT);
+    let ServerFrame::Typing { room: r, user } = bo_chat
+        .expect("typing over HTTP", |f| {
+            matches!(f, ServerFrame::Typing { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((r, user.name.as_str()), (room, "ana"));
+    let cy = server.user("cy").await;
+    let answer = typing(&cy).await.expect("typing");
+    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
     drop(ana_chat);
     let ServerFrame::Presence { user, status } = bo_chat
         .expect("offline", |f| {

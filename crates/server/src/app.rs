@@ -169,6 +169,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(room::join))
         .routes(routes!(room::leave))
         .routes(routes!(room::members))
+        .routes(routes!(room::typing))
         .routes(routes!(message::history, message::send))
         .routes(routes!(message::read))
         .routes(routes!(room::open_dm))

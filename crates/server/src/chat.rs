@@ -413,17 +413,10 @@ impl Connection {
                     .map(|err| error_frame(err, kind, None))
             })),
             ClientFrame::Typing { room } => pending.push(Box::pin(async move {
-                match crate::room::ensure_member(&state, room, user.id).await {
-                    Ok(()) => {
-                        let frame = ServerFrame::Typing {
-                            room,
-                            user: wire::user_ref(&user),
-                        };
-                        state.hub.to_room(room, Some(user.id), &frame);
-                        None
-                    }
-                    Err(err) => Some(error_frame(err, kind, None)),
-                }
+                crate::room::is_typing(&state, room, &user)
+                    .await
+                    .err()
+                    .map(|err| error_frame(err, kind, None))
             })),
             ClientFrame::History {
                 room,

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use tidings_proto::v1::{
-    CreateRoom, ErrorBody, ErrorCode, OpenDm, Room, RoomId, RoomState, UserRef,
+    CreateRoom, ErrorBody, ErrorCode, OpenDm, Room, RoomId, RoomState, ServerFrame, UserRef,
 };
-use tidings_store::StoreError;
+use tidings_store::{StoreError, User};
 
 use crate::account::validate_name;
 use crate::app::AppState;
@@ -187,6 +187,37 @@ pub async fn members(
     ensure_member(&state, room, authed.user.id).await?;
     let members = state.read(move |store| store.members(room)).await?;
     Ok(axum::Json(members.iter().map(wire::user_ref).collect()))
+}
+
+/// Tells the room's other members that the user is typing (nothing is stored). For clients
+/// without the chat channel; the chat's `typing` frame does the same.
+#[utoipa::path(
+    post, path = "/api/rooms/{id}/typing", tag = "rooms",
+    params(("id" = i64, Path, description = "The room's id")),
+    responses(
+        (status = NO_CONTENT, description = "The members were told"),
+        (status = FORBIDDEN, description = "Not a member of the room", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such room", body = ErrorBody),
+    ),
+)]
+pub async fn typing(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(room): Path<RoomId>,
+) -> ApiResult<StatusCode> {
+    is_typing(&state, room, &authed.user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tells `room`'s other members that `user` is typing in it, if `user` is a member.
+pub async fn is_typing(state: &AppState, room: RoomId, user: &User) -> ApiResult<()> {
+    ensure_member(state, room, user.id).await?;
+    let frame = ServerFrame::Typing {
+        room,
+        user: wire::user_ref(user),
+    };
+    state.hub.to_room(room, Some(user.id), &frame);
+    Ok(())
 }
 
 /// Fails with `unknown_room` or `not_member` unless `user` is a member of `room`.
