@@ -30,6 +30,7 @@ use tidings_proto::v1::{
 use tidings_store::Session;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::app::AppState;
 use crate::auth;
@@ -164,6 +165,9 @@ pub struct Subscription {
     status_ticks: Option<Interval>,
     /// Fires at the session's nearest deadline.
     deadline: Pin<Box<Sleep>>,
+    /// The server's shutdown, waited for by one future for the subscription's life: made anew
+    /// for each event, every subscription would take the shared token's lock twice per event.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Subscription {
@@ -194,6 +198,7 @@ impl Subscription {
             high_water: 0,
             status_ticks,
             deadline: Box::pin(sleep_until(Instant::now())),
+            shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
         };
         let status =
             auth::session_status(&subscription.session, state.now_ms(), &state.config.session);
@@ -260,7 +265,7 @@ impl Subscription {
                         Kick::Lagging => Event::Lagging,
                     });
                 }
-                _ = self.state.shutdown.cancelled() => return None,
+                _ = &mut self.shutdown => return None,
                 Some(live) = self.queue.recv() => {
                     if self.fresh(&live) {
                         return Some(Event::Live(live));
