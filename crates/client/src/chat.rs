@@ -1,6 +1,10 @@
-//! The chat channel, client side: one supervisor task per live session that keeps a WebSocket
+//! The chat channel, client side: one supervisor task per live session that keeps a transport
 //! open to the server, reconnecting with backoff, and after every (re)connect syncs from the last
 //! message id in the cache and sends the outbox.
+//!
+//! A [`Transport`] only carries frames: it sends `ClientFrame`s, hands over the `ServerFrame`s it
+//! receives, and says how it ended. Decoding what the frames mean, the cursor, the outbox and the
+//! events the UI hears are this module's one loop, whatever the transport (the WebSocket today).
 //!
 //! Guarantees: an outbox message stays in the outbox until the server acks it (so it survives
 //! any disconnect or restart) and carries its client id on every attempt (so the server stores it
@@ -15,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use tidings_proto::v1::{ClientFrame, ErrorCode, Hello, SUBPROTOCOL, ServerFrame, close};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
@@ -28,6 +32,65 @@ use crate::client::{Command, Inner, now_ms};
 use crate::event::{ClientEvent, ConnectionState, LockCause};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A way of carrying the chat channel.
+trait Transport: Send {
+    /// Sends one frame.
+    fn send(&mut self, frame: &ClientFrame) -> impl Future<Output = Result<(), Ended>> + Send;
+    /// The next frame from the server; how the transport ended when it has. Frames this client
+    /// does not know (from a newer server) are skipped, never an end.
+    fn recv(&mut self) -> impl Future<Output = Result<ServerFrame, Ended>> + Send;
+}
+
+/// The WebSocket transport (`/api/ws`, subprotocol `tidings.v1`).
+struct WebSocketTransport {
+    socket: Socket,
+    /// The server pings this often; two silent intervals mean the connection is dead.
+    heartbeat: Duration,
+    /// When anything (pings included) was last heard.
+    last_heard: Instant,
+}
+
+impl Transport for WebSocketTransport {
+    async fn send(&mut self, frame: &ClientFrame) -> Result<(), Ended> {
+        let text = serde_json::to_string(frame).map_err(|_| Ended::Retry)?;
+        self.socket
+            .send(WsMessage::text(text))
+            .await
+            .map_err(|_| Ended::Retry)
+    }
+
+    async fn recv(&mut self) -> Result<ServerFrame, Ended> {
+        loop {
+            let silent_until = self.last_heard + self.heartbeat * 2;
+            let Ok(incoming) = timeout_at(silent_until, self.socket.next()).await else {
+                tracing::debug!("chat channel silent for two heartbeats; reconnecting");
+                return Err(Ended::Retry);
+            };
+            self.last_heard = Instant::now();
+            match incoming {
+                Some(Ok(WsMessage::Text(text))) => match serde_json::from_str(text.as_str()) {
+                    Ok(frame) => return Ok(frame),
+                    Err(err) => {
+                        // A frame from a newer server: skip it rather than drop the connection.
+                        tracing::debug!(%err, "skipping a frame this client does not know");
+                    }
+                },
+                Some(Ok(WsMessage::Close(frame))) => {
+                    return Err(closed(
+                        frame.map(|f| u16::from(f.code)).unwrap_or(close::NORMAL),
+                    ));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => {
+                    tracing::debug!(%err, "chat channel failed");
+                    return Err(Ended::Retry);
+                }
+                None => return Err(Ended::Retry),
+            }
+        }
+    }
+}
 
 /// How long the handshake and the hello may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,7 +152,9 @@ fn chat_url(api: &Api) -> String {
     format!("{rest}/api/ws")
 }
 
-async fn connect(api: &Api, token: &str) -> Result<Socket, Ended> {
+/// Opens the WebSocket transport. Until the hello says otherwise, the connection counts as dead
+/// after `CONNECT_TIMEOUT` of silence.
+async fn connect(api: &Api, token: &str) -> Result<WebSocketTransport, Ended> {
     let mut request = chat_url(api)
         .into_client_request()
         .map_err(|_| Ended::Retry)?;
@@ -101,7 +166,11 @@ async fn connect(api: &Api, token: &str) -> Result<Socket, Ended> {
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Ended::Retry)?;
     headers.insert("authorization", bearer);
     match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
-        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Ok((socket, _))) => Ok(WebSocketTransport {
+            socket,
+            heartbeat: CONNECT_TIMEOUT / 2,
+            last_heard: Instant::now(),
+        }),
         Ok(Err(WsError::Http(response))) if response.status() == 401 => {
             Err(Ended::Locked(LockCause::Rejected))
         }
@@ -121,51 +190,46 @@ async fn connection(
     backoff: &mut Backoff,
     commands: &mut mpsc::Receiver<Command>,
 ) -> Ended {
-    let mut socket = match connect(api, token).await {
-        Ok(socket) => socket,
+    let mut transport = match connect(api, token).await {
+        Ok(transport) => transport,
         Err(ended) => return ended,
     };
-    let hello = match timeout(CONNECT_TIMEOUT, socket.next()).await {
-        Ok(Some(Ok(WsMessage::Text(text)))) => match serde_json::from_str(text.as_str()) {
-            Ok(ServerFrame::Hello(hello)) => hello,
-            _ => return Ended::Retry,
-        },
-        Ok(Some(Ok(WsMessage::Close(Some(frame))))) => return closed(u16::from(frame.code)),
-        _ => return Ended::Retry,
+    let hello = match transport.recv().await {
+        Ok(ServerFrame::Hello(hello)) => hello,
+        Ok(_) => return Ended::Retry,
+        Err(ended) => return ended,
     };
+    transport.heartbeat = Duration::from_millis(hello.heartbeat_ms.max(100));
+    serve(inner, transport, hello, backoff, commands).await
+}
+
+/// The one loop over a transport that has said hello: frames in, the outbox and commands out.
+async fn serve<T: Transport>(
+    inner: &Arc<Inner>,
+    transport: T,
+    hello: Hello,
+    backoff: &mut Backoff,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Ended {
     backoff.reset();
     let mut conn = Conn {
         inner: inner.clone(),
-        socket,
+        transport,
         in_flight: HashSet::new(),
         retry_at: None,
         caught_up: false,
     };
-    if let Err(ended) = conn.on_hello(hello.clone()).await {
+    if let Err(ended) = conn.on_hello(hello).await {
         return ended;
     }
     inner.set_state(ConnectionState::Online);
-    let heartbeat = Duration::from_millis(hello.heartbeat_ms.max(100));
-    let mut last_heard = Instant::now();
-    let mut liveness = tokio::time::interval(heartbeat);
     loop {
         let retry_at = conn.retry_at;
         let result = tokio::select! {
-            incoming = conn.socket.next() => {
-                last_heard = Instant::now();
-                match incoming {
-                    Some(Ok(WsMessage::Text(text))) => conn.on_text(text.as_str()).await,
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        return closed(frame.map(|f| u16::from(f.code)).unwrap_or(close::NORMAL));
-                    }
-                    Some(Ok(_)) => Ok(()),
-                    Some(Err(err)) => {
-                        tracing::debug!(%err, "chat channel failed");
-                        return Ended::Retry;
-                    }
-                    None => return Ended::Retry,
-                }
-            }
+            received = conn.transport.recv() => match received {
+                Ok(frame) => conn.on_frame(frame).await,
+                Err(ended) => return ended,
+            },
             _ = inner.outbox_wake.notified() => conn.send_outbox().await,
             _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                 conn.retry_at = None;
@@ -174,13 +238,6 @@ async fn connection(
             Some(command) = commands.recv() => match command {
                 Command::Typing(room) => conn.send(&ClientFrame::Typing { room }).await,
             },
-            _ = liveness.tick() => {
-                if last_heard.elapsed() > heartbeat * 2 {
-                    tracing::debug!("chat channel silent for two heartbeats; reconnecting");
-                    return Ended::Retry;
-                }
-                Ok(())
-            }
         };
         if let Err(ended) = result {
             return ended;
@@ -199,9 +256,9 @@ fn closed(code: u16) -> Ended {
     }
 }
 
-struct Conn {
+struct Conn<C> {
     inner: Arc<Inner>,
-    socket: Socket,
+    transport: C,
     /// Outbox entries sent on this connection and not yet answered.
     in_flight: HashSet<String>,
     /// When to resend after a rate limit or a transient refusal.
@@ -213,13 +270,9 @@ struct Conn {
     caught_up: bool,
 }
 
-impl Conn {
+impl<C: Transport> Conn<C> {
     async fn send(&mut self, frame: &ClientFrame) -> Result<(), Ended> {
-        let text = serde_json::to_string(frame).map_err(|_| Ended::Retry)?;
-        self.socket
-            .send(WsMessage::text(text))
-            .await
-            .map_err(|_| Ended::Retry)
+        self.transport.send(frame).await
     }
 
     async fn on_hello(&mut self, hello: Hello) -> Result<(), Ended> {
@@ -267,15 +320,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<(), Ended> {
-        let frame: ServerFrame = match serde_json::from_str(text) {
-            Ok(frame) => frame,
-            Err(err) => {
-                // A frame from a newer server: skip it rather than drop the connection.
-                tracing::debug!(%err, "skipping a frame this client does not know");
-                return Ok(());
-            }
-        };
+    async fn on_frame(&mut self, frame: ServerFrame) -> Result<(), Ended> {
         let me = self.inner.me().map(|u| u.id).unwrap_or_default();
         match frame {
             ServerFrame::Message(message) => {
