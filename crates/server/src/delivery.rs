@@ -47,6 +47,16 @@ pub enum Live {
     Signal(Utf8Bytes),
 }
 
+impl Live {
+    /// The message's id; `None` for a signal.
+    pub fn message_id(&self) -> Option<MessageId> {
+        match self {
+            Live::Message(published) => Some(published.id()),
+            Live::Signal(_) => None,
+        }
+    }
+}
+
 /// A committed message, encoded once for every transport.
 #[derive(Debug)]
 pub struct Published {
@@ -140,11 +150,7 @@ impl Replay {
     /// The id the client has everything up to once it has this replay: the last message's when
     /// more follow, else the newest on the server.
     pub fn synced_to(&self) -> MessageId {
-        let last = self.messages.last().map(|m| match &**m {
-            Live::Message(p) => p.id(),
-            Live::Signal(_) => 0,
-        });
-        match last {
+        match self.messages.last().and_then(|m| m.message_id()) {
             Some(last) if self.has_more => last,
             Some(last) => last.max(self.latest_id),
             None => self.latest_id,
@@ -234,10 +240,7 @@ impl Subscription {
             .take(limit as usize)
             .map(|row| Arc::new(Live::Message(Published::new(wire::message(row)))))
             .collect();
-        let last = messages.last().map_or(0, |m| match &**m {
-            Live::Message(p) => p.id(),
-            Live::Signal(_) => 0,
-        });
+        let last = messages.last().and_then(|m| m.message_id()).unwrap_or(0);
         if !out_of_reach {
             self.high_water = self.high_water.max(cursor).max(last);
         }
@@ -289,13 +292,13 @@ impl Subscription {
 
     /// Whether `live` goes out: a message only when newer than everything handed out before.
     fn fresh(&mut self, live: &Live) -> bool {
-        match live {
-            Live::Message(published) if published.id() <= self.high_water => false,
-            Live::Message(published) => {
-                self.high_water = published.id();
+        match live.message_id() {
+            Some(id) if id <= self.high_water => false,
+            Some(id) => {
+                self.high_water = id;
                 true
             }
-            Live::Signal(_) => true,
+            None => true,
         }
     }
 

@@ -233,11 +233,7 @@ impl Feed {
                 self.phase = Phase::Done;
                 sse::event(EVENT_LOCK, None, &Lock { reason })
             }
-            Event::Live(live) => {
-                let mut out = BytesMut::new();
-                self.append(&mut out, &live);
-                out.freeze()
-            }
+            Event::Live(live) => self.drain(live),
             Event::Lagging => {
                 self.phase = Phase::Done;
                 Bytes::new()
