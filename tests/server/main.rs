@@ -6,3 +6,4 @@ mod disk;
 mod feed;
 mod http1;
 mod stalled;
+mod transports;

@@ -564,18 +564,38 @@ pub fn client_options(
         notifier: Some(notes.clone()),
         backoff_base: Duration::from_millis(50),
         backoff_cap: Duration::from_millis(500),
+        ..tidings_client::ClientOptions::default()
     }
 }
 
 impl TestClient {
     /// Registers `name` on `server` and logs a client core in as them.
     pub async fn new(server: &TestServer, name: &str) -> TestClient {
+        TestClient::with_options(server, name, |_| {}).await
+    }
+
+    /// Like [`TestClient::new`], carrying the chat over `transport` only.
+    pub async fn over(
+        server: &TestServer,
+        name: &str,
+        transport: tidings_proto::v1::TransportKind,
+    ) -> TestClient {
+        TestClient::with_options(server, name, |o| o.transport = Some(transport)).await
+    }
+
+    /// Like [`TestClient::new`], with options adjusted.
+    pub async fn with_options(
+        server: &TestServer,
+        name: &str,
+        adjust: impl FnOnce(&mut tidings_client::ClientOptions),
+    ) -> TestClient {
         drop(server.user(name).await);
         let dir = tempfile::tempdir().expect("temp dir");
         let notes = std::sync::Arc::new(tidings_client::notify::RecordingNotifier::new());
-        let client =
-            tidings_client::Client::open(&dir.path().join("client.db"), client_options(&notes))
-                .expect("open client");
+        let mut options = client_options(&notes);
+        adjust(&mut options);
+        let client = tidings_client::Client::open(&dir.path().join("client.db"), options)
+            .expect("open client");
         let events = client.events();
         client
             .login(&server.url(""), name, PASSWORD)
@@ -664,13 +684,16 @@ impl TestClient {
 
     /// Waits until the client is online.
     pub async fn online(&mut self) {
-        if self.client.state() == tidings_client::ConnectionState::Online {
+        if matches!(
+            self.client.state(),
+            tidings_client::ConnectionState::Online { .. }
+        ) {
             return;
         }
         self.until("online", |e| {
             matches!(
                 e,
-                tidings_client::ClientEvent::State(tidings_client::ConnectionState::Online)
+                tidings_client::ClientEvent::State(tidings_client::ConnectionState::Online { .. })
             )
         })
         .await;

@@ -1,8 +1,19 @@
-// The connection bar: "Online", "Connecting…", "Reconnecting in N s" (counting down to the
+// The connection bar: "Online" (with the transport when it is not the WebSocket: "Online ·
+// long-polling"), "Connecting…", "Reconnecting in N s" (counting down to the
 // shell's next attempt), "Offline", or "Locked".
 
 import { h, setText } from './dom';
-import type { ConnState } from './ipc';
+import type { ConnState, TransportKind } from './ipc';
+
+/** How a transport below the WebSocket is named; the WebSocket itself goes unsaid. */
+const TRANSPORT_LABELS: Record<TransportKind, string> = {
+  web_socket: '',
+  sse: 'SSE',
+  streaming: 'streaming',
+  iframe: 'iframe streaming',
+  long_polling: 'long-polling',
+  short_polling: 'short polling',
+};
 
 export class ConnectionBar {
   readonly element: HTMLElement;
@@ -32,9 +43,11 @@ export class ConnectionBar {
     const s = this.state;
     this.element.setAttribute('data-state', s.state);
     switch (s.state) {
-      case 'online':
-        setText(this.label, 'Online');
+      case 'online': {
+        const over = s.transport ? TRANSPORT_LABELS[s.transport] : '';
+        setText(this.label, over ? `Online · ${over}` : 'Online');
         break;
+      }
       case 'connecting':
         setText(this.label, 'Connecting…');
         break;

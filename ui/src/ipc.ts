@@ -63,9 +63,18 @@ export interface SessionInfo {
   current: boolean;
 }
 
+/** How the chat channel is carried: the WebSocket, or a rung below it where the network breaks it. */
+export type TransportKind =
+  | 'web_socket'
+  | 'sse'
+  | 'streaming'
+  | 'iframe'
+  | 'long_polling'
+  | 'short_polling';
+
 export type ConnState =
   | { state: 'connecting' }
-  | { state: 'online' }
+  | { state: 'online'; transport?: TransportKind }
   | { state: 'offline'; retry_at: Millis; attempt: number }
   | { state: 'locked' };
 

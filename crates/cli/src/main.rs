@@ -15,7 +15,9 @@ use tidings_client::notify::{DesktopNotifier, Notifier};
 use tidings_client::{
     Client, ClientError, ClientEvent, ClientOptions, ConnectionState, room_label,
 };
-use tidings_proto::v1::{ErrorCode, Message, RoomState, SessionState, SessionStatus};
+use tidings_proto::v1::{
+    ErrorCode, Message, RoomState, SessionState, SessionStatus, TransportKind,
+};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -29,6 +31,10 @@ struct Cli {
     /// Where the client keeps its data [default: the user's data dir].
     #[arg(long, global = true, env = "TIDINGS_HOME")]
     home: Option<PathBuf>,
+    /// Carry the chat over this transport only: websocket, sse, streaming, long-polling or
+    /// short-polling [default: the best one the network lets through].
+    #[arg(long, global = true, env = "TIDINGS_TRANSPORT", value_parser = transport)]
+    transport: Option<TransportKind>,
     #[command(subcommand)]
     command: Command,
 }
@@ -162,6 +168,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let options = ClientOptions {
         device: "tidings-cli".into(),
         notifier,
+        transport: cli.transport,
         ..ClientOptions::default()
     };
     let client =
@@ -383,10 +390,23 @@ fn message_line(message: &Message, room: Option<&str>) -> String {
     }
 }
 
+/// A transport named as `--transport` takes it.
+fn transport(name: &str) -> Result<TransportKind, String> {
+    TransportKind::from_name(name)
+        .filter(|kind| TransportKind::LADDER.contains(kind))
+        .ok_or_else(|| {
+            let names: Vec<&str> = TransportKind::LADDER.iter().map(|k| k.name()).collect();
+            format!("not a transport; one of: {}", names.join(", "))
+        })
+}
+
 fn state_line(state: &ConnectionState) -> String {
     match state {
         ConnectionState::Connecting => "connecting…".into(),
-        ConnectionState::Online => "online".into(),
+        ConnectionState::Online { transport } => match transport {
+            TransportKind::WebSocket => "online".into(),
+            other => format!("online · {}", other.label()),
+        },
         ConnectionState::Offline { retry_at, attempt } => {
             let wait = retry_at - now_ms();
             format!(

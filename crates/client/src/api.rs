@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
     CreateRoom, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest, LoginResponse, Me,
     Message, MessageId, OpenDm, ReadMarker, RegisterRequest, Revoked, Room, RoomId, RoomState,
-    SendMessage, SessionId, SessionInfo, UserRef,
+    SendMessage, SessionId, SessionInfo, TRANSPORTS_PATH, Transports, UserRef,
 };
 
 use crate::error::ClientError;
@@ -20,6 +20,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone)]
 pub struct Api {
     http: reqwest::Client,
+    /// For responses that last (the chat's HTTP streams): no overall timeout, only one between
+    /// reads.
+    streaming: reqwest::Client,
     base: String,
 }
 
@@ -46,11 +49,35 @@ impl Api {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(Api { http, base })
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(Api {
+            http,
+            streaming,
+            base,
+        })
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The HTTP client for requests with an answer (polls set their own timeout). Both clients
+    /// go through `HTTP_PROXY`/`HTTPS_PROXY` when the environment names one.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn streaming(&self) -> &reqwest::Client {
+        &self.streaming
+    }
+
+    /// What the server offers for carrying the chat channel.
+    pub async fn transports(&self) -> Result<Transports, ClientError> {
+        self.call(Method::GET, TRANSPORTS_PATH, None, None).await
     }
 
     async fn call<T: DeserializeOwned>(

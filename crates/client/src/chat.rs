@@ -2,9 +2,18 @@
 //! open to the server, reconnecting with backoff, and after every (re)connect syncs from the last
 //! message id in the cache and sends the outbox.
 //!
-//! A [`Transport`] only carries frames: it sends `ClientFrame`s, hands over the `ServerFrame`s it
-//! receives, and says how it ended. Decoding what the frames mean, the cursor, the outbox and the
-//! events the UI hears are this module's one loop, whatever the transport (the WebSocket today).
+//! The transport is a rung of a ladder (`TransportKind::LADDER`): the WebSocket, then SSE, then
+//! HTTP streaming, long-polling and short polling. A rung that cannot carry the channel here
+//! (the upgrade refused, the first frame held back by a buffering proxy) sends the client one rung
+//! down, as long as the server answers plain HTTP at all; while below the top, the client probes
+//! the rungs above now and then and climbs back when one works. Every move resumes from the
+//! cursor and resends the outbox under the same client ids, so it loses and duplicates nothing.
+//! A pinned transport ([`ClientOptions::transport`](crate::ClientOptions)) is the whole ladder.
+//!
+//! A [`Transport`] only carries frames. Decoding what the frames mean, the cursor, the outbox and
+//! the events the UI hears are this module's one loop, whatever the transport. On the HTTP rungs
+//! the same loop also does what the event feed does over SSE (which such a network breaks too):
+//! the session's status and lock arrive as frames, and new messages raise the notifications.
 //!
 //! Guarantees: an outbox message stays in the outbox until the server acks it (so it survives
 //! any disconnect or restart) and carries its client id on every attempt (so the server stores it
@@ -15,95 +24,24 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tidings_proto::v1::{ClientFrame, ErrorCode, Hello, SUBPROTOCOL, ServerFrame, close};
-use tokio::net::TcpStream;
+use tidings_proto::v1::{
+    ClientFrame, ErrorCode, Hello, LockReason, MessageAlert, ServerFrame, TransportKind, preview,
+};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
 use crate::backoff::Backoff;
 use crate::client::{Command, Inner, now_ms};
 use crate::event::{ClientEvent, ConnectionState, LockCause};
+use crate::transport::{AnyTransport, Ended, Transport};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A way of carrying the chat channel.
-trait Transport: Send {
-    /// Sends one frame.
-    fn send(&mut self, frame: &ClientFrame) -> impl Future<Output = Result<(), Ended>> + Send;
-    /// The next frame from the server; how the transport ended when it has. Frames this client
-    /// does not know (from a newer server) are skipped, never an end.
-    fn recv(&mut self) -> impl Future<Output = Result<ServerFrame, Ended>> + Send;
-}
-
-/// The WebSocket transport (`/api/ws`, subprotocol `tidings.v1`).
-struct WebSocketTransport {
-    socket: Socket,
-    /// The server pings this often; two silent intervals mean the connection is dead.
-    heartbeat: Duration,
-    /// When anything (pings included) was last heard.
-    last_heard: Instant,
-}
-
-impl Transport for WebSocketTransport {
-    async fn send(&mut self, frame: &ClientFrame) -> Result<(), Ended> {
-        let text = serde_json::to_string(frame).map_err(|_| Ended::Retry)?;
-        self.socket
-            .send(WsMessage::text(text))
-            .await
-            .map_err(|_| Ended::Retry)
-    }
-
-    async fn recv(&mut self) -> Result<ServerFrame, Ended> {
-        loop {
-            let silent_until = self.last_heard + self.heartbeat * 2;
-            let Ok(incoming) = timeout_at(silent_until, self.socket.next()).await else {
-                tracing::debug!("chat channel silent for two heartbeats; reconnecting");
-                return Err(Ended::Retry);
-            };
-            self.last_heard = Instant::now();
-            match incoming {
-                Some(Ok(WsMessage::Text(text))) => match serde_json::from_str(text.as_str()) {
-                    Ok(frame) => return Ok(frame),
-                    Err(err) => {
-                        // A frame from a newer server: skip it rather than drop the connection.
-                        tracing::debug!(%err, "skipping a frame this client does not know");
-                    }
-                },
-                Some(Ok(WsMessage::Close(frame))) => {
-                    return Err(closed(
-                        frame.map(|f| u16::from(f.code)).unwrap_or(close::NORMAL),
-                    ));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(err)) => {
-                    tracing::debug!(%err, "chat channel failed");
-                    return Err(Ended::Retry);
-                }
-                None => return Err(Ended::Retry),
-            }
-        }
-    }
-}
-
-/// How long the handshake and the hello may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a transport may take to deliver its first frame (the hello) before it counts as
+/// not getting through.
+const FIRST_FRAME: Duration = Duration::from_secs(10);
 /// Wait before resending after a transient refusal without a hint.
 const TRANSIENT_RETRY: Duration = Duration::from_secs(1);
-
-/// How one connection ended.
-enum Ended {
-    /// Try again after a backoff delay.
-    Retry,
-    /// The session is over: lock.
-    Locked(LockCause),
-}
 
 pub(crate) async fn run(
     inner: Arc<Inner>,
@@ -113,18 +51,37 @@ pub(crate) async fn run(
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut backoff = Backoff::new(inner.options.backoff_base, inner.options.backoff_cap);
+    let ladder: Vec<TransportKind> = match inner.options.transport {
+        Some(pinned) => vec![pinned],
+        None => TransportKind::LADDER.to_vec(),
+    };
+    let mut rung = 0;
     loop {
         inner.set_state(ConnectionState::Connecting);
         let ended = tokio::select! {
             _ = cancel.cancelled() => return,
-            ended = connection(&inner, &api, &token, &mut backoff, &mut commands) => ended,
+            ended = connection(&inner, &api, &token, &ladder, rung, &mut backoff, &mut commands) => ended,
         };
         match ended {
             Ended::Locked(cause) => {
                 inner.lock(cause).await;
                 return;
             }
-            Ended::Retry => {}
+            Ended::Climb(better) => {
+                tracing::info!(transport = ladder[better].label(), "a better transport works; moving up");
+                rung = better;
+                continue;
+            }
+            Ended::Broken if rung + 1 < ladder.len() => {
+                // Move down only when the server answers at all: a server that is down breaks
+                // every rung, and is waited for on this one.
+                if api.transports().await.is_ok() {
+                    rung += 1;
+                    tracing::info!(transport = ladder[rung].label(), "transport does not get through; moving down");
+                    continue;
+                }
+            }
+            Ended::Broken | Ended::Retry => {}
         }
         let delay = backoff.next_delay();
         let retry_at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
@@ -141,80 +98,86 @@ pub(crate) async fn run(
     }
 }
 
-/// The chat URL of a server: `ws(s)://host/api/ws`.
-fn chat_url(api: &Api) -> String {
-    let base = api.base();
-    let rest = base
-        .strip_prefix("https://")
-        .map(|r| format!("wss://{r}"))
-        .or_else(|| base.strip_prefix("http://").map(|r| format!("ws://{r}")))
-        .unwrap_or_else(|| base.to_owned());
-    format!("{rest}/api/ws")
-}
-
-/// Opens the WebSocket transport. Until the hello says otherwise, the connection counts as dead
-/// after `CONNECT_TIMEOUT` of silence.
-async fn connect(api: &Api, token: &str) -> Result<WebSocketTransport, Ended> {
-    let mut request = chat_url(api)
-        .into_client_request()
-        .map_err(|_| Ended::Retry)?;
-    let headers = request.headers_mut();
-    headers.insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Ended::Retry)?;
-    headers.insert("authorization", bearer);
-    match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
-        Ok(Ok((socket, _))) => Ok(WebSocketTransport {
-            socket,
-            heartbeat: CONNECT_TIMEOUT / 2,
-            last_heard: Instant::now(),
-        }),
-        Ok(Err(WsError::Http(response))) if response.status() == 401 => {
-            Err(Ended::Locked(LockCause::Rejected))
-        }
-        Ok(Err(err)) => {
-            tracing::debug!(%err, "chat connect failed");
-            Err(Ended::Retry)
-        }
-        Err(_) => Err(Ended::Retry),
-    }
-}
-
-/// One connection, from handshake to whatever ends it.
+/// One connection on `ladder[rung]`, from opening to whatever ends it.
 async fn connection(
     inner: &Arc<Inner>,
     api: &Api,
     token: &str,
+    ladder: &[TransportKind],
+    rung: usize,
     backoff: &mut Backoff,
     commands: &mut mpsc::Receiver<Command>,
 ) -> Ended {
-    let mut transport = match connect(api, token).await {
-        Ok(transport) => transport,
-        Err(ended) => return ended,
+    let kind = ladder[rung];
+    let cursor = match inner.local(|s| s.cursor()).await {
+        Ok(cursor) => cursor,
+        Err(err) => {
+            tracing::error!(%err, "local store failed");
+            return Ended::Retry;
+        }
     };
-    let hello = match transport.recv().await {
-        Ok(ServerFrame::Hello(hello)) => hello,
-        Ok(_) => return Ended::Retry,
-        Err(ended) => return ended,
+    let opened = timeout(FIRST_FRAME, async {
+        let mut transport = AnyTransport::open(kind, api, token, cursor).await?;
+        match transport.recv().await? {
+            ServerFrame::Hello(hello) => Ok((transport, hello)),
+            _ => Err(Ended::Retry),
+        }
+    })
+    .await;
+    let (mut transport, hello) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(ended)) => return ended,
+        // Nothing within the time: held back on the way.
+        Err(_) => return Ended::Broken,
     };
-    transport.heartbeat = Duration::from_millis(hello.heartbeat_ms.max(100));
-    serve(inner, transport, hello, backoff, commands).await
+    transport.set_heartbeat(Duration::from_millis(hello.heartbeat_ms.max(100)));
+    // Over HTTP the feed's SSE is as likely broken as the WebSocket: the chat takes its place.
+    inner.set_feed_rides_chat(kind != TransportKind::WebSocket);
+    let climb = climb(inner, api, token, &ladder[..rung]);
+    serve(inner, transport, kind, hello, backoff, commands, climb).await
 }
 
-/// The one loop over a transport that has said hello: frames in, the outbox and commands out.
+/// Resolves with the best rung of `above` that works, probing them now and then; never when
+/// there is none.
+async fn climb(inner: &Arc<Inner>, api: &Api, token: &str, above: &[TransportKind]) -> usize {
+    if above.is_empty() {
+        return std::future::pending().await;
+    }
+    loop {
+        sleep(inner.options.probe_every).await;
+        for (rung, kind) in above.iter().enumerate() {
+            if probe(api, token, *kind).await {
+                return rung;
+            }
+        }
+    }
+}
+
+/// Whether `kind` delivers its first frame now. The probe is a real connection, closed again.
+async fn probe(api: &Api, token: &str, kind: TransportKind) -> bool {
+    let attempt = timeout(FIRST_FRAME, async {
+        let mut transport = AnyTransport::open(kind, api, token, i64::MAX).await.ok()?;
+        matches!(transport.recv().await, Ok(ServerFrame::Hello(_))).then_some(())
+    });
+    matches!(attempt.await, Ok(Some(())))
+}
+
+/// The one loop over a transport that has said hello: frames in, the outbox and commands out,
+/// until it ends or `climb` finds a better transport.
 async fn serve<T: Transport>(
     inner: &Arc<Inner>,
     transport: T,
+    kind: TransportKind,
     hello: Hello,
     backoff: &mut Backoff,
     commands: &mut mpsc::Receiver<Command>,
+    climb: impl Future<Output = usize>,
 ) -> Ended {
     backoff.reset();
     let mut conn = Conn {
         inner: inner.clone(),
         transport,
+        alerts: kind != TransportKind::WebSocket,
         in_flight: HashSet::new(),
         retry_at: None,
         caught_up: false,
@@ -222,7 +185,8 @@ async fn serve<T: Transport>(
     if let Err(ended) = conn.on_hello(hello).await {
         return ended;
     }
-    inner.set_state(ConnectionState::Online);
+    inner.set_state(ConnectionState::Online { transport: kind });
+    tokio::pin!(climb);
     loop {
         let retry_at = conn.retry_at;
         let result = tokio::select! {
@@ -238,6 +202,7 @@ async fn serve<T: Transport>(
             Some(command) = commands.recv() => match command {
                 Command::Typing(room) => conn.send(&ClientFrame::Typing { room }).await,
             },
+            better = &mut climb => return Ended::Climb(better),
         };
         if let Err(ended) = result {
             return ended;
@@ -245,20 +210,11 @@ async fn serve<T: Transport>(
     }
 }
 
-/// What a close code means for the client.
-fn closed(code: u16) -> Ended {
-    match code {
-        close::SESSION_EXPIRED => Ended::Locked(LockCause::Expired),
-        close::SESSION_REVOKED => Ended::Locked(LockCause::Revoked),
-        // The session ended, but the server did not say how.
-        close::POLICY => Ended::Locked(LockCause::Rejected),
-        _ => Ended::Retry,
-    }
-}
-
 struct Conn<C> {
     inner: Arc<Inner>,
     transport: C,
+    /// New messages raise notifications here (the feed is not running: see the module docs).
+    alerts: bool,
     /// Outbox entries sent on this connection and not yet answered.
     in_flight: HashSet<String>,
     /// When to resend after a rate limit or a transient refusal.
@@ -345,6 +301,9 @@ impl<C: Transport> Conn<C> {
                     })
                     .await?;
                 if new > 0 {
+                    if self.alerts {
+                        self.alert(&message, me).await;
+                    }
                     self.inner.emit(ClientEvent::Message(message));
                 }
             }
@@ -436,41 +395,41 @@ impl<C: Transport> Conn<C> {
                     .await?;
                 self.inner.emit(ClientEvent::Read { room, message_id });
             }
+            ServerFrame::Session(status) => self.inner.emit(ClientEvent::Session(status)),
+            ServerFrame::Lock(lock) => {
+                return Err(Ended::Locked(match lock.reason {
+                    LockReason::Expired => LockCause::Expired,
+                    LockReason::Revoked => LockCause::Revoked,
+                }));
+            }
             ServerFrame::Hello(_) | ServerFrame::History(_) => {}
         }
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cause(code: u16) -> Option<LockCause> {
-        match closed(code) {
-            Ended::Locked(cause) => Some(cause),
-            Ended::Retry => None,
+    /// What the feed would have done for `message`: a notification (through the same policy),
+    /// once, and the feed's cursor moved past it so that the feed, once back, does not raise it
+    /// again.
+    async fn alert(&self, message: &tidings_proto::v1::Message, me: i64) {
+        let id = message.id;
+        let seen = self
+            .local(|s| s.feed_cursor())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.split(':').next().and_then(|c| c.parse::<i64>().ok()));
+        if seen.is_some_and(|seen| id <= seen) {
+            return;
         }
-    }
-
-    #[test]
-    fn each_way_a_session_ends_locks_with_its_own_cause() {
-        assert_eq!(cause(close::SESSION_EXPIRED), Some(LockCause::Expired));
-        assert_eq!(cause(close::SESSION_REVOKED), Some(LockCause::Revoked));
-        assert_eq!(cause(close::POLICY), Some(LockCause::Rejected));
-    }
-
-    #[test]
-    fn every_other_close_reconnects() {
-        for code in [
-            close::NORMAL,
-            close::GOING_AWAY,
-            close::INTERNAL_ERROR,
-            close::OVERLOADED,
-            close::LAGGING,
-            close::HEARTBEAT_TIMEOUT,
-        ] {
-            assert_eq!(cause(code), None, "{code}");
-        }
+        let alert = MessageAlert {
+            room: message.room,
+            id,
+            author: message.author.clone(),
+            preview: preview(&message.body),
+            sent_at: message.sent_at,
+            mentions_you: message.mentions.contains(&me),
+        };
+        let _ = self.local(move |s| s.set_feed_cursor(&id.to_string())).await;
+        crate::feed::notify(&self.inner, &alert).await;
     }
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use tidings_proto::v1::{
     HistoryPage, Invite, MessageId, Millis, Room, RoomId, RoomState, SessionId, SessionInfo,
-    UserRef,
+    TransportKind, UserRef,
 };
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
@@ -33,6 +33,11 @@ pub struct ClientOptions {
     /// First reconnect delay ceiling; doubles per failure up to `backoff_cap`.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Carry the chat channel over this transport only; `None` climbs down the ladder from the
+    /// WebSocket as far as the network needs (and back up when it allows).
+    pub transport: Option<TransportKind>,
+    /// Below the WebSocket, how often to try the transports above.
+    pub probe_every: Duration,
 }
 
 impl Default for ClientOptions {
@@ -42,6 +47,8 @@ impl Default for ClientOptions {
             notifier: None,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            transport: None,
+            probe_every: Duration::from_secs(60),
         }
     }
 }
@@ -63,6 +70,8 @@ pub(crate) struct Inner {
     pub reconnect_now: Notify,
     pub policy: Mutex<Policy>,
     pub commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// The chat channel carries what the feed would (on the HTTP transports): the feed waits.
+    feed_rides_chat: watch::Sender<bool>,
     shutdown: CancellationToken,
 }
 
@@ -94,6 +103,15 @@ impl Inner {
     pub fn emit(&self, event: ClientEvent) {
         // No subscriber is fine: events are for whoever listens.
         let _ = self.events.send(event);
+    }
+
+    pub fn set_feed_rides_chat(&self, rides: bool) {
+        self.feed_rides_chat.send_if_modified(|now| std::mem::replace(now, rides) != rides);
+    }
+
+    /// Follows whether the chat carries the feed.
+    pub fn feed_rides_chat(&self) -> watch::Receiver<bool> {
+        self.feed_rides_chat.subscribe()
     }
 
     pub fn set_state(&self, state: ConnectionState) {
@@ -254,6 +272,7 @@ impl Client {
             reconnect_now: Notify::new(),
             policy: Mutex::new(Policy::new(me)),
             commands: Mutex::new(None),
+            feed_rides_chat: watch::Sender::new(false),
             shutdown: CancellationToken::new(),
         });
         match account {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use tidings_proto::v1::{
     ErrorBody, Message, MessageId, Millis, PresenceStatus, RoomId, RoomState, SessionStatus,
-    UserId, UserRef,
+    TransportKind, UserId, UserRef,
 };
 
 use crate::notify::Notification;
@@ -14,8 +14,9 @@ use crate::notify::Notification;
 pub enum ConnectionState {
     /// Opening the chat channel.
     Connecting,
-    /// Connected and in sync.
-    Online,
+    /// Connected and in sync, over `transport` (the WebSocket, or a rung below it where the
+    /// network breaks it).
+    Online { transport: TransportKind },
     /// Not connected; the next attempt is at `retry_at` (unix ms). `attempt` counts failures
     /// since the last success.
     Offline { retry_at: Millis, attempt: u32 },

@@ -7,6 +7,9 @@
 //!   as the resume cursor;
 //! - `reset` moves the cursor to the newest id (the chat channel's sync fetches the messages).
 //!
+//! While the chat channel runs on one of its HTTP transports (where SSE is as likely broken), the
+//! feed waits and the chat's loop does its work from the frames it receives.
+//!
 //! The task manages its own reconnects (the library's are off) so that a 401 can lock the client
 //! instead of being retried, and so that retries use the same jittered backoff as the chat channel.
 
@@ -28,10 +31,17 @@ use crate::event::{ClientEvent, LockCause};
 
 pub(crate) async fn run(inner: Arc<Inner>, api: Api, token: String, cancel: CancellationToken) {
     let mut backoff = Backoff::new(inner.options.backoff_base, inner.options.backoff_cap);
+    let mut rides = inner.feed_rides_chat();
     loop {
+        // While the chat channel is on an HTTP transport it carries the feed's work.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = rides.wait_for(|rides| !rides) => {}
+        }
         let outcome = tokio::select! {
             _ = cancel.cancelled() => return,
             outcome = stream(&inner, &api, &token, &mut backoff) => outcome,
+            _ = rides.wait_for(|rides| *rides) => continue,
         };
         if let Some(cause) = outcome {
             inner.lock(cause).await;
@@ -130,7 +140,7 @@ async fn on_event(inner: &Arc<Inner>, event: es::Event) -> Option<LockCause> {
 }
 
 /// Runs an alert through the policy and raises what it decides.
-async fn notify(inner: &Arc<Inner>, alert: &MessageAlert) {
+pub(crate) async fn notify(inner: &Arc<Inner>, alert: &MessageAlert) {
     let Some(notifier) = inner.options.notifier.clone() else {
         return;
     };

@@ -25,6 +25,7 @@ mod event;
 mod feed;
 pub mod notify;
 pub mod store;
+mod transport;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;

@@ -9,10 +9,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tidings_proto::v1::ErrorCode;
+use tidings_proto::v1::{self as v1, ErrorCode};
 use tidings_store::{Store, StoreError, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ use crate::Clock;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::{account, chat, feed, message, openapi, room};
+use crate::{account, chat, comet, feed, message, openapi, room};
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -148,6 +148,17 @@ pub fn router(state: AppState) -> Router {
     // The long-lived connections take no body, and keep nothing of the layers above.
     .route("/api/ws", get(chat::upgrade))
     .route("/api/events", get(feed::events))
+    // The chat channel over plain HTTP, for networks the WebSocket does not get through.
+    .route(v1::TRANSPORTS_PATH, get(comet::transports))
+    .route(v1::POLL_PATH, get(comet::poll))
+    .route(v1::STREAM_PATH, get(comet::stream))
+    .route(v1::IFRAME_PATH, get(comet::iframe))
+    .merge(
+        Router::new()
+            .route(v1::FRAMES_PATH, post(comet::frames))
+            .layer(DefaultBodyLimit::max(body_limit))
+            .layer(RequestBodyTimeoutLayer::new(body_timeout)),
+    )
     .merge(testing_routes(&state.config))
     .with_state(state)
 }

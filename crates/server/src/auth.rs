@@ -11,13 +11,13 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum_extra::extract::CookieJar;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::{Rng, RngExt};
 use sha2::{Digest, Sha256};
-use tidings_proto::v1::{ErrorCode, SESSION_COOKIE, SessionState, SessionStatus};
+use tidings_proto::v1::{CSRF_HEADER, ErrorCode, SESSION_COOKIE, SessionState, SessionStatus};
 use tidings_store::{Millis, Session, User};
 
 use crate::app::AppState;
@@ -129,6 +129,16 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let by_cookie = matches!(token_of(&parts.headers), Some((_, true)));
+        if by_cookie && !safe && !parts.headers.contains_key(CSRF_HEADER) {
+            // A cross-site form can post with the user's cookie (where SameSite does not stop
+            // it) but cannot set a header; the app's own requests always do.
+            return Err(ApiError::new(
+                ErrorCode::CsrfHeaderRequired,
+                format!("requests authenticated by the session cookie must send {CSRF_HEADER}"),
+            ));
+        }
         authenticate(&parts.headers, state, true).await
     }
 }

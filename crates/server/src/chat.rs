@@ -10,7 +10,6 @@
 //!
 //! Close codes are those of [`tidings_proto::v1::close`].
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tidings_proto::v1::{
-    ClientFrame, ErrorBody, ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, close,
+    ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, close,
     decode_client_frame,
 };
 use tokio::sync::OwnedSemaphorePermit;
@@ -32,8 +31,9 @@ use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed};
 use crate::delivery::{self, Event, Live, Subscription, Wants};
 use crate::error::ApiError;
-use crate::hub::Kick;
-use crate::{message, wire};
+use crate::hub::{Kick, Presence};
+use crate::request::{self, error_frame};
+use crate::wire;
 
 /// Requests of one connection allowed in flight before it stops reading.
 const MAX_IN_FLIGHT: usize = 64;
@@ -118,7 +118,7 @@ pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respon
     })
 }
 
-type Pending = Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>;
+type Pending = request::Reply;
 
 /// How a connection ends.
 struct Closing {
@@ -190,7 +190,8 @@ impl Connection {
         // missed: it is either in the hello's counts and a later sync, or in the queue.
         let wants = Wants {
             signals: true,
-            presence: true,
+            presence: Presence::WhileOpen,
+            per_session: None,
             status_every: None,
         };
         let mut subscription = Subscription::open(
@@ -232,6 +233,7 @@ impl Connection {
                     Some(Event::Status(_)) => {}
                     Some(Event::Lock(reason)) => break kick_close(Kick::Locked(reason)),
                     Some(Event::Lagging) => break kick_close(Kick::Lagging),
+                    Some(Event::Superseded) => break kick_close(Kick::Superseded),
                     None => {
                         // Shutting down: let in-flight sends commit and be acked before saying
                         // goodbye.
@@ -377,60 +379,9 @@ impl Connection {
             Err(err) => return self.send(&ServerFrame::Error(err.into())).await,
         };
         self.touch();
-        let state = self.state.clone();
-        let user = self.authed.user.clone();
-        let kind = frame.kind();
-        match frame {
-            ClientFrame::Send {
-                room,
-                client_id,
-                body,
-            } => {
-                // Queued here, in the order frames arrive, so the client's messages are stored
-                // in the order it sent them; only the wait for the commit runs concurrently.
-                let queued =
-                    message::queue(&state, &user, room, Some(client_id.clone()), body).await;
-                pending.push(Box::pin(async move {
-                    let answer = match queued {
-                        Ok(committing) => committing.await,
-                        Err(err) => Err(err),
-                    };
-                    Some(match answer {
-                        Ok(sent) => ServerFrame::Ack {
-                            client_id,
-                            id: sent.message.id,
-                            room,
-                        },
-                        Err(err) => error_frame(err, kind, Some(client_id)),
-                    })
-                }));
-            }
-            ClientFrame::Read { room, message_id } => pending.push(Box::pin(async move {
-                // Success is announced by the hub to all of the user's connections.
-                message::mark_read(&state, user.id, room, message_id)
-                    .await
-                    .err()
-                    .map(|err| error_frame(err, kind, None))
-            })),
-            ClientFrame::Typing { room } => pending.push(Box::pin(async move {
-                crate::room::is_typing(&state, room, &user)
-                    .await
-                    .err()
-                    .map(|err| error_frame(err, kind, None))
-            })),
-            ClientFrame::History {
-                room,
-                before,
-                limit,
-            } => pending.push(Box::pin(async move {
-                Some(
-                    match message::page(&state, user.id, room, before, limit).await {
-                        Ok(page) => ServerFrame::History(page),
-                        Err(err) => error_frame(err, kind, None),
-                    },
-                )
-            })),
-            ClientFrame::Sync { since } => return self.sync(since, subscription).await,
+        match request::start(&self.state, &self.authed.user, frame).await {
+            Ok(reply) => pending.push(reply),
+            Err(since) => return self.sync(since, subscription).await,
         }
         Ok(())
     }
@@ -461,7 +412,7 @@ impl Connection {
 }
 
 /// The first frame: who the user is and where each of their rooms stands.
-async fn hello(state: &AppState, authed: &Authed) -> Result<Hello, ApiError> {
+pub(crate) async fn hello(state: &AppState, authed: &Authed) -> Result<Hello, ApiError> {
     let user = authed.user.id;
     let (rooms, latest_id) = state
         .read(move |store| Ok((store.rooms_of(user)?, store.latest_message_id()?)))
@@ -477,13 +428,6 @@ async fn hello(state: &AppState, authed: &Authed) -> Result<Hello, ApiError> {
     })
 }
 
-fn error_frame(err: ApiError, frame: &str, client_id: Option<String>) -> ServerFrame {
-    let mut body: ErrorBody = err.body;
-    body.frame = Some(frame.to_owned());
-    body.client_id = client_id;
-    ServerFrame::Error(body)
-}
-
 fn kick_close(kick: Kick) -> Closing {
     match kick {
         Kick::Lagging => Closing {
@@ -497,6 +441,10 @@ fn kick_close(kick: Kick) -> Closing {
         Kick::Locked(LockReason::Expired) => Closing {
             code: close::SESSION_EXPIRED,
             reason: "session expired",
+        },
+        Kick::Superseded => Closing {
+            code: close::GOING_AWAY,
+            reason: "replaced by a newer connection",
         },
     }
 }

@@ -28,6 +28,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub chat: ChatConfig,
     pub feed: FeedConfig,
+    pub transports: TransportsConfig,
     pub testing: TestingConfig,
 }
 
@@ -117,6 +118,45 @@ pub struct FeedConfig {
     pub replay_limit: u32,
 }
 
+/// The HTTP transports of the chat channel (`/api/poll`, `/api/stream`, `/api/stream/iframe`).
+/// Streams send an empty batch every `feed.keepalive` so proxies keep them open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransportsConfig {
+    /// How long a poll is held when it asks for no timeout: under the 60 s after which common
+    /// proxies give up on a quiet response.
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
+    /// The longest timeout a poll may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_poll_timeout: Duration,
+    /// How often a short-polling client is told to poll.
+    #[serde(with = "humantime_serde")]
+    pub short_poll_interval: Duration,
+    /// A stream ends after about this many bytes and the client reopens it from its cursor: an
+    /// iframe's document (or an XHR's text) would otherwise grow for as long as it is open.
+    pub stream_max_bytes: u64,
+    /// Streams one session may hold at once; opening one more ends its oldest.
+    pub streams_per_session: usize,
+    /// A user whose last polling or streaming connection ended stays online this long: the
+    /// time between two polls, or a stream's reopening.
+    #[serde(with = "humantime_serde")]
+    pub presence_grace: Duration,
+}
+
+impl Default for TransportsConfig {
+    fn default() -> Self {
+        TransportsConfig {
+            poll_timeout: Duration::from_secs(25),
+            max_poll_timeout: Duration::from_secs(55),
+            short_poll_interval: Duration::from_secs(3),
+            stream_max_bytes: 256 * 1024,
+            streams_per_session: 2,
+            presence_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -128,6 +168,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             chat: ChatConfig::default(),
             feed: FeedConfig::default(),
+            transports: TransportsConfig::default(),
             testing: TestingConfig::default(),
         }
     }

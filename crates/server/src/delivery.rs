@@ -35,7 +35,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::app::AppState;
 use crate::auth;
 use crate::error::ApiError;
-use crate::hub::{Kick, Registration};
+use crate::hub::{Kick, Lane, Listener, Presence, Registration};
 use crate::{sse, wire};
 
 /// An item of a connection's queue, shared by every recipient.
@@ -119,6 +119,8 @@ pub enum Event {
     Lock(LockReason),
     /// The connection fell too far behind and must end; the client resumes from its cursor.
     Lagging,
+    /// A newer connection of the session took this one's place (a newer poll).
+    Superseded,
 }
 
 /// What a transport wants from its subscription.
@@ -126,8 +128,10 @@ pub enum Event {
 pub struct Wants {
     /// Presence, typing and read markers.
     pub signals: bool,
-    /// Counts its user as online while it lasts.
-    pub presence: bool,
+    /// How it counts for its user's presence.
+    pub presence: Presence,
+    /// At most this many of the session's connections in the lane at once.
+    pub per_session: Option<(Lane, usize)>,
     /// The session's status this often.
     pub status_every: Option<Duration>,
 }
@@ -184,12 +188,12 @@ impl Subscription {
         session: Session,
         wants: Wants,
     ) -> Self {
-        let (registration, queue) = state.hub.register(
-            &wire::user_ref(user),
-            session.id,
-            wants.signals,
-            wants.presence,
-        );
+        let listener = Listener {
+            signals: wants.signals,
+            presence: wants.presence,
+            per_session: wants.per_session,
+        };
+        let (registration, queue) = state.hub.register(&wire::user_ref(user), session.id, listener);
         let status_ticks = wants.status_every.map(|every| {
             let mut ticks = interval_at(Instant::now() + every, every);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -214,6 +218,11 @@ impl Subscription {
 
     pub fn user(&self) -> UserId {
         self.user
+    }
+
+    /// Every message up to here has been handed out, or the client had it: its cursor.
+    pub fn high_water(&self) -> MessageId {
+        self.high_water
     }
 
     /// Up to `limit` messages after `cursor` in the user's rooms. Everything up to the last one
@@ -266,6 +275,7 @@ impl Subscription {
                     return Some(match kick {
                         Kick::Locked(reason) => Event::Lock(reason),
                         Kick::Lagging => Event::Lagging,
+                        Kick::Superseded => Event::Superseded,
                     });
                 }
                 _ = &mut self.shutdown => return None,

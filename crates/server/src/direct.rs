@@ -12,10 +12,12 @@
 //! not left in the kernel's queue behind thousands of others. Request bodies have
 //! `limits.body_timeout` (in `app::router`).
 //!
-//! Feeds are served without hyper. A feed is one response that never ends, and hyper keeps an
+//! Feeds (and the chat channel's HTTP streams, which are feeds too) are served without hyper. A
+//! feed is one response that never ends, and hyper keeps an
 //! HTTP/1 connection's read and write buffers (8 KiB each) for as long as the response lasts —
 //! most of what an idle feed costs. So the listener looks at the first bytes of every new
-//! connection: one that starts with `GET /api/events` has its request head read and parsed here
+//! connection: one that starts with `GET /api/events` or `GET /api/stream` has its request head
+//! read and parsed here
 //! (with `httparse`), goes through the same router as every other request (same extractors, same
 //! auth), and has its response written straight to the socket, close-delimited (`Connection:
 //! close`, no length), each chunk of the stream as it comes. Every other connection — and a feed
@@ -44,8 +46,10 @@ use tower::ServiceExt;
 
 use crate::app::AppState;
 
-/// The request line a feed starts with; the next byte must be ` ` or `?`.
-const FEED_PREFIX: &[u8] = b"GET /api/events";
+/// The request lines a never-ending response starts with (the feed, the chat channel's HTTP
+/// streams), all as long; the next byte must be ` `, `?` or `/`.
+const FEED_PREFIXES: [&[u8]; 2] = [b"GET /api/events", b"GET /api/stream"];
+const FEED_PREFIX_LEN: usize = 15;
 /// A request head larger than this is refused with 431.
 const MAX_HEAD: usize = 16 * 1024;
 /// Most request headers accepted.
@@ -187,10 +191,11 @@ async fn serve_http(
 /// Whether the connection's first bytes are a feed request. Waits for the first bytes; when
 /// they are too few to tell, it is not a feed (hyper serves it, feed or not).
 async fn starts_a_feed(stream: &TcpStream) -> bool {
-    let mut first = [0u8; FEED_PREFIX.len() + 1];
+    let mut first = [0u8; FEED_PREFIX_LEN + 1];
     match stream.peek(&mut first).await {
         Ok(n) if n == first.len() => {
-            first.starts_with(FEED_PREFIX) && matches!(first[FEED_PREFIX.len()], b' ' | b'?')
+            FEED_PREFIXES.iter().any(|prefix| first.starts_with(prefix))
+                && matches!(first[FEED_PREFIX_LEN], b' ' | b'?' | b'/')
         }
         _ => false,
     }

@@ -48,7 +48,10 @@ impl ApiError {
             ErrorCode::SubprotocolRequired => StatusCode::BAD_REQUEST,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnknownRoom | ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::NotMember | ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => {
+            ErrorCode::NotMember
+            | ErrorCode::Forbidden
+            | ErrorCode::OriginNotAllowed
+            | ErrorCode::CsrfHeaderRequired => {
                 StatusCode::FORBIDDEN
             }
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

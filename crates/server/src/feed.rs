@@ -30,6 +30,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Passive};
 use crate::delivery::{Event, Live, Subscription, Wants};
+use crate::hub::Presence;
 use crate::error::{ApiError, Query};
 use crate::sse;
 
@@ -62,7 +63,8 @@ pub async fn events(
     };
     let wants = Wants {
         signals: false,
-        presence: false,
+        presence: Presence::No,
+        per_session: None,
         status_every: Some(state.config.session.feed_interval),
     };
     let subscription = Subscription::open(&state, &authed.user, authed.session, wants);
@@ -188,7 +190,7 @@ impl Feed {
             event = self.subscription.next() => match event? {
                 Event::Live(first) => Some(self.drain(first)),
                 // The client reconnects with Last-Event-ID and is replayed what it missed.
-                Event::Lagging => None,
+                Event::Lagging | Event::Superseded => None,
                 event => Some(self.encode(event)),
             },
             _ = self.keepalive.tick() => Some(sse::keepalive()),
@@ -234,7 +236,7 @@ impl Feed {
                 sse::event(EVENT_LOCK, None, &Lock { reason })
             }
             Event::Live(live) => self.drain(live),
-            Event::Lagging => {
+            Event::Lagging | Event::Superseded => {
                 self.phase = Phase::Done;
                 Bytes::new()
             }

@@ -17,6 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use tidings_proto::v1::{
     LockReason, Message, PresenceStatus, RoomId, ServerFrame, SessionId, UserId, UserRef,
@@ -32,6 +33,40 @@ pub enum Kick {
     Lagging,
     /// The session ended.
     Locked(LockReason),
+    /// A newer connection of the same session and lane took its place (a newer poll, a stream
+    /// past the session's cap).
+    Superseded,
+}
+
+/// How a connection counts for its user's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Not at all (the feed: it is open whether or not anyone chats).
+    No,
+    /// Online while it is open; offline the moment the user's last one closes (the WebSocket:
+    /// its close is a clear goodbye).
+    WhileOpen,
+    /// Online while it is open, and for the hub's grace period after: a long-polling client is
+    /// between two polls most of the time, a stream reopens after its size cut.
+    WithGrace,
+}
+
+/// A kind of connection a session may hold only so many of at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Poll,
+    Stream,
+}
+
+/// What a connection takes from the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct Listener {
+    /// Presence, typing and read markers.
+    pub signals: bool,
+    pub presence: Presence,
+    /// At most this many of the session's connections in this lane: registering one more
+    /// supersedes the oldest.
+    pub per_session: Option<(Lane, usize)>,
 }
 
 /// A one-shot signal telling a connection's task to close, with the reason.
@@ -42,6 +77,10 @@ pub struct KickSignal {
 }
 
 impl KickSignal {
+    fn is_kicked(&self) -> bool {
+        self.reason.get().is_some()
+    }
+
     fn kick(&self, kick: Kick) {
         if self.reason.set(kick).is_ok() {
             // notify_one keeps a permit when nobody waits yet, so the kick is never missed.
@@ -70,6 +109,7 @@ struct Conn {
     signals: bool,
     /// Counts its user as online.
     presence: bool,
+    lane: Option<Lane>,
     kick: Arc<KickSignal>,
 }
 
@@ -77,8 +117,12 @@ struct Conn {
 struct Inner {
     /// Live connections by user.
     conns: HashMap<UserId, Vec<Conn>>,
-    /// Users with at least one live connection that counts for presence.
+    /// Users with at least one live connection that counts for presence, or in the grace period
+    /// after their last one that has one.
     online: HashMap<UserId, UserRef>,
+    /// Users online only by grace, with the number of the grace period (a newer one replaces it).
+    lingering: HashMap<UserId, u64>,
+    next_linger: u64,
     /// Members by room.
     rooms: HashMap<RoomId, Vec<UserId>>,
     /// Rooms by member: the other side of `rooms`.
@@ -101,6 +145,8 @@ pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     queue: usize,
+    /// How long a user stays online after their last [`Presence::WithGrace`] connection ends.
+    grace: Duration,
 }
 
 /// A connection's place in the hub; dropping it takes the connection out (and, for a user's last
@@ -109,7 +155,7 @@ pub struct Registration {
     hub: Arc<Hub>,
     user: UserRef,
     id: u64,
-    presence: bool,
+    presence: Presence,
     pub kick: Arc<KickSignal>,
 }
 
@@ -119,21 +165,36 @@ impl Drop for Registration {
         let mut went_offline = false;
         if let Some(list) = inner.conns.get_mut(&self.user.id) {
             list.retain(|c| c.id != self.id);
-            went_offline = self.presence && !list.iter().any(|c| c.presence);
+            went_offline = self.presence != Presence::No && !list.iter().any(|c| c.presence);
             if list.is_empty() {
                 inner.conns.remove(&self.user.id);
             }
         }
-        if went_offline {
-            inner.online.remove(&self.user.id);
-            Hub::presence(&inner, &self.user, PresenceStatus::Offline);
+        if !went_offline {
+            return;
+        }
+        let runtime = tokio::runtime::Handle::try_current();
+        match (self.presence, runtime) {
+            (Presence::WithGrace, Ok(runtime)) if !self.hub.grace.is_zero() => {
+                inner.next_linger += 1;
+                let linger = inner.next_linger;
+                inner.lingering.insert(self.user.id, linger);
+                let (hub, user, grace) = (self.hub.clone(), self.user.id, self.hub.grace);
+                runtime.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    hub.grace_over(user, linger);
+                });
+            }
+            _ => Hub::offline(&mut inner, &self.user),
         }
     }
 }
 
 impl Hub {
     /// A hub knowing every `(room, user)` membership; `queue` is each connection's queue cap.
-    pub fn new(memberships: Vec<(RoomId, UserId)>, queue: usize) -> Hub {
+    /// `grace` is how long a user stays online after their last connection that polls or
+    /// streams has ended.
+    pub fn new(memberships: Vec<(RoomId, UserId)>, queue: usize, grace: Duration) -> Hub {
         let mut inner = Inner::default();
         for (room, user) in memberships {
             inner.rooms.entry(room).or_default().push(user);
@@ -143,6 +204,28 @@ impl Hub {
             inner: Mutex::new(inner),
             next_id: AtomicU64::new(1),
             queue: queue.max(1),
+            grace,
+        }
+    }
+
+    /// The user's last connection ended `linger` ago: offline, unless one opened since.
+    fn grace_over(&self, user: UserId, linger: u64) {
+        let mut inner = self.lock();
+        if inner.lingering.get(&user) != Some(&linger) {
+            return;
+        }
+        inner.lingering.remove(&user);
+        let back = inner.conns.get(&user).into_iter().flatten().any(|c| c.presence);
+        if let (false, Some(who)) = (back, inner.online.get(&user).cloned()) {
+            Hub::offline(&mut inner, &who);
+        }
+    }
+
+    /// Takes `user` offline and tells the people who can see it.
+    fn offline(inner: &mut Inner, user: &UserRef) {
+        inner.lingering.remove(&user.id);
+        if inner.online.remove(&user.id).is_some() {
+            Hub::presence(inner, user, PresenceStatus::Offline);
         }
     }
 
@@ -153,37 +236,51 @@ impl Hub {
     }
 
     /// Adds a connection of `session`; the first of a user's connections that counts for
-    /// presence announces them online. Returns its queue.
+    /// presence announces them online (unless they still are, by grace). Returns its queue.
     pub fn register(
         self: &Arc<Self>,
         user: &UserRef,
         session: SessionId,
-        signals: bool,
-        presence: bool,
+        listener: Listener,
     ) -> (Registration, mpsc::Receiver<Arc<Live>>) {
         let (sink, queue) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kick = Arc::new(KickSignal::default());
+        let presence = listener.presence != Presence::No;
         let mut inner = self.lock();
         let list = inner.conns.entry(user.id).or_default();
-        let came_online = presence && !list.iter().any(|c| c.presence);
-        list.push(Conn {
+        if let Some((lane, max)) = listener.per_session {
+            let mut same = list
+                .iter()
+                .filter(|c| c.session == session && c.lane == Some(lane) && !c.kick.is_kicked());
+            let excess = same.clone().count().saturating_sub(max.saturating_sub(1));
+            for older in same.by_ref().take(excess) {
+                older.kick.kick(Kick::Superseded);
+            }
+        }
+        let conn = Conn {
             id,
             session,
             sink,
-            signals,
+            signals: listener.signals,
             presence,
+            lane: listener.per_session.map(|(lane, _)| lane),
             kick: kick.clone(),
-        });
-        if came_online {
-            inner.online.insert(user.id, user.clone());
-            Hub::presence(&inner, user, PresenceStatus::Online);
+        };
+        if presence {
+            inner.lingering.remove(&user.id);
+            // Announced before the connection is in the list: it learns who is online from its
+            // own opening (the hello), and a held poll is not answered with its own arrival.
+            if inner.online.insert(user.id, user.clone()).is_none() {
+                Hub::presence(&inner, user, PresenceStatus::Online);
+            }
         }
+        inner.conns.entry(user.id).or_default().push(conn);
         let registration = Registration {
             hub: self.clone(),
             user: user.clone(),
             id,
-            presence,
+            presence: listener.presence,
             kick,
         };
         (registration, queue)

@@ -17,6 +17,7 @@ pub mod account;
 mod app;
 mod auth;
 mod chat;
+mod comet;
 mod clock;
 pub mod config;
 mod delivery;
@@ -26,6 +27,7 @@ mod feed;
 mod hub;
 mod message;
 mod openapi;
+mod request;
 mod room;
 mod sse;
 mod wire;
@@ -120,7 +122,11 @@ pub async fn run(
     open_files_for(&config.limits);
     let store = open_store(&config)?;
     let memberships = store.memberships()?;
-    let hub = Arc::new(hub::Hub::new(memberships, config.limits.send_queue));
+    let hub = Arc::new(hub::Hub::new(
+        memberships,
+        config.limits.send_queue,
+        config.transports.presence_grace,
+    ));
     let token = CancellationToken::new();
     let state = app::AppState::new(config, store.clone(), hub, token.clone());
     let router = app::router(state.clone());

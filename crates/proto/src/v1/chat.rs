@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorBody, ErrorCode};
+use super::feed::{Lock, SessionStatus};
 use super::model::{
     HistoryPage, Message, MessageId, PresenceStatus, RoomId, RoomState, SessionId, UserId, UserRef,
 };
@@ -90,6 +91,12 @@ pub enum ServerFrame {
     },
     /// A frame could not be carried out. The connection stays open.
     Error(ErrorBody),
+    /// The session's status. Only on the HTTP transports (`/api/poll`, `/api/stream`): the
+    /// WebSocket leaves it to the feed.
+    Session(SessionStatus),
+    /// The session has ended; nothing follows. Only on the HTTP transports: the WebSocket says
+    /// it with its close code.
+    Lock(Lock),
 }
 
 /// The first frame on every connection: who you are and where you stand.

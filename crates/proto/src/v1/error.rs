@@ -28,6 +28,9 @@ pub enum ErrorCode {
     Forbidden,
     /// The request came from an Origin that is not allowed to use cookie authentication.
     OriginNotAllowed,
+    /// A request authenticated by the session cookie that changes something lacks the
+    /// `x-tidings-csrf` header.
+    CsrfHeaderRequired,
     /// The WebSocket upgrade offered none of the server's subprotocols.
     SubprotocolRequired,
     /// Wrong user name or password.

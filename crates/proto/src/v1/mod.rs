@@ -6,12 +6,14 @@ pub mod close;
 pub mod error;
 pub mod feed;
 mod model;
+pub mod transport;
 
 pub use api::*;
 pub use chat::*;
 pub use error::{ErrorBody, ErrorCode};
 pub use feed::*;
 pub use model::*;
+pub use transport::*;
 
 /// The WebSocket subprotocol for this version, offered in `Sec-WebSocket-Protocol`.
 pub const SUBPROTOCOL: &str = "tidings.v1";

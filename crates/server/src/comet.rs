@@ -1,0 +1,627 @@
+//! The HTTP transports of the chat channel, for networks where the WebSocket does not get
+//! through (a proxy that strips `Upgrade`, one that buffers responses, one that cuts quiet
+//! connections): long-polling and short polling (`/api/poll`), HTTP streaming as JSON lines or
+//! Server-Sent Events (`/api/stream`), iframe streaming (`/api/stream/iframe`), and
+//! `POST /api/frames` for what the client sends.
+//!
+//! All of them are one [`Channel`] — a [`Subscription`] opened at the client's cursor — and an
+//! encoder. A channel hands out [`Batch`]es: the frames the WebSocket would have sent (messages,
+//! acks aside, presence, typing, read markers) plus the session's status and lock, and the
+//! cursor to resume from. The cursor is the only state a client keeps between requests, and it
+//! only moves past a message once a batch holding it has been written: a poll answered to a
+//! client that is gone, or a stream cut mid-chunk, loses nothing, since the next request replays
+//! from the cursor; and nothing goes out twice, since the subscription skips what the replay sent.
+//!
+//! Bounds: every poll and stream takes one of `limits.max_connections`; a session holds one poll
+//! (a newer one answers the older at once, empty) and `transports.streams_per_session` streams
+//! (a newer one ends the oldest); a stream ends after `transports.stream_max_bytes` and the
+//! client reopens it; a client that stops reading is kicked as lagging when its queue fills, and
+//! its writes time out.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::ws::Utf8Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use serde::Deserialize;
+use tidings_proto::v1::{
+    ClientFrame, EVENT_BATCH, ErrorBody, ErrorCode, IFRAME_CALLBACK, Lock, MessageId,
+    ServerFrame, TransportKind, Transports, decode_client_frame,
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep};
+
+use crate::app::{AppState, Turn};
+use crate::auth::{self, Authed, Passive};
+use crate::delivery::{self, Event, Live, Subscription, Wants};
+use crate::error::{ApiError, Query};
+use crate::hub::{Lane, Presence};
+use crate::request;
+
+/// Messages per replayed batch; a client further behind gets several.
+const REPLAY_PAGE: u32 = 500;
+/// Queued live events put in one batch.
+const BATCH_EVENTS: usize = 64;
+/// Bytes of padding an iframe stream starts with: browsers and buffering proxies hold back the
+/// first kilobyte or two of a document before they render (and run) any of it.
+const IFRAME_PADDING: usize = 2048;
+
+/// `GET /api/transports`.
+pub async fn transports(State(state): State<AppState>) -> Json<Transports> {
+    let config = &state.config;
+    let ms = |d: Duration| auth::millis(d) as u64;
+    Json(Transports {
+        transports: vec![
+            TransportKind::WebSocket,
+            TransportKind::Sse,
+            TransportKind::Streaming,
+            TransportKind::Iframe,
+            TransportKind::LongPolling,
+            TransportKind::ShortPolling,
+        ],
+        poll_timeout_ms: ms(config.transports.poll_timeout),
+        max_poll_timeout_ms: ms(config.transports.max_poll_timeout),
+        short_poll_interval_ms: ms(config.transports.short_poll_interval),
+        heartbeat_ms: ms(config.feed.keepalive),
+        stream_max_bytes: config.transports.stream_max_bytes,
+        presence_grace_ms: ms(config.transports.presence_grace),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChannelQuery {
+    /// The last message id the client has (its `synced` or batch cursor); 0 when it has none.
+    #[serde(default)]
+    cursor: MessageId,
+    /// Seconds to hold a poll; 0 answers at once (short polling).
+    timeout: Option<u64>,
+    /// `1`: start with the `hello` frame (the first request of a connection).
+    #[serde(default)]
+    hello: u8,
+}
+
+/// A batch on its way out: pre-encoded frames and the cursor after them.
+#[derive(Debug, Default)]
+struct Out {
+    cursor: MessageId,
+    frames: Vec<Utf8Bytes>,
+    /// Nothing follows: the session ended, the connection fell behind or was superseded, or the
+    /// server is shutting down.
+    end: bool,
+}
+
+impl Out {
+    fn push(&mut self, frame: &ServerFrame) {
+        self.frames.push(delivery::encode(frame));
+    }
+
+    fn push_live(&mut self, live: &Live) {
+        self.frames.push(match live {
+            Live::Message(published) => published.frame.clone(),
+            Live::Signal(frame) => frame.clone(),
+        });
+    }
+
+    /// `{"cursor":…,"frames":[…]}`: the frames are JSON already, so they are joined, not parsed.
+    fn json(&self) -> BytesMut {
+        let len: usize = self.frames.iter().map(|f| f.len() + 1).sum();
+        let mut out = BytesMut::with_capacity(len + 40);
+        out.extend_from_slice(b"{\"cursor\":");
+        out.extend_from_slice(self.cursor.to_string().as_bytes());
+        out.extend_from_slice(b",\"frames\":[");
+        for (i, frame) in self.frames.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b",");
+            }
+            out.extend_from_slice(frame.as_bytes());
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
+/// A client's place in the delivery path for one request: see the module documentation.
+struct Channel {
+    state: AppState,
+    authed: Authed,
+    subscription: Subscription,
+    cursor: MessageId,
+}
+
+impl Channel {
+    fn open(state: &AppState, authed: Authed, lane: Lane, cursor: MessageId) -> Channel {
+        let (per_session, status_every) = match lane {
+            Lane::Poll => (1, None),
+            Lane::Stream => (
+                state.config.transports.streams_per_session.max(1),
+                Some(state.config.session.feed_interval),
+            ),
+        };
+        let wants = Wants {
+            signals: true,
+            presence: Presence::WithGrace,
+            per_session: Some((lane, per_session)),
+            status_every,
+        };
+        let subscription = Subscription::open(state, &authed.user, authed.session.clone(), wants);
+        Channel {
+            state: state.clone(),
+            authed,
+            subscription,
+            cursor: cursor.max(0),
+        }
+    }
+
+    /// The opening batch: the hello when asked for, the session's status, and a page of what
+    /// the client missed followed by `synced` (when there was anything, or a hello).
+    async fn opening(&mut self, hello: bool) -> Result<(Out, bool), ApiError> {
+        let mut out = Out::default();
+        if hello {
+            let hello = crate::chat::hello(&self.state, &self.authed).await?;
+            out.push(&ServerFrame::Hello(hello));
+        }
+        let status = auth::session_status(
+            &self.authed.session,
+            self.state.now_ms(),
+            &self.state.config.session,
+        );
+        out.push(&ServerFrame::Session(status));
+        let has_more = self.replay(&mut out, hello).await?;
+        Ok((out, has_more))
+    }
+
+    /// A page of the replay from the cursor into `out`; whether more follow.
+    async fn replay(&mut self, out: &mut Out, always_synced: bool) -> Result<bool, ApiError> {
+        let replay = self.subscription.replay(self.cursor, REPLAY_PAGE).await?;
+        for live in &replay.messages {
+            out.push_live(live);
+        }
+        self.cursor = self.cursor.max(replay.synced_to());
+        if always_synced || !replay.messages.is_empty() || replay.has_more {
+            out.push(&ServerFrame::Synced {
+                latest_id: replay.synced_to(),
+                has_more: replay.has_more,
+            });
+        }
+        out.cursor = self.cursor;
+        Ok(replay.has_more)
+    }
+
+    /// The next batch of live events: waits for the first.
+    async fn next(&mut self) -> Out {
+        let mut out = Out::default();
+        match self.subscription.next().await {
+            Some(Event::Live(first)) => {
+                out.push_live(&first);
+                for _ in 1..BATCH_EVENTS {
+                    let Some(live) = self.subscription.try_next() else {
+                        break;
+                    };
+                    out.push_live(&live);
+                }
+            }
+            Some(Event::Status(status)) => out.push(&ServerFrame::Session(status)),
+            Some(Event::Lock(reason)) => {
+                out.push(&ServerFrame::Lock(Lock { reason }));
+                out.end = true;
+            }
+            Some(Event::Lagging | Event::Superseded) | None => out.end = true,
+        }
+        self.cursor = self.cursor.max(self.subscription.high_water());
+        out.cursor = self.cursor;
+        out
+    }
+
+    /// What is already queued, without waiting (for a batch about to be answered).
+    fn drain_into(&mut self, out: &mut Out) {
+        while out.frames.len() < BATCH_EVENTS {
+            let Some(live) = self.subscription.try_next() else {
+                break;
+            };
+            out.push_live(&live);
+        }
+        self.cursor = self.cursor.max(self.subscription.high_water());
+        out.cursor = self.cursor;
+    }
+}
+
+/// A place among the server's connections, or the 503 that says it is full.
+fn connection_permit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    state.connections.clone().try_acquire_owned().map_err(|_| {
+        let mut err = ApiError::new(ErrorCode::Overloaded, "server at its connection limit");
+        err.body.retry_after_ms = Some(auth::millis(state.config.feed.retry) as u64);
+        err
+    })
+}
+
+/// `GET /api/poll`: everything after the cursor at once, or the first thing that happens
+/// within the timeout, or an empty batch when the timeout passes.
+pub async fn poll(
+    State(state): State<AppState>,
+    turn: Turn,
+    Passive(authed): Passive,
+    Query(query): Query<ChannelQuery>,
+) -> Result<Response, ApiError> {
+    let _permit = connection_permit(&state)?;
+    let config = &state.config.transports;
+    let hold = query
+        .timeout
+        .map_or(config.poll_timeout, Duration::from_secs)
+        .min(config.max_poll_timeout);
+    let mut channel = Channel::open(&state, authed, Lane::Poll, query.cursor);
+    let (mut out, _) = channel.opening(query.hello == 1).await?;
+    drop(turn);
+    // The session's status alone is no news.
+    if out.frames.len() == 1 && !hold.is_zero() {
+        tokio::select! {
+            next = channel.next() => {
+                out.frames.extend(next.frames);
+                out.cursor = next.cursor;
+            }
+            _ = sleep(hold) => {}
+        }
+    }
+    channel.drain_into(&mut out);
+    let mut response = Body::from(out.json().freeze()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// How a stream frames its batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// One JSON batch per line (`application/x-ndjson`).
+    Lines,
+    /// One `batch` event per batch, the cursor as its id.
+    Sse,
+    /// One `<script>` per batch, after a padding prelude.
+    Iframe,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Lines => "application/x-ndjson",
+            Format::Sse => "text/event-stream; charset=utf-8",
+            Format::Iframe => "text/html; charset=utf-8",
+        }
+    }
+
+    fn prelude(self) -> Bytes {
+        match self {
+            Format::Lines | Format::Sse => Bytes::new(),
+            Format::Iframe => {
+                let mut out = String::with_capacity(IFRAME_PADDING + 200);
+                out.push_str("<!DOCTYPE html><html><head><meta charset=\"utf-8\">");
+                out.push_str("<title>tidings</title></head><body>\n<!--");
+                out.push_str(&" ".repeat(IFRAME_PADDING));
+                out.push_str("-->\n");
+                Bytes::from(out)
+            }
+        }
+    }
+
+    fn encode(self, out: &Out) -> Bytes {
+        let json = out.json();
+        match self {
+            Format::Lines => {
+                let mut json = json;
+                json.extend_from_slice(b"\n");
+                json.freeze()
+            }
+            Format::Sse => {
+                let mut event = BytesMut::with_capacity(json.len() + 40);
+                event.extend_from_slice(b"id: ");
+                event.extend_from_slice(out.cursor.to_string().as_bytes());
+                event.extend_from_slice(b"\nevent: ");
+                event.extend_from_slice(EVENT_BATCH.as_bytes());
+                event.extend_from_slice(b"\ndata: ");
+                event.extend_from_slice(&json);
+                event.extend_from_slice(b"\n\n");
+                event.freeze()
+            }
+            Format::Iframe => script_chunk(&json),
+        }
+    }
+}
+
+/// `<script>parent.tidings(JSON)</script>`, the JSON escaped so that nothing in it can end the
+/// script or change how it parses: `<`, `>` and `&` (so no `</script>` or `<!--`), and U+2028
+/// and U+2029 (line terminators to older JavaScript engines). Outside strings JSON has none of
+/// these, so every one is in a string and its `\uXXXX` escape means the same text.
+fn script_chunk(json: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(json.len() + 64);
+    out.extend_from_slice(b"<script>");
+    out.extend_from_slice(IFRAME_CALLBACK.as_bytes());
+    out.extend_from_slice(b"(");
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'<' => out.extend_from_slice(b"\\u003c"),
+            b'>' => out.extend_from_slice(b"\\u003e"),
+            b'&' => out.extend_from_slice(b"\\u0026"),
+            0xE2 if json.get(i + 1) == Some(&0x80) && json.get(i + 2) == Some(&0xA8) => {
+                out.extend_from_slice(b"\\u2028");
+                i += 2;
+            }
+            0xE2 if json.get(i + 1) == Some(&0x80) && json.get(i + 2) == Some(&0xA9) => {
+                out.extend_from_slice(b"\\u2029");
+                i += 2;
+            }
+            byte => out.extend_from_slice(&[byte]),
+        }
+        i += 1;
+    }
+    out.extend_from_slice(b")</script>\n");
+    out.freeze()
+}
+
+/// `GET /api/stream`: batches as they happen, as JSON lines or, for `Accept:
+/// text/event-stream`, as Server-Sent Events.
+pub async fn stream(
+    State(state): State<AppState>,
+    turn: Turn,
+    Passive(authed): Passive,
+    headers: HeaderMap,
+    Query(query): Query<ChannelQuery>,
+) -> Result<Response, ApiError> {
+    let sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    // An SSE client resuming by itself says where it stopped in `Last-Event-ID`: the cursor.
+    let resumed = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<MessageId>().ok());
+    let cursor = resumed.unwrap_or(query.cursor).max(query.cursor);
+    let format = if sse { Format::Sse } else { Format::Lines };
+    open_stream(state, turn, authed, cursor, query.hello == 1, format)
+}
+
+/// `GET /api/stream/iframe`: batches as `<script>` chunks for a hidden iframe.
+pub async fn iframe(
+    State(state): State<AppState>,
+    turn: Turn,
+    Passive(authed): Passive,
+    Query(query): Query<ChannelQuery>,
+) -> Result<Response, ApiError> {
+    open_stream(state, turn, authed, query.cursor, query.hello == 1, Format::Iframe)
+}
+
+fn open_stream(
+    state: AppState,
+    turn: Turn,
+    authed: Authed,
+    cursor: MessageId,
+    hello: bool,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let permit = connection_permit(&state)?;
+    let channel = Channel::open(&state, authed, Lane::Stream, cursor);
+    let stream = Stream::new(channel, permit, turn, hello, format);
+    let body = futures_util::stream::unfold(stream, |mut stream| async move {
+        let chunk = stream.next_chunk().await?;
+        Some((Ok::<Bytes, Infallible>(chunk), stream))
+    });
+    let mut response = Body::from_stream(body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    // Neither stored nor transformed (compressed, buffered) on the way.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-transform"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if format == Format::Iframe {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'self'"),
+        );
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The prelude and the opening batch.
+    Start,
+    /// More replay pages.
+    Replaying,
+    Live,
+    Done,
+}
+
+/// A stream's state machine, polled by its HTTP body: an open stream costs its subscription
+/// and its timers, no task.
+struct Stream {
+    channel: Channel,
+    _permit: OwnedSemaphorePermit,
+    /// Given back once the opening batch is ready.
+    turn: Option<Turn>,
+    hello: bool,
+    format: Format,
+    phase: Phase,
+    heartbeat: Interval,
+    /// Bytes written so far; past `stream_max_bytes` the stream ends.
+    written: u64,
+}
+
+impl Stream {
+    fn new(
+        channel: Channel,
+        permit: OwnedSemaphorePermit,
+        turn: Turn,
+        hello: bool,
+        format: Format,
+    ) -> Stream {
+        let every = channel.state.config.feed.keepalive;
+        let mut heartbeat = interval_at(Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Stream {
+            channel,
+            _permit: permit,
+            turn: Some(turn),
+            hello,
+            format,
+            phase: Phase::Start,
+            heartbeat,
+            written: 0,
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        let chunk = match self.phase {
+            Phase::Done => return None,
+            Phase::Start => {
+                let mut chunk = BytesMut::from(self.format.prelude());
+                let opened = self.channel.opening(self.hello).await;
+                self.turn = None;
+                match opened {
+                    Ok((out, has_more)) => {
+                        self.phase = if has_more {
+                            Phase::Replaying
+                        } else {
+                            Phase::Live
+                        };
+                        chunk.extend_from_slice(&self.format.encode(&out));
+                    }
+                    Err(err) => {
+                        // Without the replay the client would miss messages: end, so that it
+                        // reopens and the replay is tried again.
+                        tracing::error!(%err, "stream replay failed");
+                        self.phase = Phase::Done;
+                    }
+                }
+                chunk.freeze()
+            }
+            Phase::Replaying => {
+                let mut out = Out::default();
+                match self.channel.replay(&mut out, false).await {
+                    Ok(true) => {}
+                    Ok(false) => self.phase = Phase::Live,
+                    Err(err) => {
+                        tracing::error!(%err, "stream replay failed");
+                        return None;
+                    }
+                }
+                self.format.encode(&out)
+            }
+            Phase::Live => {
+                let out = tokio::select! {
+                    out = self.channel.next() => out,
+                    _ = self.heartbeat.tick() => Out {
+                        cursor: self.channel.cursor,
+                        ..Out::default()
+                    },
+                };
+                if out.end {
+                    self.phase = Phase::Done;
+                    if out.frames.is_empty() {
+                        return None;
+                    }
+                }
+                self.format.encode(&out)
+            }
+        };
+        self.written += chunk.len() as u64;
+        if self.written >= self.channel.state.config.transports.stream_max_bytes {
+            // The client reopens from this chunk's cursor.
+            self.phase = Phase::Done;
+        }
+        Some(chunk)
+    }
+}
+
+/// `POST /api/frames`: one client frame, carried out as on the WebSocket; the answer is the
+/// frames it produced. A sync is the poll's and the stream's business (their `cursor`).
+pub async fn frames(
+    State(state): State<AppState>,
+    authed: Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(ErrorCode::BadFrame, "the frame is not valid UTF-8"))?;
+    let frame = decode_client_frame(text).map_err(|err| ApiError {
+        body: ErrorBody::from(err),
+    })?;
+    if let ClientFrame::Sync { .. } = frame {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "sync over HTTP is the cursor of /api/poll or /api/stream",
+        ));
+    }
+    let reply = match request::start(&state, &authed.user, frame).await {
+        Ok(reply) => reply.await,
+        Err(_) => None,
+    };
+    let frames: Vec<ServerFrame> = reply.into_iter().collect();
+    Ok((StatusCode::OK, Json(frames)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_joins_encoded_frames_into_one_json_object() {
+        let mut out = Out {
+            cursor: 42,
+            ..Out::default()
+        };
+        out.push(&ServerFrame::Synced {
+            latest_id: 42,
+            has_more: false,
+        });
+        out.push(&ServerFrame::Synced {
+            latest_id: 42,
+            has_more: true,
+        });
+        let batch: tidings_proto::v1::Batch = serde_json::from_slice(&out.json()).unwrap();
+        assert_eq!(batch.cursor, 42);
+        assert_eq!(batch.frames.len(), 2);
+        let empty: tidings_proto::v1::Batch =
+            serde_json::from_slice(&Out::default().json()).unwrap();
+        assert!(empty.frames.is_empty());
+    }
+
+    #[test]
+    fn a_script_chunk_escapes_everything_that_could_end_or_break_the_script() {
+        let json = serde_json::to_vec(&serde_json::json!({
+            "body": "</script><script>alert(1)</script> <!-- & \u{2028}\u{2029} é"
+        }))
+        .unwrap();
+        let chunk = script_chunk(&json);
+        let text = std::str::from_utf8(&chunk).unwrap();
+        let inner = text
+            .strip_prefix("<script>parent.tidings(")
+            .and_then(|t| t.strip_suffix(")</script>\n"))
+            .unwrap();
+        for bad in ["<", ">", "&", "\u{2028}", "\u{2029}"] {
+            assert!(!inner.contains(bad), "{bad:?} left in {inner}");
+        }
+        // Still the same JSON.
+        let back: serde_json::Value = serde_json::from_str(inner).unwrap();
+        assert_eq!(
+            back["body"],
+            "</script><script>alert(1)</script> <!-- & \u{2028}\u{2029} é"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! A client frame carried out: the one mechanism behind the WebSocket's frames and
+//! `POST /api/frames` (the HTTP transports' way up).
+
+use std::pin::Pin;
+
+use tidings_proto::v1::{ClientFrame, ErrorBody, MessageId, ServerFrame};
+use tidings_store::User;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::message;
+
+/// A frame's outcome, once it is known: an `ack`, an `error`, a `history` page, or nothing (a
+/// read marker or typing that worked; the hub tells everyone who needs to know).
+pub type Reply = Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>;
+
+/// Starts `frame` for `user`. A send is queued for its commit before this returns, so frames
+/// started in order are stored in order; only the wait for the outcome is left to the caller,
+/// who may run many at once. A `sync` belongs to the transport (it answers from its
+/// subscription, in line with the live events): it is handed back as the cursor it asks for.
+pub async fn start(state: &AppState, user: &User, frame: ClientFrame) -> Result<Reply, MessageId> {
+    let state = state.clone();
+    let user = user.clone();
+    let kind = frame.kind();
+    Ok(match frame {
+        ClientFrame::Send {
+            room,
+            client_id,
+            body,
+        } => {
+            let queued = message::queue(&state, &user, room, Some(client_id.clone()), body).await;
+            Box::pin(async move {
+                let answer = match queued {
+                    Ok(committing) => committing.await,
+                    Err(err) => Err(err),
+                };
+                Some(match answer {
+                    Ok(sent) => ServerFrame::Ack {
+                        client_id,
+                        id: sent.message.id,
+                        room,
+                    },
+                    Err(err) => error_frame(err, kind, Some(client_id)),
+                })
+            })
+        }
+        ClientFrame::Read { room, message_id } => Box::pin(async move {
+            message::mark_read(&state, user.id, room, message_id)
+                .await
+                .err()
+                .map(|err| error_frame(err, kind, None))
+        }),
+        ClientFrame::Typing { room } => Box::pin(async move {
+            crate::room::is_typing(&state, room, &user)
+                .await
+                .err()
+                .map(|err| error_frame(err, kind, None))
+        }),
+        ClientFrame::History {
+            room,
+            before,
+            limit,
+        } => Box::pin(async move {
+            Some(
+                match message::page(&state, user.id, room, before, limit).await {
+                    Ok(page) => ServerFrame::History(page),
+                    Err(err) => error_frame(err, kind, None),
+                },
+            )
+        }),
+        ClientFrame::Sync { since } => return Err(since),
+    })
+}
+
+/// The `error` frame answering a frame of type `frame`.
+pub fn error_frame(err: ApiError, frame: &str, client_id: Option<String>) -> ServerFrame {
+    let mut body: ErrorBody = err.body;
+    body.frame = Some(frame.to_owned());
+    body.client_id = client_id;
+    ServerFrame::Error(body)
+}
