@@ -5,3 +5,4 @@ mod connection;
 mod disk;
 mod lock;
 mod notify;
+mod transports;

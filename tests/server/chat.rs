@@ -550,9 +550,10 @@ async fn a_client_that_misses_heartbeats_is_closed() {
     stream.write_all(request.as_bytes()).await.unwrap();
     let (code, opcodes) = raw_until_close(&mut stream).await;
     assert_eq!(code, close::HEARTBEAT_TIMEOUT);
-    // Hello and presence (text), then a ping at each of the first two heartbeats, unanswered; at
-    // the third, silent for more than two heartbeats, the connection is closed.
-    assert_eq!(opcodes, [0x1, 0x1, 0x9, 0x9]);
+    // The hello (text; a connection is not told of its own arrival), then a ping at each of the
+    // first two heartbeats, unanswered; at the third, silent for more than two heartbeats, the
+    // connection is closed.
+    assert_eq!(opcodes, [0x1, 0x9, 0x9]);
     assert_eq!(connected.elapsed(), heartbeat * 3);
     server.stop().await;
 }

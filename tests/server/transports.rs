@@ -61,7 +61,7 @@ fn batches(way: Way, buffer: &mut Vec<u8>) -> Vec<Batch> {
                 let chunk = &text[..end];
                 let json = chunk
                     .find("<script>parent.tidings(")
-                    .map(|start| chunk[start + 23..chunk.len() - 1].as_bytes().to_vec());
+                    .map(|start| chunk.as_bytes()[start + 23..chunk.len() - 1].to_vec());
                 (end + "</script>\n".len(), json)
             }
             Way::LongPoll | Way::ShortPoll => unreachable!("a poll's answer is one batch"),
@@ -99,19 +99,32 @@ impl Seen {
 /// Reads `way` until `want` messages arrived and `cuts` cuts were made, dropping the request at
 /// random points (a held poll mid-wait, a stream between any two chunks) and resuming from the
 /// last cursor received.
-async fn read_with_cuts(reader: &Client, way: Way, want: usize, cuts: usize, dice: &mut Dice) -> Seen {
+async fn read_with_cuts(
+    reader: &Client,
+    way: Way,
+    want: usize,
+    cuts: usize,
+    dice: &mut Dice,
+) -> Seen {
     let mut seen = Seen::default();
     let mut cursor = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.ids.len() < want || seen.cuts < cuts {
-        assert!(Instant::now() < deadline, "{way:?}: {} of {want} after 60 s", seen.ids.len());
+        assert!(
+            Instant::now() < deadline,
+            "{way:?}: {} of {want} after 60 s",
+            seen.ids.len()
+        );
         // Once everything is in, the cuts left are made at once (an idle poll is held 25 s).
         let cut_now = seen.cuts < cuts && (seen.ids.len() >= want || dice.roll(3) == 0);
         match way {
             Way::LongPoll | Way::ShortPoll => {
                 let wait = if way == Way::LongPoll { 25 } else { 0 };
                 let poll = reader
-                    .request(reqwest::Method::GET, &format!("/api/poll?cursor={cursor}&timeout={wait}"))
+                    .request(
+                        reqwest::Method::GET,
+                        &format!("/api/poll?cursor={cursor}&timeout={wait}"),
+                    )
                     .timeout(Duration::from_secs(30))
                     .send();
                 let answer = async { poll.await.expect("poll").bytes().await.expect("poll body") };
@@ -134,7 +147,9 @@ async fn read_with_cuts(reader: &Client, way: Way, want: usize, cuts: usize, dic
                     Way::Iframe => format!("/api/stream/iframe?cursor={cursor}"),
                     _ => format!("/api/stream?cursor={cursor}"),
                 };
-                let mut request = reader.request(reqwest::Method::GET, &path).timeout(Duration::from_secs(60));
+                let mut request = reader
+                    .request(reqwest::Method::GET, &path)
+                    .timeout(Duration::from_secs(60));
                 if way == Way::Sse {
                     request = request.header("accept", "text/event-stream");
                 }
@@ -204,7 +219,8 @@ async fn every_message_once_in_order_across_cuts(way: Way, seed: u64) {
         tokio::spawn(async move {
             let mut ids = Vec::new();
             for i in (n..MESSAGES).step_by(3) {
-                let sent = post_message(&sender, room, &format!("c-{i}"), &format!("message {i}")).await;
+                let sent =
+                    post_message(&sender, room, &format!("c-{i}"), &format!("message {i}")).await;
                 ids.push(sent.id);
             }
             ids
@@ -285,21 +301,37 @@ async fn revocation_answers_a_held_long_poll_with_the_lock_within_a_second() {
     until_online(&mut watcher, poller.user.id).await;
     let revoked_at = Instant::now();
     let status = other_device
-        .request(reqwest::Method::DELETE, &format!("/api/sessions/{}", poller.session))
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/sessions/{}", poller.session),
+        )
         .send()
         .await
         .expect("revoke")
         .status();
     assert!(status.is_success(), "{status}");
-    let (batch, answered_at) = timeout(WAIT, poll).await.expect("answered").expect("poll task");
+    let (batch, answered_at) = timeout(WAIT, poll)
+        .await
+        .expect("answered")
+        .expect("poll task");
     let took = answered_at - revoked_at;
-    assert!(took < Duration::from_secs(1), "the held poll answered after {took:?}");
     assert!(
-        batch.frames.iter().any(|f| matches!(f, ServerFrame::Lock(l) if l.reason == LockReason::Revoked)),
+        took < Duration::from_secs(1),
+        "the held poll answered after {took:?}"
+    );
+    assert!(
+        batch
+            .frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Lock(l) if l.reason == LockReason::Revoked)),
         "{batch:?}"
     );
     // And the next poll is refused: the token is dead.
-    let again = poller.request(reqwest::Method::GET, "/api/poll?timeout=0").send().await.expect("poll");
+    let again = poller
+        .request(reqwest::Method::GET, "/api/poll?timeout=0")
+        .send()
+        .await
+        .expect("poll");
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -319,12 +351,18 @@ async fn revocation_ends_an_iframe_stream_with_the_lock_within_a_second() {
     let mut buffer = Vec::new();
     // The opening batch: the stream is registered.
     while batches(Way::Iframe, &mut buffer).is_empty() {
-        let chunk = timeout(WAIT, body.next()).await.expect("opening").expect("chunk");
+        let chunk = timeout(WAIT, body.next())
+            .await
+            .expect("opening")
+            .expect("chunk");
         buffer.extend_from_slice(&chunk.expect("bytes"));
     }
     let revoked_at = Instant::now();
     let status = other_device
-        .request(reqwest::Method::DELETE, &format!("/api/sessions/{}", streamer.session))
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/sessions/{}", streamer.session),
+        )
         .send()
         .await
         .expect("revoke")
@@ -332,7 +370,10 @@ async fn revocation_ends_an_iframe_stream_with_the_lock_within_a_second() {
     assert!(status.is_success(), "{status}");
     let mut lock = None;
     while lock.is_none() {
-        let chunk = timeout(WAIT, body.next()).await.expect("the lock").expect("chunk");
+        let chunk = timeout(WAIT, body.next())
+            .await
+            .expect("the lock")
+            .expect("chunk");
         buffer.extend_from_slice(&chunk.expect("bytes"));
         for batch in batches(Way::Iframe, &mut buffer) {
             lock = lock.or(batch.frames.into_iter().find_map(|f| match f {
@@ -370,12 +411,20 @@ async fn an_iframe_stream_is_padded_framed_and_escaped_so_no_message_can_run_as_
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(headers["content-security-policy"], "frame-ancestors 'self'");
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert!(headers["cache-control"].to_str().unwrap().contains("no-store"));
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("no-store")
+    );
     assert_eq!(headers["x-accel-buffering"], "no");
     let mut body = response.bytes_stream();
     let mut text = String::new();
     while !text.contains("\"type\":\"synced\"") {
-        let chunk = timeout(WAIT, body.next()).await.expect("opening").expect("chunk");
+        let chunk = timeout(WAIT, body.next())
+            .await
+            .expect("opening")
+            .expect("chunk");
         text.push_str(std::str::from_utf8(&chunk.expect("bytes")).expect("UTF-8"));
     }
     // A document that starts rendering at once: the prelude pads past the first 2 KiB.
@@ -386,9 +435,14 @@ async fn an_iframe_stream_is_padded_framed_and_escaped_so_no_message_can_run_as_
     let scripts: Vec<&str> = text.split("<script>").skip(1).collect();
     for script in &scripts {
         let (inside, after) = script.split_once("</script>").expect("closed");
-        assert!(inside.starts_with("parent.tidings({") && inside.ends_with("})"), "{inside}");
+        assert!(
+            inside.starts_with("parent.tidings({") && inside.ends_with("})"),
+            "{inside}"
+        );
         assert_eq!(after, "\n", "nothing between scripts");
-        assert!(!inside.contains('\u{2028}') && !inside.contains('\u{2029}') && !inside.contains('<'));
+        assert!(
+            !inside.contains('\u{2028}') && !inside.contains('\u{2029}') && !inside.contains('<')
+        );
     }
     let opening = text.len();
     let mut buffer = text.into_bytes();
@@ -407,7 +461,11 @@ async fn an_iframe_stream_is_padded_framed_and_escaped_so_no_message_can_run_as_
     let mut ids = vec![sent.id];
     for i in 0..60 {
         let big = format!("{i} {}", "x".repeat(600));
-        ids.push(post_message(&owner, room, &format!("big-{i}"), &big).await.id);
+        ids.push(
+            post_message(&owner, room, &format!("big-{i}"), &big)
+                .await
+                .id,
+        );
     }
     let mut total = opening;
     while let Some(chunk) = timeout(WAIT, body.next()).await.expect("until the cut") {
@@ -415,7 +473,10 @@ async fn an_iframe_stream_is_padded_framed_and_escaped_so_no_message_can_run_as_
         total += chunk.len();
         buffer.extend_from_slice(&chunk);
     }
-    assert!((16 * 1024..64 * 1024).contains(&total), "ended after {total} bytes");
+    assert!(
+        (16 * 1024..64 * 1024).contains(&total),
+        "ended after {total} bytes"
+    );
     let mut got: Vec<i64> = vec![sent.id];
     let mut cursor = 0;
     for batch in batches(Way::Iframe, &mut buffer) {
@@ -428,7 +489,10 @@ async fn an_iframe_stream_is_padded_framed_and_escaped_so_no_message_can_run_as_
     assert!(got.len() < ids.len(), "the cut came before the end");
     while got.len() < ids.len() {
         let more = owner
-            .request(reqwest::Method::GET, &format!("/api/stream/iframe?cursor={cursor}"))
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/stream/iframe?cursor={cursor}"),
+            )
             .send()
             .await
             .expect("reopen");
@@ -473,16 +537,28 @@ async fn a_newer_poll_answers_the_older_at_once_with_no_messages() {
     let started = Instant::now();
     let mut second = None;
     while !first.is_finished() {
-        assert!(started.elapsed() < WAIT, "the first poll was never superseded");
+        assert!(
+            started.elapsed() < WAIT,
+            "the first poll was never superseded"
+        );
         let poll = owner
             .request(reqwest::Method::GET, "/api/poll?cursor=0&timeout=1")
             .send();
-        second = Some(poll.await.expect("second poll").json::<Batch>().await.expect("batch"));
+        second = Some(
+            poll.await
+                .expect("second poll")
+                .json::<Batch>()
+                .await
+                .expect("batch"),
+        );
     }
     let first = first.await.expect("first poll");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(
-        first.frames.iter().all(|f| matches!(f, ServerFrame::Session(_))),
+        first
+            .frames
+            .iter()
+            .all(|f| matches!(f, ServerFrame::Session(_))),
         "{first:?}"
     );
     assert!(second.is_some());
@@ -518,13 +594,19 @@ async fn a_long_polling_user_is_online_between_polls_and_offline_after_the_grace
     }
     let last_poll = Instant::now();
     let offline = watcher
-        .expect("presence offline", |f| matches!(f, ServerFrame::Presence { .. }))
+        .expect("presence offline", |f| {
+            matches!(f, ServerFrame::Presence { .. })
+        })
         .await;
     assert!(
         matches!(&offline, ServerFrame::Presence { user, status: PresenceStatus::Offline } if user.id == poller.user.id),
         "{offline:?}"
     );
-    assert_eq!(last_poll.elapsed(), Duration::from_secs(5), "offline exactly at the grace period");
+    assert_eq!(
+        last_poll.elapsed(),
+        Duration::from_secs(5),
+        "offline exactly at the grace period"
+    );
 }
 
 #[tokio::test]
@@ -533,20 +615,40 @@ async fn frames_posted_over_http_are_carried_out_as_on_the_websocket() {
     let owner = server.owner().await;
     let room = owner.create_room("http").await.room.id;
     let post = |frame: serde_json::Value| {
-        owner.request(reqwest::Method::POST, "/api/frames").json(&frame).send()
+        owner
+            .request(reqwest::Method::POST, "/api/frames")
+            .json(&frame)
+            .send()
     };
-    let send = serde_json::json!({"type": "send", "room": room, "client_id": "h-1", "body": "over http"});
-    let answer: Vec<ServerFrame> = post(send.clone()).await.expect("post").json().await.expect("frames");
+    let send =
+        serde_json::json!({"type": "send", "room": room, "client_id": "h-1", "body": "over http"});
+    let answer: Vec<ServerFrame> = post(send.clone())
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("frames");
     let [ServerFrame::Ack { client_id, id, .. }] = answer.as_slice() else {
         panic!("{answer:?}");
     };
     assert_eq!(client_id, "h-1");
     // Idempotent on the client id, as on the WebSocket.
-    let again: Vec<ServerFrame> = post(send).await.expect("post").json().await.expect("frames");
+    let again: Vec<ServerFrame> = post(send)
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("frames");
     assert!(matches!(again.as_slice(), [ServerFrame::Ack { id: same, .. }] if same == id));
     // A refusal is the same error frame, with the client id for the outbox.
-    let foreign = serde_json::json!({"type": "send", "room": 9999, "client_id": "h-2", "body": "x"});
-    let refused: Vec<ServerFrame> = post(foreign).await.expect("post").json().await.expect("frames");
+    let foreign =
+        serde_json::json!({"type": "send", "room": 9999, "client_id": "h-2", "body": "x"});
+    let refused: Vec<ServerFrame> = post(foreign)
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("frames");
     assert!(
         matches!(refused.as_slice(), [ServerFrame::Error(e)] if e.client_id.as_deref() == Some("h-2")),
         "{refused:?}"
@@ -567,7 +669,9 @@ async fn frames_posted_over_http_are_carried_out_as_on_the_websocket() {
         .expect("frames");
     assert!(typing.is_empty());
     // Garbage is a 400 with the code the WebSocket would have sent in its error frame.
-    let bad = post(serde_json::json!({"type": "dance"})).await.expect("post");
+    let bad = post(serde_json::json!({"type": "dance"}))
+        .await
+        .expect("post");
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let body: ErrorBody = bad.json().await.expect("error body");
     assert_eq!(body.code, ErrorCode::UnknownType);

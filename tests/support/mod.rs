@@ -589,6 +589,17 @@ impl TestClient {
         name: &str,
         adjust: impl FnOnce(&mut tidings_client::ClientOptions),
     ) -> TestClient {
+        TestClient::via(server, &server.url(""), name, adjust).await
+    }
+
+    /// Like [`TestClient::with_options`], talking to the server at `url` (a relay in front of
+    /// it) from the login on.
+    pub async fn via(
+        server: &TestServer,
+        url: &str,
+        name: &str,
+        adjust: impl FnOnce(&mut tidings_client::ClientOptions),
+    ) -> TestClient {
         drop(server.user(name).await);
         let dir = tempfile::tempdir().expect("temp dir");
         let notes = std::sync::Arc::new(tidings_client::notify::RecordingNotifier::new());
@@ -598,7 +609,7 @@ impl TestClient {
             .expect("open client");
         let events = client.events();
         client
-            .login(&server.url(""), name, PASSWORD)
+            .login(url, name, PASSWORD)
             .await
             .expect("client login");
         TestClient {
@@ -763,4 +774,59 @@ pub fn fill_up(dir: &std::path::Path) -> std::path::PathBuf {
     }
     let _ = file.sync_all();
     path
+}
+
+/// A TCP relay in front of a server that can cut every connection through it at once, as a
+/// network that drops connections would.
+pub struct Relay {
+    addr: SocketAddr,
+    open: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(target: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let addr = listener.local_addr().expect("relay addr");
+        let open =
+            std::sync::Arc::new(std::sync::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let tracked = open.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let relayed = tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                let mut open = tracked.lock().unwrap_or_else(|p| p.into_inner());
+                open.retain(|h| !h.is_finished());
+                open.push(relayed.abort_handle());
+            }
+        });
+        Relay { addr, open, accept }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Drops every connection through the relay, both ways, at once.
+    pub fn cut(&self) {
+        for relayed in self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            relayed.abort();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
 }

@@ -68,7 +68,10 @@ pub(crate) async fn run(
                 return;
             }
             Ended::Climb(better) => {
-                tracing::info!(transport = ladder[better].label(), "a better transport works; moving up");
+                tracing::info!(
+                    transport = ladder[better].label(),
+                    "a better transport works; moving up"
+                );
                 rung = better;
                 continue;
             }
@@ -77,7 +80,10 @@ pub(crate) async fn run(
                 // every rung, and is waited for on this one.
                 if api.transports().await.is_ok() {
                     rung += 1;
-                    tracing::info!(transport = ladder[rung].label(), "transport does not get through; moving down");
+                    tracing::info!(
+                        transport = ladder[rung].label(),
+                        "transport does not get through; moving down"
+                    );
                     continue;
                 }
             }
@@ -301,10 +307,11 @@ impl<C: Transport> Conn<C> {
                     })
                     .await?;
                 if new > 0 {
-                    if self.alerts {
+                    let alert = self.alerts.then(|| message.clone());
+                    self.inner.emit(ClientEvent::Message(message));
+                    if let Some(message) = alert {
                         self.alert(&message, me).await;
                     }
-                    self.inner.emit(ClientEvent::Message(message));
                 }
             }
             ServerFrame::Ack {
@@ -429,7 +436,9 @@ impl<C: Transport> Conn<C> {
             sent_at: message.sent_at,
             mentions_you: message.mentions.contains(&me),
         };
-        let _ = self.local(move |s| s.set_feed_cursor(&id.to_string())).await;
+        let _ = self
+            .local(move |s| s.set_feed_cursor(&id.to_string()))
+            .await;
         crate::feed::notify(&self.inner, &alert).await;
     }
 }

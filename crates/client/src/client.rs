@@ -106,7 +106,8 @@ impl Inner {
     }
 
     pub fn set_feed_rides_chat(&self, rides: bool) {
-        self.feed_rides_chat.send_if_modified(|now| std::mem::replace(now, rides) != rides);
+        self.feed_rides_chat
+            .send_if_modified(|now| std::mem::replace(now, rides) != rides);
     }
 
     /// Follows whether the chat carries the feed.

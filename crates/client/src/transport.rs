@@ -56,7 +56,8 @@ pub(crate) trait Transport: Send {
 
 /// Any transport, so the chat's loop is one function whatever the rung.
 pub(crate) enum AnyTransport {
-    WebSocket(WebSocketTransport),
+    /// Boxed: the socket's state is three times the HTTP transport's.
+    WebSocket(Box<WebSocketTransport>),
     Http(HttpTransport),
 }
 
@@ -70,9 +71,9 @@ impl AnyTransport {
         cursor: MessageId,
     ) -> Result<AnyTransport, Ended> {
         match kind {
-            TransportKind::WebSocket => {
-                WebSocketTransport::connect(api, token).await.map(AnyTransport::WebSocket)
-            }
+            TransportKind::WebSocket => WebSocketTransport::connect(api, token)
+                .await
+                .map(|ws| AnyTransport::WebSocket(Box::new(ws))),
             kind => HttpTransport::open(kind, api, token, cursor)
                 .await
                 .map(AnyTransport::Http),
@@ -459,7 +460,11 @@ impl Reader {
         if let Some(ended) = refused(response.status(), hello) {
             return self.end(ended).await;
         }
-        match response.bytes().await.map(|b| serde_json::from_slice::<RawBatch>(&b)) {
+        match response
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice::<RawBatch>(&b))
+        {
             Ok(Ok(batch)) => self.deliver(batch).await,
             _ => self.end(failed(hello)).await,
         }

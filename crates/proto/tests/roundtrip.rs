@@ -21,7 +21,7 @@ const CASES: u32 = 256;
 
 /// Every code a server sends. `Unknown` is missing on purpose: it is what a client reads for a
 /// code it does not know, not a code anyone sends.
-const KNOWN_CODES: [ErrorCode; 18] = [
+const KNOWN_CODES: [ErrorCode; 19] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::Invalid,
@@ -32,6 +32,7 @@ const KNOWN_CODES: [ErrorCode; 18] = [
     ErrorCode::Unauthorized,
     ErrorCode::Forbidden,
     ErrorCode::OriginNotAllowed,
+    ErrorCode::CsrfHeaderRequired,
     ErrorCode::SubprotocolRequired,
     ErrorCode::BadCredentials,
     ErrorCode::InviteInvalid,
@@ -56,6 +57,7 @@ fn is_sent(code: ErrorCode) -> bool {
         | ErrorCode::Unauthorized
         | ErrorCode::Forbidden
         | ErrorCode::OriginNotAllowed
+        | ErrorCode::CsrfHeaderRequired
         | ErrorCode::SubprotocolRequired
         | ErrorCode::BadCredentials
         | ErrorCode::InviteInvalid

@@ -131,7 +131,10 @@ impl FromRequestParts<AppState> for Authed {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let by_cookie = matches!(token_of(&parts.headers), Some((_, true)));
-        if by_cookie && !safe && !parts.headers.contains_key(CSRF_HEADER) {
+        let csrf_missing = by_cookie && !safe && !parts.headers.contains_key(CSRF_HEADER);
+        // The origin first (inside), then the header: a foreign origin is told so, whatever else.
+        let authed = authenticate(&parts.headers, state, !csrf_missing).await?;
+        if csrf_missing {
             // A cross-site form can post with the user's cookie (where SameSite does not stop
             // it) but cannot set a header; the app's own requests always do.
             return Err(ApiError::new(
@@ -139,7 +142,7 @@ impl FromRequestParts<AppState> for Authed {
                 format!("requests authenticated by the session cookie must send {CSRF_HEADER}"),
             ));
         }
-        authenticate(&parts.headers, state, true).await
+        Ok(authed)
     }
 }
 

@@ -20,8 +20,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tidings_proto::v1::{
-    ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, close,
-    decode_client_frame,
+    ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, close, decode_client_frame,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};

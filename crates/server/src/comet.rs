@@ -30,8 +30,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use serde::Deserialize;
 use tidings_proto::v1::{
-    ClientFrame, EVENT_BATCH, ErrorBody, ErrorCode, IFRAME_CALLBACK, Lock, MessageId,
-    ServerFrame, TransportKind, Transports, decode_client_frame,
+    ClientFrame, EVENT_BATCH, ErrorBody, ErrorCode, IFRAME_CALLBACK, Lock, MessageId, ServerFrame,
+    TransportKind, Transports, decode_client_frame,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep};
@@ -396,7 +396,14 @@ pub async fn iframe(
     Passive(authed): Passive,
     Query(query): Query<ChannelQuery>,
 ) -> Result<Response, ApiError> {
-    open_stream(state, turn, authed, query.cursor, query.hello == 1, Format::Iframe)
+    open_stream(
+        state,
+        turn,
+        authed,
+        query.cursor,
+        query.hello == 1,
+        Format::Iframe,
+    )
 }
 
 fn open_stream(

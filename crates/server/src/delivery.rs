@@ -193,7 +193,9 @@ impl Subscription {
             presence: wants.presence,
             per_session: wants.per_session,
         };
-        let (registration, queue) = state.hub.register(&wire::user_ref(user), session.id, listener);
+        let (registration, queue) = state
+            .hub
+            .register(&wire::user_ref(user), session.id, listener);
         let status_ticks = wants.status_every.map(|every| {
             let mut ticks = interval_at(Instant::now() + every, every);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);

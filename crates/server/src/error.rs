@@ -51,9 +51,7 @@ impl ApiError {
             ErrorCode::NotMember
             | ErrorCode::Forbidden
             | ErrorCode::OriginNotAllowed
-            | ErrorCode::CsrfHeaderRequired => {
-                StatusCode::FORBIDDEN
-            }
+            | ErrorCode::CsrfHeaderRequired => StatusCode::FORBIDDEN,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unauthorized | ErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,
             ErrorCode::InviteInvalid => StatusCode::FORBIDDEN,

@@ -30,8 +30,8 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Passive};
 use crate::delivery::{Event, Live, Subscription, Wants};
-use crate::hub::Presence;
 use crate::error::{ApiError, Query};
+use crate::hub::Presence;
 use crate::sse;
 
 /// Queued events written as one chunk.

@@ -215,7 +215,12 @@ impl Hub {
             return;
         }
         inner.lingering.remove(&user);
-        let back = inner.conns.get(&user).into_iter().flatten().any(|c| c.presence);
+        let back = inner
+            .conns
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .any(|c| c.presence);
         if let (false, Some(who)) = (back, inner.online.get(&user).cloned()) {
             Hub::offline(&mut inner, &who);
         }
