@@ -10,6 +10,9 @@ packages=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev pkg-config build-es
 if [[ "${1:-}" == "--test" ]]; then
     # Testing: a virtual display, the WebKit WebDriver, a D-Bus session bus, screenshots.
     packages+=(xvfb xauth webkit2gtk-driver dbus dbus-daemon dbus-x11 x11-utils xdotool imagemagick)
+    # Hostile proxies for the transport ladder's tests: nginx in front of the server, squid as
+    # the client's forward proxy (each test starts its own on a loopback port).
+    packages+=(nginx squid)
 fi
 
 missing=()

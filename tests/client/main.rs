@@ -5,4 +5,5 @@ mod connection;
 mod disk;
 mod lock;
 mod notify;
+mod proxies;
 mod transports;

@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 #[cfg(all(unix, not(target_os = "macos")))]
 pub mod dbus;
+#[cfg(unix)]
+pub mod proxies;
 
 /// The longest any test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -24,6 +24,40 @@ pub struct Api {
     /// reads.
     streaming: reqwest::Client,
     base: String,
+    /// The forward proxy requests to `base` go through, if any.
+    proxy: Option<String>,
+}
+
+/// The proxy `env` names for `base` (`HTTPS_PROXY` for https, `HTTP_PROXY` for http, either
+/// case), unless `NO_PROXY` covers its host (`*`, the host, or a domain it ends in).
+fn proxy_from_env(base: &str, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let https = base.starts_with("https://");
+    let names: [&str; 2] = if https {
+        ["HTTPS_PROXY", "https_proxy"]
+    } else {
+        ["HTTP_PROXY", "http_proxy"]
+    };
+    let proxy = names
+        .iter()
+        .find_map(|name| env(name))
+        .filter(|p| !p.trim().is_empty())?;
+    let authority = base.split("://").nth(1).unwrap_or(base);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let no_proxy = ["NO_PROXY", "no_proxy"]
+        .iter()
+        .find_map(|name| env(name))
+        .unwrap_or_default();
+    let bypassed = no_proxy.split(',').map(str::trim).any(|entry| {
+        let domain = entry.trim_start_matches('.');
+        entry == "*"
+            || (!domain.is_empty()
+                && (host.eq_ignore_ascii_case(domain)
+                    || host
+                        .to_ascii_lowercase()
+                        .ends_with(&format!(".{}", domain.to_ascii_lowercase()))))
+    });
+    (!bypassed).then_some(proxy)
 }
 
 /// Normalizes a server URL: `http(s)://host[:port][/prefix]`, no trailing slash.
@@ -42,23 +76,54 @@ pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
 }
 
 impl Api {
-    pub fn new(server: &str) -> Result<Api, ClientError> {
+    /// The API of `server`, through `proxy` when given, else through the proxy the environment
+    /// names for it (`HTTP_PROXY`/`HTTPS_PROXY`, minus `NO_PROXY`), if any.
+    pub fn new(server: &str, proxy: Option<&str>) -> Result<Api, ClientError> {
         let base = normalize_server_url(server)?;
-        let http = reqwest::Client::builder()
+        let protocol = |e: reqwest::Error| ClientError::Protocol(e.to_string());
+        let mut http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5));
+        let mut streaming = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let streaming = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .read_timeout(Duration::from_secs(60));
+        // Without one given, reqwest reads the same environment itself.
+        if let Some(proxy) = proxy {
+            http = http.proxy(reqwest::Proxy::all(proxy).map_err(protocol)?);
+            streaming = streaming.proxy(reqwest::Proxy::all(proxy).map_err(protocol)?);
+        }
+        let proxy = match proxy {
+            Some(proxy) => Some(proxy.to_owned()),
+            None => proxy_from_env(&base, |name| std::env::var(name).ok()),
+        };
         Ok(Api {
-            http,
-            streaming,
+            http: http.build().map_err(protocol)?,
+            streaming: streaming.build().map_err(protocol)?,
             base,
+            proxy,
         })
+    }
+
+    /// The forward proxy for this server, as a URL (`http://host:port`).
+    pub(crate) fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
+    }
+
+    /// `host:port` of the server, for a proxy's `CONNECT`.
+    pub(crate) fn authority(&self) -> String {
+        let (rest, port) = match self.base.strip_prefix("https://") {
+            Some(rest) => (rest, 443),
+            None => (self.base.trim_start_matches("http://"), 80),
+        };
+        let host = rest.split('/').next().unwrap_or(rest);
+        if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host.to_owned()
+        } else {
+            format!("{host}:{port}")
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -300,6 +365,34 @@ impl<T: Serialize> ErasedJson for T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_names_the_proxy_unless_no_proxy_covers_the_host() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let proxied = env(&[("HTTP_PROXY", "http://proxy:3128")]);
+        assert_eq!(
+            proxy_from_env("http://chat.example:7878", proxied).as_deref(),
+            Some("http://proxy:3128")
+        );
+        let https_only = env(&[("https_proxy", "http://proxy:3128")]);
+        assert_eq!(proxy_from_env("http://chat.example", https_only), None);
+        let bypass = env(&[
+            ("HTTP_PROXY", "http://proxy:3128"),
+            ("NO_PROXY", "localhost, .example"),
+        ]);
+        assert_eq!(proxy_from_env("http://chat.example:7878", bypass), None);
+        let other = env(&[
+            ("HTTP_PROXY", "http://proxy:3128"),
+            ("NO_PROXY", "localhost"),
+        ]);
+        assert!(proxy_from_env("http://chat.example", other).is_some());
+    }
 
     #[test]
     fn server_urls_are_checked_and_normalized() {

@@ -37,9 +37,6 @@ use crate::client::{Command, Inner, now_ms};
 use crate::event::{ClientEvent, ConnectionState, LockCause};
 use crate::transport::{AnyTransport, Ended, Transport};
 
-/// How long a transport may take to deliver its first frame (the hello) before it counts as
-/// not getting through.
-const FIRST_FRAME: Duration = Duration::from_secs(10);
 /// Wait before resending after a transient refusal without a hint.
 const TRANSIENT_RETRY: Duration = Duration::from_secs(1);
 
@@ -122,7 +119,7 @@ async fn connection(
             return Ended::Retry;
         }
     };
-    let opened = timeout(FIRST_FRAME, async {
+    let opened = timeout(inner.options.first_frame_timeout, async {
         let mut transport = AnyTransport::open(kind, api, token, cursor).await?;
         match transport.recv().await? {
             ServerFrame::Hello(hello) => Ok((transport, hello)),
@@ -152,7 +149,7 @@ async fn climb(inner: &Arc<Inner>, api: &Api, token: &str, above: &[TransportKin
     loop {
         sleep(inner.options.probe_every).await;
         for (rung, kind) in above.iter().enumerate() {
-            if probe(api, token, *kind).await {
+            if probe(api, token, *kind, inner.options.first_frame_timeout).await {
                 return rung;
             }
         }
@@ -160,8 +157,8 @@ async fn climb(inner: &Arc<Inner>, api: &Api, token: &str, above: &[TransportKin
 }
 
 /// Whether `kind` delivers its first frame now. The probe is a real connection, closed again.
-async fn probe(api: &Api, token: &str, kind: TransportKind) -> bool {
-    let attempt = timeout(FIRST_FRAME, async {
+async fn probe(api: &Api, token: &str, kind: TransportKind, within: Duration) -> bool {
+    let attempt = timeout(within, async {
         let mut transport = AnyTransport::open(kind, api, token, i64::MAX).await.ok()?;
         matches!(transport.recv().await, Ok(ServerFrame::Hello(_))).then_some(())
     });

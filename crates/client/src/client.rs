@@ -38,6 +38,11 @@ pub struct ClientOptions {
     pub transport: Option<TransportKind>,
     /// Below the WebSocket, how often to try the transports above.
     pub probe_every: Duration,
+    /// A transport that does not deliver its first frame within this does not get through.
+    pub first_frame_timeout: Duration,
+    /// The forward proxy (`http://host:port`) to reach the server through; `None` takes the
+    /// one the environment names (`HTTP_PROXY`/`HTTPS_PROXY`, minus `NO_PROXY`), if any.
+    pub proxy: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -49,6 +54,8 @@ impl Default for ClientOptions {
             backoff_cap: Duration::from_secs(30),
             transport: None,
             probe_every: Duration::from_secs(60),
+            first_frame_timeout: Duration::from_secs(10),
+            proxy: None,
         }
     }
 }
@@ -185,12 +192,17 @@ impl Inner {
         session.cancel();
     }
 
+    /// The API of `server`, through the configured proxy.
+    pub fn api(&self, server: &str) -> Result<Api, ClientError> {
+        Api::new(server, self.options.proxy.as_deref())
+    }
+
     /// The token and API of the live session, or `Locked`.
     pub fn session(&self) -> Result<(Api, String), ClientError> {
         let live = lock(&self.live);
         let account = live.account.as_ref().ok_or(ClientError::NoAccount)?;
         let token = account.token.clone().ok_or(ClientError::Locked)?;
-        Ok((Api::new(&account.server)?, token))
+        Ok((self.api(&account.server)?, token))
     }
 
     /// Starts the chat and feed tasks for the account's token, unless they run already.
@@ -307,7 +319,7 @@ impl Client {
         name: &str,
         password: &str,
     ) -> Result<UserRef, ClientError> {
-        let api = Api::new(server)?;
+        let api = self.inner.api(server)?;
         let answer = api
             .login(name, password, &self.inner.options.device)
             .await?;
@@ -322,7 +334,7 @@ impl Client {
         name: &str,
         password: &str,
     ) -> Result<UserRef, ClientError> {
-        let api = Api::new(server)?;
+        let api = self.inner.api(server)?;
         let answer = api
             .register(invite, name, password, &self.inner.options.device)
             .await?;
@@ -385,7 +397,7 @@ impl Client {
     /// and sync resumes.
     pub async fn unlock(&self, password: &str) -> Result<(), ClientError> {
         let account = self.account().ok_or(ClientError::NoAccount)?;
-        let api = Api::new(&account.server)?;
+        let api = self.inner.api(&account.server)?;
         let answer = api
             .login(&account.user.name, password, &self.inner.options.device)
             .await?;

@@ -19,6 +19,7 @@ use tidings_proto::v1::{
     ClientFrame, ErrorBody, FRAMES_PATH, MessageId, POLL_PATH, STREAM_PATH, SUBPROTOCOL,
     ServerFrame, TransportKind, Transports, close,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -143,8 +144,25 @@ impl WebSocketTransport {
         );
         let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Ended::Retry)?;
         headers.insert("authorization", bearer);
-        let handshake = tokio_tungstenite::connect_async(request);
-        match timeout(CONNECT_TIMEOUT, handshake).await {
+        let handshake = async {
+            match api.proxy() {
+                // Through a forward proxy, as browsers do: a `CONNECT` tunnel, then the upgrade
+                // inside it. A proxy that refuses the tunnel breaks this rung.
+                Some(proxy) => {
+                    let tunnel = tunnel(proxy, &api.authority()).await?;
+                    let tunnel = MaybeTlsStream::Plain(tunnel);
+                    Ok::<_, Ended>(tokio_tungstenite::client_async(request, tunnel).await)
+                }
+                None => Ok(tokio_tungstenite::connect_async(request).await),
+            }
+        };
+        // Both waits in one deadline: the tunnel's and the upgrade's.
+        let outcome = match timeout(CONNECT_TIMEOUT, handshake).await {
+            Ok(Err(ended)) => return Err(ended),
+            Ok(Ok(done)) => Ok(done),
+            Err(elapsed) => Err(elapsed),
+        };
+        match outcome {
             Ok(Ok((socket, _))) => Ok(WebSocketTransport {
                 socket,
                 heartbeat: CONNECT_TIMEOUT / 2,
@@ -208,6 +226,46 @@ impl Transport for WebSocketTransport {
                 }
                 None => return Err(Ended::Retry),
             }
+        }
+    }
+}
+
+/// Opens a `CONNECT` tunnel to `authority` (`host:port`) through the forward proxy at `proxy`
+/// (`http://host:port`), as RFC 9110 (9.3.6) describes.
+async fn tunnel(proxy: &str, authority: &str) -> Result<TcpStream, Ended> {
+    let address = proxy
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    // Credentials in the proxy's URL are not supported: the address is what follows them.
+    let address = address.rsplit('@').next().unwrap_or(address);
+    let mut stream = TcpStream::connect(address).await.map_err(|err| {
+        tracing::debug!(%err, proxy, "proxy unreachable");
+        Ended::Retry
+    })?;
+    let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|_| Ended::Retry)?;
+    // The proxy's answer: a status line and headers, nothing after them until we speak.
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 8 * 1024 || stream.read(&mut byte).await.map_err(|_| Ended::Retry)? == 0 {
+            return Err(Ended::Broken);
+        }
+        head.push(byte[0]);
+    }
+    let status = head
+        .split(|b| *b == b' ')
+        .nth(1)
+        .and_then(|code| std::str::from_utf8(code).ok());
+    match status {
+        Some(code) if code.starts_with('2') => Ok(stream),
+        other => {
+            tracing::debug!(status = ?other, "the proxy refused the tunnel");
+            Err(Ended::Broken)
         }
     }
 }
