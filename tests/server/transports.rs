@@ -675,6 +675,13 @@ async fn frames_posted_over_http_are_carried_out_as_on_the_websocket() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let body: ErrorBody = bad.json().await.expect("error body");
     assert_eq!(body.code, ErrorCode::UnknownType);
+    // A cursor from elsewhere (past the newest message) starts over from the newest.
+    let latest = match answer.as_slice() {
+        [ServerFrame::Ack { id, .. }] => *id,
+        _ => unreachable!(),
+    };
+    let reset: Batch = owner.get("/api/poll?cursor=999999&timeout=0").await;
+    assert_eq!(reset.cursor, latest);
     // The offer lists every transport.
     let offered: Transports = owner.get("/api/transports").await;
     let kinds: HashSet<TransportKind> = offered.transports.into_iter().collect();

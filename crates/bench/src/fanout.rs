@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tidings_proto::v1::{ClientFrame, EVENT_MESSAGE};
+use tidings_proto::v1::{ClientFrame, EVENT_BATCH, EVENT_MESSAGE};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::latency::{Shards, Summary};
+use crate::poll::Poller;
 use crate::probe::{Clock, Probe};
 use crate::process::{ServerProcess, own_cpu};
 use crate::search::{Criteria, RateSearch};
@@ -109,6 +110,8 @@ pub struct Step {
     pub loadgen_cpu_pct: f64,
     /// Subscribers the server disconnected during the step.
     pub disconnects: u64,
+    /// Bytes on the subscribers' connections per delivered message.
+    pub wire_bytes_per_delivery: f64,
     /// Whether the server closed the publisher's own connection during the step.
     pub publisher_dropped: bool,
     /// Delivered (≥ 99 %) with the publisher keeping up, whatever the latency.
@@ -161,21 +164,31 @@ struct Tally {
     latencies: Shards,
     connected: AtomicUsize,
     disconnects: AtomicU64,
+    /// Bytes the subscribers' connections carried while counting (both ways, framing and HTTP
+    /// heads included), for the bytes on the wire per delivered message.
+    wire_bytes: AtomicU64,
 }
 
 impl Tally {
+    /// Counts every probe in `frame` (a WebSocket frame holds one; a batch may hold several).
     fn on_frame(&self, index: usize, frame: &[u8]) {
-        let Some(probe) = Probe::find(frame) else {
-            return;
-        };
-        self.seen.fetch_add(1, Ordering::Relaxed);
-        if probe.seq < self.floor.load(Ordering::Acquire) {
-            return;
+        for probe in Probe::find_all(frame) {
+            self.seen.fetch_add(1, Ordering::Relaxed);
+            if probe.seq < self.floor.load(Ordering::Acquire) {
+                continue;
+            }
+            let now = self.clock.micros();
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+            self.latencies
+                .record(index, now.saturating_sub(probe.sent_micros));
         }
-        let now = self.clock.micros();
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        self.latencies
-            .record(index, now.saturating_sub(probe.sent_micros));
+    }
+
+    /// Adds `bytes` carried while a step is being counted.
+    fn on_wire(&self, bytes: u64) {
+        if self.floor.load(Ordering::Acquire) != u64::MAX {
+            self.wire_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Starts counting afresh from sequence number `floor`.
@@ -183,6 +196,7 @@ impl Tally {
         self.floor.store(floor, Ordering::Release);
         self.latencies.reset();
         self.delivered.store(0, Ordering::Release);
+        self.wire_bytes.store(0, Ordering::Release);
     }
 }
 
@@ -197,6 +211,7 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
         latencies: Shards::new(SHARDS),
         connected: AtomicUsize::new(0),
         disconnects: AtomicU64::new(0),
+        wire_bytes: AtomicU64::new(0),
     });
     let mut publisher = Publisher::open(endpoint, clock).await?;
     // Let the server settle after the publisher's handshake before the baseline.
@@ -372,6 +387,7 @@ impl Stepper<'_> {
         // Stop counting before reading, so the figures belong to this step only.
         self.tally.floor.store(u64::MAX, Ordering::Release);
         let delivered = self.tally.delivered.load(Ordering::Acquire);
+        let wire_bytes = self.tally.wire_bytes.load(Ordering::Acquire);
         let latency = Summary::of(&self.tally.latencies.merged());
         let delivery_ratio = if expected == 0 {
             0.0
@@ -396,6 +412,7 @@ impl Stepper<'_> {
             server_cpu_pct: 100.0 * cpu.as_secs_f64() / seconds.max(1e-9),
             loadgen_cpu_pct: 100.0 * own.as_secs_f64() / seconds.max(1e-9),
             disconnects: self.tally.disconnects.load(Ordering::Acquire) - disconnects_before,
+            wire_bytes_per_delivery: wire_bytes as f64 / delivered.max(1) as f64,
             publisher_dropped,
             sustained,
             passed,
@@ -423,6 +440,8 @@ async fn subscribe(
     permits: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
+    // Where an HTTP stream resumes after the server ended it (its size cut, or a kick).
+    let mut cursor = None;
     loop {
         let opened = {
             let Ok(_permit) = permits.acquire().await else {
@@ -430,7 +449,7 @@ async fn subscribe(
             };
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                opened = timeout(CONNECT_TIMEOUT, Subscription::open(&endpoint)) => opened,
+                opened = timeout(CONNECT_TIMEOUT, Subscription::open(&endpoint, index, cursor)) => opened,
             }
         };
         match opened {
@@ -438,7 +457,7 @@ async fn subscribe(
                 tally.connected.fetch_add(1, Ordering::AcqRel);
                 let cancelled = tokio::select! {
                     _ = cancel.cancelled() => true,
-                    _ = subscription.read(&tally, index) => false,
+                    _ = subscription.read(&tally, index, &mut cursor) => false,
                 };
                 tally.connected.fetch_sub(1, Ordering::AcqRel);
                 if cancelled {
@@ -459,19 +478,32 @@ async fn subscribe(
 /// A subscriber's open connection.
 enum Subscription {
     Ws(Box<Socket>),
-    Sse(Box<Feed>),
+    /// The feed's `message` events, or the HTTP stream's `batch` events.
+    Sse(Box<Feed>, &'static str),
+    Poll(Box<Poller>),
+}
+
+/// Bytes of a WebSocket frame from the server carrying `len` bytes (unmasked, no extensions).
+fn ws_frame_bytes(len: usize) -> u64 {
+    let header = match len {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
+    };
+    (header + len) as u64
 }
 
 impl Subscription {
     /// Connects and waits until the server has registered the subscriber: for Tidings' chat
-    /// channel the hello (sent after registration), for its feed the response head (likewise).
-    async fn open(endpoint: &Endpoint) -> Result<Subscription> {
+    /// channel the hello (sent after registration), for its feed and stream the response head
+    /// (likewise), for a long-poll the first answer (the next poll is then held).
+    async fn open(endpoint: &Endpoint, index: usize, cursor: Option<i64>) -> Result<Subscription> {
         match (endpoint.target, &endpoint.access) {
             (Target::TidingsWs, Some(access)) => {
                 let mut socket = connect(
                     endpoint.addr,
                     "/api/ws",
-                    Some(&access.subscriber_token),
+                    Some(access.subscriber(index)),
                     true,
                 )
                 .await?;
@@ -482,9 +514,23 @@ impl Subscription {
                 Ok(Subscription::Ws(Box::new(socket)))
             }
             (Target::TidingsSse, Some(access)) => {
-                let feed = Feed::open(endpoint.addr, "/api/events", &access.subscriber_token, None)
+                let feed = Feed::open(endpoint.addr, "/api/events", access.subscriber(index), None)
                     .await?;
-                Ok(Subscription::Sse(Box::new(feed)))
+                Ok(Subscription::Sse(Box::new(feed), EVENT_MESSAGE))
+            }
+            (Target::TidingsStream, Some(access)) => {
+                // At first from past the newest message (nothing is replayed, the stream starts
+                // there); after the server ended a stream, from where it stopped, as a client does.
+                let resume = Some(cursor.unwrap_or(i64::MAX));
+                let token = access.subscriber(index);
+                let feed = Feed::open(endpoint.addr, "/api/stream", token, resume).await?;
+                Ok(Subscription::Sse(Box::new(feed), EVENT_BATCH))
+            }
+            (Target::TidingsPoll, Some(access)) => {
+                let mut poller = Poller::open(endpoint.addr, access.subscriber(index)).await?;
+                poller.consume();
+                poller.send().await?;
+                Ok(Subscription::Poll(Box::new(poller)))
             }
             (Target::NaiveAxum | Target::NodeWs, _) => {
                 let socket = connect(endpoint.addr, "/ws", None, true).await?;
@@ -494,27 +540,48 @@ impl Subscription {
         }
     }
 
-    /// Reads until the connection ends.
-    async fn read(&mut self, tally: &Tally, index: usize) {
+    /// Reads until the connection ends, keeping an HTTP stream's `cursor`.
+    async fn read(&mut self, tally: &Tally, index: usize, cursor: &mut Option<i64>) {
         match self {
             Subscription::Ws(socket) => {
                 while let Some(Ok(message)) = socket.next().await {
                     match message {
-                        WsMessage::Text(text) => tally.on_frame(index, text.as_bytes()),
+                        WsMessage::Text(text) => {
+                            tally.on_wire(ws_frame_bytes(text.len()));
+                            tally.on_frame(index, text.as_bytes());
+                        }
                         WsMessage::Close(_) => break,
                         _ => {}
                     }
                 }
             }
-            Subscription::Sse(feed) => loop {
+            Subscription::Sse(feed, name) => loop {
+                let before = feed.received;
                 let more = feed
                     .next_events(|event| {
-                        if event.name == EVENT_MESSAGE {
+                        if event.name == *name {
                             tally.on_frame(index, event.data.as_bytes());
+                            if let Some(id) = event.id.and_then(|id| id.parse().ok()) {
+                                *cursor = Some(id);
+                            }
                         }
                     })
                     .await;
+                tally.on_wire(feed.received - before);
                 if !matches!(more, Ok(true)) {
+                    break;
+                }
+            },
+            Subscription::Poll(poller) => loop {
+                let before = poller.wire_bytes;
+                match poller.answer().await {
+                    Ok(batch) => tally.on_frame(index, batch),
+                    Err(_) => break,
+                }
+                poller.consume();
+                let sent = poller.send().await;
+                tally.on_wire(poller.wire_bytes - before);
+                if sent.is_err() {
                     break;
                 }
             },

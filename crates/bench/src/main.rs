@@ -19,6 +19,7 @@ mod history;
 mod latency;
 mod peer;
 mod persistence;
+mod poll;
 mod probe;
 mod process;
 mod report;
@@ -38,6 +39,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::search::Criteria;
 use crate::suite::{Section, Settings};
+use crate::target::Target;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +71,9 @@ struct RunArgs {
     /// Subscriber counts of the fan-out benchmark [default: 1000,5000,10000; quick: 200,1000].
     #[arg(long, value_delimiter = ',')]
     sizes: Option<Vec<usize>>,
+    /// The Tidings transports the fan-out runs over: ws, sse, stream, poll [default: all].
+    #[arg(long, value_delimiter = ',', value_parser = transport)]
+    transports: Option<Vec<Target>>,
     /// Fan-out rounds per target and size; figures are medians over them [default: 3; quick: 1].
     #[arg(long)]
     rounds: Option<usize>,
@@ -117,6 +122,17 @@ struct RunArgs {
 /// The quick run's value or the full run's.
 fn pick<T>(quick: bool, quick_value: T, full_value: T) -> T {
     if quick { quick_value } else { full_value }
+}
+
+/// A Tidings transport as `--transports` names it.
+fn transport(name: &str) -> Result<Target, String> {
+    match name.trim() {
+        "ws" => Ok(Target::TidingsWs),
+        "sse" => Ok(Target::TidingsSse),
+        "stream" => Ok(Target::TidingsStream),
+        "poll" => Ok(Target::TidingsPoll),
+        other => Err(format!("{other:?}: one of ws, sse, stream, poll")),
+    }
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -199,6 +215,14 @@ fn settings(args: RunArgs) -> Result<Settings> {
             .unwrap_or_else(|| vec![Section::Persistence, Section::History, Section::Fanout]),
         sizes,
         rounds: args.rounds.unwrap_or(pick(quick, 1, 3)).max(1),
+        transports: args.transports.unwrap_or_else(|| {
+            vec![
+                Target::TidingsWs,
+                Target::TidingsSse,
+                Target::TidingsStream,
+                Target::TidingsPoll,
+            ]
+        }),
         peers: !args.no_peers,
         budget_secs: args.budget_mins.unwrap_or(pick(quick, 20.0, 90.0)) * 60.0,
         server_env: args.server_env,

@@ -38,14 +38,23 @@ impl Probe {
         format!("tb:{}:{}", self.seq, self.sent_micros)
     }
 
-    /// The first probe in `frame`, if any.
-    pub fn find(frame: &[u8]) -> Option<Probe> {
+    /// Every probe in `frame`, in order: a batch of the HTTP transports carries several.
+    pub fn find_all(mut frame: &[u8]) -> impl Iterator<Item = Probe> + '_ {
+        std::iter::from_fn(move || {
+            let (probe, end) = Probe::find_from(frame)?;
+            frame = &frame[end..];
+            Some(probe)
+        })
+    }
+
+    /// The first probe in `frame` and where it ends.
+    fn find_from(frame: &[u8]) -> Option<(Probe, usize)> {
         let start = frame.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
         let rest = &frame[start..];
         let (seq, used) = digits(rest)?;
         let rest = rest[used..].strip_prefix(b":")?;
-        let (sent_micros, _) = digits(rest)?;
-        Some(Probe { seq, sent_micros })
+        let (sent_micros, used_too) = digits(rest)?;
+        Some((Probe { seq, sent_micros }, start + used + 1 + used_too))
     }
 }
 
@@ -66,19 +75,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_probe_of_a_batch_is_found() {
+        let batch =
+            br#"{"cursor":9,"frames":[{"body":"tb:1:10"},{"body":"tb:2:20"},{"type":"typing"}]}"#;
+        let found: Vec<Probe> = Probe::find_all(batch).collect();
+        assert_eq!(
+            found,
+            [
+                Probe {
+                    seq: 1,
+                    sent_micros: 10
+                },
+                Probe {
+                    seq: 2,
+                    sent_micros: 20
+                }
+            ]
+        );
+    }
+
+    #[test]
     fn a_body_round_trips() {
         let probe = Probe {
             seq: 42,
             sent_micros: 1_234_567,
         };
-        assert_eq!(Probe::find(probe.body().as_bytes()), Some(probe));
+        assert_eq!(Probe::find_all(probe.body().as_bytes()).next(), Some(probe));
     }
 
     #[test]
     fn found_inside_a_chat_frame_and_an_sse_event() {
         let frame = br#"{"type":"message","id":9,"room":2,"author":{"id":3,"name":"pub"},"body":"tb:7:99","sent_at":1,"client_id":"p7"}"#;
         assert_eq!(
-            Probe::find(frame),
+            Probe::find_all(frame).next(),
             Some(Probe {
                 seq: 7,
                 sent_micros: 99
@@ -86,7 +115,7 @@ mod tests {
         );
         let event = b"id: 9\nevent: message\ndata: {\"room\":2,\"id\":9,\"preview\":\"tb:8:100\",\"mentions_you\":false}\n\n";
         assert_eq!(
-            Probe::find(event),
+            Probe::find_all(event).next(),
             Some(Probe {
                 seq: 8,
                 sent_micros: 100
@@ -107,7 +136,7 @@ mod tests {
             b"tb:99999999999999999999:1",
         ] {
             assert_eq!(
-                Probe::find(frame),
+                Probe::find_all(frame).next(),
                 None,
                 "{}",
                 String::from_utf8_lossy(frame)

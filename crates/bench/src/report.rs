@@ -50,6 +50,8 @@ pub struct FanoutSummary {
     pub fixed_p99_ms: f64,
     pub fixed_max_ms: f64,
     pub fixed_delivery_ratio: f64,
+    /// Bytes on a subscriber's connection per message delivered, at the fixed rate.
+    pub fixed_wire_bytes_per_delivery: f64,
     /// The highest publish rate passing the criteria (0 when none did).
     pub best_rate: f64,
     /// Whether, in some round, the search ran out of steps before any rate failed: the true
@@ -94,6 +96,7 @@ impl FanoutSummary {
             fixed_p99_ms: m(&|o| o.fixed.latency.p99_ms),
             fixed_max_ms: m(&|o| o.fixed.latency.max_ms),
             fixed_delivery_ratio: m(&|o| o.fixed.delivery_ratio),
+            fixed_wire_bytes_per_delivery: m(&|o| o.fixed.wire_bytes_per_delivery),
             best_rate: best(&|s| s.rate),
             best_rate_is_lower_bound: rounds.iter().any(|o| !o.best_is_bounded),
             best_delivered_per_sec: best(&|s| s.delivered_per_sec),
@@ -212,6 +215,8 @@ impl Report {
                     (Target::TidingsWs, Target::NaiveAxum),
                     (Target::TidingsWs, Target::NodeWs),
                     (Target::TidingsSse, Target::TidingsWs),
+                    (Target::TidingsStream, Target::TidingsSse),
+                    (Target::TidingsPoll, Target::TidingsWs),
                 ]
                 .into_iter()
                 .filter_map(move |(a, b)| Some(Ratio::between(find(n, a)?, find(n, b)?)))
@@ -257,6 +262,7 @@ impl Report {
                 "@10/s p50".to_owned(),
                 "p99".to_owned(),
                 "max".to_owned(),
+                "bytes/msg".to_owned(),
                 "max deliv/s".to_owned(),
                 "at rate".to_owned(),
                 "p99".to_owned(),
@@ -311,6 +317,7 @@ impl Report {
                     ms(s.fixed_p50_ms),
                     ms(s.fixed_p99_ms),
                     ms(s.fixed_max_ms),
+                    format!("{:.0}", s.fixed_wire_bytes_per_delivery),
                 ];
                 row.extend(sustained);
                 row.extend(within);
@@ -422,8 +429,10 @@ fn order(target: Target) -> u8 {
     match target {
         Target::TidingsWs => 0,
         Target::TidingsSse => 1,
-        Target::NaiveAxum => 2,
-        Target::NodeWs => 3,
+        Target::TidingsStream => 2,
+        Target::TidingsPoll => 3,
+        Target::NaiveAxum => 4,
+        Target::NodeWs => 5,
     }
 }
 
@@ -609,6 +618,7 @@ mod tests {
             server_cpu_pct: 50.0,
             loadgen_cpu_pct: 50.0,
             disconnects: 0,
+            wire_bytes_per_delivery: 0.0,
             publisher_dropped: false,
             sustained: true,
             passed: true,

@@ -24,6 +24,7 @@ pub struct Head {
     pub status: u16,
     pub chunked: bool,
     pub content_type: Option<String>,
+    pub content_length: Option<usize>,
 }
 
 /// Parses a response head at the start of `bytes`. Returns the head and its length including the
@@ -51,6 +52,7 @@ pub fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>> {
         status,
         chunked: false,
         content_type: None,
+        content_length: None,
     };
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
@@ -63,6 +65,8 @@ pub fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>> {
                 .any(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
         } else if name.eq_ignore_ascii_case("content-type") {
             head.content_type = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("content-length") {
+            head.content_length = value.parse().ok();
         }
     }
     Ok(Some((head, end + 4)))
@@ -285,6 +289,8 @@ pub struct Feed {
     pending: Vec<u8>,
     read: Vec<u8>,
     decoded: Vec<u8>,
+    /// Bytes read from the socket after the response head: what the stream costs on the wire.
+    pub received: u64,
 }
 
 impl Feed {
@@ -339,6 +345,7 @@ impl Feed {
             pending: buf,
             read: vec![0; READ_CHUNK],
             decoded: Vec::new(),
+            received: 0,
         })
     }
 
@@ -357,6 +364,7 @@ impl Feed {
         if n == 0 {
             return Ok(false);
         }
+        self.received += n as u64;
         let input = &self.read[..n];
         match &mut self.chunked {
             Some(chunked) => {

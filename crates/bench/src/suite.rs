@@ -41,6 +41,8 @@ pub struct Settings {
     pub sections: Vec<Section>,
     pub sizes: Vec<usize>,
     pub rounds: usize,
+    /// The Tidings transports the fan-out runs over.
+    pub transports: Vec<Target>,
     pub peers: bool,
     pub budget_secs: f64,
     /// Extra `KEY=VALUE` for the Tidings server's environment.
@@ -153,7 +155,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
     }
 
     if settings.sections.contains(&Section::Fanout) {
-        let mut targets = vec![Target::TidingsWs, Target::TidingsSse];
+        let mut targets = settings.transports.clone();
         let mut node_script: Option<PathBuf> = None;
         if settings.peers {
             targets.push(Target::NaiveAxum);
@@ -304,15 +306,22 @@ async fn fanout_once(
     let log = work.join(format!("{name}.log"));
     let data = work.join(&name);
     let (server, access) = match target {
-        Target::TidingsWs | Target::TidingsSse => {
+        Target::TidingsWs | Target::TidingsSse | Target::TidingsStream | Target::TidingsPoll => {
             let template = template.to_owned();
             let data_in = data.clone();
             let access = tokio::task::spawn_blocking(move || -> Result<Access> {
                 let seeder = Seeder::copy(&template, &data_in)?;
                 let subscriber = seeder.user("subscriber")?;
                 let publisher = seeder.user("publisher")?;
+                let sessions = if target.session_per_subscriber() {
+                    size
+                } else {
+                    1
+                };
                 let access = Access {
-                    subscriber_token: seeder.session(subscriber, "tidings-bench subscribers")?,
+                    subscriber_tokens: (0..sessions)
+                        .map(|_| seeder.session(subscriber, "tidings-bench subscribers"))
+                        .collect::<Result<_>>()?,
                     publisher_token: seeder.session(publisher, "tidings-bench publisher")?,
                     room: seeder.room("fanout", publisher, &[publisher, subscriber])?,
                 };

@@ -23,6 +23,10 @@ pub enum Target {
     TidingsWs,
     /// Tidings, subscribers on the SSE feed (the publisher still posts over the chat channel).
     TidingsSse,
+    /// Tidings, subscribers on the chat channel's HTTP stream (`/api/stream`, SSE framing).
+    TidingsStream,
+    /// Tidings, subscribers long-polling the chat channel (`/api/poll`, kept-alive connections).
+    TidingsPoll,
     /// axum + `tokio::sync::broadcast`, as the textbook chat example has it.
     NaiveAxum,
     /// Node's `ws` package, its README's broadcast example.
@@ -34,22 +38,42 @@ impl Target {
         match self {
             Target::TidingsWs => "tidings-ws",
             Target::TidingsSse => "tidings-sse",
+            Target::TidingsStream => "tidings-stream",
+            Target::TidingsPoll => "tidings-poll",
             Target::NaiveAxum => "naive-axum",
             Target::NodeWs => "node-ws",
         }
     }
 
+    /// Whether each subscriber needs a session of its own (a session holds one poll and a couple
+    /// of streams at a time, like one device).
+    pub fn session_per_subscriber(self) -> bool {
+        matches!(self, Target::TidingsStream | Target::TidingsPoll)
+    }
+
     pub fn is_tidings(self) -> bool {
-        matches!(self, Target::TidingsWs | Target::TidingsSse)
+        matches!(
+            self,
+            Target::TidingsWs | Target::TidingsSse | Target::TidingsStream | Target::TidingsPoll
+        )
     }
 }
 
-/// Credentials for Tidings: the subscribers' shared session and the publisher's own.
+/// Credentials for Tidings: the subscribers' sessions and the publisher's own.
 #[derive(Debug, Clone)]
 pub struct Access {
-    pub subscriber_token: String,
+    /// One session shared by every subscriber, or (for the HTTP transports, which keep one poll
+    /// and a few streams per session, as one device holds) one per subscriber.
+    pub subscriber_tokens: Vec<String>,
     pub publisher_token: String,
     pub room: i64,
+}
+
+impl Access {
+    /// The token of subscriber `index`.
+    pub fn subscriber(&self, index: usize) -> &str {
+        &self.subscriber_tokens[index % self.subscriber_tokens.len().max(1)]
+    }
 }
 
 /// A running server to point clients at.

@@ -14,8 +14,8 @@
 //!
 //! Bounds: every poll and stream takes one of `limits.max_connections`; a session holds one poll
 //! (a newer one answers the older at once, empty) and `transports.streams_per_session` streams
-//! (a newer one ends the oldest); a stream ends after `transports.stream_max_bytes` and the
-//! client reopens it; a client that stops reading is kicked as lagging when its queue fills, and
+//! (a newer one ends the oldest); an iframe stream ends after `transports.stream_max_bytes` and
+//! the client reopens it; a client that stops reading is kicked as lagging when its queue fills, and
 //! its writes time out.
 
 use std::convert::Infallible;
@@ -181,7 +181,14 @@ impl Channel {
         for live in &replay.messages {
             out.push_live(live);
         }
-        self.cursor = self.cursor.max(replay.synced_to());
+        self.cursor = if replay.out_of_reach {
+            // Not a cursor of this server (past its newest message): the client starts over
+            // from the newest, as the feed's `reset` has it.
+            self.subscription.skip_to(replay.latest_id);
+            replay.latest_id
+        } else {
+            self.cursor.max(replay.synced_to())
+        };
         if always_synced || !replay.messages.is_empty() || replay.has_more {
             out.push(&ServerFrame::Synced {
                 latest_id: replay.synced_to(),
@@ -549,8 +556,12 @@ impl Stream {
             }
         };
         self.written += chunk.len() as u64;
-        if self.written >= self.channel.state.config.transports.stream_max_bytes {
-            // The client reopens from this chunk's cursor.
+        // An iframe's document keeps every script it ran: it is ended after a bound and the
+        // client reopens from this chunk's cursor. A streamed response read as it comes keeps
+        // nothing, and goes on.
+        if self.format == Format::Iframe
+            && self.written >= self.channel.state.config.transports.stream_max_bytes
+        {
             self.phase = Phase::Done;
         }
         Some(chunk)

@@ -133,8 +133,8 @@ pub struct TransportsConfig {
     /// How often a short-polling client is told to poll.
     #[serde(with = "humantime_serde")]
     pub short_poll_interval: Duration,
-    /// A stream ends after about this many bytes and the client reopens it from its cursor: an
-    /// iframe's document (or an XHR's text) would otherwise grow for as long as it is open.
+    /// An iframe stream ends after about this many bytes and the client reopens it from its
+    /// cursor: the iframe's document would otherwise grow for as long as it is open.
     pub stream_max_bytes: u64,
     /// Streams one session may hold at once; opening one more ends its oldest.
     pub streams_per_session: usize,

@@ -113,7 +113,7 @@ pub struct Transports {
     pub short_poll_interval_ms: u64,
     /// A stream sends at least this often (an empty batch when nothing happens).
     pub heartbeat_ms: u64,
-    /// A stream ends after about this many bytes; the client reopens it from its cursor.
+    /// An iframe stream ends after about this many bytes; the client reopens it from its cursor.
     pub stream_max_bytes: u64,
     /// A user whose last transport that polls or streams ended stays online this long.
     pub presence_grace_ms: u64,
