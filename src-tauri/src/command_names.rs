@@ -30,6 +30,8 @@ pub const COMMANDS: &[&str] = &[
     "set_room_level",
     "room_level",
     "set_dnd",
+    "transport",
+    "set_transport",
     "open_link",
 ];
 

@@ -7,7 +7,7 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 use tidings_client::notify::NotifyLevel;
 use tidings_proto::v1::{
-    HistoryPage, MessageId, Room, RoomId, RoomState, SessionId, SessionInfo, UserRef,
+    HistoryPage, MessageId, Room, RoomId, RoomState, SessionId, SessionInfo, TransportKind, UserRef,
 };
 
 use crate::Desktop;
@@ -261,6 +261,20 @@ pub async fn set_dnd(desktop: State<'_, Desktop>, app: AppHandle, on: bool) -> C
     desktop.client.set_do_not_disturb(on).await?;
     crate::tray::show_dnd(&app, on);
     Ok(())
+}
+
+/// The transport pinned in the settings; `null` for "the best the network allows".
+#[tauri::command]
+pub async fn transport(desktop: State<'_, Desktop>) -> CommandResult<Option<TransportKind>> {
+    Ok(desktop.client.transport().await?)
+}
+
+#[tauri::command]
+pub async fn set_transport(
+    desktop: State<'_, Desktop>,
+    transport: Option<TransportKind>,
+) -> CommandResult<()> {
+    Ok(desktop.client.set_transport(transport).await?)
 }
 
 /// Opens an http(s) link in the system browser; anything else is refused.

@@ -137,6 +137,8 @@ pub fn run() {
             commands::set_room_level,
             commands::room_level,
             commands::set_dnd,
+            commands::transport,
+            commands::set_transport,
             commands::open_link,
         ])
         .build(tauri::generate_context!());

@@ -256,6 +256,11 @@ export const commands = {
 
   setDnd: (on: boolean): Promise<null> => invoke<null>('set_dnd', { on }),
 
+  transport: (): Promise<TransportKind | null> => invoke<TransportKind | null>('transport'),
+
+  setTransport: (transport: TransportKind | null): Promise<null> =>
+    invoke<null>('set_transport', { transport }),
+
   openLink: (url: string): Promise<null> => invoke<null>('open_link', { url }),
 };
 

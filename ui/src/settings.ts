@@ -1,5 +1,6 @@
-// Settings: this account's sessions (revoke any but this one), lock now, do not disturb, and the
-// open room's notification level.
+// Settings: this account's sessions (revoke any but this one), lock now, do not disturb, the
+// open room's notification level, and how the app connects (the best way the network allows, or
+// one transport pinned).
 
 import { busy, h, setText } from './dom';
 import {
@@ -10,6 +11,7 @@ import {
   type NotifyLevel,
   type RoomState,
   type SessionInfo,
+  type TransportKind,
 } from './ipc';
 import { roomTitle } from './rooms';
 import { relativeTime } from './time';
@@ -25,6 +27,16 @@ const LEVELS: ReadonlyArray<[NotifyLevel, string]> = [
   ['nothing', 'Nothing'],
 ];
 
+/** The connection choices: automatic first, then the ladder from the best to the last resort. */
+const TRANSPORTS: ReadonlyArray<[TransportKind | '', string]> = [
+  ['', 'Automatic (the best the network allows)'],
+  ['web_socket', 'WebSocket'],
+  ['sse', 'Server-Sent Events'],
+  ['streaming', 'HTTP streaming'],
+  ['long_polling', 'Long-polling'],
+  ['short_polling', 'Short polling'],
+];
+
 export class Settings {
   readonly element: HTMLElement;
   private readonly account: HTMLElement;
@@ -34,6 +46,7 @@ export class Settings {
   private readonly roomSection: HTMLElement;
   private readonly roomLabel: HTMLElement;
   private readonly level: HTMLSelectElement;
+  private readonly transport: HTMLSelectElement;
   private readonly error: HTMLElement;
   private room: RoomState | null = null;
   private refreshTimer: number | null = null;
@@ -60,6 +73,10 @@ export class Settings {
       h('h2', { id: 'settings-room-heading' }, 'This room'),
       h('div', { class: 'field inline' }, this.roomLabel, this.level),
     );
+
+    this.transport = h('select', { testid: 'transport', id: 'transport' });
+    for (const [value, label] of TRANSPORTS) this.transport.appendChild(h('option', { value }, label));
+    this.transport.addEventListener('change', () => this.changeTransport());
 
     this.sessionList = h('ul', { class: 'sessions', 'aria-label': 'Sessions' });
     this.sessionStatus = h('p', { class: 'muted' });
@@ -88,6 +105,17 @@ export class Settings {
           h('p', { class: 'muted small' }, 'While on, no desktop alerts are shown. Unread counts still update.'),
         ),
         this.roomSection,
+        h(
+          'section',
+          { class: 'settings-section', 'aria-labelledby': 'settings-connection-heading' },
+          h('h2', { id: 'settings-connection-heading' }, 'Connection'),
+          h('div', { class: 'field inline' }, h('label', { for: 'transport' }, 'Connect with'), this.transport),
+          h(
+            'p',
+            { class: 'muted small' },
+            'Automatic tries the WebSocket first and falls back as far as a proxy or firewall needs, moving back up when it can.',
+          ),
+        ),
         h(
           'section',
           { class: 'settings-section', 'aria-labelledby': 'settings-sessions-heading' },
@@ -130,6 +158,7 @@ export class Settings {
     this.error.hidden = true;
     this.setRoom(room);
     void this.loadSessions();
+    void this.loadTransport();
     // Keep "last seen" fresh while the panel is open.
     if (this.refreshTimer !== null) window.clearInterval(this.refreshTimer);
     this.refreshTimer = window.setInterval(() => void this.loadSessions(), 30_000);
@@ -167,6 +196,20 @@ export class Settings {
     if (room === null) return;
     const level = this.level.value as NotifyLevel;
     commands.setRoomLevel(room.id, level).catch((err: unknown) => this.showError(err));
+  }
+
+  private async loadTransport(): Promise<void> {
+    try {
+      this.transport.value = (await commands.transport()) ?? '';
+    } catch (err) {
+      this.showError(err);
+    }
+  }
+
+  private changeTransport(): void {
+    const value = this.transport.value;
+    const kind = value === '' ? null : (value as TransportKind);
+    commands.setTransport(kind).catch((err: unknown) => this.showError(err));
   }
 
   private changeDnd(): void {

@@ -48,12 +48,11 @@ pub(crate) async fn run(
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut backoff = Backoff::new(inner.options.backoff_base, inner.options.backoff_cap);
-    let ladder: Vec<TransportKind> = match inner.options.transport {
-        Some(pinned) => vec![pinned],
-        None => TransportKind::LADDER.to_vec(),
-    };
     let mut rung = 0;
     loop {
+        // Read anew for every connection: the user may pin a transport, or unpin it, meanwhile.
+        let ladder = ladder(&inner).await;
+        rung = rung.min(ladder.len() - 1);
         inner.set_state(ConnectionState::Connecting);
         let ended = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -98,6 +97,19 @@ pub(crate) async fn run(
             _ = sleep(delay) => {}
             _ = inner.reconnect_now.notified() => {}
         }
+    }
+}
+
+/// The rungs to try: the transport pinned by the options (a CLI flag) or in the settings, else
+/// the whole ladder.
+async fn ladder(inner: &Arc<Inner>) -> Vec<TransportKind> {
+    let pinned = match inner.options.transport {
+        Some(kind) => Some(kind),
+        None => inner.local(|s| s.transport()).await.ok().flatten(),
+    };
+    match pinned.filter(|kind| TransportKind::LADDER.contains(kind)) {
+        Some(kind) => vec![kind],
+        None => TransportKind::LADDER.to_vec(),
     }
 }
 
@@ -206,6 +218,8 @@ async fn serve<T: Transport>(
                 Command::Typing(room) => conn.send(&ClientFrame::Typing { room }).await,
             },
             better = &mut climb => return Ended::Climb(better),
+            // The transport setting changed: start over at the top of the new ladder.
+            _ = inner.repick.notified() => return Ended::Climb(0),
         };
         if let Err(ended) = result {
             return ended;

@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub outbox_wake: Notify,
     /// Wakes a waiting reconnect at once (the user asked to retry).
     pub reconnect_now: Notify,
+    /// Ends the chat's connection so it picks its transport again (the setting changed).
+    pub repick: Notify,
     pub policy: Mutex<Policy>,
     pub commands: Mutex<Option<mpsc::Sender<Command>>>,
     /// The chat channel carries what the feed would (on the HTTP transports): the feed waits.
@@ -283,6 +285,7 @@ impl Client {
             }),
             outbox_wake: Notify::new(),
             reconnect_now: Notify::new(),
+            repick: Notify::new(),
             policy: Mutex::new(Policy::new(me)),
             commands: Mutex::new(None),
             feed_rides_chat: watch::Sender::new(false),
@@ -629,6 +632,28 @@ impl Client {
 
     pub async fn do_not_disturb(&self) -> Result<bool, ClientError> {
         self.inner.local(|s| s.do_not_disturb()).await
+    }
+
+    /// The transport pinned in the settings; `None` climbs the ladder.
+    pub async fn transport(&self) -> Result<Option<TransportKind>, ClientError> {
+        self.inner.local(|s| s.transport()).await
+    }
+
+    /// Pins the chat to one transport of the ladder, or (`None`) lets it find the best one; the
+    /// connection moves over at once. The iframe is for browsers and cannot be pinned here.
+    pub async fn set_transport(&self, kind: Option<TransportKind>) -> Result<(), ClientError> {
+        if let Some(kind) = kind
+            && !TransportKind::LADDER.contains(&kind)
+        {
+            return Err(ClientError::Protocol(format!(
+                "{} is not a transport this client can use",
+                kind.label()
+            )));
+        }
+        self.inner.local(move |s| s.set_transport(kind)).await?;
+        self.inner.repick.notify_one();
+        self.inner.reconnect_now.notify_waiters();
+        Ok(())
     }
 
     /// The notification level in force for a room (its own, else the default).

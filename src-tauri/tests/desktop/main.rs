@@ -14,3 +14,4 @@ mod lock;
 mod markup;
 mod notify;
 mod reconnect;
+mod transport;

@@ -7,7 +7,10 @@ use tidings_schema::Schema;
 use super::LocalError;
 
 /// The migrations, oldest first. Append only: an applied migration is never edited.
-const SCHEMA: Schema = Schema::new(&[include_str!("../../../../migrations/client/0001_init.sql")]);
+const SCHEMA: Schema = Schema::new(&[
+    include_str!("../../../../migrations/client/0001_init.sql"),
+    include_str!("../../../../migrations/client/0002_transport.sql"),
+]);
 
 /// The schema version a fully migrated file has.
 pub(super) const SUPPORTED_VERSION: i64 = SCHEMA.supported();

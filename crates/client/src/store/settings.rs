@@ -1,7 +1,7 @@
 //! Notification settings: a level per room, the default for the others, and do-not-disturb.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use tidings_proto::v1::RoomId;
+use tidings_proto::v1::{RoomId, TransportKind};
 
 use super::{LocalError, LocalStore};
 
@@ -104,11 +104,42 @@ impl LocalStore {
             Ok(())
         })
     }
+
+    /// The transport the user pinned; `None` for the ladder. A name this build does not know
+    /// (written by a newer one) counts as none.
+    pub fn transport(&self) -> Result<Option<TransportKind>, LocalError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT transport FROM state")?;
+            let name: Option<String> = stmt.query_row([], |row| row.get(0))?;
+            Ok(name.as_deref().and_then(TransportKind::from_name))
+        })
+    }
+
+    /// Pins a transport, or (`None`) goes back to the ladder.
+    pub fn set_transport(&self, kind: Option<TransportKind>) -> Result<(), LocalError> {
+        self.run(|conn| {
+            conn.prepare_cached("UPDATE state SET transport = ?1")?
+                .execute([kind.map(TransportKind::name)])?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_transport_is_kept_and_can_be_unpinned() {
+        let store = LocalStore::open_in_memory().unwrap();
+        assert_eq!(store.transport().unwrap(), None);
+        store
+            .set_transport(Some(TransportKind::LongPolling))
+            .unwrap();
+        assert_eq!(store.transport().unwrap(), Some(TransportKind::LongPolling));
+        store.set_transport(None).unwrap();
+        assert_eq!(store.transport().unwrap(), None);
+    }
 
     #[test]
     fn room_levels_fall_back_to_the_default() {
