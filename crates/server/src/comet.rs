@@ -205,11 +205,9 @@ impl Channel {
         match self.subscription.next().await {
             Some(Event::Live(first)) => {
                 out.push_live(&first);
-                for _ in 1..BATCH_EVENTS {
-                    let Some(live) = self.subscription.try_next() else {
-                        break;
-                    };
-                    out.push_live(&live);
+                let (rest, _) = self.subscription.drain(BATCH_EVENTS - 1);
+                for live in &rest {
+                    out.push_live(live);
                 }
             }
             Some(Event::Status(status)) => out.push(&ServerFrame::Session(status)),
@@ -226,11 +224,10 @@ impl Channel {
 
     /// What is already queued, without waiting (for a batch about to be answered).
     fn drain_into(&mut self, out: &mut Out) {
-        while out.frames.len() < BATCH_EVENTS {
-            let Some(live) = self.subscription.try_next() else {
-                break;
-            };
-            out.push_live(&live);
+        let room = BATCH_EVENTS.saturating_sub(out.frames.len());
+        let (rest, _) = self.subscription.drain(room);
+        for live in &rest {
+            out.push_live(live);
         }
         self.cursor = self.cursor.max(self.subscription.high_water());
         out.cursor = self.cursor;

@@ -230,6 +230,19 @@ impl Subscription {
     /// Up to `limit` messages after `cursor` in the user's rooms. Everything up to the last one
     /// (and up to `cursor`) then counts as handed out.
     pub async fn replay(&mut self, cursor: MessageId, limit: u32) -> Result<Replay, ApiError> {
+        // A client that has everything up to the newest message published needs no read: the
+        // store has nothing newer that will not also reach the queue (this subscription was
+        // registered first, and publishing follows every commit).
+        let known = self.state.hub.latest_id();
+        if cursor == known {
+            self.high_water = self.high_water.max(cursor);
+            return Ok(Replay {
+                messages: Vec::new(),
+                latest_id: known,
+                has_more: false,
+                out_of_reach: false,
+            });
+        }
         let user = self.user;
         let (rows, latest_id) = self
             .state
@@ -290,6 +303,26 @@ impl Subscription {
                 _ = &mut self.deadline => return Some(self.status().await),
             }
         }
+    }
+
+    /// The newest message id published, then everything queued up to `max` items: when the
+    /// queue is emptied, the subscription (and so its client) has every message of its user up
+    /// to that id — a cursor that may pass messages of other rooms.
+    pub fn drain(&mut self, max: usize) -> (Vec<Arc<Live>>, Option<MessageId>) {
+        let known = self.state.hub.latest_id();
+        let mut drained = Vec::new();
+        while drained.len() < max {
+            match self.try_next() {
+                Some(live) => drained.push(live),
+                // A kicked connection may have lost a message to its full queue: no claim.
+                None if self.registration.kick.is_kicked() => return (drained, None),
+                None => {
+                    self.high_water = self.high_water.max(known);
+                    return (drained, Some(known));
+                }
+            }
+        }
+        (drained, None)
     }
 
     /// A live item already queued, if any (for writing a batch at once).

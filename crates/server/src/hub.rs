@@ -15,12 +15,12 @@
 //! The hub's lock is a plain mutex: nothing under it awaits, and every send is a `try_send`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tidings_proto::v1::{
-    LockReason, Message, PresenceStatus, RoomId, ServerFrame, SessionId, UserId, UserRef,
+    LockReason, Message, MessageId, PresenceStatus, RoomId, ServerFrame, SessionId, UserId, UserRef,
 };
 use tokio::sync::{Notify, mpsc};
 
@@ -77,7 +77,7 @@ pub struct KickSignal {
 }
 
 impl KickSignal {
-    fn is_kicked(&self) -> bool {
+    pub fn is_kicked(&self) -> bool {
         self.reason.get().is_some()
     }
 
@@ -147,6 +147,8 @@ pub struct Hub {
     queue: usize,
     /// How long a user stays online after their last [`Presence::WithGrace`] connection ends.
     grace: Duration,
+    /// The newest message id published: see [`Hub::latest_id`].
+    latest: AtomicI64,
 }
 
 /// A connection's place in the hub; dropping it takes the connection out (and, for a user's last
@@ -194,7 +196,13 @@ impl Hub {
     /// A hub knowing every `(room, user)` membership; `queue` is each connection's queue cap.
     /// `grace` is how long a user stays online after their last connection that polls or
     /// streams has ended.
-    pub fn new(memberships: Vec<(RoomId, UserId)>, queue: usize, grace: Duration) -> Hub {
+    /// `latest` is the newest message id in the store.
+    pub fn new(
+        memberships: Vec<(RoomId, UserId)>,
+        latest: MessageId,
+        queue: usize,
+        grace: Duration,
+    ) -> Hub {
         let mut inner = Inner::default();
         for (room, user) in memberships {
             inner.rooms.entry(room).or_default().push(user);
@@ -205,6 +213,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             queue: queue.max(1),
             grace,
+            latest: AtomicI64::new(latest),
         }
     }
 
@@ -356,17 +365,23 @@ impl Hub {
     /// Sends a committed message to every live connection of every member of its room. Called
     /// from the store's writer thread, in commit order, so each queue receives ids ascending.
     pub fn publish_message(&self, message: Message) {
-        let room = message.room;
+        let (room, id) = (message.room, message.id);
         let live = Arc::new(Live::Message(Published::new(message)));
         let inner = self.lock();
-        let Some(members) = inner.rooms.get(&room) else {
-            return;
-        };
-        for user in members {
+        for user in inner.rooms.get(&room).into_iter().flatten() {
             for conn in inner.conns.get(user).into_iter().flatten() {
                 offer(conn, live.clone());
             }
         }
+        // After the queues: a connection that reads the newest id and then drains its queue has
+        // every message of its up to that id.
+        self.latest.fetch_max(id, Ordering::Release);
+    }
+
+    /// The newest message published (or in the store when the server started). Every message
+    /// up to it has been offered to the queues registered when it was published.
+    pub fn latest_id(&self) -> MessageId {
+        self.latest.load(Ordering::Acquire)
     }
 
     /// Sends a signal (presence, typing, read) to the connections of a room's members that take

@@ -122,8 +122,10 @@ pub async fn run(
     open_files_for(&config.limits);
     let store = open_store(&config)?;
     let memberships = store.memberships()?;
+    let latest = store.latest_message_id()?;
     let hub = Arc::new(hub::Hub::new(
         memberships,
+        latest,
         config.limits.send_queue,
         config.transports.presence_grace,
     ));
