@@ -87,6 +87,16 @@ impl AppState {
         self.clock.now_ms()
     }
 
+    /// A place among the server's live connections (a feed, a stream, a held poll), or the 503
+    /// that says they are all taken, with when to try again.
+    pub fn connection_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.connections.clone().try_acquire_owned().map_err(|_| {
+            let mut err = ApiError::new(ErrorCode::Overloaded, "server at its connection limit");
+            err.body.retry_after_ms = Some(crate::auth::millis(self.config.feed.retry) as u64);
+            err
+        })
+    }
+
     /// Runs a store read on the blocking pool: SQLite calls block, and must not stall the
     /// runtime's few worker threads.
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>

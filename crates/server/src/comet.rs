@@ -234,15 +234,6 @@ impl Channel {
     }
 }
 
-/// A place among the server's connections, or the 503 that says it is full.
-fn connection_permit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    state.connections.clone().try_acquire_owned().map_err(|_| {
-        let mut err = ApiError::new(ErrorCode::Overloaded, "server at its connection limit");
-        err.body.retry_after_ms = Some(auth::millis(state.config.feed.retry) as u64);
-        err
-    })
-}
-
 /// `GET /api/poll`: everything after the cursor at once, or the first thing that happens
 /// within the timeout, or an empty batch when the timeout passes.
 pub async fn poll(
@@ -251,7 +242,7 @@ pub async fn poll(
     Passive(authed): Passive,
     Query(query): Query<ChannelQuery>,
 ) -> Result<Response, ApiError> {
-    let _permit = connection_permit(&state)?;
+    let _permit = state.connection_permit()?;
     let config = &state.config.transports;
     let hold = query
         .timeout
@@ -418,7 +409,7 @@ fn open_stream(
     hello: bool,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let permit = connection_permit(&state)?;
+    let permit = state.connection_permit()?;
     let channel = Channel::open(&state, authed, Lane::Stream, cursor);
     let stream = Stream::new(channel, permit, turn, hello, format);
     let body = futures_util::stream::unfold(stream, |mut stream| async move {

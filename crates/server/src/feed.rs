@@ -21,9 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
-use tidings_proto::v1::{
-    EVENT_LOCK, EVENT_RESET, EVENT_SESSION, ErrorCode, Lock, MessageId, Reset,
-};
+use tidings_proto::v1::{EVENT_LOCK, EVENT_RESET, EVENT_SESSION, Lock, MessageId, Reset};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
@@ -56,10 +54,9 @@ pub async fn events(
         .or(query.last_event_id)
         .filter(|raw| !raw.trim().is_empty())
         .map(|raw| raw.trim().parse::<MessageId>().unwrap_or(-1));
-    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
-        let mut err = ApiError::new(ErrorCode::Overloaded, "server at its connection limit");
-        err.body.retry_after_ms = Some(auth::millis(state.config.feed.retry) as u64);
-        return err.into_response();
+    let permit = match state.connection_permit() {
+        Ok(permit) => permit,
+        Err(err) => return err.into_response(),
     };
     let wants = Wants {
         signals: false,
