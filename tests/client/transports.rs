@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tidings_client::{ClientEvent, ConnectionState, LockCause};
 use tidings_proto::v1::TransportKind;
-use tidings_tests::{PASSWORD, Relay, TestClient, TestServer, WAIT, post_message};
+use tidings_tests::{
+    Dice, PASSWORD, Relay, TestClient, TestServer, busy_room, post_message, send_spread,
+};
 use tokio::time::Instant;
 
 async fn chats_alerts_and_locks_over(kind: TransportKind) {
@@ -105,14 +107,7 @@ async fn nothing_lost_across_cuts_over(kind: TransportKind, seed: u64) {
     })
     .await;
     let relay = Relay::start(server.addr).await;
-    let owner = server.owner().await;
-    let room = owner.create_room("busy").await.room.id;
-    let mut senders = vec![owner];
-    for name in ["ann", "bob"] {
-        let sender = server.user(name).await;
-        sender.join(room).await;
-        senders.push(sender);
-    }
+    let (room, senders) = busy_room(&server).await;
     // The reader talks to the server only through the relay.
     let mut reader = TestClient::via(&server, &relay.url(), "reader", |o| {
         o.transport = Some(kind);
@@ -120,18 +115,8 @@ async fn nothing_lost_across_cuts_over(kind: TransportKind, seed: u64) {
     .await;
     reader.client.join_room(room).await.unwrap();
     reader.online().await;
-    let sending: Vec<_> = senders
-        .into_iter()
-        .enumerate()
-        .map(|(n, sender)| {
-            tokio::spawn(async move {
-                for i in (n..MESSAGES).step_by(3) {
-                    post_message(&sender, room, &format!("c-{i}"), &format!("m {i}")).await;
-                }
-            })
-        })
-        .collect();
-    let mut dice = seed;
+    let sending = send_spread(senders, room, MESSAGES);
+    let mut dice = Dice(seed);
     let mut announced = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut cuts = 0;
@@ -141,10 +126,7 @@ async fn nothing_lost_across_cuts_over(kind: TransportKind, seed: u64) {
             "{kind:?}: {} of {MESSAGES} after 90 s",
             announced.len()
         );
-        dice ^= dice << 13;
-        dice ^= dice >> 7;
-        dice ^= dice << 17;
-        let wait = Duration::from_millis(dice % 60);
+        let wait = Duration::from_millis(dice.roll(60));
         match tokio::time::timeout(wait, reader.events.recv()).await {
             Ok(Ok(ClientEvent::Message(m))) => {
                 assert!(
@@ -168,7 +150,6 @@ async fn nothing_lost_across_cuts_over(kind: TransportKind, seed: u64) {
     let page = reader.client.history(room, None, 200).await.unwrap();
     assert!(page.messages.windows(2).all(|w| w[0].id < w[1].id));
     assert_eq!(announced.len(), MESSAGES, "{kind:?}");
-    let _ = WAIT;
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tidings_proto::v1::{
     Batch, ClientFrame, ErrorBody, ErrorCode, LockReason, PresenceStatus, ServerFrame,
     TransportKind, Transports,
 };
-use tidings_tests::{Client, TestServer, WAIT, post_message};
+use tidings_tests::{Client, Dice, TestServer, WAIT, busy_room, post_message, send_spread};
 use tokio::time::{Instant, timeout};
 
 /// How a raw reader takes the channel.
@@ -23,18 +23,6 @@ enum Way {
     Lines,
     Sse,
     Iframe,
-}
-
-/// A small deterministic generator for where to cut (seeded per test, so a failure repeats).
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % below
-    }
 }
 
 /// Batches as one way frames them, taken out of `buffer` as they complete.
@@ -191,21 +179,6 @@ async fn read_with_cuts(
     seen
 }
 
-/// A room with three senders and a reader.
-async fn room_of_four(server: &TestServer) -> (i64, Vec<Client>, Client) {
-    let owner = server.owner().await;
-    let room = owner.create_room("busy").await.room.id;
-    let mut senders = vec![owner];
-    for name in ["ann", "bob"] {
-        let sender = server.user(name).await;
-        sender.join(room).await;
-        senders.push(sender);
-    }
-    let reader = server.user("reader").await;
-    reader.join(room).await;
-    (room, senders, reader)
-}
-
 async fn every_message_once_in_order_across_cuts(way: Way, seed: u64) {
     const MESSAGES: usize = 2_000;
     const CUTS: usize = 50;
@@ -214,19 +187,10 @@ async fn every_message_once_in_order_across_cuts(way: Way, seed: u64) {
         c.limits.message_burst = 10_000;
     })
     .await;
-    let (room, senders, reader) = room_of_four(&server).await;
-    let sending = senders.into_iter().enumerate().map(|(n, sender)| {
-        tokio::spawn(async move {
-            let mut ids = Vec::new();
-            for i in (n..MESSAGES).step_by(3) {
-                let sent =
-                    post_message(&sender, room, &format!("c-{i}"), &format!("message {i}")).await;
-                ids.push(sent.id);
-            }
-            ids
-        })
-    });
-    let sending: Vec<_> = sending.collect();
+    let (room, senders) = busy_room(&server).await;
+    let reader = server.user("reader").await;
+    reader.join(room).await;
+    let sending = send_spread(senders, room, MESSAGES);
     let mut dice = Dice(seed);
     let seen = read_with_cuts(&reader, way, MESSAGES, CUTS, &mut dice).await;
     let mut sent = Vec::new();

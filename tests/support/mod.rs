@@ -832,3 +832,55 @@ impl Drop for Relay {
         self.cut();
     }
 }
+
+/// A room named `busy` with three senders in it (the owner, `ann` and `bob`), for tests that
+/// pour messages into a room while something else happens.
+pub async fn busy_room(server: &TestServer) -> (i64, Vec<Client>) {
+    let owner = server.owner().await;
+    let room = owner.create_room("busy").await.room.id;
+    let mut senders = vec![owner];
+    for name in ["ann", "bob"] {
+        let sender = server.user(name).await;
+        sender.join(room).await;
+        senders.push(sender);
+    }
+    (room, senders)
+}
+
+/// Posts `count` messages to `room`, spread over `senders` (message `i` from sender
+/// `i % senders.len()`), each sender on its own task; each task yields the ids it was acked.
+pub fn send_spread(senders: Vec<Client>, room: i64, count: usize) -> Vec<JoinHandle<Vec<i64>>> {
+    let every = senders.len();
+    senders
+        .into_iter()
+        .enumerate()
+        .map(|(n, sender)| {
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in (n..count).step_by(every) {
+                    let body = format!("message {i}");
+                    ids.push(
+                        post_message(&sender, room, &format!("c-{i}"), &body)
+                            .await
+                            .id,
+                    );
+                }
+                ids
+            })
+        })
+        .collect()
+}
+
+/// A small deterministic generator for where to cut a connection (seeded per test, so a
+/// failure repeats).
+pub struct Dice(pub u64);
+
+impl Dice {
+    /// A number below `below`.
+    pub fn roll(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
