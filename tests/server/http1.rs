@@ -1,7 +1,6 @@
-//! The feed's own HTTP/1 path: a connection whose first request is the feed is served without
-//! hyper (see the server's `direct` module). These tests speak raw HTTP/1.1 over TCP to see
-//! exactly what goes over the wire.
-
+//! The long waits' own HTTP/1 path: a connection whose first request is the feed, a stream or a
+//! poll is served without hyper (see the server's `direct` module). These tests speak raw
+//! HTTP/1.1 over TCP to see exactly what goes over the wire.
 use std::net::SocketAddr;
 
 use tidings_tests::{TestServer, WAIT};
@@ -220,6 +219,133 @@ async fn a_client_that_hangs_up_frees_its_feed() {
         assert!(head.starts_with("http/1.1 503"), "{head}");
         assert!(Instant::now() < deadline, "the first feed was never freed");
         // Each refusal is a full round trip; the loop is bounded by the deadline.
+    }
+    server.stop().await;
+}
+
+fn poll_request(token: &str, query: &str, extra: &str) -> String {
+    format!(
+        "GET /api/poll?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {token}\r\n{extra}\r\n"
+    )
+}
+
+/// Reads one answer with a length: its lower-cased head and its body.
+async fn answer(raw: &mut Raw) -> (String, String) {
+    let head = raw.head().await;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("a length: {head}"))
+        .trim()
+        .parse()
+        .expect("a number");
+    while raw.buffer.len() < length {
+        let mut chunk = [0u8; 4096];
+        let n = timeout(WAIT, raw.stream.read(&mut chunk))
+            .await
+            .expect("the body in time")
+            .expect("read");
+        assert!(n > 0, "closed inside a body");
+        raw.buffer.extend_from_slice(&chunk[..n]);
+    }
+    let body: Vec<u8> = raw.buffer.drain(..length).collect();
+    (head, String::from_utf8(body).expect("UTF-8"))
+}
+
+#[tokio::test]
+async fn polls_keep_their_connection_and_the_first_other_request_on_it_goes_to_hyper() {
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let room = ana.create_room("ops").await;
+    let mut raw = Raw::connect(server.addr).await;
+    // An immediate poll: answered with its length, the connection kept.
+    raw.send(poll_request(&ana.token, "timeout=0&hello=1", "").as_bytes())
+        .await;
+    let (head, body) = answer(&mut raw).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    let batch: serde_json::Value = serde_json::from_str(&body).expect("a batch");
+    let cursor = batch["cursor"].as_i64().expect("a cursor");
+    // A held poll on the same connection, answered by a message.
+    raw.send(poll_request(&ana.token, &format!("cursor={cursor}&timeout=25"), "").as_bytes())
+        .await;
+    tidings_tests::post_message(&ana, room.room.id, "c-1", "held and answered").await;
+    let (head, body) = answer(&mut raw).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(body.contains("held and answered"), "{body}");
+    // Anything else on it now is hyper's: a request with a body, then a feed, chunked.
+    let frame =
+        serde_json::to_string(&tidings_proto::v1::ClientFrame::Typing { room: room.room.id })
+            .expect("JSON");
+    raw.send(
+        format!(
+            "POST /api/frames HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{frame}",
+            ana.token,
+            frame.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    let (head, _) = answer(&mut raw).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    raw.send(feed_request(Some(&ana.token), "").as_bytes())
+        .await;
+    let head = raw.head().await;
+    assert!(
+        head.contains("\r\ntransfer-encoding: chunked\r\n"),
+        "{head}"
+    );
+    // A poll that asks to close is answered and closed.
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(poll_request(&ana.token, "timeout=0", "Connection: close\r\n").as_bytes())
+        .await;
+    let (head, _) = answer(&mut raw).await;
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    assert_eq!(raw.read_to_close().await, "");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_frees_its_held_poll() {
+    // One connection allowed: the second poll is served only once the first is gone.
+    let server = TestServer::start_with(|config| config.limits.max_connections = 1).await;
+    let ana = server.user("ana").await;
+    let other = server.user("bea").await;
+    let mut first = Raw::connect(server.addr).await;
+    first
+        .send(poll_request(&ana.token, "timeout=25", "").as_bytes())
+        .await;
+    // Held (it takes the one place): another user's poll is refused meanwhile.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = Raw::connect(server.addr).await;
+        next.send(poll_request(&other.token, "timeout=0", "Connection: close\r\n").as_bytes())
+            .await;
+        let (head, _) = answer(&mut next).await;
+        if head.starts_with("http/1.1 503") {
+            break;
+        }
+        // The first poll was not held yet.
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(Instant::now() < deadline, "the first poll was never held");
+    }
+    drop(first);
+    // The server notices the hang-up by itself, long before the poll's 25 s.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = Raw::connect(server.addr).await;
+        next.send(poll_request(&other.token, "timeout=0", "Connection: close\r\n").as_bytes())
+            .await;
+        let (head, _) = answer(&mut next).await;
+        if head.starts_with("http/1.1 200 ok\r\n") {
+            break;
+        }
+        assert!(head.starts_with("http/1.1 503"), "{head}");
+        assert!(Instant::now() < deadline, "the held poll was never freed");
     }
     server.stop().await;
 }

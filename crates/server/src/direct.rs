@@ -12,17 +12,19 @@
 //! not left in the kernel's queue behind thousands of others. Request bodies have
 //! `limits.body_timeout` (in `app::router`).
 //!
-//! Feeds (and the chat channel's HTTP streams, which are feeds too) are served without hyper. A
-//! feed is one response that never ends, and hyper keeps an
-//! HTTP/1 connection's read and write buffers (8 KiB each) for as long as the response lasts —
-//! most of what an idle feed costs. So the listener looks at the first bytes of every new
-//! connection: one that starts with `GET /api/events` or `GET /api/stream` has its request head
-//! read and parsed here
-//! (with `httparse`), goes through the same router as every other request (same extractors, same
-//! auth), and has its response written straight to the socket, close-delimited (`Connection:
-//! close`, no length), each chunk of the stream as it comes. Every other connection — and a feed
-//! requested later on a kept-alive connection — is served by hyper's HTTP/1 connection, with
-//! upgrades for the chat channel.
+//! The long waits are served without hyper: feeds and the chat channel's HTTP streams
+//! (responses that never end), and long-polls (held until something happens). hyper keeps an
+//! HTTP/1 connection's read and write buffers (8 KiB each) for as long as a response is pending —
+//! most of what an idle feed or a held poll costs. So the listener looks at the first bytes of
+//! every request before hyper sees the connection: one that starts with `GET /api/events` or
+//! `GET /api/stream` has its request head read and parsed here (with `httparse`), goes through
+//! the same router as every other request (same extractors, same auth), and has its response
+//! written straight to the socket, close-delimited (`Connection: close`, no length), each chunk
+//! of the stream as it comes. A `GET /api/poll` is served the same way, but its answer has a
+//! length and the connection is kept: the next request on it is looked at the same way, so a
+//! long-polling client's polls all stay here on one connection. The first request that is
+//! neither — and every request after it — is served by hyper's HTTP/1 connection, with upgrades
+//! for the chat channel; nothing of it has been read, only peeked.
 //!
 //! On shutdown the listener stops accepting; hyper connections finish the request in hand and
 //! close; every connection still open when the drain deadline passes (`AppState::drain_over`) is
@@ -46,10 +48,12 @@ use tower::ServiceExt;
 
 use crate::app::AppState;
 
-/// The request lines a never-ending response starts with (the feed, the chat channel's HTTP
-/// streams), all as long; the next byte must be ` `, `?` or `/`.
+/// The request lines of a never-ending response (the feed, the chat channel's HTTP streams) and
+/// of a long-poll; the next byte must be ` `, `?` or `/`.
 const FEED_PREFIXES: [&[u8]; 2] = [b"GET /api/events", b"GET /api/stream"];
-const FEED_PREFIX_LEN: usize = 15;
+const POLL_PREFIX: &[u8] = b"GET /api/poll";
+/// Bytes peeked to tell: the longest prefix and the byte after it.
+const PEEK: usize = 16;
 /// A request head larger than this is refused with 431.
 const MAX_HEAD: usize = 16 * 1024;
 /// Most request headers accepted.
@@ -122,32 +126,55 @@ async fn connection(
     }
 }
 
-/// A feed, or anything else for hyper. `head` (a place among the connections waiting for their
-/// head, if it took one) is held until the first request head is complete, which must be by
-/// `deadline`.
+/// What a request about to be read is, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Feed,
+    Poll,
+    /// Anything else, or too few bytes to tell: hyper serves it.
+    Other,
+    /// The connection closed (or broke) before a request.
+    Gone,
+}
+
+/// Feeds and polls here, anything else for hyper. `head` (a place among the connections waiting
+/// for their head, if it took one) is held until the first request head is complete, which must
+/// be by `deadline`; each next request on a kept connection has `limits.head_timeout` from the
+/// end of the answer before it.
 async fn serve_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     router: Router,
     state: &AppState,
-    head: Option<OwnedSemaphorePermit>,
-    deadline: Instant,
+    mut head: Option<OwnedSemaphorePermit>,
+    mut deadline: Instant,
 ) {
-    let is_feed = tokio::select! {
-        _ = state.shutdown.cancelled() => return,
-        first = timeout_at(deadline, starts_a_feed(&stream)) => match first {
-            Ok(is_feed) => is_feed,
-            Err(_) => {
-                tracing::debug!("no request within the head timeout; closing");
-                return;
+    loop {
+        let kind = tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            first = timeout_at(deadline, next_kind(&stream)) => match first {
+                Ok(kind) => kind,
+                Err(_) => {
+                    tracing::debug!("no request within the head timeout; closing");
+                    return;
+                }
+            },
+        };
+        match kind {
+            Kind::Feed => return serve_feed(stream, router, state, head, deadline).await,
+            Kind::Poll => {
+                if !serve_poll(&mut stream, &router, state, head.take(), deadline).await {
+                    let _ = timeout(state.config.chat.write_timeout, stream.shutdown()).await;
+                    return;
+                }
+                deadline = Instant::now() + state.config.limits.head_timeout;
             }
-        },
-    };
-    if is_feed {
-        serve_feed(stream, router, state, head, deadline).await;
-    } else {
-        // Boxed: hyper's connection is far larger than a feed, and a future holds room for its
-        // largest branch — every idle feed would carry it.
-        Box::pin(serve_http(stream, router, state, head, deadline)).await;
+            Kind::Other => {
+                // Boxed: hyper's connection is far larger than a feed, and a future holds room
+                // for its largest branch — every idle feed would carry it.
+                return Box::pin(serve_http(stream, router, state, head, deadline)).await;
+            }
+            Kind::Gone => return,
+        }
     }
 }
 
@@ -188,17 +215,98 @@ async fn serve_http(
     }
 }
 
-/// Whether the connection's first bytes are a feed request. Waits for the first bytes; when
-/// they are too few to tell, it is not a feed (hyper serves it, feed or not).
-async fn starts_a_feed(stream: &TcpStream) -> bool {
-    let mut first = [0u8; FEED_PREFIX_LEN + 1];
-    match stream.peek(&mut first).await {
-        Ok(n) if n == first.len() => {
-            FEED_PREFIXES.iter().any(|prefix| first.starts_with(prefix))
-                && matches!(first[FEED_PREFIX_LEN], b' ' | b'?' | b'/')
-        }
-        _ => false,
+/// What the next request is, from its first bytes, peeked (nothing is read). Waits for the
+/// first bytes; a connection that sends too few to tell goes to hyper, which serves feeds and
+/// polls too.
+async fn next_kind(stream: &TcpStream) -> Kind {
+    let mut first = [0u8; PEEK];
+    let n = match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => return Kind::Gone,
+        Ok(n) => n,
+    };
+    let first = &first[..n];
+    let starts = |prefix: &[u8]| {
+        first.starts_with(prefix) && matches!(first.get(prefix.len()), Some(b' ' | b'?' | b'/'))
+    };
+    if FEED_PREFIXES.iter().any(|prefix| starts(prefix)) {
+        Kind::Feed
+    } else if starts(POLL_PREFIX) && first.get(POLL_PREFIX.len()) != Some(&b'/') {
+        Kind::Poll
+    } else {
+        Kind::Other
     }
+}
+
+/// Reads a poll, runs it through the router and writes its answer, with its length. Whether the
+/// connection may carry the next request: not after an error, a client that went away or asked
+/// to close, an HTTP/1.0 request, bytes sent after the head before the answer (pipelined: read
+/// with the head, so not kept), or once the server is shutting down.
+async fn serve_poll(
+    stream: &mut TcpStream,
+    router: &Router,
+    state: &AppState,
+    head: Option<OwnedSemaphorePermit>,
+    deadline: Instant,
+) -> bool {
+    let (request, pipelined) = match timeout_at(deadline, read_head(stream)).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(status)) => {
+            let _ = write_status(stream, status, state).await;
+            return false;
+        }
+        Err(_) => return false,
+    };
+    drop(head);
+    let mut keep = !pipelined && request.version() == Version::HTTP_11 && !asks_to_close(&request);
+    let call = router.clone().oneshot(request);
+    tokio::pin!(call);
+    // While the poll is held the client sends nothing: the socket turning readable says it has
+    // gone (end of stream), or sent its next request early (not kept, then).
+    let mut watching = true;
+    let response = loop {
+        let mut probe = [0u8; 1];
+        tokio::select! {
+            Ok(response) = call.as_mut() => break response,
+            peeked = stream.peek(&mut probe), if watching => match peeked {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {
+                    watching = false;
+                    keep = false;
+                }
+            },
+        }
+    };
+    keep &= !state.shutdown.is_cancelled();
+    match write_response(stream, response, state, keep).await {
+        Ok(kept) => kept,
+        Err(err) => {
+            tracing::debug!(%err, "poll connection ended");
+            false
+        }
+    }
+}
+
+/// Whether a request's `Connection` header asks to close after the answer.
+fn asks_to_close(request: &Request<Body>) -> bool {
+    request
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("close"))
+}
+
+async fn write_status(
+    stream: &mut TcpStream,
+    status: StatusCode,
+    state: &AppState,
+) -> io::Result<bool> {
+    let response = Response::builder()
+        .status(status)
+        .body(Body::empty())
+        .unwrap_or_default();
+    write_response(stream, response, state, false).await
 }
 
 /// Reads the request, runs it through the router and writes the response to the socket.
@@ -210,28 +318,24 @@ async fn serve_feed(
     deadline: Instant,
 ) {
     let request = match timeout_at(deadline, read_head(&mut stream)).await {
-        Ok(Ok(request)) => request,
+        Ok(Ok((request, _))) => request,
         Ok(Err(status)) => {
-            let response = Response::builder()
-                .status(status)
-                .body(Body::empty())
-                .unwrap_or_default();
-            let _ = write_response(&mut stream, response, state).await;
+            let _ = write_status(&mut stream, status, state).await;
             return;
         }
         Err(_) => return,
     };
     drop(head);
     let Ok(response) = router.oneshot(request).await;
-    if let Err(err) = write_response(&mut stream, response, state).await {
+    if let Err(err) = write_response(&mut stream, response, state, false).await {
         tracing::debug!(%err, "feed connection ended");
     }
     let _ = timeout(state.config.chat.write_timeout, stream.shutdown()).await;
 }
 
-/// Reads and parses the request head; anything after it is ignored (the connection closes
-/// after the response).
-async fn read_head(stream: &mut TcpStream) -> Result<Request<Body>, StatusCode> {
+/// Reads and parses the request head, and says whether bytes came after it (read with it, so
+/// lost to the next request: a feed ignores them, a poll closes after its answer).
+async fn read_head(stream: &mut TcpStream) -> Result<(Request<Body>, bool), StatusCode> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 1024];
@@ -243,8 +347,8 @@ async fn read_head(stream: &mut TcpStream) -> Result<Request<Body>, StatusCode> 
             return Err(StatusCode::BAD_REQUEST);
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(request) = parse_head(&buf)? {
-            return Ok(request);
+        if let Some((request, len)) = parse(&buf)? {
+            return Ok((request, len < buf.len()));
         }
     }
 }
@@ -252,13 +356,20 @@ async fn read_head(stream: &mut TcpStream) -> Result<Request<Body>, StatusCode> 
 /// Parses what has arrived of a request head: the request once it is complete, `None` while
 /// more is needed, or the status to refuse it with (400 malformed, 431 too large).
 pub fn parse_head(buf: &[u8]) -> Result<Option<Request<Body>>, StatusCode> {
+    Ok(parse(buf)?.map(|(request, _)| request))
+}
+
+/// [`parse_head`], with the head's length.
+fn parse(buf: &[u8]) -> Result<Option<(Request<Body>, usize)>, StatusCode> {
     if buf.len() > MAX_HEAD {
         return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => to_request(&parsed).map(Some),
+        Ok(httparse::Status::Complete(len)) => {
+            to_request(&parsed).map(|request| Some((request, len)))
+        }
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
         Err(_) => Err(StatusCode::BAD_REQUEST),
@@ -286,12 +397,15 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Result<Request<Body>, Statu
 }
 
 /// Writes the head, then the body: whole when its length is known, else chunk by chunk as the
-/// stream yields them, until it ends, the client goes away or a write times out.
+/// stream yields them, until it ends, the client goes away or a write times out. The connection
+/// is kept after the answer when `keep` asks it and the answer has a length; whether it is, is
+/// returned.
 async fn write_response(
     stream: &mut TcpStream,
     response: Response<Body>,
     state: &AppState,
-) -> io::Result<()> {
+    keep: bool,
+) -> io::Result<bool> {
     let (parts, body) = response.into_parts();
     let exact = body.size_hint().exact();
     let mut head = Vec::with_capacity(256);
@@ -318,7 +432,11 @@ async fn write_response(
     if let Some(len) = exact {
         head.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
     }
-    head.extend_from_slice(b"connection: close\r\n\r\n");
+    let keep = keep && exact.is_some();
+    if !keep {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
     let write_timeout = state.config.chat.write_timeout;
     let write = async |stream: &mut TcpStream, bytes: &[u8]| match timeout(
         write_timeout,
@@ -334,7 +452,7 @@ async fn write_response(
             .await
             .map_err(io::Error::other)?;
         head.extend_from_slice(&body);
-        return write(stream, &head).await;
+        return write(stream, &head).await.map(|()| keep);
     }
     write(stream, &head).await?;
     drop(head);
@@ -346,10 +464,10 @@ async fn write_response(
             chunk = chunks.next() => match chunk {
                 Some(Ok(bytes)) => write(stream, &bytes).await?,
                 Some(Err(err)) => return Err(io::Error::other(err)),
-                None => return Ok(()),
+                None => return Ok(false),
             },
             read = stream.read(&mut sink) => match read {
-                Ok(0) | Err(_) => return Ok(()),
+                Ok(0) | Err(_) => return Ok(false),
                 Ok(_) => {}
             },
         }
