@@ -210,7 +210,7 @@ async fn end_session(state: &AppState, user: UserId, session: SessionId) -> ApiR
         .revoke_session(user, session, state.now_ms())
         .await?;
     if revoked {
-        state.hub.lock_session(user, session, LockReason::Revoked);
+        state.lock_session(user, session, LockReason::Revoked);
     }
     Ok(revoked)
 }
@@ -303,7 +303,7 @@ pub async fn revoke_others(
         .revoke_other_sessions(user, authed.session.id, state.now_ms())
         .await?;
     for session in &revoked {
-        state.hub.lock_session(user, *session, LockReason::Revoked);
+        state.lock_session(user, *session, LockReason::Revoked);
     }
     Ok(axum::Json(Revoked { revoked }))
 }

@@ -12,8 +12,8 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tidings_proto::v1::{self as v1, ErrorCode};
-use tidings_store::{Store, StoreError, UserId};
+use tidings_proto::v1::{self as v1, ErrorCode, LockReason};
+use tidings_store::{SessionId, Store, StoreError, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::Clock;
+use crate::auth::SessionCache;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -43,6 +44,11 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// One permit per chat or feed connection being set up ([`Turn`]).
     pub connecting: Arc<Semaphore>,
+    /// Sessions read moments ago, for passive requests.
+    pub sessions: SessionCache,
+    /// One permit per store read running ([`AppState::read`]): as many as the store keeps read
+    /// connections, so every read reuses one.
+    readers: Arc<Semaphore>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Cancelled when a graceful shutdown's deadline (`drain_timeout`) has passed: every
@@ -68,6 +74,8 @@ impl AppState {
             sends: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             connections,
             connecting: Arc::new(Semaphore::new(config.limits.max_connecting.max(1))),
+            sessions: SessionCache::default(),
+            readers: Arc::new(Semaphore::new(store.read_connections().max(1))),
             clock: if config.testing.paused_clock {
                 Clock::runtime()
             } else {
@@ -80,6 +88,13 @@ impl AppState {
             drain_over: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }))
+    }
+
+    /// Ends a session's live connections (each is sent its lock) once the store says it ended,
+    /// and forgets it from the session cache.
+    pub fn lock_session(&self, user: UserId, session: SessionId, reason: LockReason) {
+        self.sessions.forget(session);
+        self.hub.lock_session(user, session, reason);
     }
 
     /// Milliseconds since the Unix epoch, from the server's clock.
@@ -98,14 +113,21 @@ impl AppState {
     }
 
     /// Runs a store read on the blocking pool: SQLite calls block, and must not stall the
-    /// runtime's few worker threads.
+    /// runtime's few worker threads. Reads wait their turn for one of the store's read
+    /// connections: a thousand long-polls coming back at once would otherwise each open a
+    /// connection of its own, and spend more time parsing the schema than reading.
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
+        let turn = self.readers.clone().acquire_owned().await;
         let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+        Ok(tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            f(&store)
+        })
+        .await??)
     }
 }
 

@@ -4,6 +4,8 @@
 //! Tokens are 32 random bytes; the store keeps only their SHA-256 (a fast hash is right for
 //! high-entropy secrets: there is nothing to brute-force). Passwords are hashed with argon2id.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -18,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::{Rng, RngExt};
 use sha2::{Digest, Sha256};
 use tidings_proto::v1::{CSRF_HEADER, ErrorCode, SESSION_COOKIE, SessionState, SessionStatus};
-use tidings_store::{Millis, Session, User};
+use tidings_store::{Millis, Session, SessionId, User};
 
 use crate::app::AppState;
 use crate::config::SessionConfig;
@@ -150,9 +152,13 @@ impl FromRequestParts<AppState> for Passive {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(&parts.headers, state, false)
-            .await
-            .map(Passive)
+        let hash = token_hash(&parts.headers, state)?;
+        let now = state.now_ms();
+        let (user, session) = match state.sessions.get(&hash, now) {
+            Some(found) => found,
+            None => load(state, hash).await?,
+        };
+        live(state, user, session, false).map(Passive)
     }
 }
 
@@ -200,6 +206,14 @@ pub async fn authenticate(
     state: &AppState,
     touch: bool,
 ) -> Result<Authed, ApiError> {
+    let hash = token_hash(headers, state)?;
+    let (user, session) = load(state, hash).await?;
+    live(state, user, session, touch)
+}
+
+/// The hash of the request's token, once the token is there and, from a cookie, the origin is
+/// allowed.
+fn token_hash(headers: &HeaderMap, state: &AppState) -> Result<[u8; 32], ApiError> {
     let (token, from_cookie) = token_of(headers).ok_or_else(ApiError::unauthorized)?;
     if from_cookie && !origin_allowed(headers, &state.config.allowed_origins) {
         return Err(ApiError::new(
@@ -207,7 +221,11 @@ pub async fn authenticate(
             "this origin may not use the session cookie",
         ));
     }
-    let hash = secret_hash(&token);
+    Ok(secret_hash(&token))
+}
+
+/// The session of a token hash and its user, read from the store (and kept in the cache).
+async fn load(state: &AppState, hash: [u8; 32]) -> Result<(User, Session), ApiError> {
     let found = state
         .read(move |store| {
             let Some(session) = store.session_by_token_hash(&hash)? else {
@@ -217,8 +235,13 @@ pub async fn authenticate(
         })
         .await?;
     let (user, session) = found.ok_or_else(ApiError::unauthorized)?;
-    let now = state.now_ms();
-    let status = session_status(&session, now, &state.config.session);
+    state.sessions.put(hash, &user, &session, state.now_ms());
+    Ok((user, session))
+}
+
+/// The request's user, if its session is neither expired nor revoked.
+fn live(state: &AppState, user: User, session: Session, touch: bool) -> Result<Authed, ApiError> {
+    let status = session_status(&session, state.now_ms(), &state.config.session);
     if matches!(status.state, SessionState::Expired | SessionState::Revoked) {
         return Err(ApiError::unauthorized());
     }
@@ -227,6 +250,70 @@ pub async fn authenticate(
         self::touch(state, &mut session);
     }
     Ok(Authed { user, session })
+}
+
+/// Sessions read moments ago, for the requests that come back again and again without being
+/// activity ([`Passive`]: a long-poll every few seconds, a stream reopened, the feed's
+/// reconnects). A thousand long-polls answered at once come back at once, and each would
+/// otherwise read its session and user from the store while the rest of the answers are still
+/// going out.
+///
+/// An entry is used for [`SessionCache::KEPT_FOR`] after it was read, and forgotten as soon as
+/// this server revokes its session ([`AppState::lock_session`]); a revocation written to the
+/// store by anything else is seen within that time. Everything else — requests that act, the
+/// chat channel — reads the store each time.
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    user: User,
+    session: Session,
+    read_at: Millis,
+}
+
+impl SessionCache {
+    /// How long an entry is used after it was read.
+    pub const KEPT_FOR: Millis = 1_000;
+    /// Past this many entries, the stale ones are dropped (and, if none is, all of them).
+    const MOST: usize = 100_000;
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Cached>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The session and user of a token hash, if read less than [`Self::KEPT_FOR`] before `now`.
+    pub fn get(&self, hash: &[u8; 32], now: Millis) -> Option<(User, Session)> {
+        let entries = self.entries();
+        let cached = entries.get(hash)?;
+        (now - cached.read_at < Self::KEPT_FOR && now >= cached.read_at)
+            .then(|| (cached.user.clone(), cached.session.clone()))
+    }
+
+    /// Keeps what was just read for a token hash.
+    pub fn put(&self, hash: [u8; 32], user: &User, session: &Session, now: Millis) {
+        let mut entries = self.entries();
+        if entries.len() >= Self::MOST {
+            entries.retain(|_, cached| now - cached.read_at < Self::KEPT_FOR);
+            if entries.len() >= Self::MOST {
+                entries.clear();
+            }
+        }
+        let cached = Cached {
+            user: user.clone(),
+            session: session.clone(),
+            read_at: now,
+        };
+        entries.insert(hash, cached);
+    }
+
+    /// Forgets a session that has ended.
+    pub fn forget(&self, session: SessionId) {
+        self.entries()
+            .retain(|_, cached| cached.session.id != session);
+    }
 }
 
 /// Records activity on `session` unless it was recorded moments ago; the write happens in the
@@ -256,6 +343,7 @@ fn touch_every(config: &SessionConfig) -> i64 {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use tidings_store::Role;
 
     fn session(last_seen_at: Millis, expires_at: Millis, revoked: bool) -> Session {
         Session {
@@ -276,6 +364,32 @@ mod tests {
             expiring_warning: Duration::from_secs(10),
             feed_interval: Duration::from_secs(5),
         }
+    }
+
+    #[test]
+    fn the_session_cache_keeps_an_entry_for_a_second_and_forgets_an_ended_session_at_once() {
+        let cache = SessionCache::default();
+        let user = User {
+            id: 1,
+            name: "ana".into(),
+            role: Role::Member,
+            created_at: 0,
+        };
+        let (one, two) = ([1u8; 32], [2u8; 32]);
+        let mut other = session(0, 1_000_000, false);
+        other.id = 2;
+        cache.put(one, &user, &session(0, 1_000_000, false), 5_000);
+        cache.put(two, &user, &other, 5_000);
+        assert_eq!(cache.get(&one, 5_000).map(|(_, s)| s.id), Some(1));
+        let last = 5_000 + SessionCache::KEPT_FOR - 1;
+        assert_eq!(cache.get(&one, last).map(|(u, _)| u.name), Some("ana".into()));
+        assert!(cache.get(&one, 5_000 + SessionCache::KEPT_FOR).is_none());
+        // A clock that went back does not make an entry young.
+        assert!(cache.get(&one, 4_000).is_none());
+        assert!(cache.get(&[3u8; 32], 5_000).is_none());
+        cache.forget(1);
+        assert!(cache.get(&one, 5_000).is_none());
+        assert_eq!(cache.get(&two, 5_000).map(|(_, s)| s.id), Some(2));
     }
 
     #[test]

@@ -154,6 +154,12 @@ impl Store {
         self.inner.writer.commits()
     }
 
+    /// How many read connections the pool keeps: reads run at most this many at a time reuse
+    /// them all; beyond that each opens (and parses the schema into) a connection of its own.
+    pub fn read_connections(&self) -> usize {
+        self.inner.pool.max_idle()
+    }
+
     /// A pooled read-only connection.
     fn reader(&self) -> Result<PooledConnection<'_>, StoreError> {
         self.inner.pool.get()
