@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tidings_proto::v1::{ClientFrame, EVENT_BATCH, EVENT_MESSAGE};
+use tidings_proto::v1::{ClientFrame, EVENT_BATCH, EVENT_MESSAGE, ServerFrame};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
@@ -224,9 +224,11 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
     let permits = Arc::new(Semaphore::new(plan.shape.connect_concurrency.max(1)));
     let mut subscribers = JoinSet::new();
     let started = Instant::now();
+    let start = publisher.link.latest_id;
     for index in 0..plan.subscribers {
         subscribers.spawn(subscribe(
             index,
+            start,
             endpoint.clone(),
             tally.clone(),
             permits.clone(),
@@ -432,16 +434,19 @@ impl Stepper<'_> {
     }
 }
 
-/// One subscriber: connects, reads until the server lets go, reconnects, until cancelled.
+/// One subscriber: connects, reads until the server lets go, reconnects, until cancelled. An
+/// HTTP stream or a poll starts from the message id `start`.
 async fn subscribe(
     index: usize,
+    start: i64,
     endpoint: Endpoint,
     tally: Arc<Tally>,
     permits: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
-    // Where an HTTP stream resumes after the server ended it (its size cut, or a kick).
-    let mut cursor = None;
+    // Where an HTTP stream or a poll starts, and resumes after the server ended it (its size
+    // cut, or a kick).
+    let mut cursor = start;
     loop {
         let opened = {
             let Ok(_permit) = permits.acquire().await else {
@@ -497,7 +502,7 @@ impl Subscription {
     /// Connects and waits until the server has registered the subscriber: for Tidings' chat
     /// channel the hello (sent after registration), for its feed and stream the response head
     /// (likewise), for a long-poll the first answer (the next poll is then held).
-    async fn open(endpoint: &Endpoint, index: usize, cursor: Option<i64>) -> Result<Subscription> {
+    async fn open(endpoint: &Endpoint, index: usize, cursor: i64) -> Result<Subscription> {
         match (endpoint.target, &endpoint.access) {
             (Target::TidingsWs, Some(access)) => {
                 let mut socket = connect(
@@ -519,15 +524,15 @@ impl Subscription {
                 Ok(Subscription::Sse(Box::new(feed), EVENT_MESSAGE))
             }
             (Target::TidingsStream, Some(access)) => {
-                // At first from past the newest message (nothing is replayed, the stream starts
-                // there); after the server ended a stream, from where it stopped, as a client does.
-                let resume = Some(cursor.unwrap_or(i64::MAX));
+                // At first from the newest message (nothing is replayed); after the server ended
+                // a stream, from where it stopped, as a client does.
                 let token = access.subscriber(index);
-                let feed = Feed::open(endpoint.addr, "/api/stream", token, resume).await?;
+                let feed = Feed::open(endpoint.addr, "/api/stream", token, Some(cursor)).await?;
                 Ok(Subscription::Sse(Box::new(feed), EVENT_BATCH))
             }
             (Target::TidingsPoll, Some(access)) => {
-                let mut poller = Poller::open(endpoint.addr, access.subscriber(index)).await?;
+                let mut poller =
+                    Poller::open(endpoint.addr, access.subscriber(index), cursor).await?;
                 poller.consume();
                 poller.send().await?;
                 Ok(Subscription::Poll(Box::new(poller)))
@@ -541,7 +546,7 @@ impl Subscription {
     }
 
     /// Reads until the connection ends, keeping an HTTP stream's `cursor`.
-    async fn read(&mut self, tally: &Tally, index: usize, cursor: &mut Option<i64>) {
+    async fn read(&mut self, tally: &Tally, index: usize, cursor: &mut i64) {
         match self {
             Subscription::Ws(socket) => {
                 while let Some(Ok(message)) = socket.next().await {
@@ -562,7 +567,7 @@ impl Subscription {
                         if event.name == *name {
                             tally.on_frame(index, event.data.as_bytes());
                             if let Some(id) = event.id.and_then(|id| id.parse().ok()) {
-                                *cursor = Some(id);
+                                *cursor = id;
                             }
                         }
                     })
@@ -606,6 +611,9 @@ struct Link {
     errors: Arc<AtomicU64>,
     /// The Tidings room, or None for a peer that broadcasts raw text.
     room: Option<i64>,
+    /// The newest message id when it connected (Tidings' hello says it), where a subscriber in
+    /// step with the server starts; `i64::MAX` for a peer.
+    latest_id: i64,
 }
 
 impl Drop for Link {
@@ -616,9 +624,9 @@ impl Drop for Link {
 
 impl Link {
     async fn open(endpoint: &Endpoint) -> Result<Link> {
-        let (socket, room) = match &endpoint.access {
+        let (socket, room, latest_id) = match &endpoint.access {
             Some(access) if endpoint.target.is_tidings() => {
-                let socket = connect(
+                let mut socket = connect(
                     endpoint.addr,
                     "/api/ws",
                     Some(&access.publisher_token),
@@ -626,13 +634,21 @@ impl Link {
                 )
                 .await
                 .context("connecting the publisher")?;
-                (socket, Some(access.room))
+                let latest_id = match socket.next().await {
+                    Some(Ok(WsMessage::Text(text))) => match serde_json::from_str(&text) {
+                        Ok(ServerFrame::Hello(hello)) => hello.latest_id,
+                        _ => bail!("the publisher expected hello, got {text}"),
+                    },
+                    other => bail!("the publisher expected hello, got {other:?}"),
+                };
+                (socket, Some(access.room), latest_id)
             }
             _ => (
                 connect(endpoint.addr, "/ws", None, false)
                     .await
                     .context("connecting the publisher")?,
                 None,
+                i64::MAX,
             ),
         };
         let (sink, mut stream) = socket.split();
@@ -653,6 +669,7 @@ impl Link {
             reader,
             errors,
             room,
+            latest_id,
         })
     }
 }

@@ -92,6 +92,11 @@ struct RunArgs {
     /// Leave out the peers (naive axum, Node ws).
     #[arg(long)]
     no_peers: bool,
+    /// Give every Tidings subscriber a login session of its own on the WebSocket and the feed
+    /// too (the HTTP streams and polls always have one each), so the transports' connect times
+    /// compare like for like.
+    #[arg(long)]
+    own_sessions: bool,
     /// Stop starting new runs after this many minutes [default: 90; quick: 20].
     #[arg(long)]
     budget_mins: Option<f64>,
@@ -224,6 +229,7 @@ fn settings(args: RunArgs) -> Result<Settings> {
             ]
         }),
         peers: !args.no_peers,
+        own_sessions: args.own_sessions,
         budget_secs: args.budget_mins.unwrap_or(pick(quick, 20.0, 90.0)) * 60.0,
         server_env: args.server_env,
         fanout: fanout::Shape {

@@ -30,9 +30,10 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// Connects and takes the cursor from a first, immediate poll (from past the newest
-    /// message: nothing is replayed); the next [`Poller::poll`] is then held.
-    pub async fn open(addr: SocketAddr, token: &str) -> Result<Poller> {
+    /// Connects and takes the cursor from a first, immediate poll from `cursor` (the newest
+    /// message, as a client in step has it; or past it, `i64::MAX`, where the server resets it
+    /// to the newest); the next [`Poller::poll`] is then held.
+    pub async fn open(addr: SocketAddr, token: &str, cursor: i64) -> Result<Poller> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
@@ -41,7 +42,7 @@ impl Poller {
             stream,
             addr,
             token: token.to_owned(),
-            cursor: i64::MAX,
+            cursor,
             buf: Vec::with_capacity(READ_CHUNK),
             wire_bytes: 0,
         };

@@ -44,6 +44,8 @@ pub struct Settings {
     /// The Tidings transports the fan-out runs over.
     pub transports: Vec<Target>,
     pub peers: bool,
+    /// Every Tidings subscriber has a session of its own, on every transport.
+    pub own_sessions: bool,
     pub budget_secs: f64,
     /// Extra `KEY=VALUE` for the Tidings server's environment.
     pub server_env: Vec<(String, String)>,
@@ -69,9 +71,13 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
             "every server runs as its own process on loopback; the load generator shares the \
              machine's cores with it"
                 .to_owned(),
-            "Tidings' subscribers all share one login session (one token for all N \
-             connections); the publisher is another user; sessions are written into the \
-             database before the server starts, so no login (argon2) is timed"
+            "Tidings' subscribers are one user: on the WebSocket and the feed they share one \
+             login session (one token for all N connections) unless --own-sessions is given, on \
+             the HTTP streams and polls each has its own (a session holds one poll and two \
+             streams); the publisher is \
+             another user; sessions are written into the database before the server starts, \
+             so no login (argon2) is timed; streams and polls start from the newest message \
+             id, as a client in step has it"
                 .to_owned(),
             "Tidings runs with its default limits except the per-user send rate, raised so the \
              publisher and the persistence senders are never rate-limited, and the connection \
@@ -309,11 +315,12 @@ async fn fanout_once(
         Target::TidingsWs | Target::TidingsSse | Target::TidingsStream | Target::TidingsPoll => {
             let template = template.to_owned();
             let data_in = data.clone();
+            let own_sessions = settings.own_sessions;
             let access = tokio::task::spawn_blocking(move || -> Result<Access> {
                 let seeder = Seeder::copy(&template, &data_in)?;
                 let subscriber = seeder.user("subscriber")?;
                 let publisher = seeder.user("publisher")?;
-                let sessions = if target.session_per_subscriber() {
+                let sessions = if own_sessions || target.session_per_subscriber() {
                     size
                 } else {
                     1

@@ -382,7 +382,10 @@ mod tests {
         cache.put(two, &user, &other, 5_000);
         assert_eq!(cache.get(&one, 5_000).map(|(_, s)| s.id), Some(1));
         let last = 5_000 + SessionCache::KEPT_FOR - 1;
-        assert_eq!(cache.get(&one, last).map(|(u, _)| u.name), Some("ana".into()));
+        assert_eq!(
+            cache.get(&one, last).map(|(u, _)| u.name),
+            Some("ana".into())
+        );
         assert!(cache.get(&one, 5_000 + SessionCache::KEPT_FOR).is_none());
         // A clock that went back does not make an entry young.
         assert!(cache.get(&one, 4_000).is_none());
