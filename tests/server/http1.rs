@@ -349,3 +349,40 @@ async fn a_client_that_hangs_up_frees_its_held_poll() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_poll_answer_larger_than_any_buffer_arrives_whole_and_keeps_its_connection() {
+    let server = TestServer::start_with(|config| {
+        config.limits.messages_per_second = 1000;
+        config.limits.message_burst = 1000;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let room = ana.create_room("ops").await;
+    // A backlog of 40 messages of 4 KiB: the answer to a poll from the start is 160 KiB and more.
+    let body = "x".repeat(4096);
+    for i in 0..40 {
+        tidings_tests::post_message(&ana, room.room.id, &format!("c-{i}"), &body).await;
+    }
+    let mut raw = Raw::connect(server.addr).await;
+    raw.send(poll_request(&ana.token, "cursor=0&timeout=0", "").as_bytes())
+        .await;
+    let (head, answer_body) = answer(&mut raw).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(answer_body.len() > 160 * 1024, "{}", answer_body.len());
+    let batch: serde_json::Value = serde_json::from_str(&answer_body).expect("a batch");
+    let messages = batch["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .filter(|frame| frame["type"] == "message")
+        .count();
+    assert_eq!(messages, 40);
+    let cursor = batch["cursor"].as_i64().expect("a cursor");
+    // The connection carries the next poll.
+    raw.send(poll_request(&ana.token, &format!("cursor={cursor}&timeout=0"), "").as_bytes())
+        .await;
+    let (head, _) = answer(&mut raw).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    server.stop().await;
+}

@@ -58,8 +58,8 @@ const PEEK: usize = 16;
 const MAX_HEAD: usize = 16 * 1024;
 /// Most request headers accepted.
 const MAX_HEADERS: usize = 64;
-/// A finite response (an error) larger than this is not sent whole.
-const MAX_FINITE_BODY: usize = 64 * 1024;
+/// A body with a length up to this is sent in one write with its head.
+const COALESCED_BODY: usize = 16 * 1024;
 
 /// Accepts connections on `listener` and serves each on a task of its own (tracked by
 /// `state.tasks`) until the server starts shutting down.
@@ -447,12 +447,19 @@ async fn write_response(
         Ok(written) => written,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
     };
-    if exact.is_some() {
-        let body = axum::body::to_bytes(body, MAX_FINITE_BODY)
+    if let Some(len) = exact {
+        // A body with a length is in memory already (a poll's answer, a replay page of it
+        // included, or an error): collected whole, its length is its limit.
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        let body = axum::body::to_bytes(body, len)
             .await
             .map_err(io::Error::other)?;
-        head.extend_from_slice(&body);
-        return write(stream, &head).await.map(|()| keep);
+        if body.len() <= COALESCED_BODY {
+            head.extend_from_slice(&body);
+            return write(stream, &head).await.map(|()| keep);
+        }
+        write(stream, &head).await?;
+        return write(stream, &body).await.map(|()| keep);
     }
     write(stream, &head).await?;
     drop(head);
