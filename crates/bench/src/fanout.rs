@@ -545,7 +545,7 @@ impl Subscription {
         }
     }
 
-    /// Reads until the connection ends, keeping an HTTP stream's `cursor`.
+    /// Reads until the connection ends, keeping an HTTP stream's or a poll's `cursor`.
     async fn read(&mut self, tally: &Tally, index: usize, cursor: &mut i64) {
         match self {
             Subscription::Ws(socket) => {
@@ -583,6 +583,7 @@ impl Subscription {
                     Ok(batch) => tally.on_frame(index, batch),
                     Err(_) => break,
                 }
+                *cursor = poller.cursor();
                 poller.consume();
                 let sent = poller.send().await;
                 tally.on_wire(poller.wire_bytes - before);

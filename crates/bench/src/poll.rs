@@ -89,6 +89,11 @@ impl Poller {
         Ok(body)
     }
 
+    /// The cursor of the last answer: where a new poller resumes.
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
     /// Drops the answer just read.
     pub fn consume(&mut self) {
         self.buf.clear();
