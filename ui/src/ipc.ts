@@ -4,6 +4,20 @@
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 
+import type {
+  HistoryPage,
+  Message,
+  PresenceStatus,
+  Room,
+  RoomKind,
+  RoomState,
+  SessionInfo,
+  SessionState,
+  SessionStatus,
+  TransportKind,
+  UserRef,
+} from './generated/protocol';
+
 export type UserId = number;
 export type RoomId = number;
 export type MessageId = number;
@@ -11,66 +25,19 @@ export type SessionId = number;
 /** Milliseconds since the Unix epoch. */
 export type Millis = number;
 
-export interface UserRef {
-  id: UserId;
-  name: string;
-}
-
-export type RoomKind = 'group' | 'dm';
-
-/** A room, without anything specific to the user looking at it. */
-export interface Room {
-  id: RoomId;
-  kind: RoomKind;
-  /** The name of a group room; absent for a DM. */
-  name?: string;
-  /** The other member of a DM. */
-  dm_peer?: UserRef;
-}
-
-/** A room the user is a member of, with the user's read position in it. */
-export interface RoomState extends Room {
-  last_read_id: MessageId;
-  latest_id: MessageId;
-  unread: number;
-  unread_mentions: number;
-}
-
-/** A stored message. `body` is plain text and is never rendered as HTML. */
-export interface Message {
-  id: MessageId;
-  room: RoomId;
-  author: UserRef;
-  body: string;
-  sent_at: Millis;
-  client_id?: string;
-  mentions?: UserId[];
-}
-
-/** One page of history, oldest message first. */
-export interface HistoryPage {
-  room: RoomId;
-  messages: Message[];
-  has_more: boolean;
-}
-
-export interface SessionInfo {
-  id: SessionId;
-  device: string;
-  created_at: Millis;
-  last_seen_at: Millis;
-  expires_at: Millis;
-  current: boolean;
-}
-
-/** How the chat channel is carried: the WebSocket, or a rung below it where the network breaks it. */
-export type TransportKind =
-  | 'web_socket'
-  | 'sse'
-  | 'streaming'
-  | 'iframe'
-  | 'long_polling'
-  | 'short_polling';
+// The protocol's own types, generated from the Rust ones (`crates/proto`).
+export type {
+  HistoryPage,
+  Message,
+  PresenceStatus,
+  Room,
+  RoomKind,
+  RoomState,
+  SessionInfo,
+  SessionState,
+  TransportKind,
+  UserRef,
+};
 
 export type ConnState =
   | { state: 'connecting' }
@@ -111,8 +78,6 @@ export interface OutboxItem {
 
 export type NotifyLevel = 'all' | 'mentions' | 'nothing';
 export type LockCause = 'expired' | 'revoked' | 'rejected' | 'manual';
-export type PresenceStatus = 'online' | 'offline';
-export type SessionState = 'active' | 'expiring' | 'expired' | 'revoked';
 
 /** What a command rejects with. Match on `code`; `message` is for people. */
 export interface AppError {
@@ -147,12 +112,8 @@ export interface ReadEvent {
   message_id: MessageId;
 }
 
-export interface SessionEvent {
-  state: SessionState;
-  now: Millis;
-  expires_at: Millis;
-  idle_expires_at: Millis;
-}
+/** The session feed's status, as the shell passes it on. */
+export type SessionEvent = SessionStatus;
 
 /** Every event the shell emits, by name, with its payload. */
 export interface EventMap {

@@ -13,5 +13,11 @@
 //!   alerts, reset.
 //! - [`v1::api`]: the bodies of the HTTP API.
 //! - [`v1::error`]: error codes, shared by all three. Clients match codes, never messages.
+//!
+//! With the `typescript` feature, [`typescript::declarations`] writes every one of these types
+//! as TypeScript (with ts-rs), for the web UI: `ui/src/generated/protocol.ts` is its output, and
+//! a test fails when the two differ.
 
+#[cfg(feature = "typescript")]
+pub mod typescript;
 pub mod v1;

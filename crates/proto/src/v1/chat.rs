@@ -15,6 +15,7 @@ pub const MAX_HISTORY_LIMIT: u32 = 200;
 
 /// A frame from the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Post a message. The server answers `ack` once it is durably stored (and `error` if not).
@@ -56,6 +57,7 @@ impl ClientFrame {
 
 /// A frame from the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The first frame on every connection.
@@ -101,6 +103,7 @@ pub enum ServerFrame {
 
 /// The first frame on every connection: who you are and where you stand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Hello {
     pub user: UserRef,
     pub session: SessionId,

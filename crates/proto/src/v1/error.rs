@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// What went wrong, as a stable machine-readable code. The message beside it is for people and may
 /// change; clients branch on the code only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -47,13 +48,17 @@ pub enum ErrorCode {
     Storage,
     /// A bug or an unexpected failure on the server.
     Internal,
-    /// A code this client does not know yet (sent by a newer server).
+    /// A code this client does not know yet (sent by a newer server). Never sent; a TypeScript
+    /// client meets such a code as a string outside the union.
     #[serde(other)]
+    #[cfg_attr(feature = "typescript", ts(skip))]
     Unknown,
 }
 
 /// An error as it travels: in an HTTP response body, or in an `error` frame on the chat channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "typescript", ts(optional_fields))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,

@@ -23,6 +23,7 @@ pub const PREVIEW_CHARS: usize = 140;
 
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     Active,
@@ -34,6 +35,7 @@ pub enum SessionState {
 
 /// `event: session`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct SessionStatus {
     pub state: SessionState,
     /// The server's clock when this was sent.
@@ -46,6 +48,7 @@ pub struct SessionStatus {
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum LockReason {
     /// Its absolute lifetime or its idle timeout ran out.
@@ -56,12 +59,14 @@ pub enum LockReason {
 
 /// `event: lock`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Lock {
     pub reason: LockReason,
 }
 
 /// `event: message`: enough to raise a notification without fetching anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct MessageAlert {
     pub room: RoomId,
     pub id: MessageId,
@@ -75,6 +80,7 @@ pub struct MessageAlert {
 
 /// `event: reset`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Reset {
     /// The newest message id; the feed continues after it.
     pub latest_id: MessageId,

@@ -32,6 +32,7 @@ pub const CSRF_HEADER: &str = "x-tidings-csrf";
 
 /// Frames in id order, and where to resume after them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Batch {
     /// Every message of the user's up to here has been sent (in this batch or before): the
     /// `cursor` of the next request.
@@ -41,6 +42,7 @@ pub struct Batch {
 
 /// The ways of carrying the chat channel, from the best to the last resort.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum TransportKind {
     /// `/api/ws`.
@@ -102,6 +104,7 @@ impl TransportKind {
 
 /// The answer to `GET /api/transports`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Transports {
     /// What this server offers, best first.
     pub transports: Vec<TransportKind>,

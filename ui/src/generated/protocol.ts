@@ -1,0 +1,338 @@
+// Generated from the Rust types of `crates/proto` (tidings_proto::typescript). Do not edit:
+// regenerate with `TIDINGS_BLESS=1 cargo test -p tidings-proto --test typescript`.
+
+/**
+ * A user as other users see them.
+ */
+export type UserRef = { id: number, name: string, };
+
+/**
+ * What a user may do on the server beyond chatting.
+ */
+export type Role = "owner" | "member";
+
+export type RoomKind = "group" | "dm";
+
+/**
+ * A room, without anything specific to the user looking at it.
+ */
+export type Room = { id: number, kind: RoomKind, 
+/**
+ * The name of a group room; absent for a DM.
+ */
+name?: string, 
+/**
+ * The other member of a DM, when the room is seen by one of its two members.
+ */
+dm_peer?: UserRef, };
+
+/**
+ * A room the user is a member of, with the user's read position in it.
+ */
+export type RoomState = { 
+/**
+ * The newest message the user has read here (0: none).
+ */
+last_read_id: number, 
+/**
+ * The newest message in the room (0: the room is empty).
+ */
+latest_id: number, 
+/**
+ * Messages after `last_read_id` written by someone else.
+ */
+unread: number, 
+/**
+ * Of the unread messages, those that mention the user.
+ */
+unread_mentions: number, id: number, kind: RoomKind, 
+/**
+ * The name of a group room; absent for a DM.
+ */
+name?: string, 
+/**
+ * The other member of a DM, when the room is seen by one of its two members.
+ */
+dm_peer?: UserRef, };
+
+/**
+ * A stored message.
+ */
+export type Message = { id: number, room: number, author: UserRef, 
+/**
+ * Plain text. Never to be rendered as HTML.
+ */
+body: string, sent_at: number, 
+/**
+ * The id the author's client chose for idempotency, echoed so the author can match its outbox.
+ */
+client_id?: string, 
+/**
+ * Users mentioned with `@name`, ascending by id.
+ */
+mentions: Array<number>, };
+
+/**
+ * One page of a room's history, oldest message first.
+ */
+export type HistoryPage = { room: number, messages: Array<Message>, 
+/**
+ * Whether older messages exist before the first one of this page.
+ */
+has_more: boolean, };
+
+/**
+ * Whether a user has at least one live chat connection.
+ */
+export type PresenceStatus = "online" | "offline";
+
+/**
+ * What went wrong, as a stable machine-readable code. The message beside it is for people and may
+ * change; clients branch on the code only.
+ */
+export type ErrorCode = "bad_frame" | "unknown_type" | "invalid" | "too_large" | "unknown_room" | "not_member" | "rate_limited" | "unauthorized" | "forbidden" | "origin_not_allowed" | "csrf_header_required" | "subprotocol_required" | "bad_credentials" | "invite_invalid" | "name_taken" | "not_found" | "overloaded" | "storage" | "internal";
+
+/**
+ * An error as it travels: in an HTTP response body, or in an `error` frame on the chat channel.
+ */
+export type ErrorBody = { code: ErrorCode, 
+/**
+ * A sentence for people.
+ */
+message: string, 
+/**
+ * On the chat channel: the `type` of the frame this error answers, when it could be read.
+ */
+frame?: string, 
+/**
+ * On the chat channel: the `client_id` of the `send` this error answers, so the client can
+ * match it to its outbox.
+ */
+client_id?: string, 
+/**
+ * With `rate_limited` and `overloaded`: when to try again.
+ */
+retry_after_ms?: number, };
+
+/**
+ * `POST /api/login`.
+ */
+export type LoginRequest = { name: string, password: string, 
+/**
+ * A label for the sessions list ("laptop", "tidings-cli").
+ */
+device?: string, };
+
+/**
+ * `POST /api/register`: create an account with a one-time invite, and log in.
+ */
+export type RegisterRequest = { invite: string, 
+/**
+ * 1-32 letters, digits, `_`, `.` or `-`, not ending in `.`.
+ */
+name: string, 
+/**
+ * At least 8 characters, at most 1,024 bytes.
+ */
+password: string, device?: string, };
+
+/**
+ * The answer to a login or a registration.
+ */
+export type LoginResponse = { 
+/**
+ * The opaque session token. Send it as `Authorization: Bearer <token>`. The server keeps only
+ * its hash: it cannot be shown again.
+ */
+token: string, user: UserRef, role: Role, session: SessionInfo, };
+
+/**
+ * One login session, as listed by `GET /api/sessions`.
+ */
+export type SessionInfo = { id: number, device: string, created_at: number, last_seen_at: number, expires_at: number, 
+/**
+ * Whether this is the session making the request.
+ */
+current: boolean, };
+
+/**
+ * `GET /api/me`.
+ */
+export type Me = { user: UserRef, role: Role, session: SessionInfo, };
+
+/**
+ * `DELETE /api/sessions`: every other session was revoked.
+ */
+export type Revoked = { revoked: Array<number>, };
+
+/**
+ * `POST /api/rooms`.
+ */
+export type CreateRoom = { name: string, };
+
+/**
+ * `POST /api/dms`: open (or find) the DM with another user.
+ */
+export type OpenDm = { 
+/**
+ * The other user's name.
+ */
+user: string, };
+
+/**
+ * `POST /api/rooms/{id}/messages`.
+ */
+export type SendMessage = { 
+/**
+ * Optional idempotency key (1-64 bytes): posting the same one twice stores one message.
+ */
+client_id?: string, 
+/**
+ * Plain text, not only white space, at most the server's `max_body_bytes`.
+ */
+body: string, };
+
+/**
+ * `POST /api/rooms/{id}/read`.
+ */
+export type ReadMarker = { message_id: number, };
+
+/**
+ * `POST /api/invites`: a one-time invite code (shown once).
+ */
+export type Invite = { code: string, expires_at?: number, };
+
+/**
+ * A frame from the client.
+ */
+export type ClientFrame = { "type": "send", room: number, client_id: string, body: string, } | { "type": "read", room: number, message_id: number, } | { "type": "typing", room: number, } | { "type": "history", room: number, before?: number | null, limit?: number | null, } | { "type": "sync", since: number, };
+
+/**
+ * A frame from the server.
+ */
+export type ServerFrame = { "type": "hello" } & Hello | { "type": "message" } & Message | { "type": "ack", client_id: string, id: number, room: number, } | { "type": "typing", room: number, user: UserRef, } | { "type": "presence", user: UserRef, status: PresenceStatus, } | { "type": "read", room: number, user: number, message_id: number, } | { "type": "history" } & HistoryPage | { "type": "synced", latest_id: number, has_more: boolean, } | { "type": "error" } & ErrorBody | { "type": "session" } & SessionStatus | { "type": "lock" } & Lock;
+
+/**
+ * The first frame on every connection: who you are and where you stand.
+ */
+export type Hello = { user: UserRef, session: number, rooms: Array<RoomState>, 
+/**
+ * Of the users who share a room with this one (and this one), those with at least one live
+ * chat connection when this connection opened; `presence` frames keep it current. Presence
+ * is told only to the people who share a room with the user.
+ */
+online: Array<number>, 
+/**
+ * The newest message id on the server when the connection opened.
+ */
+latest_id: number, 
+/**
+ * The server pings this often; a client that hears nothing for two intervals should reconnect.
+ */
+heartbeat_ms: number, 
+/**
+ * The largest message body the server accepts, in bytes.
+ */
+max_body_bytes: number, };
+
+/**
+ * Where a session stands.
+ */
+export type SessionState = "active" | "expiring" | "expired" | "revoked";
+
+/**
+ * `event: session`.
+ */
+export type SessionStatus = { state: SessionState, 
+/**
+ * The server's clock when this was sent.
+ */
+now: number, 
+/**
+ * The absolute end of the session.
+ */
+expires_at: number, 
+/**
+ * When the session ends if the user does nothing until then.
+ */
+idle_expires_at: number, };
+
+/**
+ * Why a session ended.
+ */
+export type LockReason = "expired" | "revoked";
+
+/**
+ * `event: lock`.
+ */
+export type Lock = { reason: LockReason, };
+
+/**
+ * `event: message`: enough to raise a notification without fetching anything.
+ */
+export type MessageAlert = { room: number, id: number, author: UserRef, 
+/**
+ * The start of the body, at most [`PREVIEW_CHARS`] characters.
+ */
+preview: string, sent_at: number, 
+/**
+ * Whether the message mentions the user this feed belongs to.
+ */
+mentions_you: boolean, };
+
+/**
+ * `event: reset`.
+ */
+export type Reset = { 
+/**
+ * The newest message id; the feed continues after it.
+ */
+latest_id: number, };
+
+/**
+ * Frames in id order, and where to resume after them.
+ */
+export type Batch = { 
+/**
+ * Every message of the user's up to here has been sent (in this batch or before): the
+ * `cursor` of the next request.
+ */
+cursor: number, frames: Array<ServerFrame>, };
+
+/**
+ * The ways of carrying the chat channel, from the best to the last resort.
+ */
+export type TransportKind = "web_socket" | "sse" | "streaming" | "iframe" | "long_polling" | "short_polling";
+
+/**
+ * The answer to `GET /api/transports`.
+ */
+export type Transports = { 
+/**
+ * What this server offers, best first.
+ */
+transports: Array<TransportKind>, 
+/**
+ * How long a poll is held when it asks for no `timeout`.
+ */
+poll_timeout_ms: number, 
+/**
+ * The longest `timeout` a poll may ask for.
+ */
+max_poll_timeout_ms: number, 
+/**
+ * How often a short-polling client should poll.
+ */
+short_poll_interval_ms: number, 
+/**
+ * A stream sends at least this often (an empty batch when nothing happens).
+ */
+heartbeat_ms: number, 
+/**
+ * An iframe stream ends after about this many bytes; the client reopens it from its cursor.
+ */
+stream_max_bytes: number, 
+/**
+ * A user whose last transport that polls or streams ended stays online this long.
+ */
+presence_grace_ms: number, };
