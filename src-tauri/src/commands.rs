@@ -2,9 +2,9 @@
 //! server library). No protocol and no SQL here.
 
 use serde::Serialize;
-use serde_json::Value;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
+use tidings_client::ConnectionState;
 use tidings_client::notify::NotifyLevel;
 use tidings_proto::v1::{
     HistoryPage, MessageId, Room, RoomId, RoomState, SessionId, SessionInfo, TransportKind, UserRef,
@@ -13,9 +13,9 @@ use tidings_proto::v1::{
 use crate::Desktop;
 use crate::error::{CommandError, CommandResult};
 use crate::host::{Host, HostInfo};
-use crate::view::state_json;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AccountView {
     server: String,
     user: UserRef,
@@ -23,9 +23,10 @@ pub struct AccountView {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AppStatus {
     account: Option<AccountView>,
-    state: Value,
+    state: ConnectionState,
     hosting: Option<HostInfo>,
     dnd: bool,
 }
@@ -39,13 +40,14 @@ pub async fn status(desktop: State<'_, Desktop>) -> CommandResult<AppStatus> {
     });
     Ok(AppStatus {
         account,
-        state: state_json(&desktop.client.state()),
+        state: desktop.client.state(),
         hosting: desktop.host_info(),
         dnd: desktop.client.do_not_disturb().await?,
     })
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Hosted {
     host: HostInfo,
     invite: String,
@@ -107,6 +109,7 @@ pub async fn history(
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Queued {
     client_id: String,
 }
@@ -124,6 +127,7 @@ pub async fn send(
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Pending {
     client_id: String,
     room: RoomId,
@@ -210,6 +214,7 @@ pub async fn users(desktop: State<'_, Desktop>) -> CommandResult<Vec<UserRef>> {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct InviteCode {
     code: String,
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tidings_client::ClientError;
 
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[error("{message}")]
 pub struct CommandError {
     pub code: String,

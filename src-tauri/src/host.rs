@@ -40,6 +40,7 @@ impl Drop for Host {
 
 /// What the UI shows about hosting.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct HostInfo {
     pub address: String,
     pub lan: bool,

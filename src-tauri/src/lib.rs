@@ -10,6 +10,8 @@
 #[cfg(test)]
 mod command_names;
 mod commands;
+#[cfg(test)]
+mod contract;
 mod error;
 mod host;
 mod tray;
@@ -18,11 +20,12 @@ mod view;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
+use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
 use tidings_client::notify::{DesktopNotifier, Notifier};
 use tidings_client::{Client, ClientEvent, ClientOptions};
 
 use crate::host::{Host, HostInfo};
+use crate::view::{OpenRoomEvent, UiEvent};
 
 /// The app's state, shared by every command.
 pub struct Desktop {
@@ -77,7 +80,7 @@ pub fn run() {
                 "Tidings",
                 Some(Arc::new(move |room| {
                     tray::show_main(&clicked);
-                    let _ = clicked.emit("open_room", serde_json::json!({ "room": room }));
+                    view::emit(&clicked, &UiEvent::OpenRoom(OpenRoomEvent { room }));
                 })),
             ));
             // The hosted server first, so the client finds it when it connects.
@@ -167,8 +170,8 @@ fn forward_events(app: &AppHandle, client: &Client) {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let Some((name, payload)) = view::event(&event) {
-                        let _ = app.emit(name, payload);
+                    if let Some(ui_event) = view::event(&event) {
+                        view::emit(&app, &ui_event);
                     }
                     if matches!(
                         event,

@@ -3,10 +3,11 @@
 
 use tauri::menu::{CheckMenuItem, Menu, MenuItem};
 use tauri::tray::{MouseButton, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Emitter, Manager, Wry};
+use tauri::{AppHandle, Manager, Wry};
 use tidings_client::Client;
 
 use crate::Desktop;
+use crate::view::{self, UiEvent};
 
 const TRAY: &str = "tidings";
 
@@ -33,7 +34,7 @@ pub fn build(app: &AppHandle) -> tauri::Result<TrayItems> {
                     let on = !desktop.client.do_not_disturb().await.unwrap_or(false);
                     if desktop.client.set_do_not_disturb(on).await.is_ok() {
                         show_dnd(&app, on);
-                        let _ = app.emit("dnd", on);
+                        view::emit(&app, &UiEvent::Dnd(on));
                     }
                 });
             }

@@ -1,47 +1,143 @@
-//! Client events as the UI receives them: an event name and a JSON payload (the contract is in
-//! `ui/src/ipc.ts`). Wire types pass through as they are; the rest are small view-models.
+//! What the UI hears from the shell: [`UiEvent`], an event name and its payload. The contract is
+//! generated for the UI from these types (`ui/src/generated/desktop.ts`, see `contract`): wire
+//! types pass through as they are; the rest are small view-models.
 
-use serde_json::{Value, json};
-use tidings_client::{ClientEvent, ConnectionState};
+use serde::Serialize;
+use serde_json::Value;
+use tauri::{AppHandle, Emitter};
+use tidings_client::{ClientEvent, ConnectionState, LockCause};
+use tidings_proto::v1::{
+    ErrorBody, Message, MessageId, PresenceStatus, RoomId, RoomState, SessionStatus, UserId,
+    UserRef,
+};
+
+/// Every event the shell emits: the variant's name (snake case) is the event's name, its content
+/// the payload.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "name", content = "payload", rename_all = "snake_case")]
+pub enum UiEvent {
+    State(ConnectionState),
+    Rooms(Vec<RoomState>),
+    Message(Message),
+    Sent(SentEvent),
+    SendFailed(SendFailedEvent),
+    Typing(TypingEvent),
+    Presence(PresenceEvent),
+    /// Who is online as of a (re)connect; `presence` events follow each change.
+    Online(Vec<UserId>),
+    Read(ReadEvent),
+    Session(SessionStatus),
+    Locked(LockedEvent),
+    Unlocked(()),
+    /// A notification was clicked: open its room.
+    OpenRoom(OpenRoomEvent),
+    /// Do not disturb was switched (from the tray).
+    Dnd(bool),
+}
+
+/// An outbox message was stored by the server.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SentEvent {
+    pub client_id: String,
+    pub room: RoomId,
+    pub message_id: MessageId,
+}
+
+/// The server refused an outbox message for good.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SendFailedEvent {
+    pub client_id: String,
+    pub room: RoomId,
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct TypingEvent {
+    pub room: RoomId,
+    pub user: UserRef,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PresenceEvent {
+    pub user: UserRef,
+    pub status: PresenceStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ReadEvent {
+    pub room: RoomId,
+    pub message_id: MessageId,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct LockedEvent {
+    pub cause: LockCause,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct OpenRoomEvent {
+    pub room: RoomId,
+}
 
 /// The UI event for a client event, or `None` for what the UI does not need.
-pub fn event(event: &ClientEvent) -> Option<(&'static str, Value)> {
-    let named = match event {
-        ClientEvent::State(state) => ("state", state_json(state)),
-        ClientEvent::Rooms(rooms) => ("rooms", json!(rooms)),
-        ClientEvent::Message(message) => ("message", json!(message)),
+pub fn event(event: &ClientEvent) -> Option<UiEvent> {
+    Some(match event {
+        ClientEvent::State(state) => UiEvent::State(state.clone()),
+        ClientEvent::Rooms(rooms) => UiEvent::Rooms(rooms.clone()),
+        ClientEvent::Message(message) => UiEvent::Message(message.clone()),
         ClientEvent::Sent {
             client_id,
             room,
             message_id,
-        } => (
-            "sent",
-            json!({ "client_id": client_id, "room": room, "message_id": message_id }),
-        ),
+        } => UiEvent::Sent(SentEvent {
+            client_id: client_id.clone(),
+            room: *room,
+            message_id: *message_id,
+        }),
         ClientEvent::SendFailed {
             client_id,
             room,
             error,
-        } => (
-            "send_failed",
-            json!({ "client_id": client_id, "room": room, "error": error }),
-        ),
-        ClientEvent::Typing { room, user } => ("typing", json!({ "room": room, "user": user })),
-        ClientEvent::Presence { user, status } => {
-            ("presence", json!({ "user": user, "status": status }))
-        }
-        ClientEvent::Online(users) => ("online", json!(users)),
-        ClientEvent::Read { room, message_id } => {
-            ("read", json!({ "room": room, "message_id": message_id }))
-        }
-        ClientEvent::Session(status) => ("session", json!(status)),
-        ClientEvent::Locked(cause) => ("locked", json!({ "cause": cause })),
-        ClientEvent::Unlocked => ("unlocked", Value::Null),
+        } => UiEvent::SendFailed(SendFailedEvent {
+            client_id: client_id.clone(),
+            room: *room,
+            error: error.clone(),
+        }),
+        ClientEvent::Typing { room, user } => UiEvent::Typing(TypingEvent {
+            room: *room,
+            user: user.clone(),
+        }),
+        ClientEvent::Presence { user, status } => UiEvent::Presence(PresenceEvent {
+            user: user.clone(),
+            status: *status,
+        }),
+        ClientEvent::Online(users) => UiEvent::Online(users.clone()),
+        ClientEvent::Read { room, message_id } => UiEvent::Read(ReadEvent {
+            room: *room,
+            message_id: *message_id,
+        }),
+        ClientEvent::Session(status) => UiEvent::Session(status.clone()),
+        ClientEvent::Locked(cause) => UiEvent::Locked(LockedEvent { cause: *cause }),
+        ClientEvent::Unlocked => UiEvent::Unlocked(()),
         ClientEvent::Synced { .. } | ClientEvent::Notified(_) => return None,
-    };
-    Some(named)
+    })
 }
 
-pub fn state_json(state: &ConnectionState) -> Value {
-    serde_json::to_value(state).unwrap_or(Value::Null)
+/// Sends `event` to the UI: its name, and its payload as JSON.
+pub fn emit(app: &AppHandle, event: &UiEvent) {
+    let Ok(Value::Object(mut fields)) = serde_json::to_value(event) else {
+        return;
+    };
+    let payload = fields.remove("payload").unwrap_or(Value::Null);
+    if let Some(Value::String(name)) = fields.remove("name") {
+        let _ = app.emit(&name, payload);
+    }
 }

@@ -17,6 +17,25 @@ import type {
   TransportKind,
   UserRef,
 } from './generated/protocol';
+import type {
+  AccountView,
+  AppStatus as GeneratedAppStatus,
+  CommandError,
+  ConnectionState,
+  Hosted,
+  HostInfo,
+  InviteCode,
+  LockCause,
+  NotifyLevel,
+  Pending,
+  PresenceEvent,
+  Queued,
+  ReadEvent,
+  SendFailedEvent,
+  SentEvent,
+  TypingEvent,
+  UiEvent,
+} from './generated/desktop';
 
 export type UserId = number;
 export type RoomId = number;
@@ -39,100 +58,30 @@ export type {
   UserRef,
 };
 
-export type ConnState =
-  | { state: 'connecting' }
-  | { state: 'online'; transport?: TransportKind }
-  | { state: 'offline'; retry_at: Millis; attempt: number }
-  | { state: 'locked' };
-
-export interface HostInfo {
-  address: string;
-  lan: boolean;
-}
-
-export interface Account {
-  server: string;
-  user: UserRef;
-  locked: boolean;
-}
-
-export interface AppStatus {
-  account: Account | null;
-  state: ConnState;
-  hosting: HostInfo | null;
-  dnd: boolean;
-}
-
-export interface Hosted {
-  host: HostInfo;
-  invite: string;
-}
-
+// The desktop contract's types, generated from the shell's and the client core's.
+export type {
+  HostInfo,
+  Hosted,
+  LockCause,
+  NotifyLevel,
+  SendFailedEvent,
+  SentEvent,
+  TypingEvent,
+  PresenceEvent,
+  ReadEvent,
+};
+export type ConnState = ConnectionState;
+export type Account = AccountView;
+export type AppStatus = GeneratedAppStatus;
 /** A message waiting in the outbox for the server's ack. */
-export interface OutboxItem {
-  client_id: string;
-  room: RoomId;
-  body: string;
-  created_at: Millis;
-}
-
-export type NotifyLevel = 'all' | 'mentions' | 'nothing';
-export type LockCause = 'expired' | 'revoked' | 'rejected' | 'manual';
-
+export type OutboxItem = Pending;
 /** What a command rejects with. Match on `code`; `message` is for people. */
-export interface AppError {
-  code: string;
-  message: string;
-}
-
-export interface SentEvent {
-  client_id: string;
-  room: RoomId;
-  message_id: MessageId;
-}
-
-export interface SendFailedEvent {
-  client_id: string;
-  room: RoomId;
-  error: AppError;
-}
-
-export interface TypingEvent {
-  room: RoomId;
-  user: UserRef;
-}
-
-export interface PresenceEvent {
-  user: UserRef;
-  status: PresenceStatus;
-}
-
-export interface ReadEvent {
-  room: RoomId;
-  message_id: MessageId;
-}
-
+export type AppError = CommandError;
 /** The session feed's status, as the shell passes it on. */
 export type SessionEvent = SessionStatus;
 
 /** Every event the shell emits, by name, with its payload. */
-export interface EventMap {
-  state: ConnState;
-  rooms: RoomState[];
-  message: Message;
-  sent: SentEvent;
-  send_failed: SendFailedEvent;
-  typing: TypingEvent;
-  presence: PresenceEvent;
-  /** Who is online as of a (re)connect; `presence` events follow each change. */
-  online: UserId[];
-  read: ReadEvent;
-  session: SessionEvent;
-  locked: { cause: LockCause };
-  unlocked: null;
-  open_room: { room: RoomId };
-  dnd: boolean;
-}
+export type EventMap = { [E in UiEvent as E['name']]: E['payload'] };
 
 /** Turns whatever a rejected command gave into an `AppError`. */
 export function toAppError(err: unknown): AppError {
@@ -172,8 +121,7 @@ export const commands = {
     return invoke<null>('history', { room, before, limit, pages });
   },
 
-  send: (room: RoomId, body: string): Promise<{ client_id: string }> =>
-    invoke<{ client_id: string }>('send', { room, body }),
+  send: (room: RoomId, body: string): Promise<Queued> => invoke<Queued>('send', { room, body }),
 
   outbox: (): Promise<OutboxItem[]> => invoke<OutboxItem[]>('outbox'),
 
@@ -199,7 +147,7 @@ export const commands = {
 
   users: (): Promise<UserRef[]> => invoke<UserRef[]>('users'),
 
-  invite: (): Promise<{ code: string }> => invoke<{ code: string }>('invite'),
+  invite: (): Promise<InviteCode> => invoke<InviteCode>('invite'),
 
   lockNow: (): Promise<null> => invoke<null>('lock_now'),
 

@@ -10,6 +10,7 @@ use crate::notify::Notification;
 
 /// Where the connection to the server stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConnectionState {
     /// Opening the chat channel.
@@ -26,6 +27,7 @@ pub enum ConnectionState {
 
 /// Why the client locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum LockCause {
     /// The session's lifetime or idle timeout ran out.

@@ -59,6 +59,7 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 /// Which messages of a room raise a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyLevel {
     /// Every message from someone else.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use tidings_proto::typescript::{PATH, declarations};
+use tidings_proto::typescript::{PATH, declarations, keep};
 
 #[test]
 fn the_ui_has_the_protocol_as_generated_from_the_rust_types() {
@@ -12,15 +12,8 @@ fn the_ui_has_the_protocol_as_generated_from_the_rust_types() {
         .join("../..")
         .join(PATH);
     let generated = declarations();
-    if std::env::var_os("TIDINGS_BLESS").is_some() {
-        std::fs::write(&path, &generated).expect("write the generated declarations");
-    }
-    let kept = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        kept == generated,
-        "{PATH} is not what the protocol's types generate; regenerate it with \
-         `TIDINGS_BLESS=1 cargo test -p tidings-proto --test typescript`"
-    );
+    keep(&path, &generated, "-p tidings-proto --test typescript")
+        .unwrap_or_else(|err| panic!("{err}"));
     // Spot checks that the generator reads serde's attributes as the wire has them.
     assert!(generated.contains("\"type\": \"send\""), "{generated}");
     assert!(
