@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -140,6 +140,10 @@ pub(crate) struct Writer {
     /// Becomes `true` when the thread has finished.
     stopped: watch::Receiver<bool>,
     commits: Arc<AtomicU64>,
+    /// Writes in the queue: counted once their send has completed (a send that has only
+    /// reserved its place may not be received yet), uncounted as the thread takes them. Briefly
+    /// negative when the thread is quicker than the count.
+    in_queue: Arc<AtomicIsize>,
     /// `StoreOptions::paused_clock`.
     paused_clock: bool,
 }
@@ -163,18 +167,23 @@ impl Writer {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (stopped_tx, stopped) = watch::channel(false);
         let commits = Arc::new(AtomicU64::new(0));
-        let thread_commits = Arc::clone(&commits);
+        let in_queue = Arc::new(AtomicIsize::new(0));
+        let thread = Counters {
+            commits: Arc::clone(&commits),
+            in_queue: Arc::clone(&in_queue),
+        };
         std::thread::Builder::new()
             .name("tidings-store-writer".to_owned())
             .spawn(move || {
                 let _stopped = StoppedOnDrop(stopped_tx);
-                run(conn, receiver, max_batch.max(1), &thread_commits, &nudge);
+                run(conn, receiver, max_batch.max(1), &thread, &nudge);
             })
             .map_err(StoreError::Thread)?;
         Ok(Writer {
             sender: Mutex::new(Some(sender)),
             stopped,
             commits,
+            in_queue,
             paused_clock: options.paused_clock,
         })
     }
@@ -223,6 +232,7 @@ impl Writer {
             reply,
         });
         sender.send(job).await.map_err(|_| StoreError::WriterGone)?;
+        self.in_queue.fetch_add(1, Ordering::Release);
         let answer = if self.paused_clock {
             Answer::Blocking(tokio::task::spawn_blocking(move || {
                 answer
@@ -264,11 +274,7 @@ impl Writer {
     /// How many writes are queued and not yet taken by the thread.
     #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
-        self.sender
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map_or(0, |s| s.max_capacity() - s.capacity())
+        usize::try_from(self.in_queue.load(Ordering::Acquire)).unwrap_or(0)
     }
 }
 
@@ -303,12 +309,18 @@ impl Drop for StoppedOnDrop {
     }
 }
 
+/// What the writer thread counts, shared with [`Writer`].
+struct Counters {
+    commits: Arc<AtomicU64>,
+    in_queue: Arc<AtomicIsize>,
+}
+
 /// The writer thread's loop: ends when every sender is gone and the queue is drained.
 fn run(
     conn: Connection,
     mut receiver: mpsc::Receiver<Job>,
     max_batch: usize,
-    commits: &AtomicU64,
+    counters: &Counters,
     checkpointer: &std::sync::mpsc::SyncSender<()>,
 ) {
     let mut batch = VecDeque::with_capacity(max_batch);
@@ -320,9 +332,11 @@ fn run(
                 Err(_) => break,
             }
         }
+        let taken = isize::try_from(batch.len()).unwrap_or(isize::MAX);
+        counters.in_queue.fetch_sub(taken, Ordering::Relaxed);
         tracing::trace!(jobs = batch.len(), "writing batch");
         while !batch.is_empty() {
-            run_transaction(&conn, &mut batch, commits);
+            run_transaction(&conn, &mut batch, &counters.commits);
         }
         // Full means a nudge is already waiting; the checkpointer will see this commit too.
         let _ = checkpointer.try_send(());
@@ -519,36 +533,40 @@ pub(crate) mod tests {
 
         let (release, held) = hold_writer(&store).await;
         let commits_before = store.commits();
+        // Queued one by one, each in the queue (not just reserved a place in it) when `enqueue`
+        // returns: the writer takes all five together once released.
+        let writer = &store.inner.writer;
         let mut writes = Vec::new();
         for v in [1, 2, 1, 3] {
-            let writer = store.clone();
-            writes.push(tokio::spawn(async move {
-                writer
-                    .write(move |conn| {
+            let queued = writer
+                .enqueue(
+                    move |conn| {
                         conn.prepare_cached("INSERT INTO t (v) VALUES (?1)")?
                             .execute([v])?;
                         Ok(v)
-                    })
-                    .await
-            }));
-            until_queued(&store, writes.len()).await;
+                    },
+                    None::<fn(&i64)>,
+                )
+                .await
+                .unwrap();
+            writes.push(queued);
         }
-        let store2 = store.clone();
-        let failing = tokio::spawn(async move {
-            store2
-                .write(|conn| -> Result<(), StoreError> {
+        let failing = writer
+            .enqueue(
+                |conn| -> Result<(), StoreError> {
                     conn.execute("INSERT INTO t (v) VALUES (4)", [])?;
                     Err(StoreError::NotAllowed)
-                })
-                .await
-        });
-        until_queued(&store, 5).await;
+                },
+                None::<fn(&())>,
+            )
+            .await
+            .unwrap();
         release.send(()).unwrap();
         held.await.unwrap();
 
         let mut results = Vec::new();
         for w in writes {
-            results.push(w.await.unwrap());
+            results.push(w.await);
         }
         assert_eq!(results[0].as_ref().unwrap(), &1);
         assert_eq!(results[1].as_ref().unwrap(), &2);
@@ -557,10 +575,7 @@ pub(crate) mod tests {
             "{results:?}"
         );
         assert_eq!(results[3].as_ref().unwrap(), &3);
-        assert!(matches!(
-            failing.await.unwrap(),
-            Err(StoreError::NotAllowed)
-        ));
+        assert!(matches!(failing.await, Err(StoreError::NotAllowed)));
         // The held write's batch, then all five queued writes in one more.
         assert_eq!(store.commits(), commits_before + 2);
 
