@@ -1,6 +1,7 @@
 // The names of the commands the app declares, one list for the build script (which generates an
 // `allow-` and a `deny-` permission for each: commands without a permission are refused to every
-// webview) and for the test that holds the main window's capability and `ui/src/ipc.ts` to it.
+// webview) and for the test that holds the main window's capability and the UI's desktop backend
+// (`ui/src/backend/tauri.ts`) to it.
 // Included by `build.rs`, so it is plain items without a module of its own.
 
 /// Every command of `commands.rs`, as registered with `generate_handler!`.
@@ -81,9 +82,9 @@ mod tests {
             .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
             .map(|p| p.replace('-', "_"))
             .collect();
-        // The UI's contract: `invoke<…>('name'` for each command it calls.
-        let ipc = include_str!("../../ui/src/ipc.ts");
-        let called: BTreeSet<String> = ipc
+        // The UI's desktop backend: `invoke<…>('name'` for each command it calls.
+        let backend = include_str!("../../ui/src/backend/tauri.ts");
+        let called: BTreeSet<String> = backend
             .split("invoke<")
             .skip(1)
             .filter_map(|call| call.split('\'').nth(1))

@@ -1,8 +1,8 @@
-// The only way the UI talks to the Rust shell: one typed wrapper per command and per event of the
-// desktop contract. Wire shapes are the protocol's JSON (ids are numbers, times are unix ms).
+// The UI's one way out: the contract every backend keeps (`Commands`, and events by name in
+// `EventMap`) and the backend in use. The desktop app's backend (`backend/tauri.ts`) is the only
+// place that calls Tauri. Wire shapes are the protocol's JSON (ids are numbers, times are unix ms).
 
-import { Channel, invoke } from '@tauri-apps/api/core';
-import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import { tauri } from './backend/tauri';
 
 import type {
   HistoryPage,
@@ -62,6 +62,8 @@ export type {
 export type {
   HostInfo,
   Hosted,
+  InviteCode,
+  Queued,
   LockCause,
   NotifyLevel,
   SendFailedEvent,
@@ -98,85 +100,63 @@ export function toAppError(err: unknown): AppError {
   return { code: 'internal', message: 'Something went wrong.' };
 }
 
-export const commands = {
-  status: (): Promise<AppStatus> => invoke<AppStatus>('status'),
-
-  hostGroup: (owner: string, password: string, lan: boolean): Promise<Hosted> =>
-    invoke<Hosted>('host_group', { owner, password, lan }),
-
-  joinServer: (url: string, name: string, password: string, invite: string | null): Promise<UserRef> =>
-    invoke<UserRef>('join_server', { url, name, password, invite }),
-
-  rooms: (): Promise<RoomState[]> => invoke<RoomState[]>('rooms'),
-
-  /** Streams pages over a channel (the cached page first, then the server's); resolves when done. */
-  history: (
+/** Everything the UI asks of its backend (the Tauri shell, or the server directly in a browser). */
+export interface Commands {
+  status(): Promise<AppStatus>;
+  hostGroup(owner: string, password: string, lan: boolean): Promise<Hosted>;
+  joinServer(url: string, name: string, password: string, invite: string | null): Promise<UserRef>;
+  rooms(): Promise<RoomState[]>;
+  /** Streams pages (the cached page first, then the server's); resolves when done. */
+  history(
     room: RoomId,
     before: MessageId | null,
     limit: number,
     onPage: (page: HistoryPage) => void,
-  ): Promise<null> => {
-    const pages = new Channel<HistoryPage>();
-    pages.onmessage = onPage;
-    return invoke<null>('history', { room, before, limit, pages });
-  },
+  ): Promise<null>;
+  send(room: RoomId, body: string): Promise<Queued>;
+  outbox(): Promise<OutboxItem[]>;
+  markRead(room: RoomId, messageId: MessageId): Promise<null>;
+  typing(room: RoomId): Promise<null>;
+  setDraft(room: RoomId, text: string): Promise<null>;
+  draft(room: RoomId): Promise<string | null>;
+  setFocusedRoom(room: RoomId | null): Promise<null>;
+  createRoom(name: string): Promise<RoomState>;
+  openDm(user: string): Promise<RoomState>;
+  joinRoom(room: RoomId): Promise<RoomState>;
+  directory(): Promise<Room[]>;
+  users(): Promise<UserRef[]>;
+  invite(): Promise<InviteCode>;
+  lockNow(): Promise<null>;
+  unlock(password: string): Promise<null>;
+  sessions(): Promise<SessionInfo[]>;
+  revoke(session: SessionId): Promise<null>;
+  setRoomLevel(room: RoomId, level: NotifyLevel | null): Promise<null>;
+  roomLevel(room: RoomId): Promise<NotifyLevel | null>;
+  setDnd(on: boolean): Promise<null>;
+  transport(): Promise<TransportKind | null>;
+  setTransport(transport: TransportKind | null): Promise<null>;
+  openLink(url: string): Promise<null>;
+}
 
-  send: (room: RoomId, body: string): Promise<Queued> => invoke<Queued>('send', { room, body }),
+/** Ends a subscription made with `on`. */
+export type Unsubscribe = () => void;
 
-  outbox: (): Promise<OutboxItem[]> => invoke<OutboxItem[]>('outbox'),
+/** A backend: the commands, and the events it emits by name (see `EventMap`). */
+export interface Backend {
+  commands: Commands;
+  /** Subscribes to one event; resolves once the subscription is in place. */
+  on<K extends keyof EventMap>(name: K, handler: (payload: EventMap[K]) => void): Promise<Unsubscribe>;
+}
 
-  markRead: (room: RoomId, messageId: MessageId): Promise<null> =>
-    invoke<null>('mark_read', { room, message_id: messageId }),
+// The desktop app's backend; a browser's joins it behind the same contract.
+const backend: Backend = tauri;
 
-  typing: (room: RoomId): Promise<null> => invoke<null>('typing', { room }),
+export const commands: Commands = backend.commands;
 
-  setDraft: (room: RoomId, text: string): Promise<null> => invoke<null>('set_draft', { room, text }),
-
-  draft: (room: RoomId): Promise<string | null> => invoke<string | null>('draft', { room }),
-
-  setFocusedRoom: (room: RoomId | null): Promise<null> =>
-    invoke<null>('set_focused_room', { room }),
-
-  createRoom: (name: string): Promise<RoomState> => invoke<RoomState>('create_room', { name }),
-
-  openDm: (user: string): Promise<RoomState> => invoke<RoomState>('open_dm', { user }),
-
-  joinRoom: (room: RoomId): Promise<RoomState> => invoke<RoomState>('join_room', { room }),
-
-  directory: (): Promise<Room[]> => invoke<Room[]>('directory'),
-
-  users: (): Promise<UserRef[]> => invoke<UserRef[]>('users'),
-
-  invite: (): Promise<InviteCode> => invoke<InviteCode>('invite'),
-
-  lockNow: (): Promise<null> => invoke<null>('lock_now'),
-
-  unlock: (password: string): Promise<null> => invoke<null>('unlock', { password }),
-
-  sessions: (): Promise<SessionInfo[]> => invoke<SessionInfo[]>('sessions'),
-
-  revoke: (session: SessionId): Promise<null> => invoke<null>('revoke', { session }),
-
-  setRoomLevel: (room: RoomId, level: NotifyLevel | null): Promise<null> =>
-    invoke<null>('set_room_level', { room, level }),
-
-  roomLevel: (room: RoomId): Promise<NotifyLevel | null> =>
-    invoke<NotifyLevel | null>('room_level', { room }),
-
-  setDnd: (on: boolean): Promise<null> => invoke<null>('set_dnd', { on }),
-
-  transport: (): Promise<TransportKind | null> => invoke<TransportKind | null>('transport'),
-
-  setTransport: (transport: TransportKind | null): Promise<null> =>
-    invoke<null>('set_transport', { transport }),
-
-  openLink: (url: string): Promise<null> => invoke<null>('open_link', { url }),
-};
-
-/** Subscribes to one shell event; resolves once the subscription is in place. */
+/** Subscribes to one backend event; resolves once the subscription is in place. */
 export function on<K extends keyof EventMap>(
   name: K,
   handler: (payload: EventMap[K]) => void,
-): Promise<UnlistenFn> {
-  return listen<EventMap[K]>(name, (event) => handler(event.payload));
+): Promise<Unsubscribe> {
+  return backend.on(name, handler);
 }

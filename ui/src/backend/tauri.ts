@@ -1,0 +1,108 @@
+// The desktop app's backend: each command is the shell's command of the same name (snake case),
+// each event the shell's event. The only place in the UI that calls Tauri.
+
+import { Channel, invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
+
+import type {
+  AppStatus,
+  Backend,
+  Commands,
+  EventMap,
+  HistoryPage,
+  Hosted,
+  InviteCode,
+  MessageId,
+  NotifyLevel,
+  OutboxItem,
+  Queued,
+  Room,
+  RoomId,
+  RoomState,
+  SessionId,
+  SessionInfo,
+  TransportKind,
+  UserRef,
+} from '../ipc';
+
+const commands: Commands = {
+  status: (): Promise<AppStatus> => invoke<AppStatus>('status'),
+
+  hostGroup: (owner: string, password: string, lan: boolean): Promise<Hosted> =>
+    invoke<Hosted>('host_group', { owner, password, lan }),
+
+  joinServer: (url: string, name: string, password: string, invite: string | null): Promise<UserRef> =>
+    invoke<UserRef>('join_server', { url, name, password, invite }),
+
+  rooms: (): Promise<RoomState[]> => invoke<RoomState[]>('rooms'),
+
+  /** Streams pages over a channel (the cached page first, then the server's); resolves when done. */
+  history: (
+    room: RoomId,
+    before: MessageId | null,
+    limit: number,
+    onPage: (page: HistoryPage) => void,
+  ): Promise<null> => {
+    const pages = new Channel<HistoryPage>();
+    pages.onmessage = onPage;
+    return invoke<null>('history', { room, before, limit, pages });
+  },
+
+  send: (room: RoomId, body: string): Promise<Queued> => invoke<Queued>('send', { room, body }),
+
+  outbox: (): Promise<OutboxItem[]> => invoke<OutboxItem[]>('outbox'),
+
+  markRead: (room: RoomId, messageId: MessageId): Promise<null> =>
+    invoke<null>('mark_read', { room, message_id: messageId }),
+
+  typing: (room: RoomId): Promise<null> => invoke<null>('typing', { room }),
+
+  setDraft: (room: RoomId, text: string): Promise<null> => invoke<null>('set_draft', { room, text }),
+
+  draft: (room: RoomId): Promise<string | null> => invoke<string | null>('draft', { room }),
+
+  setFocusedRoom: (room: RoomId | null): Promise<null> =>
+    invoke<null>('set_focused_room', { room }),
+
+  createRoom: (name: string): Promise<RoomState> => invoke<RoomState>('create_room', { name }),
+
+  openDm: (user: string): Promise<RoomState> => invoke<RoomState>('open_dm', { user }),
+
+  joinRoom: (room: RoomId): Promise<RoomState> => invoke<RoomState>('join_room', { room }),
+
+  directory: (): Promise<Room[]> => invoke<Room[]>('directory'),
+
+  users: (): Promise<UserRef[]> => invoke<UserRef[]>('users'),
+
+  invite: (): Promise<InviteCode> => invoke<InviteCode>('invite'),
+
+  lockNow: (): Promise<null> => invoke<null>('lock_now'),
+
+  unlock: (password: string): Promise<null> => invoke<null>('unlock', { password }),
+
+  sessions: (): Promise<SessionInfo[]> => invoke<SessionInfo[]>('sessions'),
+
+  revoke: (session: SessionId): Promise<null> => invoke<null>('revoke', { session }),
+
+  setRoomLevel: (room: RoomId, level: NotifyLevel | null): Promise<null> =>
+    invoke<null>('set_room_level', { room, level }),
+
+  roomLevel: (room: RoomId): Promise<NotifyLevel | null> =>
+    invoke<NotifyLevel | null>('room_level', { room }),
+
+  setDnd: (on: boolean): Promise<null> => invoke<null>('set_dnd', { on }),
+
+  transport: (): Promise<TransportKind | null> => invoke<TransportKind | null>('transport'),
+
+  setTransport: (transport: TransportKind | null): Promise<null> =>
+    invoke<null>('set_transport', { transport }),
+
+  openLink: (url: string): Promise<null> => invoke<null>('open_link', { url }),
+};
+
+export const tauri: Backend = {
+  commands,
+  on<K extends keyof EventMap>(name: K, handler: (payload: EventMap[K]) => void) {
+    return listen<EventMap[K]>(name, (event) => handler(event.payload));
+  },
+};
