@@ -309,6 +309,23 @@ async fn polls_keep_their_connection_and_the_first_other_request_on_it_goes_to_h
     server.stop().await;
 }
 
+/// Polls at once on new connections until the answer's status line starts with `wanted`; every
+/// answer before it must start with `meanwhile`. Bounded by `WAIT`.
+async fn until_an_immediate_poll_is(addr: SocketAddr, token: &str, wanted: &str, meanwhile: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = Raw::connect(addr).await;
+        next.send(poll_request(token, "timeout=0", "Connection: close\r\n").as_bytes())
+            .await;
+        let (head, _) = answer(&mut next).await;
+        if head.starts_with(wanted) {
+            return;
+        }
+        assert!(head.starts_with(meanwhile), "{head}");
+        assert!(Instant::now() < deadline, "no {wanted:?} in time");
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_hangs_up_frees_its_held_poll() {
     // One connection allowed: the second poll is served only once the first is gone.
@@ -320,33 +337,22 @@ async fn a_client_that_hangs_up_frees_its_held_poll() {
         .send(poll_request(&ana.token, "timeout=25", "").as_bytes())
         .await;
     // Held (it takes the one place): another user's poll is refused meanwhile.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut next = Raw::connect(server.addr).await;
-        next.send(poll_request(&other.token, "timeout=0", "Connection: close\r\n").as_bytes())
-            .await;
-        let (head, _) = answer(&mut next).await;
-        if head.starts_with("http/1.1 503") {
-            break;
-        }
-        // The first poll was not held yet.
-        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
-        assert!(Instant::now() < deadline, "the first poll was never held");
-    }
+    until_an_immediate_poll_is(
+        server.addr,
+        &other.token,
+        "http/1.1 503",
+        "http/1.1 200 ok\r\n",
+    )
+    .await;
     drop(first);
     // The server notices the hang-up by itself, long before the poll's 25 s.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut next = Raw::connect(server.addr).await;
-        next.send(poll_request(&other.token, "timeout=0", "Connection: close\r\n").as_bytes())
-            .await;
-        let (head, _) = answer(&mut next).await;
-        if head.starts_with("http/1.1 200 ok\r\n") {
-            break;
-        }
-        assert!(head.starts_with("http/1.1 503"), "{head}");
-        assert!(Instant::now() < deadline, "the held poll was never freed");
-    }
+    until_an_immediate_poll_is(
+        server.addr,
+        &other.token,
+        "http/1.1 200 ok\r\n",
+        "http/1.1 503",
+    )
+    .await;
     server.stop().await;
 }
 

@@ -6,36 +6,29 @@ import { tauri } from './backend/tauri';
 
 import type {
   HistoryPage,
-  Message,
-  PresenceStatus,
   Room,
-  RoomKind,
   RoomState,
   SessionInfo,
-  SessionState,
   SessionStatus,
   TransportKind,
   UserRef,
 } from './generated/protocol';
 import type {
   AccountView,
-  AppStatus as GeneratedAppStatus,
+  AppStatus,
   CommandError,
   ConnectionState,
   Hosted,
-  HostInfo,
   InviteCode,
-  LockCause,
   NotifyLevel,
   Pending,
-  PresenceEvent,
   Queued,
-  ReadEvent,
-  SendFailedEvent,
-  SentEvent,
-  TypingEvent,
   UiEvent,
 } from './generated/desktop';
+
+// The protocol's own types and the desktop contract's, generated from the Rust ones.
+export type * from './generated/protocol';
+export type * from './generated/desktop';
 
 export type UserId = number;
 export type RoomId = number;
@@ -44,37 +37,8 @@ export type SessionId = number;
 /** Milliseconds since the Unix epoch. */
 export type Millis = number;
 
-// The protocol's own types, generated from the Rust ones (`crates/proto`).
-export type {
-  HistoryPage,
-  Message,
-  PresenceStatus,
-  Room,
-  RoomKind,
-  RoomState,
-  SessionInfo,
-  SessionState,
-  TransportKind,
-  UserRef,
-};
-
-// The desktop contract's types, generated from the shell's and the client core's.
-export type {
-  HostInfo,
-  Hosted,
-  InviteCode,
-  Queued,
-  LockCause,
-  NotifyLevel,
-  SendFailedEvent,
-  SentEvent,
-  TypingEvent,
-  PresenceEvent,
-  ReadEvent,
-};
 export type ConnState = ConnectionState;
 export type Account = AccountView;
-export type AppStatus = GeneratedAppStatus;
 /** A message waiting in the outbox for the server's ack. */
 export type OutboxItem = Pending;
 /** What a command rejects with. Match on `code`; `message` is for people. */
