@@ -226,6 +226,7 @@ fn token_hash(headers: &HeaderMap, state: &AppState) -> Result<[u8; 32], ApiErro
 
 /// The session of a token hash and its user, read from the store (and kept in the cache).
 async fn load(state: &AppState, hash: [u8; 32]) -> Result<(User, Session), ApiError> {
+    let revision = state.sessions.revision();
     let found = state
         .read(move |store| {
             let Some(session) = store.session_by_token_hash(&hash)? else {
@@ -235,7 +236,9 @@ async fn load(state: &AppState, hash: [u8; 32]) -> Result<(User, Session), ApiEr
         })
         .await?;
     let (user, session) = found.ok_or_else(ApiError::unauthorized)?;
-    state.sessions.put(hash, &user, &session, state.now_ms());
+    state
+        .sessions
+        .put(hash, &user, &session, state.now_ms(), revision);
     Ok((user, session))
 }
 
@@ -264,7 +267,15 @@ fn live(state: &AppState, user: User, session: Session, touch: bool) -> Result<A
 /// chat channel — reads the store each time.
 #[derive(Debug, Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<[u8; 32], Cached>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    by_hash: HashMap<[u8; 32], Cached>,
+    /// Counts the sessions forgotten: a read that began before one was forgotten may have seen
+    /// it still live, and is not kept.
+    revision: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -280,25 +291,35 @@ impl SessionCache {
     /// Past this many entries, the stale ones are dropped (and, if none is, all of them).
     const MOST: usize = 100_000;
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Cached>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Taken before a store read whose result is to be kept ([`Self::put`]).
+    pub fn revision(&self) -> u64 {
+        self.entries().revision
     }
 
     /// The session and user of a token hash, if read less than [`Self::KEPT_FOR`] before `now`.
     pub fn get(&self, hash: &[u8; 32], now: Millis) -> Option<(User, Session)> {
         let entries = self.entries();
-        let cached = entries.get(hash)?;
+        let cached = entries.by_hash.get(hash)?;
         (now - cached.read_at < Self::KEPT_FOR && now >= cached.read_at)
             .then(|| (cached.user.clone(), cached.session.clone()))
     }
 
-    /// Keeps what was just read for a token hash.
-    pub fn put(&self, hash: [u8; 32], user: &User, session: &Session, now: Millis) {
+    /// Keeps what was just read for a token hash, unless a session was forgotten since the
+    /// read began (`revision`, from [`Self::revision`]): the read may predate a revocation.
+    pub fn put(&self, hash: [u8; 32], user: &User, session: &Session, now: Millis, revision: u64) {
         let mut entries = self.entries();
-        if entries.len() >= Self::MOST {
-            entries.retain(|_, cached| now - cached.read_at < Self::KEPT_FOR);
-            if entries.len() >= Self::MOST {
-                entries.clear();
+        if entries.revision != revision {
+            return;
+        }
+        let by_hash = &mut entries.by_hash;
+        if by_hash.len() >= Self::MOST {
+            by_hash.retain(|_, cached| now - cached.read_at < Self::KEPT_FOR);
+            if by_hash.len() >= Self::MOST {
+                by_hash.clear();
             }
         }
         let cached = Cached {
@@ -306,12 +327,15 @@ impl SessionCache {
             session: session.clone(),
             read_at: now,
         };
-        entries.insert(hash, cached);
+        by_hash.insert(hash, cached);
     }
 
-    /// Forgets a session that has ended.
+    /// Forgets a session that has ended, and any read of it still under way.
     pub fn forget(&self, session: SessionId) {
-        self.entries()
+        let mut entries = self.entries();
+        entries.revision += 1;
+        entries
+            .by_hash
             .retain(|_, cached| cached.session.id != session);
     }
 }
@@ -378,8 +402,9 @@ mod tests {
         let (one, two) = ([1u8; 32], [2u8; 32]);
         let mut other = session(0, 1_000_000, false);
         other.id = 2;
-        cache.put(one, &user, &session(0, 1_000_000, false), 5_000);
-        cache.put(two, &user, &other, 5_000);
+        let revision = cache.revision();
+        cache.put(one, &user, &session(0, 1_000_000, false), 5_000, revision);
+        cache.put(two, &user, &other, 5_000, revision);
         assert_eq!(cache.get(&one, 5_000).map(|(_, s)| s.id), Some(1));
         let last = 5_000 + SessionCache::KEPT_FOR - 1;
         assert_eq!(
@@ -393,6 +418,12 @@ mod tests {
         cache.forget(1);
         assert!(cache.get(&one, 5_000).is_none());
         assert_eq!(cache.get(&two, 5_000).map(|(_, s)| s.id), Some(2));
+        // A read that began before the revocation is not kept: it may have seen it live.
+        cache.put(one, &user, &session(0, 1_000_000, false), 5_000, revision);
+        assert!(cache.get(&one, 5_000).is_none());
+        let revision = cache.revision();
+        cache.put(one, &user, &session(0, 1_000_000, false), 5_000, revision);
+        assert!(cache.get(&one, 5_000).is_some());
     }
 
     #[test]
