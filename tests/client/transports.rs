@@ -161,3 +161,29 @@ async fn over_long_polling_nothing_is_lost_or_doubled_across_50_cuts() {
 async fn over_sse_nothing_is_lost_or_doubled_across_50_cuts() {
     nothing_lost_across_cuts_over(TransportKind::Sse, 0x9e37_79b9).await;
 }
+
+/// A server with its WebSocket switched off (behind a proxy that breaks it): a client with no
+/// transport pinned is refused the upgrade, takes the next rung, and chats over SSE.
+#[tokio::test]
+async fn with_the_websocket_switched_off_the_client_comes_online_over_sse() {
+    let server = TestServer::start_with(|config| config.transports.websocket = false).await;
+    let owner = server.owner().await;
+    let room = owner.create_room("ops").await.room.id;
+    let mut ana = TestClient::new(&server, "ana").await;
+    ana.client.join_room(room).await.unwrap();
+    ana.until("online over SSE", |e| {
+        matches!(
+            e,
+            ClientEvent::State(ConnectionState::Online {
+                transport: TransportKind::Sse
+            })
+        )
+    })
+    .await;
+    let sent = post_message(&owner, room, "o-1", "still here").await;
+    ana.until(
+        "the message",
+        |e| matches!(e, ClientEvent::Message(m) if m.id == sent.id),
+    )
+    .await;
+}

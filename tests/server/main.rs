@@ -7,3 +7,4 @@ mod feed;
 mod http1;
 mod stalled;
 mod transports;
+mod web;

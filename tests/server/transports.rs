@@ -692,3 +692,33 @@ async fn a_cookie_post_needs_the_csrf_header_a_cross_site_form_cannot_send() {
         .expect("post");
     assert_eq!(bearer.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn with_the_websocket_switched_off_an_upgrade_is_not_found_and_not_offered() {
+    let server = TestServer::start_with(|config| config.transports.websocket = false).await;
+    let owner = server.owner().await;
+
+    let refused = timeout(WAIT, tokio_tungstenite::connect_async(owner.chat_request()))
+        .await
+        .expect("an answer in time");
+    let Err(tokio_tungstenite::tungstenite::Error::Http(response)) = refused else {
+        panic!("the upgrade was not refused: {refused:?}");
+    };
+    assert_eq!(response.status(), 404);
+    let error: ErrorBody =
+        serde_json::from_slice(response.body().as_deref().unwrap_or_default()).expect("error body");
+    assert_eq!(error.code, ErrorCode::NotFound);
+    assert_eq!(
+        error.message,
+        "the WebSocket is switched off on this server"
+    );
+
+    let offered: Transports = owner.get("/api/transports").await;
+    assert!(
+        !offered.transports.contains(&TransportKind::WebSocket),
+        "{:?}",
+        offered.transports
+    );
+    assert!(offered.transports.contains(&TransportKind::Sse));
+    server.stop().await;
+}

@@ -26,7 +26,7 @@ use crate::auth::SessionCache;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::{account, chat, comet, feed, message, openapi, room};
+use crate::{account, chat, comet, feed, message, openapi, room, web};
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -178,7 +178,14 @@ pub fn router(state: AppState) -> Router {
         get(|| async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
     )
     // The long-lived connections take no body, and keep nothing of the layers above.
-    .route("/api/ws", get(chat::upgrade))
+    .route(
+        "/api/ws",
+        if state.config.transports.websocket {
+            get(chat::upgrade)
+        } else {
+            get(chat::switched_off)
+        },
+    )
     .route("/api/events", get(feed::events))
     // The chat channel over plain HTTP, for networks the WebSocket does not get through.
     .route(v1::TRANSPORTS_PATH, get(comet::transports))
@@ -192,6 +199,9 @@ pub fn router(state: AppState) -> Router {
             .layer(RequestBodyTimeoutLayer::new(body_timeout)),
     )
     .merge(testing_routes(&state.config))
+    // The web app; not API, so not in the document. Every path not routed ends there too.
+    .merge(web::routes())
+    .fallback(web::fallback)
     .with_state(state)
 }
 

@@ -79,6 +79,16 @@ pub async fn upgrade(
     )
 }
 
+/// `/api/ws` on a server whose WebSocket is switched off (`transports.websocket = false`, for
+/// hosts behind proxies that break it): not found, before anything else, so a client takes the
+/// next rung of its ladder at once.
+pub async fn switched_off() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "the WebSocket is switched off on this server",
+    )
+}
+
 /// The chat channel's WebSocket settings, shared with the conformance echo route.
 fn configure(ws: WebSocketUpgrade, limits: &crate::config::LimitsConfig) -> WebSocketUpgrade {
     ws.max_message_size(limits.max_frame_bytes)

@@ -55,15 +55,21 @@ const IFRAME_PADDING: usize = 2048;
 pub async fn transports(State(state): State<AppState>) -> Json<Transports> {
     let config = &state.config;
     let ms = |d: Duration| auth::millis(d) as u64;
+    let websocket = config
+        .transports
+        .websocket
+        .then_some(TransportKind::WebSocket);
     Json(Transports {
-        transports: vec![
-            TransportKind::WebSocket,
-            TransportKind::Sse,
-            TransportKind::Streaming,
-            TransportKind::Iframe,
-            TransportKind::LongPolling,
-            TransportKind::ShortPolling,
-        ],
+        transports: websocket
+            .into_iter()
+            .chain([
+                TransportKind::Sse,
+                TransportKind::Streaming,
+                TransportKind::Iframe,
+                TransportKind::LongPolling,
+                TransportKind::ShortPolling,
+            ])
+            .collect(),
         poll_timeout_ms: ms(config.transports.poll_timeout),
         max_poll_timeout_ms: ms(config.transports.max_poll_timeout),
         short_poll_interval_ms: ms(config.transports.short_poll_interval),

@@ -118,11 +118,16 @@ pub struct FeedConfig {
     pub replay_limit: u32,
 }
 
-/// The HTTP transports of the chat channel (`/api/poll`, `/api/stream`, `/api/stream/iframe`).
-/// Streams send an empty batch every `feed.keepalive` so proxies keep them open.
+/// The chat channel's transports: the WebSocket (`/api/ws`) and the HTTP transports
+/// (`/api/poll`, `/api/stream`, `/api/stream/iframe`). Streams send an empty batch every
+/// `feed.keepalive` so proxies keep them open.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransportsConfig {
+    /// Offer the chat channel over the WebSocket (`/api/ws`). Off, `/api/ws` answers 404 and
+    /// `/api/transports` leaves it out, so clients take the HTTP transports at once: for hosts
+    /// behind proxies that break WebSockets.
+    pub websocket: bool,
     /// How long a poll is held when it asks for no timeout: under the 60 s after which common
     /// proxies give up on a quiet response.
     #[serde(with = "humantime_serde")]
@@ -147,6 +152,7 @@ pub struct TransportsConfig {
 impl Default for TransportsConfig {
     fn default() -> Self {
         TransportsConfig {
+            websocket: true,
             poll_timeout: Duration::from_secs(25),
             max_poll_timeout: Duration::from_secs(55),
             short_poll_interval: Duration::from_secs(3),
@@ -390,6 +396,7 @@ mod tests {
             "listen",
             "session.idle_timeout",
             "limits.head_timeout",
+            "transports.websocket",
             "drain_timeout",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
@@ -430,6 +437,13 @@ mod tests {
         assert_eq!(edit_distance("listen", "listn"), 1);
         assert_eq!(edit_distance("listen", "lsiten"), 2);
         assert_eq!(edit_distance("home", "listen"), 5);
+    }
+
+    #[test]
+    fn the_websocket_is_on_unless_switched_off() {
+        assert!(Config::default().transports.websocket);
+        let config = Config::from_toml("[transports]\nwebsocket = false").unwrap();
+        assert!(!config.transports.websocket);
     }
 
     #[test]

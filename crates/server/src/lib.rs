@@ -11,7 +11,8 @@
 //!   cursor merged with the hub's live events, the session watched);
 //!   `chat`: the WebSocket channel; `feed`: the SSE feed; `direct`: the listener, which serves
 //!   feed connections without hyper; `hub`: live connections and fan-out;
-//!   `openapi`: the API's OpenAPI document; `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors.
+//!   `openapi`: the API's OpenAPI document; `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors;
+//!   `web`: the web app (`ui/dist`, embedded in the binary) at `/`.
 
 pub mod account;
 mod app;
@@ -30,6 +31,7 @@ mod openapi;
 mod request;
 mod room;
 mod sse;
+mod web;
 mod wire;
 
 use std::sync::Arc;
@@ -133,6 +135,7 @@ pub async fn run(
     let state = app::AppState::new(config, store.clone(), hub, token.clone());
     let router = app::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "serving");
+    web::warn_if_missing();
 
     let signal = token.clone();
     tokio::spawn(async move {
