@@ -68,9 +68,9 @@ body: string, sent_at: number,
  */
 client_id?: string, 
 /**
- * Users mentioned with `@name`, ascending by id.
+ * Users mentioned with `@name`, ascending by id. Left out when there are none.
  */
-mentions: Array<number>, };
+mentions?: Array<number>, };
 
 /**
  * One page of a room's history, oldest message first.

@@ -93,8 +93,9 @@ pub struct Message {
     /// The id the author's client chose for idempotency, echoed so the author can match its outbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// Users mentioned with `@name`, ascending by id.
+    /// Users mentioned with `@name`, ascending by id. Left out when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<UserId>>", optional))]
     pub mentions: Vec<UserId>,
 }
 
