@@ -5,7 +5,8 @@
 //! panics with what it saw instead, so a failing test says why.
 //!
 //! [`dbus`]: a private D-Bus session bus with a recording notification service, for tests of
-//! desktop notifications.
+//! desktop notifications. [`webdriver`]: pages (the desktop window, a browser tab) driven over
+//! WebDriver.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 pub mod dbus;
 #[cfg(unix)]
 pub mod proxies;
+#[cfg(unix)]
+pub mod webdriver;
 
 /// The longest any test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
