@@ -13,6 +13,8 @@ if [[ "${1:-}" == "--test" ]]; then
     # Hostile proxies for the transport ladder's tests: nginx in front of the server, squid as
     # the client's forward proxy (each test starts its own on a loopback port).
     packages+=(nginx squid)
+    # The web app's tests: Chromium and its WebDriver (fonts so pages render as they would).
+    packages+=(chromium chromium-driver fonts-liberation)
 fi
 
 missing=()

@@ -1,7 +1,10 @@
 // The UI's one way out: the contract every backend keeps (`Commands`, and events by name in
-// `EventMap`) and the backend in use. The desktop app's backend (`backend/tauri.ts`) is the only
-// place that calls Tauri. Wire shapes are the protocol's JSON (ids are numbers, times are unix ms).
+// `EventMap`) and the backend in use — the desktop app's (`backend/tauri.ts`, the only place that
+// calls Tauri) inside the app's webview, the browser's (`backend/browser/`, which talks to the
+// server that served the page) anywhere else. Wire shapes are the protocol's JSON (ids are
+// numbers, times are unix ms).
 
+import { browser } from './backend/browser';
 import { tauri } from './backend/tauri';
 
 import type {
@@ -105,15 +108,31 @@ export interface Commands {
 /** Ends a subscription made with `on`. */
 export type Unsubscribe = () => void;
 
+/** Whether the browser may show notifications: `unsupported` on a page that is not secure. */
+export type AlertPermission = 'default' | 'granted' | 'denied' | 'unsupported';
+
+/** A browser's notification permission (the desktop app needs none). */
+export interface AlertControl {
+  permission(): AlertPermission;
+  /** Asks the user; call only from something they did. */
+  ask(): Promise<AlertPermission>;
+}
+
 /** A backend: the commands, and the events it emits by name (see `EventMap`). */
 export interface Backend {
+  /** The desktop app hosts groups and has a tray; a browser does neither. */
+  kind: 'desktop' | 'browser';
   commands: Commands;
   /** Subscribes to one event; resolves once the subscription is in place. */
   on<K extends keyof EventMap>(name: K, handler: (payload: EventMap[K]) => void): Promise<Unsubscribe>;
+  alerts?: AlertControl;
 }
 
-// The desktop app's backend; a browser's joins it behind the same contract.
-const backend: Backend = tauri;
+/** Inside the desktop app's webview, Tauri has injected its bridge before any script runs. */
+const backend: Backend = '__TAURI_INTERNALS__' in window ? tauri : browser;
+
+export const platform: Backend['kind'] = backend.kind;
+export const alerts: AlertControl | null = backend.alerts ?? null;
 
 export const commands: Commands = backend.commands;
 

@@ -6,6 +6,7 @@ import { openDialog, type Dialog } from './dialog';
 import { busy, h, setText } from './dom';
 import {
   commands,
+  platform,
   toAppError,
   type PresenceStatus,
   type Room,
@@ -302,16 +303,29 @@ export function directoryDialog(ctx: RoomDialogs): Dialog {
 
 export function inviteDialog(ctx: RoomDialogs): Dialog {
   const code = h('output', { class: 'code', testid: 'invite-code' });
+  // The server serves the web app too: a link opens it with the code filled in.
+  const link = h('output', { class: 'code', testid: 'invite-link' });
   const status = h('p', { class: 'muted' }, 'Creating an invite…');
   const error = errorLine();
-  const dialog = openDialog(ctx.host, ctx.behind, 'Invite someone', 'invite-dialog', status, code, error);
+  const dialog = openDialog(ctx.host, ctx.behind, 'Invite someone', 'invite-dialog', status, code, link, error);
   code.hidden = true;
-  commands
-    .invite()
-    .then(({ code: value }) => {
-      setText(status, 'Give this code to the person you invite. They enter it under “Join a server”.');
+  link.hidden = true;
+  Promise.all([commands.invite(), commands.status()])
+    .then(([{ code: value }, status_]) => {
+      setText(
+        status,
+        platform === 'browser'
+          ? 'Give this link to the person you invite, or the code, which they enter when they create their account.'
+          : 'Give this code to the person you invite. They enter it under “Join a server” — or they open the link in a browser.',
+      );
       setText(code, value);
       code.hidden = false;
+      // Hosting on this computer: the address others reach, not the loopback this app uses.
+      const server = status_.hosting?.address ?? status_.account?.server;
+      if (server !== undefined) {
+        setText(link, `${server.replace(/\/+$/, '')}/#invite=${encodeURIComponent(value)}`);
+        link.hidden = false;
+      }
     })
     .catch((err: unknown) => {
       status.hidden = true;

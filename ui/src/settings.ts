@@ -4,7 +4,9 @@
 
 import { busy, h, setText } from './dom';
 import {
+  alerts,
   commands,
+  platform,
   toAppError,
   type Account,
   type HostInfo,
@@ -33,6 +35,8 @@ const TRANSPORTS: ReadonlyArray<[TransportKind | '', string]> = [
   ['web_socket', 'WebSocket'],
   ['sse', 'Server-Sent Events'],
   ['streaming', 'HTTP streaming'],
+  // A browser without streaming `fetch` streams through a hidden iframe instead.
+  ...(platform === 'browser' ? [['iframe', 'Iframe streaming'] as [TransportKind, string]] : []),
   ['long_polling', 'Long-polling'],
   ['short_polling', 'Short polling'],
 ];
@@ -43,6 +47,8 @@ export class Settings {
   private readonly sessionList: HTMLUListElement;
   private readonly sessionStatus: HTMLElement;
   private readonly dnd: HTMLInputElement;
+  private readonly alertsLine: HTMLElement;
+  private readonly alertsButton: HTMLButtonElement;
   private readonly roomSection: HTMLElement;
   private readonly roomLabel: HTMLElement;
   private readonly level: HTMLSelectElement;
@@ -62,6 +68,14 @@ export class Settings {
 
     this.dnd = h('input', { type: 'checkbox', testid: 'dnd-toggle', role: 'switch' });
     this.dnd.addEventListener('change', () => this.changeDnd());
+
+    // In a browser, notifications need the user's permission, asked only from this button or
+    // their first message.
+    this.alertsLine = h('span', { class: 'muted small', testid: 'alerts-permission' });
+    this.alertsButton = h('button', { type: 'button', class: 'secondary', testid: 'alerts-allow' }, 'Allow notifications');
+    this.alertsButton.addEventListener('click', () => {
+      void alerts?.ask().then(() => this.showAlerts());
+    });
 
     this.level = h('select', { testid: 'room-level', id: 'room-level' });
     for (const [value, label] of LEVELS) this.level.appendChild(h('option', { value }, label));
@@ -103,6 +117,7 @@ export class Settings {
           h('h2', { id: 'settings-notify-heading' }, 'Notifications'),
           h('label', { class: 'check' }, this.dnd, h('span', {}, 'Do not disturb')),
           h('p', { class: 'muted small' }, 'While on, no desktop alerts are shown. Unread counts still update.'),
+          alerts === null ? null : h('div', { class: 'field inline' }, this.alertsLine, this.alertsButton),
         ),
         this.roomSection,
         h(
@@ -159,6 +174,7 @@ export class Settings {
     this.setRoom(room);
     void this.loadSessions();
     void this.loadTransport();
+    this.showAlerts();
     // Keep "last seen" fresh while the panel is open.
     if (this.refreshTimer !== null) window.clearInterval(this.refreshTimer);
     this.refreshTimer = window.setInterval(() => void this.loadSessions(), 30_000);
@@ -189,6 +205,19 @@ export class Settings {
         this.level.disabled = false;
         this.showError(err);
       });
+  }
+
+  private showAlerts(): void {
+    if (alerts === null) return;
+    const permission = alerts.permission();
+    const text: Record<typeof permission, string> = {
+      granted: 'This browser shows notifications.',
+      default: 'This browser has not been allowed to show notifications yet.',
+      denied: 'This browser blocks notifications from Tidings; allow them in its site settings.',
+      unsupported: 'This browser shows notifications only on a secure (https) page.',
+    };
+    setText(this.alertsLine, text[permission]);
+    this.alertsButton.hidden = permission !== 'default';
   }
 
   private changeLevel(): void {

@@ -1,10 +1,16 @@
 // First run: host a group on this computer (the default) or join a server someone else runs.
+// In a browser the page's own server is the one to join: just a name, a password and, for a
+// newcomer, the invite code (which a link may carry as `#invite=CODE`).
 
 import { busy, h, setText } from './dom';
-import { commands, toAppError } from './ipc';
+import { commands, platform, toAppError } from './ipc';
 
 /** Builds the first-run screen in `root`; `done` runs once the account exists. */
 export function showSetup(root: HTMLElement, done: () => void): void {
+  if (platform === 'browser') {
+    showLogin(root, done);
+    return;
+  }
   const error = h('p', { class: 'error', testid: 'setup-error', role: 'alert', hidden: true });
   const fail = (err: unknown): void => {
     setText(error, toAppError(err).message);
@@ -180,4 +186,60 @@ function showHosted(card: HTMLElement, address: string, lan: boolean, invite: st
     h('div', { class: 'actions' }, next),
   );
   next.focus();
+}
+
+/** The browser's first screen: log in to this server, or register with an invite. */
+function showLogin(root: HTMLElement, done: () => void): void {
+  const error = h('p', { class: 'error', testid: 'setup-error', role: 'alert', hidden: true });
+  const name = h('input', { type: 'text', testid: 'join-name', autocomplete: 'username', required: true, maxlength: 64 });
+  const password = h('input', { type: 'password', testid: 'join-password', autocomplete: 'current-password', required: true });
+  const invite = h('input', { type: 'text', testid: 'join-invite', autocomplete: 'off' });
+  const fromLink = /(?:^|&)invite=([^&]+)/.exec(window.location.hash.slice(1))?.[1];
+  if (fromLink !== undefined) invite.value = decodeURIComponent(fromLink);
+  const submit = h('button', { type: 'submit', class: 'primary', testid: 'join-submit' }, 'Log in');
+  const syncLabel = (): void => setText(submit, invite.value.trim() === '' ? 'Log in' : 'Create account');
+  invite.addEventListener('input', syncLabel);
+  syncLabel();
+  const form = h(
+    'form',
+    { class: 'stack' },
+    h('label', { class: 'field' }, h('span', {}, 'Your name'), name),
+    h('label', { class: 'field' }, h('span', {}, 'Password'), password),
+    h(
+      'label',
+      { class: 'field' },
+      h('span', {}, 'Invite code ', h('span', { class: 'muted' }, '(when you are new here)')),
+      invite,
+    ),
+    h('div', { class: 'actions' }, submit),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const code = invite.value.trim();
+    void busy(submit, async () => {
+      try {
+        await commands.joinServer(window.location.origin, name.value.trim(), password.value, code === '' ? null : code);
+        password.value = '';
+        // The code is spent: it should not sit in the address bar or the history.
+        if (fromLink !== undefined) window.history.replaceState(null, '', window.location.pathname);
+        done();
+      } catch (err) {
+        setText(error, toAppError(err).message);
+        error.hidden = false;
+      }
+    });
+  });
+  root.replaceChildren(
+    h(
+      'div',
+      { class: 'card setup-card', testid: 'login' },
+      h('h1', {}, 'Tidings'),
+      h('p', { class: 'muted' }, `Log in to ${window.location.host}, or join it with an invite code.`),
+      form,
+      error,
+    ),
+  );
+  root.hidden = false;
+  name.focus();
 }

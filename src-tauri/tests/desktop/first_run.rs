@@ -42,6 +42,25 @@ async fn hosting_logs_the_owner_in_and_a_second_user_joins_with_the_shown_invite
     );
     window.shot("online").await;
 
+    // The hosted server serves the web app too, so others can join from a browser.
+    let page = tidings_tests::http_client()
+        .get(format!("{}/", hosted.address))
+        .send()
+        .await
+        .expect("the hosted server answers");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "the web app's page"
+    );
+    assert!(
+        page.text().await.unwrap().contains("/assets/"),
+        "the built app, not the page that says it is missing"
+    );
+
     // Someone else joins with what the window showed.
     let bo = second_user(&hosted.address, &hosted.invite, "bo").await;
     let me = bo.client.account().expect("bo's account").user;

@@ -101,6 +101,7 @@ const commands: Commands = {
 };
 
 export const tauri: Backend = {
+  kind: 'desktop',
   commands,
   on<K extends keyof EventMap>(name: K, handler: (payload: EventMap[K]) => void) {
     return listen<EventMap[K]>(name, (event) => handler(event.payload));

@@ -1,0 +1,167 @@
+//! Registering with an invite, chatting with another browser and a client-core user in a room
+//! and a DM, a reload that keeps the session and the history, and a message typed while the
+//! server is away that is sent once when it is back.
+
+use fantoccini::Locator;
+use tidings_client::ClientEvent;
+use tidings_proto::v1::HistoryPage;
+use tidings_tests::webdriver::{message_xpath_pending, message_xpath_sent};
+use tidings_tests::{TestClient, TestServer};
+
+use crate::support::{Browser, fresh, invite};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
+    fresh("chat");
+    let server = TestServer::start().await;
+    let url = server.url("/");
+
+    let ana = Browser::open("chat", "ana", &url).await;
+    ana.find("login").await;
+    ana.shot("login").await;
+    ana.register("ana", &invite(&server).await).await;
+    let ops = ana.create_room("ops").await;
+
+    // bo follows an invite link: the code is filled in for him.
+    let code = invite(&server).await;
+    let bo = Browser::open("chat", "bo", &format!("{url}#invite={code}")).await;
+    assert_eq!(bo.text("join-submit").await, "Create account");
+    let field = bo.find("join-invite").await;
+    assert_eq!(
+        field.prop("value").await.unwrap().as_deref(),
+        Some(code.as_str())
+    );
+    bo.type_into("join-name", "bo").await;
+    bo.type_into("join-password", tidings_tests::PASSWORD).await;
+    bo.click("join-submit").await;
+    bo.online().await;
+    assert!(
+        !bo.driver
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains(&code),
+        "the code leaves the address bar once used"
+    );
+    bo.click("browse-rooms").await;
+    bo.click(&format!("directory-{ops}")).await;
+    bo.room_open(ops).await;
+
+    let mut cy = TestClient::new(&server, "cy").await;
+    cy.online().await;
+    cy.client.join_room(ops).await.expect("cy joins #ops");
+
+    // A room: each hears the others.
+    ana.send("hello from ana").await;
+    bo.message("hello from ana").await;
+    cy.until(
+        "ana's message",
+        |e| matches!(e, ClientEvent::Message(m) if m.body == "hello from ana"),
+    )
+    .await;
+    cy.client
+        .send(ops, "hello from cy")
+        .await
+        .expect("cy sends");
+    ana.message("hello from cy").await;
+    bo.message("hello from cy").await;
+    bo.send("hello from bo").await;
+    ana.message("hello from bo").await;
+
+    // A DM, opened by bo from the sidebar.
+    let ana_id = server.login("ana", tidings_tests::PASSWORD).await.user.id;
+    bo.click("new-dm").await;
+    bo.click(&format!("dm-user-{ana_id}")).await;
+    bo.send("just between us").await;
+    let dm = server
+        .login("bo", tidings_tests::PASSWORD)
+        .await
+        .dm("ana")
+        .await
+        .room
+        .id;
+    ana.click(&format!("room-{dm}")).await;
+    ana.room_open(dm).await;
+    ana.message("just between us").await;
+    ana.shot("dm").await;
+
+    // A reload keeps the session (no login screen) and the history.
+    ana.driver.refresh().await.expect("reload");
+    ana.online().await;
+    ana.room_open(dm).await;
+    ana.message("just between us").await;
+    assert!(
+        ana.driver
+            .find_all(Locator::Css("[data-testid=\"login\"]"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the reloaded page is still logged in"
+    );
+    ana.click(&format!("room-{ops}")).await;
+    ana.message("hello from cy").await;
+    ana.message("hello from bo").await;
+    ana.shot("reloaded").await;
+
+    // The server goes away; a message typed meanwhile waits in the outbox (IndexedDB)...
+    let (dir, config, addr) = server.stop().await;
+    ana.attr_is("connection", "data-state", "offline").await;
+    ana.send("typed while offline").await;
+    ana.wait_for(
+        Locator::XPath(&message_xpath_pending("typed while offline")),
+        "the pending row",
+    )
+    .await;
+    let kept = ana
+        .run(
+            "const done = arguments[arguments.length - 1];\
+             const open = indexedDB.open('tidings');\
+             open.onsuccess = () => {\
+               const get = open.result.transaction('outbox').objectStore('outbox').getAll();\
+               get.onsuccess = () => done(get.result.map((r) => r.body));\
+             };",
+        )
+        .await;
+    assert_eq!(
+        kept,
+        serde_json::json!(["typed while offline"]),
+        "the outbox is kept in IndexedDB"
+    );
+    ana.shot("offline").await;
+
+    // ...and is sent once the server is back: once, however many times it was offered.
+    let server = TestServer::serve_again(dir, config, addr).await;
+    ana.online().await;
+    cy.until(
+        "the offline message",
+        |e| matches!(e, ClientEvent::Message(m) if m.body == "typed while offline"),
+    )
+    .await;
+    ana.wait_for(
+        Locator::XPath(&message_xpath_sent("typed while offline")),
+        "the sent row",
+    )
+    .await;
+    bo.click(&format!("room-{ops}")).await;
+    bo.room_open(ops).await;
+    bo.message("typed while offline").await;
+    let page: HistoryPage = server
+        .login("cy", tidings_tests::PASSWORD)
+        .await
+        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
+        .await;
+    let bodies: Vec<&str> = page.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "hello from ana",
+            "hello from cy",
+            "hello from bo",
+            "typed while offline"
+        ],
+        "every message stored once, in order"
+    );
+    assert_eq!(ana.count_messages("typed while offline").await, 1);
+    ana.shot("back-online").await;
+}
