@@ -6,7 +6,8 @@
 //!
 //! Shape:
 //! - `suite` — the whole run: sections, rounds, the time budget, a fresh server per run;
-//! - `fanout`, `persistence`, `history` — one benchmark each;
+//! - `fanout`, `persistence`, `history`, `web` — one benchmark each (`web`: the web app in
+//!   Chromium, only with `--only web`);
 //! - `seed` — databases written directly with SQLite before their server starts;
 //! - `process` — a server as a child process, with its CPU time and memory from `/proc`;
 //! - `target`, `sse`, `probe` — the clients: WebSocket connect, a small SSE client, and the
@@ -28,6 +29,7 @@ mod seed;
 mod sse;
 mod suite;
 mod target;
+mod web;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -80,6 +82,9 @@ struct RunArgs {
     /// Messages seeded into the history room [default: 10,000,000; quick: 100,000].
     #[arg(long)]
     history_rows: Option<u64>,
+    /// Messages in the room the web app scrolls through [default: 100,000].
+    #[arg(long)]
+    web_rows: Option<u64>,
     /// Also write everything measured to this file, as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -258,6 +263,12 @@ fn settings(args: RunArgs) -> Result<Settings> {
                 .max(1),
             pages: pick(quick, 100, 300),
             replays: pick(quick, 10, 20),
+        },
+        web: web::Plan {
+            rows: args.web_rows.unwrap_or(100_000).max(1),
+            cold: pick(quick, 3, 5),
+            warm: pick(quick, 5, 10),
+            scroll_budget_secs: 600.0,
         },
     })
 }

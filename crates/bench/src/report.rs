@@ -11,6 +11,7 @@ use crate::history;
 use crate::latency::median;
 use crate::persistence;
 use crate::target::Target;
+use crate::web;
 
 /// Where the figures were taken.
 #[derive(Debug, Clone, Serialize)]
@@ -174,6 +175,7 @@ pub struct Report {
     pub ratios: Vec<Ratio>,
     pub persistence: Option<persistence::Outcome>,
     pub history: Option<history::Outcome>,
+    pub web: Option<web::Outcome>,
     /// Parts that did not run, and why.
     pub skipped: Vec<String>,
     /// Parts that failed, with the error.
@@ -413,6 +415,44 @@ impl Report {
                 ),
             ];
             out.push_str(&table(&rows));
+        }
+
+        if let Some(w) = &self.web {
+            let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
+            let _ = writeln!(
+                out,
+                "\nThe web app in Chromium (headless), a room of {} messages",
+                count(w.rows as f64)
+            );
+            let stat = |name: &str, samples: &[f64]| {
+                vec![
+                    name.to_owned(),
+                    samples.len().to_string(),
+                    ms(median(samples).unwrap_or(0.0)),
+                    ms(samples.iter().copied().fold(0.0, f64::max)),
+                ]
+            };
+            let rows = vec![
+                vec![
+                    "open the URL → usable chat".to_owned(),
+                    "samples".to_owned(),
+                    "median".to_owned(),
+                    "max".to_owned(),
+                ],
+                stat("cold (empty cache)", &w.cold_ms),
+                stat("warm (assets cached)", &w.warm_ms),
+            ];
+            out.push_str(&table(&rows));
+            let _ = writeln!(
+                out,
+                "JS heap: {} with the newest page, {} after scrolling to the first message ({:.0} s); \
+                 at most {} elements in the document and {} message rows drawn",
+                mib(w.heap_start_bytes),
+                mib(w.heap_scrolled_bytes),
+                w.scroll_secs,
+                w.dom_elements_max,
+                w.rows_drawn_max
+            );
         }
 
         for skipped in &self.skipped {
@@ -666,6 +706,7 @@ mod tests {
             ratios: Vec::new(),
             persistence: None,
             history: None,
+            web: None,
             skipped: Vec::new(),
             failures: Vec::new(),
         };

@@ -17,6 +17,7 @@ use crate::process::ServerProcess;
 use crate::report::{Machine, Report, now_utc};
 use crate::seed::{self, Seeder};
 use crate::target::{Access, Endpoint, Target};
+use crate::web;
 
 /// Sections of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -25,6 +26,8 @@ pub enum Section {
     Fanout,
     Persistence,
     History,
+    /// The web app in Chromium: start time and memory (not in the default run).
+    Web,
 }
 
 /// Everything a run needs to know, resolved from the command line.
@@ -52,6 +55,7 @@ pub struct Settings {
     pub fanout: fanout::Shape,
     pub persistence: persistence::Plan,
     pub history: history::Plan,
+    pub web: web::Plan,
 }
 
 /// Files and connections besides the subscribers: listeners, the database, logs, the publisher.
@@ -90,6 +94,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         ratios: Vec::new(),
         persistence: None,
         history: None,
+        web: None,
         skipped: Vec::new(),
         failures: Vec::new(),
     };
@@ -157,6 +162,13 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         match history_section(&settings, &template, work.path()).await {
             Ok(outcome) => report.history = Some(outcome),
             Err(err) => report.failures.push(format!("history: {err:#}")),
+        }
+    }
+
+    if settings.sections.contains(&Section::Web) && !over_budget("web", &mut report) {
+        match web_section(&settings, &template, work.path()).await {
+            Ok(outcome) => report.web = Some(outcome),
+            Err(err) => report.failures.push(format!("web: {err:#}")),
         }
     }
 
@@ -294,6 +306,20 @@ async fn history_section(
     );
     let server = start_tidings(settings, &data, 16, &work.join("history.log")).await?;
     let outcome = history::run(&server, &seeded, &settings.history).await;
+    server.stop().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    outcome
+}
+
+async fn web_section(settings: &Settings, template: &Path, work: &Path) -> Result<web::Outcome> {
+    let data = work.join("web");
+    let rows = settings.web.rows;
+    let template = template.to_owned();
+    let data_in = data.clone();
+    let seeded =
+        tokio::task::spawn_blocking(move || seed::history(&template, &data_in, rows)).await??;
+    let server = start_tidings(settings, &data, 16, &work.join("web.log")).await?;
+    let outcome = web::run(&server, &seeded, &settings.web, work).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
     outcome
