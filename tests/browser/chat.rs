@@ -104,6 +104,28 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     ana.message("hello from bo").await;
     ana.shot("reloaded").await;
 
+    // Typing shows under the room; settings list this browser's session, and the notification
+    // permission the browser gave.
+    cy.client.typing(ops);
+    ana.wait_for(
+        Locator::XPath("//*[@data-testid='typing-indicator'][contains(., 'cy')]"),
+        "cy typing",
+    )
+    .await;
+    ana.click("settings-button").await;
+    ana.wait_for(
+        Locator::XPath("//*[@data-testid='session-row'][@data-current='true']"),
+        "this browser's session",
+    )
+    .await;
+    assert_eq!(
+        ana.text("alerts-permission").await,
+        "This browser shows notifications."
+    );
+    ana.shot("settings").await;
+    ana.click("settings-close").await;
+    ana.room_open(ops).await;
+
     // The server goes away; a message typed meanwhile waits in the outbox (IndexedDB)...
     let (dir, config, addr) = server.stop().await;
     ana.attr_is("connection", "data-state", "offline").await;
