@@ -64,7 +64,7 @@ impl Host {
         let config = server_config(data, SocketAddr::from(([127, 0, 0, 1], PREFERRED_PORT)));
         let store = open_store(&config).map_err(CommandError::internal)?;
         let result = async {
-            if !store.has_owner().map_err(CommandError::internal)? {
+            if !store.has_owner().await.map_err(CommandError::internal)? {
                 let now = Clock::System.now_ms();
                 account::add_user(&store, owner, password, Role::Owner, now).await?;
             }

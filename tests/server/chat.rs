@@ -464,7 +464,7 @@ async fn shutdown_acks_in_flight_sends_and_loses_none() {
     let (dir, config, _) = stopping.await.unwrap();
     // Every acknowledged message is on disk.
     let store = tidings_store::Store::open(&config.database_path(), Default::default()).unwrap();
-    let stored = store.history(room, None, 200).unwrap();
+    let stored = store.history(room, None, 200).await.unwrap();
     let stored: Vec<i64> = stored.iter().map(|m| m.id).collect();
     for id in &acked {
         assert!(stored.contains(id), "acked {id} is not stored: {stored:?}");

@@ -135,8 +135,7 @@ pub async fn login(
     State(state): State<AppState>,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let name = req.name.clone();
-    let found = state.read(move |store| store.user_by_name(&name)).await?;
+    let found = state.store.user_by_name(&req.name).await?;
     let password = req.password;
     let (user, ok) = tokio::task::spawn_blocking(move || match found {
         Some((user, hash)) => {
@@ -237,7 +236,7 @@ pub async fn users(
     State(state): State<AppState>,
     _authed: Authed,
 ) -> ApiResult<axum::Json<Vec<UserRef>>> {
-    let users = state.read(|store| store.users()).await?;
+    let users = state.store.users().await?;
     Ok(axum::Json(users.iter().map(wire::user_ref).collect()))
 }
 
@@ -251,7 +250,7 @@ pub async fn sessions(
     authed: Authed,
 ) -> ApiResult<axum::Json<Vec<SessionInfo>>> {
     let user = authed.user.id;
-    let sessions = state.read(move |store| store.sessions_of(user)).await?;
+    let sessions = state.store.sessions_of(user).await?;
     let now = state.now_ms();
     let live = sessions
         .iter()

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tidings_proto::v1::{self as v1, ErrorCode, LockReason};
-use tidings_store::{SessionId, Store, StoreError, UserId};
+use tidings_store::{SessionId, Store, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,9 +46,6 @@ pub struct Shared {
     pub connecting: Arc<Semaphore>,
     /// Sessions read moments ago, for passive requests.
     pub sessions: SessionCache,
-    /// One permit per store read running ([`AppState::read`]): as many as the store keeps read
-    /// connections, so every read reuses one.
-    readers: Arc<Semaphore>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Cancelled when a graceful shutdown's deadline (`drain_timeout`) has passed: every
@@ -75,7 +72,6 @@ impl AppState {
             connections,
             connecting: Arc::new(Semaphore::new(config.limits.max_connecting.max(1))),
             sessions: SessionCache::default(),
-            readers: Arc::new(Semaphore::new(store.read_connections().max(1))),
             clock: if config.testing.paused_clock {
                 Clock::runtime()
             } else {
@@ -110,24 +106,6 @@ impl AppState {
             err.body.retry_after_ms = Some(crate::auth::millis(self.config.feed.retry) as u64);
             err
         })
-    }
-
-    /// Runs a store read on the blocking pool: SQLite calls block, and must not stall the
-    /// runtime's few worker threads. Reads wait their turn for one of the store's read
-    /// connections: a thousand long-polls coming back at once would otherwise each open a
-    /// connection of its own, and spend more time parsing the schema than reading.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    {
-        let turn = self.readers.clone().acquire_owned().await;
-        let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            f(&store)
-        })
-        .await??)
     }
 }
 

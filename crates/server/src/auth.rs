@@ -227,14 +227,14 @@ fn token_hash(headers: &HeaderMap, state: &AppState) -> Result<[u8; 32], ApiErro
 /// The session of a token hash and its user, read from the store (and kept in the cache).
 async fn load(state: &AppState, hash: [u8; 32]) -> Result<(User, Session), ApiError> {
     let revision = state.sessions.revision();
-    let found = state
-        .read(move |store| {
-            let Some(session) = store.session_by_token_hash(&hash)? else {
-                return Ok(None);
-            };
-            Ok(store.user(session.user_id)?.map(|user| (user, session)))
-        })
-        .await?;
+    let found = match state.store.session_by_token_hash(&hash).await? {
+        Some(session) => state
+            .store
+            .user(session.user_id)
+            .await?
+            .map(|user| (user, session)),
+        None => None,
+    };
     let (user, session) = found.ok_or_else(ApiError::unauthorized)?;
     state
         .sessions

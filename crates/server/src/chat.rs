@@ -423,9 +423,8 @@ impl Connection {
 /// The first frame: who the user is and where each of their rooms stands.
 pub(crate) async fn hello(state: &AppState, authed: &Authed) -> Result<Hello, ApiError> {
     let user = authed.user.id;
-    let (rooms, latest_id) = state
-        .read(move |store| Ok((store.rooms_of(user)?, store.latest_message_id()?)))
-        .await?;
+    let rooms = state.store.rooms_of(user).await?;
+    let latest_id = state.store.latest_message_id().await?;
     Ok(Hello {
         user: wire::user_ref(&authed.user),
         session: authed.session.id,

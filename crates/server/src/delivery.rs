@@ -244,19 +244,16 @@ impl Subscription {
             });
         }
         let user = self.user;
-        let (rows, latest_id) = self
-            .state
-            .read(move |store| {
-                // The newest id first: ids are assigned in commit order, so every message up to
-                // it is committed and the page read after it sees them all. (The other order
-                // could claim an id committed between the two reads that the page lacks.)
-                let latest = store.latest_message_id()?;
-                if cursor < 0 || cursor > latest {
-                    return Ok((Vec::new(), latest));
-                }
-                Ok((store.messages_since(user, cursor, limit + 1)?, latest))
-            })
-            .await?;
+        // The newest id first: ids are assigned in commit order, so every message up to it is
+        // committed and the page read after it sees them all. (The other order could claim an id
+        // committed between the two reads that the page lacks.)
+        let store = &self.state.store;
+        let latest_id = store.latest_message_id().await?;
+        let rows = if cursor < 0 || cursor > latest_id {
+            Vec::new()
+        } else {
+            store.messages_since(user, cursor, limit + 1).await?
+        };
         let out_of_reach = cursor < 0 || cursor > latest_id;
         let has_more = rows.len() > limit as usize;
         let messages: Vec<Arc<Live>> = rows
@@ -350,7 +347,7 @@ impl Subscription {
     /// Reads the session: its status, or the lock when it has ended.
     pub async fn status(&mut self) -> Event {
         let id = self.session.id;
-        let session = match self.state.read(move |store| store.session(id)).await {
+        let session = match self.state.store.session(id).await {
             Ok(Some(session)) => session,
             Ok(None) => return Event::Lock(LockReason::Revoked),
             Err(err) => {

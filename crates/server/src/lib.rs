@@ -123,8 +123,8 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     open_files_for(&config.limits);
     let store = open_store(&config)?;
-    let memberships = store.memberships()?;
-    let latest = store.latest_message_id()?;
+    let memberships = store.memberships().await?;
+    let latest = store.latest_message_id().await?;
     let hub = Arc::new(hub::Hub::new(
         memberships,
         latest,

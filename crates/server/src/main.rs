@@ -162,7 +162,7 @@ fn password(from_stdin: bool, prompt: &str) -> Result<String> {
 
 async fn init(config: &Config, owner: &str, password: &str) -> Result<()> {
     let store = open_store(config)?;
-    if store.has_owner()? {
+    if store.has_owner().await? {
         bail!(
             "{} already has an owner; use `tidings-server user add` or `invite`",
             config.data_dir.display()
@@ -183,7 +183,7 @@ async fn init(config: &Config, owner: &str, password: &str) -> Result<()> {
 /// one run command ends in a server someone can log in to.
 async fn serve(config: Config) -> Result<()> {
     let store = open_store(&config)?;
-    if !store.has_owner()? {
+    if !store.has_owner().await? {
         let password = tidings_server::account::generated_password();
         account::add_user(
             &store,

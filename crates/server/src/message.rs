@@ -78,10 +78,7 @@ pub async fn queue(
         // A resend of a message already stored (an outbox draining after a reconnect) is
         // acknowledged even when the user is over the rate: it stores nothing.
         if let Some(id) = client_id.clone() {
-            let author_id = author.id;
-            let stored = state
-                .read(move |store| store.message_by_client_id(author_id, &id))
-                .await?;
+            let stored = state.store.message_by_client_id(author.id, &id).await?;
             if let Some(stored) = stored {
                 let sent = Sent {
                     message: wire::message(stored),
@@ -144,9 +141,7 @@ pub async fn page(
         .unwrap_or(DEFAULT_HISTORY_LIMIT)
         .clamp(1, MAX_HISTORY_LIMIT);
     // One extra row tells whether an older page exists.
-    let mut rows = state
-        .read(move |store| store.history(room, before, limit + 1))
-        .await?;
+    let mut rows = state.store.history(room, before, limit + 1).await?;
     let has_more = rows.len() > limit as usize;
     if has_more {
         rows.remove(0);

@@ -23,7 +23,7 @@ pub async fn mine(
     authed: Authed,
 ) -> ApiResult<axum::Json<Vec<RoomState>>> {
     let user = authed.user.id;
-    let rooms = state.read(move |store| store.rooms_of(user)).await?;
+    let rooms = state.store.rooms_of(user).await?;
     Ok(axum::Json(
         rooms.into_iter().map(wire::room_state).collect(),
     ))
@@ -38,7 +38,7 @@ pub async fn directory(
     State(state): State<AppState>,
     _authed: Authed,
 ) -> ApiResult<axum::Json<Vec<Room>>> {
-    let rooms = state.read(|store| store.group_rooms()).await?;
+    let rooms = state.store.group_rooms().await?;
     Ok(axum::Json(
         rooms.into_iter().map(|r| wire::room(r, None)).collect(),
     ))
@@ -86,7 +86,8 @@ pub async fn open_dm(
 ) -> ApiResult<(StatusCode, axum::Json<RoomState>)> {
     let name = req.user.trim().trim_start_matches('@').to_owned();
     let peer = state
-        .read(move |store| store.user_by_name(&name))
+        .store
+        .user_by_name(&name)
         .await?
         .map(|(user, _)| user)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no user by that name"))?;
@@ -137,7 +138,7 @@ pub async fn join(
             Ok(axum::Json(summary(&state, room, user).await?))
         }
         Err(err) => {
-            if !state.read(move |s| s.is_member(room, user)).await? {
+            if !state.store.is_member(room, user).await? {
                 state.hub.left(room, user);
             }
             Err(room_error(err))
@@ -185,7 +186,7 @@ pub async fn members(
     Path(room): Path<RoomId>,
 ) -> ApiResult<axum::Json<Vec<UserRef>>> {
     ensure_member(&state, room, authed.user.id).await?;
-    let members = state.read(move |store| store.members(room)).await?;
+    let members = state.store.members(room).await?;
     Ok(axum::Json(members.iter().map(wire::user_ref).collect()))
 }
 
@@ -222,14 +223,11 @@ pub async fn is_typing(state: &AppState, room: RoomId, user: &User) -> ApiResult
 
 /// Fails with `unknown_room` or `not_member` unless `user` is a member of `room`.
 pub async fn ensure_member(state: &AppState, room: RoomId, user: i64) -> ApiResult<()> {
-    let (exists, member) = state
-        .read(move |store| {
-            if store.is_member(room, user)? {
-                return Ok((true, true));
-            }
-            Ok((store.room(room)?.is_some(), false))
-        })
-        .await?;
+    let (exists, member) = if state.store.is_member(room, user).await? {
+        (true, true)
+    } else {
+        (state.store.room(room).await?.is_some(), false)
+    };
     match (exists, member) {
         (_, true) => Ok(()),
         (true, false) => Err(ApiError::new(
@@ -242,7 +240,8 @@ pub async fn ensure_member(state: &AppState, room: RoomId, user: i64) -> ApiResu
 
 async fn summary(state: &AppState, room: RoomId, user: i64) -> ApiResult<RoomState> {
     state
-        .read(move |store| store.room_summary(room, user))
+        .store
+        .room_summary(room, user)
         .await?
         .map(wire::room_state)
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownRoom, "no such room"))

@@ -210,7 +210,7 @@ async fn seed(db: &std::path::Path) -> Vec<Device> {
 /// The newest message id in the store (0 when there is none).
 async fn seeded_latest(db: &std::path::Path) -> MessageId {
     let store = Store::open(db, StoreOptions::default()).unwrap();
-    let latest = store.latest_message_id().unwrap();
+    let latest = store.latest_message_id().await.unwrap();
     store.close().await;
     latest
 }

@@ -115,64 +115,79 @@ fn insert_user(
 }
 
 impl Store {
-    pub fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        load_user(&*self.reader()?, id)
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.read(move |conn| load_user(conn, id)).await
     }
 
     /// The user with this name (compared case-insensitively) and their password hash.
-    pub fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
-        let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached(
-                "SELECT id, name, role, created_at, password_hash FROM users WHERE name = ?1",
-            )?
-            .query_row([name], |row| Ok((user_from(row, 0)?, row.get(4)?)))
-            .optional()?)
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, name, role, created_at, password_hash FROM users WHERE name = ?1",
+                )?
+                .query_row([name], |row| Ok((user_from(row, 0)?, row.get(4)?)))
+                .optional()?)
+        })
+        .await
     }
 
     /// Every user, by id.
-    pub fn users(&self) -> Result<Vec<User>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt =
-            conn.prepare_cached("SELECT id, name, role, created_at FROM users ORDER BY id")?;
-        let users = stmt
-            .query_map([], |row| user_from(row, 0))?
-            .collect::<Result<_, _>>()?;
-        Ok(users)
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, name, role, created_at FROM users ORDER BY id")?;
+            let users = stmt
+                .query_map([], |row| user_from(row, 0))?
+                .collect::<Result<_, _>>()?;
+            Ok(users)
+        })
+        .await
     }
 
-    pub fn has_owner(&self) -> Result<bool, StoreError> {
-        let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached("SELECT 1 FROM users WHERE role = 'owner' LIMIT 1")?
-            .exists([])?)
+    pub async fn has_owner(&self) -> Result<bool, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM users WHERE role = 'owner' LIMIT 1")?
+                .exists([])?)
+        })
+        .await
     }
 
     /// The session with this token hash, revoked or expired included: the caller decides.
-    pub fn session_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
-        let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached(&format!("{SESSION_SELECT} WHERE token_hash = ?1"))?
-            .query_row([hash], session_from)
-            .optional()?)
+    pub async fn session_by_token_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Session>, StoreError> {
+        let hash = *hash;
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!("{SESSION_SELECT} WHERE token_hash = ?1"))?
+                .query_row([&hash], session_from)
+                .optional()?)
+        })
+        .await
     }
 
-    pub fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        load_session(&*self.reader()?, id)
+    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        self.read(move |conn| load_session(conn, id)).await
     }
 
     /// The user's sessions that are not revoked, newest first. Expired ones are included; the
     /// caller filters by its clock.
-    pub fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "{SESSION_SELECT} WHERE user_id = ?1 AND revoked_at IS NULL \
-             ORDER BY created_at DESC, id DESC"
-        ))?;
-        let sessions = stmt
-            .query_map([user], session_from)?
-            .collect::<Result<_, _>>()?;
-        Ok(sessions)
+    pub async fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{SESSION_SELECT} WHERE user_id = ?1 AND revoked_at IS NULL \
+                 ORDER BY created_at DESC, id DESC"
+            ))?;
+            let sessions = stmt
+                .query_map([user], session_from)?
+                .collect::<Result<_, _>>()?;
+            Ok(sessions)
+        })
+        .await
     }
 
     /// Creates a user. [`StoreError::NameTaken`] if the name is in use, in any letter case.

@@ -11,8 +11,9 @@
 //! - `writer` — one thread owns the only read-write connection. Every write is queued to it and
 //!   committed in a group with whatever else is queued: one fsync per batch, each write in its own
 //!   savepoint so it fails alone. A write is acknowledged only once its batch is durable.
-//! - `pool` — read-only connections. Reads are synchronous and cheap (indexed); the server calls
-//!   them from `spawn_blocking`.
+//! - `pool` — read-only connections. Every read is async: it waits its turn for one of the
+//!   pool's connections, then runs on tokio's blocking pool (SQLite calls block, and must not stall
+//!   the runtime's few worker threads).
 //! - `account`, `room`, `message` — the queries, by domain.
 //!
 //! Invariant: message ids increase in commit order and are never reused; they are the clients'
@@ -64,6 +65,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use tokio::sync::Semaphore;
 
 pub use account::{Role, Session, User};
 pub use error::StoreError;
@@ -118,6 +120,10 @@ pub struct Store {
 struct Inner {
     writer: Writer,
     pool: Pool,
+    /// Turns to read, one per pooled connection: a thousand long-polls coming back at once would
+    /// otherwise each open a connection of its own and spend more time parsing the schema than
+    /// reading.
+    readers: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Store {
@@ -137,8 +143,13 @@ impl Store {
         schema::migrate(&mut conn)?;
         let writer = Writer::spawn(conn, path, &options)?;
         let pool = Pool::new(path, options.read_connections);
+        let readers = Arc::new(Semaphore::new(options.read_connections.max(1)));
         Ok(Store {
-            inner: Arc::new(Inner { writer, pool }),
+            inner: Arc::new(Inner {
+                writer,
+                pool,
+                readers,
+            }),
         })
     }
 
@@ -154,15 +165,32 @@ impl Store {
         self.inner.writer.commits()
     }
 
-    /// How many read connections the pool keeps: reads run at most this many at a time reuse
-    /// them all; beyond that each opens (and parses the schema into) a connection of its own.
-    pub fn read_connections(&self) -> usize {
-        self.inner.pool.max_idle()
-    }
-
     /// A pooled read-only connection.
     fn reader(&self) -> Result<PooledConnection<'_>, StoreError> {
         self.inner.pool.get()
+    }
+
+    /// Runs `work` on a pooled read connection, on the blocking pool, once a turn to read is free.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        // The semaphore is never closed.
+        let turn = self.inner.readers.clone().acquire_owned().await;
+        let store = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            let conn = store.reader()?;
+            work(&conn)
+        });
+        match task.await {
+            Ok(result) => result,
+            // A read that panicked is a bug: let it go on to the caller's task.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // Only a runtime shutting down cancels a blocking task.
+            Err(_) => Err(StoreError::WriterGone),
+        }
     }
 
     /// Runs `work` in the writer's next group commit; see the `writer` module.

@@ -203,67 +203,76 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
 impl Store {
     /// Up to `limit` messages of `room` with id < `before` (or the newest when `None`), returned
     /// oldest first.
-    pub fn history(
+    pub async fn history(
         &self,
         room: RoomId,
         before: Option<MessageId>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "{MESSAGE_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
-        ))?;
-        let mut page = stmt
-            .query_map(
-                params![room, before.unwrap_or(MessageId::MAX), limit],
-                message_from,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        page.reverse();
-        Ok(page)
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{MESSAGE_SELECT} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+            ))?;
+            let mut page = stmt
+                .query_map(
+                    params![room, before.unwrap_or(MessageId::MAX), limit],
+                    message_from,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            page.reverse();
+            Ok(page)
+        })
+        .await
     }
 
     /// Messages with id > `after` in the rooms `user` is a member of, ascending, at most `limit`.
-    pub fn messages_since(
+    pub async fn messages_since(
         &self,
         user: UserId,
         after: MessageId,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "{MESSAGE_SELECT} WHERE m.id > ?2 \
-             AND m.room_id IN (SELECT room_id FROM members WHERE user_id = ?1) \
-             ORDER BY m.id LIMIT ?3"
-        ))?;
-        let messages = stmt
-            .query_map(params![user, after, limit], message_from)?
-            .collect::<Result<_, _>>()?;
-        Ok(messages)
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{MESSAGE_SELECT} WHERE m.id > ?2 \
+                 AND m.room_id IN (SELECT room_id FROM members WHERE user_id = ?1) \
+                 ORDER BY m.id LIMIT ?3"
+            ))?;
+            let messages = stmt
+                .query_map(params![user, after, limit], message_from)?
+                .collect::<Result<_, _>>()?;
+            Ok(messages)
+        })
+        .await
     }
 
     /// The message `author` stored with `client_id`, if any: lets a retried send be acknowledged
     /// without spending anything.
-    pub fn message_by_client_id(
+    pub async fn message_by_client_id(
         &self,
         author: UserId,
         client_id: &str,
     ) -> Result<Option<Message>, StoreError> {
-        let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached(&format!(
-                "{MESSAGE_SELECT} WHERE m.author_id = ?1 AND m.client_id = ?2"
-            ))?
-            .query_row(params![author, client_id], message_from)
-            .optional()?)
+        let client_id = client_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "{MESSAGE_SELECT} WHERE m.author_id = ?1 AND m.client_id = ?2"
+                ))?
+                .query_row(params![author, client_id], message_from)
+                .optional()?)
+        })
+        .await
     }
 
     /// The newest message id in the whole store; 0 when there is none.
-    pub fn latest_message_id(&self) -> Result<MessageId, StoreError> {
-        let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?
-            .query_row([], |row| row.get(0))?)
+    pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?
+                .query_row([], |row| row.get(0))?)
+        })
+        .await
     }
 
     /// Stores a message. Idempotent on (author, client id): a second insert returns
@@ -386,6 +395,9 @@ mod tests {
         // The held write's own transaction plus one batch for the 200.
         assert!(commits < 200, "{commits} transactions for 200 messages");
         assert_eq!(commits, 2);
-        assert_eq!(store.latest_message_id().unwrap(), *seen.last().unwrap());
+        assert_eq!(
+            store.latest_message_id().await.unwrap(),
+            *seen.last().unwrap()
+        );
     }
 }

@@ -28,11 +28,6 @@ impl Pool {
         }
     }
 
-    /// How many idle connections are kept.
-    pub(crate) fn max_idle(&self) -> usize {
-        self.max_idle
-    }
-
     /// A read connection, idle or newly opened.
     pub(crate) fn get(&self) -> Result<PooledConnection<'_>, StoreError> {
         let idle = self

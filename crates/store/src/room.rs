@@ -135,75 +135,85 @@ fn dm_key(a: UserId, b: UserId) -> String {
 }
 
 impl Store {
-    pub fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        load_room(&*self.reader()?, id)
+    pub async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        self.read(move |conn| load_room(conn, id)).await
     }
 
     /// Every room `user` is a member of, with its unread counts, by room id.
-    pub fn rooms_of(&self, user: UserId) -> Result<Vec<RoomSummary>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "{SUMMARY_SELECT} WHERE mb.user_id = ?1 ORDER BY mb.room_id"
-        ))?;
-        let rooms = stmt
-            .query_map([user], summary_from)?
-            .collect::<Result<_, _>>()?;
-        Ok(rooms)
+    pub async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomSummary>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{SUMMARY_SELECT} WHERE mb.user_id = ?1 ORDER BY mb.room_id"
+            ))?;
+            let rooms = stmt
+                .query_map([user], summary_from)?
+                .collect::<Result<_, _>>()?;
+            Ok(rooms)
+        })
+        .await
     }
 
     /// `room` as `user` sees it; `None` if the room is missing or `user` is not a member.
-    pub fn room_summary(
+    pub async fn room_summary(
         &self,
         room: RoomId,
         user: UserId,
     ) -> Result<Option<RoomSummary>, StoreError> {
-        let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached(&format!(
-                "{SUMMARY_SELECT} WHERE mb.room_id = ?1 AND mb.user_id = ?2"
-            ))?
-            .query_row([room, user], summary_from)
-            .optional()?)
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "{SUMMARY_SELECT} WHERE mb.room_id = ?1 AND mb.user_id = ?2"
+                ))?
+                .query_row([room, user], summary_from)
+                .optional()?)
+        })
+        .await
     }
 
     /// The directory: every group room, by name.
-    pub fn group_rooms(&self) -> Result<Vec<Room>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("{ROOM_SELECT} WHERE kind = 'group' ORDER BY name"))?;
-        let rooms = stmt
-            .query_map([], |row| room_from(row, 0))?
-            .collect::<Result<_, _>>()?;
-        Ok(rooms)
+    pub async fn group_rooms(&self) -> Result<Vec<Room>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("{ROOM_SELECT} WHERE kind = 'group' ORDER BY name"))?;
+            let rooms = stmt
+                .query_map([], |row| room_from(row, 0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rooms)
+        })
+        .await
     }
 
-    pub fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
-        is_member(&*self.reader()?, room, user)
+    pub async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        self.read(move |conn| is_member(conn, room, user)).await
     }
 
     /// The members of `room`, by name.
-    pub fn members(&self, room: RoomId) -> Result<Vec<User>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT u.id, u.name, u.role, u.created_at FROM members mb \
-             JOIN users u ON u.id = mb.user_id WHERE mb.room_id = ?1 ORDER BY u.name",
-        )?;
-        let users = stmt
-            .query_map([room], |row| user_from(row, 0))?
-            .collect::<Result<_, _>>()?;
-        Ok(users)
+    pub async fn members(&self, room: RoomId) -> Result<Vec<User>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT u.id, u.name, u.role, u.created_at FROM members mb \
+                 JOIN users u ON u.id = mb.user_id WHERE mb.room_id = ?1 ORDER BY u.name",
+            )?;
+            let users = stmt
+                .query_map([room], |row| user_from(row, 0))?
+                .collect::<Result<_, _>>()?;
+            Ok(users)
+        })
+        .await
     }
 
     /// Every (room, user) membership, by room then user: what the server loads at start to know
     /// who hears what.
-    pub fn memberships(&self) -> Result<Vec<(RoomId, UserId)>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt =
-            conn.prepare_cached("SELECT room_id, user_id FROM members ORDER BY room_id, user_id")?;
-        let pairs = stmt
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        Ok(pairs)
+    pub async fn memberships(&self) -> Result<Vec<(RoomId, UserId)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT room_id, user_id FROM members ORDER BY room_id, user_id")?;
+            let pairs = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(pairs)
+        })
+        .await
     }
 
     /// Creates a group room, which its creator joins. [`StoreError::NameTaken`] if a room has

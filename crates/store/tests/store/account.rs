@@ -21,20 +21,20 @@ async fn user_names_are_unique_ignoring_case() {
         Err(StoreError::NameTaken)
     ));
 
-    let (found, hash) = store.user_by_name("aNa").unwrap().unwrap();
+    let (found, hash) = store.user_by_name("aNa").await.unwrap().unwrap();
     assert_eq!(found, ana);
     assert_eq!(hash, "h1");
-    assert_eq!(store.user_by_name("bob").unwrap(), None);
-    assert!(store.has_owner().unwrap());
+    assert_eq!(store.user_by_name("bob").await.unwrap(), None);
+    assert!(store.has_owner().await.unwrap());
 
     let bob = store
         .create_user("bob", "h3", Role::Member, 12)
         .await
         .unwrap();
-    assert_eq!(store.users().unwrap(), vec![ana, bob.clone()]);
+    assert_eq!(store.users().await.unwrap(), vec![ana, bob.clone()]);
 
     store.set_password(bob.id, "h4").await.unwrap();
-    assert_eq!(store.user_by_name("bob").unwrap().unwrap().1, "h4");
+    assert_eq!(store.user_by_name("bob").await.unwrap().unwrap().1, "h4");
     assert!(matches!(
         store.set_password(999, "h").await,
         Err(StoreError::NotFound)
@@ -59,7 +59,7 @@ async fn an_invite_admits_one_member() {
         .await
         .unwrap();
     assert_eq!(ana.role, Role::Member);
-    assert_eq!(store.user(ana.id).unwrap(), Some(ana));
+    assert_eq!(store.user(ana.id).await.unwrap(), Some(ana));
 
     assert!(matches!(
         store.register_with_invite(code, "bob", "h", 200).await,
@@ -69,7 +69,7 @@ async fn an_invite_admits_one_member() {
         store.register_with_invite([9u8; 32], "bob", "h", 200).await,
         Err(StoreError::InviteInvalid)
     ));
-    assert_eq!(store.user_by_name("bob").unwrap(), None);
+    assert_eq!(store.user_by_name("bob").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -81,7 +81,7 @@ async fn an_expired_invite_is_refused() {
         store.register_with_invite(code, "ana", "h", DAY).await,
         Err(StoreError::InviteInvalid)
     ));
-    assert_eq!(store.user_by_name("ana").unwrap(), None);
+    assert_eq!(store.user_by_name("ana").await.unwrap(), None);
 
     let forever = [2u8; 32];
     store.create_invite(forever, None, 0, None).await.unwrap();
@@ -145,15 +145,26 @@ async fn sessions_are_found_by_token_hash_and_revoked() {
     ));
 
     assert_eq!(
-        store.session_by_token_hash(&[2; 32]).unwrap(),
+        store.session_by_token_hash(&[2; 32]).await.unwrap(),
         Some(phone.clone())
     );
-    assert_eq!(store.session_by_token_hash(&[9; 32]).unwrap(), None);
-    assert_eq!(store.session(laptop.id).unwrap(), Some(laptop.clone()));
+    assert_eq!(store.session_by_token_hash(&[9; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.session(laptop.id).await.unwrap(),
+        Some(laptop.clone())
+    );
 
     store.touch_session(laptop.id, 500).await.unwrap();
     store.touch_session(laptop.id, 400).await.unwrap();
-    assert_eq!(store.session(laptop.id).unwrap().unwrap().last_seen_at, 500);
+    assert_eq!(
+        store
+            .session(laptop.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        500
+    );
     assert!(matches!(
         store.touch_session(999, 1).await,
         Err(StoreError::NotFound)
@@ -161,6 +172,7 @@ async fn sessions_are_found_by_token_hash_and_revoked() {
 
     let newest_first: Vec<_> = store
         .sessions_of(ana.id)
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.id)
@@ -174,10 +186,10 @@ async fn sessions_are_found_by_token_hash_and_revoked() {
     assert!(!store.revoke_session(bob.id, phone.id, 600).await.unwrap());
     assert!(store.revoke_session(ana.id, phone.id, 600).await.unwrap());
     assert!(!store.revoke_session(ana.id, phone.id, 700).await.unwrap());
-    let revoked = store.session(phone.id).unwrap().unwrap();
+    let revoked = store.session(phone.id).await.unwrap().unwrap();
     assert_eq!(revoked.revoked_at, Some(600));
     assert_eq!(
-        store.session_by_token_hash(&[2; 32]).unwrap(),
+        store.session_by_token_hash(&[2; 32]).await.unwrap(),
         Some(revoked)
     );
 
@@ -189,12 +201,13 @@ async fn sessions_are_found_by_token_hash_and_revoked() {
     assert_eq!(others, vec![tablet.id]);
     let live: Vec<_> = store
         .sessions_of(ana.id)
+        .await
         .unwrap()
         .into_iter()
         .map(|s| s.id)
         .collect();
     assert_eq!(live, vec![laptop.id, expired.id]);
-    assert_eq!(store.sessions_of(bob.id).unwrap(), vec![bobs]);
+    assert_eq!(store.sessions_of(bob.id).await.unwrap(), vec![bobs]);
     assert!(
         store
             .revoke_other_sessions(ana.id, laptop.id, 900)

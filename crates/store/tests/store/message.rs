@@ -39,23 +39,33 @@ async fn history_pages_backwards_without_overlap() {
         say(&store, other.id, &ana, "noise").await;
     }
 
-    let newest = store.history(general.id, None, 4).unwrap();
+    let newest = store.history(general.id, None, 4).await.unwrap();
     assert_eq!(ids(&newest), sent[6..]);
     assert_eq!(newest[0].body, "m6");
     assert_eq!(newest[0].author.name, "ana");
-    let middle = store.history(general.id, Some(newest[0].id), 4).unwrap();
+    let middle = store
+        .history(general.id, Some(newest[0].id), 4)
+        .await
+        .unwrap();
     assert_eq!(ids(&middle), sent[2..6]);
-    let oldest = store.history(general.id, Some(middle[0].id), 4).unwrap();
+    let oldest = store
+        .history(general.id, Some(middle[0].id), 4)
+        .await
+        .unwrap();
     assert_eq!(ids(&oldest), sent[..2]);
     assert!(
         store
             .history(general.id, Some(oldest[0].id), 4)
+            .await
             .unwrap()
             .is_empty()
     );
-    assert_eq!(ids(&store.history(general.id, None, 100).unwrap()), sent);
-    assert!(store.history(general.id, None, 0).unwrap().is_empty());
-    assert!(store.history(999, None, 10).unwrap().is_empty());
+    assert_eq!(
+        ids(&store.history(general.id, None, 100).await.unwrap()),
+        sent
+    );
+    assert!(store.history(general.id, None, 0).await.unwrap().is_empty());
+    assert!(store.history(999, None, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -74,24 +84,33 @@ async fn messages_since_covers_only_the_users_rooms() {
     let b = say(&store, shared.id, &bob, "b").await;
 
     assert_eq!(
-        ids(&store.messages_since(bob.id, 0, 100).unwrap()),
+        ids(&store.messages_since(bob.id, 0, 100).await.unwrap()),
         [a.id, d.id, b.id]
     );
     assert_eq!(
-        ids(&store.messages_since(bob.id, a.id, 100).unwrap()),
+        ids(&store.messages_since(bob.id, a.id, 100).await.unwrap()),
         [d.id, b.id]
     );
     assert_eq!(
-        ids(&store.messages_since(bob.id, 0, 2).unwrap()),
+        ids(&store.messages_since(bob.id, 0, 2).await.unwrap()),
         [a.id, d.id]
     );
-    assert!(store.messages_since(bob.id, b.id, 100).unwrap().is_empty());
-    assert_eq!(store.messages_since(ana.id, 0, 100).unwrap().len(), 4);
-    assert_eq!(store.latest_message_id().unwrap(), b.id);
+    assert!(
+        store
+            .messages_since(bob.id, b.id, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.messages_since(ana.id, 0, 100).await.unwrap().len(), 4);
+    assert_eq!(store.latest_message_id().await.unwrap(), b.id);
 
     // Leaving a room stops its messages from being caught up on.
     store.leave_room(shared.id, bob.id).await.unwrap();
-    assert_eq!(ids(&store.messages_since(bob.id, 0, 100).unwrap()), [d.id]);
+    assert_eq!(
+        ids(&store.messages_since(bob.id, 0, 100).await.unwrap()),
+        [d.id]
+    );
 }
 
 #[tokio::test]
@@ -141,7 +160,7 @@ async fn a_resent_message_is_stored_once() {
         .unwrap();
     assert!(matches!(bobs, Inserted::New(_)));
 
-    let history = store.history(general.id, None, 10).unwrap();
+    let history = store.history(general.id, None, 10).await.unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0], first);
     // The hook ran for the new messages only.
@@ -163,10 +182,10 @@ async fn mentions_of_members_are_recorded() {
     expected.sort_unstable();
     assert_eq!(m.mentions, expected);
     assert!(!m.mentions.contains(&eve.id));
-    let stored = store.history(general.id, None, 1).unwrap();
+    let stored = store.history(general.id, None, 1).await.unwrap();
     assert_eq!(stored[0].mentions, expected);
     assert_eq!(
-        store.messages_since(bob.id, 0, 10).unwrap()[0].mentions,
+        store.messages_since(bob.id, 0, 10).await.unwrap()[0].mentions,
         expected
     );
 
@@ -198,7 +217,7 @@ async fn only_members_may_post() {
         Err(StoreError::NotFound)
     ));
     assert!(!*called.lock().unwrap());
-    assert_eq!(store.latest_message_id().unwrap(), 0);
+    assert_eq!(store.latest_message_id().await.unwrap(), 0);
 }
 
 /// Many tasks sending at once: each hook sees its own message, and hooks run in id order. How the
@@ -243,7 +262,10 @@ async fn concurrent_inserts_reach_hooks_in_id_order() {
     assert_eq!(seen, replied);
     let commits = store.commits() - commits_before;
     assert!((1..=200).contains(&commits));
-    assert_eq!(store.history(general.id, None, 500).unwrap().len(), 200);
+    assert_eq!(
+        store.history(general.id, None, 500).await.unwrap().len(),
+        200
+    );
 }
 
 #[tokio::test]

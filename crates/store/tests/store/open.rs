@@ -25,8 +25,8 @@ async fn fresh_open_migrates_and_reopen_changes_nothing() {
     let path = dir.path().join("tidings.db");
 
     let store = super::open_at(&path);
-    assert_eq!(store.latest_message_id().unwrap(), 0);
-    assert!(!store.has_owner().unwrap());
+    assert_eq!(store.latest_message_id().await.unwrap(), 0);
+    assert!(!store.has_owner().await.unwrap());
     store.create_user("Ana", "h", Role::Owner, 5).await.unwrap();
     store.close().await;
     drop(store);
@@ -37,8 +37,8 @@ async fn fresh_open_migrates_and_reopen_changes_nothing() {
     assert!(before.iter().any(|(name, _)| name == "messages"));
 
     let store = super::open_at(&path);
-    assert!(store.has_owner().unwrap());
-    assert_eq!(store.users().unwrap().len(), 1);
+    assert!(store.has_owner().await.unwrap());
+    assert_eq!(store.users().await.unwrap().len(), 1);
     store.close().await;
     drop(store);
     assert_eq!(user_version(&path), version);
@@ -69,11 +69,11 @@ fn a_database_from_a_newer_build_is_refused() {
 async fn reads_see_committed_writes_and_survive_close() {
     let (_dir, store) = super::store();
     let ana = super::user(&store, "ana").await;
-    assert_eq!(store.user(ana.id).unwrap(), Some(ana.clone()));
+    assert_eq!(store.user(ana.id).await.unwrap(), Some(ana.clone()));
     store.close().await;
     assert!(matches!(
         store.create_user("bob", "h", Role::Member, 1).await,
         Err(StoreError::WriterGone)
     ));
-    assert_eq!(store.user(ana.id).unwrap(), Some(ana));
+    assert_eq!(store.user(ana.id).await.unwrap(), Some(ana));
 }

@@ -23,26 +23,26 @@ async fn group_rooms_are_created_joined_and_left() {
     let general = store.create_room("general", ana.id, 5).await.unwrap();
     assert_eq!(general.kind, RoomKind::Group);
     assert_eq!(general.name.as_deref(), Some("general"));
-    assert_eq!(store.room(general.id).unwrap(), Some(general.clone()));
-    assert!(store.is_member(general.id, ana.id).unwrap());
+    assert_eq!(store.room(general.id).await.unwrap(), Some(general.clone()));
+    assert!(store.is_member(general.id, ana.id).await.unwrap());
     assert!(matches!(
         store.create_room("GENERAL", bob.id, 6).await,
         Err(StoreError::NameTaken)
     ));
     let attic = store.create_room("attic", bob.id, 7).await.unwrap();
     assert_eq!(
-        store.group_rooms().unwrap(),
+        store.group_rooms().await.unwrap(),
         vec![attic.clone(), general.clone()]
     );
 
     assert!(store.join_room(general.id, bob.id, 8).await.unwrap());
     assert!(!store.join_room(general.id, bob.id, 9).await.unwrap());
     assert_eq!(
-        store.members(general.id).unwrap(),
+        store.members(general.id).await.unwrap(),
         vec![ana.clone(), bob.clone()]
     );
     assert_eq!(
-        store.memberships().unwrap(),
+        store.memberships().await.unwrap(),
         vec![
             (general.id, ana.id),
             (general.id, bob.id),
@@ -52,8 +52,8 @@ async fn group_rooms_are_created_joined_and_left() {
 
     assert!(store.leave_room(general.id, bob.id).await.unwrap());
     assert!(!store.leave_room(general.id, bob.id).await.unwrap());
-    assert!(!store.is_member(general.id, bob.id).unwrap());
-    assert_eq!(store.members(general.id).unwrap(), vec![ana]);
+    assert!(!store.is_member(general.id, bob.id).await.unwrap());
+    assert_eq!(store.members(general.id).await.unwrap(), vec![ana]);
 
     assert!(matches!(
         store.join_room(999, bob.id, 1).await,
@@ -63,7 +63,7 @@ async fn group_rooms_are_created_joined_and_left() {
         store.leave_room(999, bob.id).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.room(999).unwrap(), None);
+    assert_eq!(store.room(999).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -81,11 +81,11 @@ async fn a_dm_is_opened_once_and_cannot_be_joined_or_left() {
     assert!(!created);
     assert_eq!(again, dm);
     assert_eq!(
-        store.members(dm.id).unwrap(),
+        store.members(dm.id).await.unwrap(),
         vec![ana.clone(), bob.clone()]
     );
     // DMs are not in the directory.
-    assert!(store.group_rooms().unwrap().is_empty());
+    assert!(store.group_rooms().await.unwrap().is_empty());
 
     assert!(matches!(
         store.join_room(dm.id, eve.id, 30).await,
@@ -104,13 +104,13 @@ async fn a_dm_is_opened_once_and_cannot_be_joined_or_left() {
         Err(StoreError::NotFound)
     ));
 
-    let summary = store.room_summary(dm.id, ana.id).unwrap().unwrap();
+    let summary = store.room_summary(dm.id, ana.id).await.unwrap().unwrap();
     assert_eq!(summary.room, dm);
     assert_eq!(summary.dm_peer, Some(bob.clone()));
-    let bobs = store.rooms_of(bob.id).unwrap();
+    let bobs = store.rooms_of(bob.id).await.unwrap();
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0].dm_peer, Some(ana));
-    assert_eq!(store.room_summary(dm.id, eve.id).unwrap(), None);
+    assert_eq!(store.room_summary(dm.id, eve.id).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -123,7 +123,11 @@ async fn unread_counts_and_mentions_follow_the_read_marker() {
     store.join_room(general.id, bob.id, 1).await.unwrap();
     store.join_room(other.id, bob.id, 1).await.unwrap();
 
-    let empty = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    let empty = store
+        .room_summary(general.id, bob.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (
             empty.last_read_id,
@@ -141,19 +145,31 @@ async fn unread_counts_and_mentions_follow_the_read_marker() {
     let m3 = say(&store, general.id, &bob, "hi @ana, @bob here").await;
     let m4 = say(&store, general.id, &ana, "@BOB again").await;
 
-    let s = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    let s = store
+        .room_summary(general.id, bob.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.latest_id, m4);
     assert_eq!(s.last_read_id, 0);
     // Bob's own message counts neither as unread nor as a mention.
     assert_eq!((s.unread, s.unread_mentions), (3, 2));
-    let s = store.room_summary(general.id, ana.id).unwrap().unwrap();
+    let s = store
+        .room_summary(general.id, ana.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((s.unread, s.unread_mentions), (1, 1));
 
     assert_eq!(
         store.set_read_marker(general.id, bob.id, m2).await.unwrap(),
         m2
     );
-    let s = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    let s = store
+        .room_summary(general.id, bob.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((s.last_read_id, s.unread, s.unread_mentions), (m2, 1, 1));
 
     // The marker never moves back, and never past the room's newest message.
@@ -172,10 +188,14 @@ async fn unread_counts_and_mentions_follow_the_read_marker() {
         store.set_read_marker(general.id, bob.id, m3).await.unwrap(),
         m4
     );
-    let s = store.room_summary(general.id, bob.id).unwrap().unwrap();
+    let s = store
+        .room_summary(general.id, bob.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((s.last_read_id, s.unread, s.unread_mentions), (m4, 0, 0));
 
-    let rooms = store.rooms_of(bob.id).unwrap();
+    let rooms = store.rooms_of(bob.id).await.unwrap();
     assert_eq!(rooms.len(), 2);
     assert_eq!(rooms[0].room, general);
     assert_eq!((rooms[0].unread, rooms[0].unread_mentions), (0, 0));
