@@ -1,51 +1,37 @@
-//! The Tidings server's storage: one SQLite file holding users, invites, sessions, rooms and
-//! messages.
+//! The Tidings server's storage: users, invites, sessions, rooms and messages, behind one
+//! interface over two backends.
 //!
 //! The store knows nothing of HTTP, WebSocket, the JSON wire types or cryptography: it stores the
 //! hashes it is given and returns plain rows. Time is passed in by the caller as unix milliseconds
 //! (`now`), so tests control it.
 //!
 //! Shape:
-//! - `schema` — SQL migrations from `migrations/server`, embedded at compile time and applied in
-//!   one transaction at [`Store::open`]; a database from a newer build is refused.
-//! - `writer` — one thread owns the only read-write connection. Every write is queued to it and
-//!   committed in a group with whatever else is queued: one fsync per batch, each write in its own
-//!   savepoint so it fails alone. A write is acknowledged only once its batch is durable.
-//! - `pool` — read-only connections. Every read is async: it waits its turn for one of the
-//!   pool's connections, then runs on tokio's blocking pool (SQLite calls block, and must not stall
-//!   the runtime's few worker threads).
-//! - `account`, `room`, `message` — the queries, by domain.
+//! - [`Store`] — the interface the server uses: every call async, the same answers whichever
+//!   backend is behind it. It dispatches to one of:
+//! - `sqlite` — one SQLite file (the default): a writer thread group-commits every write, a pool
+//!   of read connections serves reads on tokio's blocking pool.
+//! - `account`, `room`, `message` — the rows both backends return.
 //!
 //! Invariant: message ids increase in commit order and are never reused; they are the clients'
 //! resume cursor, and after-commit hooks (the server's fan-out) see them in ascending order.
 
-/// Stores a fieldless enum as TEXT: one fixed string per variant, and a clear error for any other
-/// string found in the database.
+/// A fieldless enum stored as TEXT: one fixed string per variant. Each backend maps it to its
+/// own column type through `as_str` and `parse`.
 macro_rules! text_enum {
     ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $ty {
-            fn as_str(self) -> &'static str {
+            /// The variant's text in the database.
+            pub(crate) fn as_str(self) -> &'static str {
                 match self {
                     $($ty::$variant => $text,)+
                 }
             }
-        }
 
-        impl rusqlite::ToSql for $ty {
-            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl rusqlite::types::FromSql for $ty {
-            fn column_result(
-                value: rusqlite::types::ValueRef<'_>,
-            ) -> rusqlite::types::FromSqlResult<Self> {
-                match value.as_str()? {
+            /// The variant stored as `text`, or an error naming what was found.
+            pub(crate) fn parse(text: &str) -> Result<Self, String> {
+                match text {
                     $($text => Ok($ty::$variant),)+
-                    other => Err(rusqlite::types::FromSqlError::Other(
-                        format!(concat!("unknown ", $what, " {:?}"), other).into(),
-                    )),
+                    other => Err(format!(concat!("unknown ", $what, " {:?}"), other)),
                 }
             }
         }
@@ -55,26 +41,16 @@ macro_rules! text_enum {
 mod account;
 mod error;
 mod message;
-mod pool;
 mod room;
-mod schema;
-mod writer;
+mod sqlite;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-
-use rusqlite::Connection;
-use tokio::sync::Semaphore;
 
 pub use account::{Role, Session, User};
 pub use error::StoreError;
 pub use message::{Author, Inserted, Message, NewMessage, parse_mentions};
 pub use room::{Room, RoomKind, RoomSummary};
-
-use pool::{Pool, PooledConnection};
-pub use writer::Queued;
-use writer::Writer;
+pub use sqlite::Queued;
 
 /// A user's id.
 pub type UserId = i64;
@@ -111,19 +87,16 @@ impl Default for StoreOptions {
     }
 }
 
-/// A handle on the database. Cheap to clone; every clone shares one writer and one read pool.
+/// A handle on the database. Cheap to clone; every clone shares the backend's connections and
+/// writer.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Backend,
 }
 
-struct Inner {
-    writer: Writer,
-    pool: Pool,
-    /// Turns to read, one per pooled connection: a thousand long-polls coming back at once would
-    /// otherwise each open a connection of its own and spend more time parsing the schema than
-    /// reading.
-    readers: Arc<Semaphore>,
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::Sqlite),
 }
 
 impl std::fmt::Debug for Store {
@@ -135,81 +108,377 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, migrates it to the current schema and
-    /// starts the writer thread. Refuses a database written by a newer build with
+    /// Opens (creating if needed) the SQLite database at `path`, migrates it to the current
+    /// schema and starts the writer thread. Refuses a database written by a newer build with
     /// [`StoreError::TooNew`].
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let mut conn = writer::open_connection(path)?;
-        schema::migrate(&mut conn)?;
-        let writer = Writer::spawn(conn, path, &options)?;
-        let pool = Pool::new(path, options.read_connections);
-        let readers = Arc::new(Semaphore::new(options.read_connections.max(1)));
         Ok(Store {
-            inner: Arc::new(Inner {
-                writer,
-                pool,
-                readers,
-            }),
+            backend: Backend::Sqlite(sqlite::Sqlite::open(path, options)?),
         })
     }
 
     /// Stops the writer after it has committed everything queued; later writes get
     /// [`StoreError::WriterGone`]. Reads keep working.
     pub async fn close(&self) {
-        self.inner.writer.close().await;
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+        }
     }
 
     /// How many write transactions have been committed since open: a debug counter showing how
     /// well writes are being batched.
     pub fn commits(&self) -> u64 {
-        self.inner.writer.commits()
-    }
-
-    /// A pooled read-only connection.
-    fn reader(&self) -> Result<PooledConnection<'_>, StoreError> {
-        self.inner.pool.get()
-    }
-
-    /// Runs `work` on a pooled read connection, on the blocking pool, once a turn to read is free.
-    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        // The semaphore is never closed.
-        let turn = self.inner.readers.clone().acquire_owned().await;
-        let store = self.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            let conn = store.reader()?;
-            work(&conn)
-        });
-        match task.await {
-            Ok(result) => result,
-            // A read that panicked is a bug: let it go on to the caller's task.
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            // Only a runtime shutting down cancels a blocking task.
-            Err(_) => Err(StoreError::WriterGone),
+        match &self.backend {
+            Backend::Sqlite(s) => s.commits(),
         }
     }
 
-    /// Runs `work` in the writer's next group commit; see the `writer` module.
-    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.inner.writer.write(work).await
+    // Accounts.
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.user(id).await,
+        }
     }
-}
 
-/// Settings every connection gets, reader or writer.
-fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(Duration::from_millis(5000))?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    // FULL fsyncs the WAL at every commit: a message is acknowledged only once it is durable.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    // Room for every statement of the store, so `prepare_cached` never evicts.
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
+    /// The user with this name (compared case-insensitively) and their password hash.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.user_by_name(name).await,
+        }
+    }
+
+    /// Every user, by id.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.users().await,
+        }
+    }
+
+    pub async fn has_owner(&self) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.has_owner().await,
+        }
+    }
+
+    /// The session with this token hash, revoked or expired included: the caller decides.
+    pub async fn session_by_token_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Session>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.session_by_token_hash(hash).await,
+        }
+    }
+
+    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.session(id).await,
+        }
+    }
+
+    /// The user's sessions that are not revoked, newest first. Expired ones are included; the
+    /// caller filters by its clock.
+    pub async fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.sessions_of(user).await,
+        }
+    }
+
+    /// Creates a user. [`StoreError::NameTaken`] if the name is in use, in any letter case.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        now: Millis,
+    ) -> Result<User, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.create_user(name, password_hash, role, now).await,
+        }
+    }
+
+    pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_password(user, password_hash).await,
+        }
+    }
+
+    /// Records an invite by the hash of its code. `created_by` is `None` for invites made
+    /// outside any account (for instance from the command line).
+    pub async fn create_invite(
+        &self,
+        code_hash: [u8; 32],
+        created_by: Option<UserId>,
+        now: Millis,
+        expires_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.create_invite(code_hash, created_by, now, expires_at)
+                    .await
+            }
+        }
+    }
+
+    /// Consumes an unused, unexpired invite and creates a member, atomically.
+    /// [`StoreError::InviteInvalid`] if the invite is unknown, used or expired;
+    /// [`StoreError::NameTaken`] leaves the invite unused.
+    pub async fn register_with_invite(
+        &self,
+        code_hash: [u8; 32],
+        name: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<User, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.register_with_invite(code_hash, name, password_hash, now)
+                    .await
+            }
+        }
+    }
+
+    pub async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: [u8; 32],
+        device: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Session, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.create_session(user, token_hash, device, now, expires_at)
+                    .await
+            }
+        }
+    }
+
+    /// Records use of a session. The last-seen time never moves backwards.
+    pub async fn touch_session(&self, id: SessionId, now: Millis) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.touch_session(id, now).await,
+        }
+    }
+
+    /// Revokes `id` if it belongs to `user` and is not revoked yet; `Ok(false)` otherwise.
+    pub async fn revoke_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.revoke_session(user, id, now).await,
+        }
+    }
+
+    /// Revokes every live (not revoked, not expired) session of `user` except `keep`; returns the
+    /// ids revoked, ascending.
+    pub async fn revoke_other_sessions(
+        &self,
+        user: UserId,
+        keep: SessionId,
+        now: Millis,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.revoke_other_sessions(user, keep, now).await,
+        }
+    }
+
+    // Rooms.
+    pub async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.room(id).await,
+        }
+    }
+
+    /// Every room `user` is a member of, with its unread counts, by room id.
+    pub async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomSummary>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.rooms_of(user).await,
+        }
+    }
+
+    /// `room` as `user` sees it; `None` if the room is missing or `user` is not a member.
+    pub async fn room_summary(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<RoomSummary>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.room_summary(room, user).await,
+        }
+    }
+
+    /// The directory: every group room, by name.
+    pub async fn group_rooms(&self) -> Result<Vec<Room>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.group_rooms().await,
+        }
+    }
+
+    pub async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.is_member(room, user).await,
+        }
+    }
+
+    /// The members of `room`, by name.
+    pub async fn members(&self, room: RoomId) -> Result<Vec<User>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.members(room).await,
+        }
+    }
+
+    /// Every (room, user) membership, by room then user: what the server loads at start to know
+    /// who hears what.
+    pub async fn memberships(&self) -> Result<Vec<(RoomId, UserId)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.memberships().await,
+        }
+    }
+
+    /// Creates a group room, which its creator joins. [`StoreError::NameTaken`] if a room has
+    /// that name in any letter case.
+    pub async fn create_room(
+        &self,
+        name: &str,
+        creator: UserId,
+        now: Millis,
+    ) -> Result<Room, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.create_room(name, creator, now).await,
+        }
+    }
+
+    /// The DM between `a` and `b`, created with both as members if missing; the flag says whether
+    /// it was created now. A DM with oneself is [`StoreError::NotAllowed`].
+    pub async fn open_dm(
+        &self,
+        a: UserId,
+        b: UserId,
+        now: Millis,
+    ) -> Result<(Room, bool), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.open_dm(a, b, now).await,
+        }
+    }
+
+    /// Joins a group room; `Ok(true)` if newly joined. A DM is [`StoreError::NotAllowed`], a
+    /// missing room or user [`StoreError::NotFound`].
+    pub async fn join_room(
+        &self,
+        room: RoomId,
+        user: UserId,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.join_room(room, user, now).await,
+        }
+    }
+
+    /// Leaves a group room; `Ok(true)` if `user` was a member. A DM is
+    /// [`StoreError::NotAllowed`], a missing room [`StoreError::NotFound`].
+    pub async fn leave_room(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.leave_room(room, user).await,
+        }
+    }
+
+    /// Moves `user`'s read marker in `room` forward only: to the larger of the old marker and
+    /// `message_id`, capped at the room's newest message. Returns the marker now stored.
+    /// [`StoreError::NotFound`] if `user` is not a member.
+    pub async fn set_read_marker(
+        &self,
+        room: RoomId,
+        user: UserId,
+        message_id: MessageId,
+    ) -> Result<MessageId, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_read_marker(room, user, message_id).await,
+        }
+    }
+
+    // Messages.
+    /// Up to `limit` messages of `room` with id < `before` (or the newest when `None`), returned
+    /// oldest first.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.history(room, before, limit).await,
+        }
+    }
+
+    /// Messages with id > `after` in the rooms `user` is a member of, ascending, at most `limit`.
+    pub async fn messages_since(
+        &self,
+        user: UserId,
+        after: MessageId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.messages_since(user, after, limit).await,
+        }
+    }
+
+    /// The message `author` stored with `client_id`, if any: lets a retried send be acknowledged
+    /// without spending anything.
+    pub async fn message_by_client_id(
+        &self,
+        author: UserId,
+        client_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.message_by_client_id(author, client_id).await,
+        }
+    }
+
+    /// The newest message id in the whole store; 0 when there is none.
+    pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.latest_message_id().await,
+        }
+    }
+
+    /// Stores a message. Idempotent on (author, client id): a second insert returns
+    /// [`Inserted::Duplicate`] with the stored message and stores nothing. `@name` tokens in the
+    /// body that match (case-insensitively) a member of the room are recorded as mentions.
+    ///
+    /// `on_commit` runs on the writer once the transaction holding the message has
+    /// committed, in commit order — so message ids reach it ascending — and only for a new message.
+    /// It must not block: it delays every write behind it.
+    ///
+    /// A missing room is [`StoreError::NotFound`]; an author who is not a member of the room,
+    /// [`StoreError::NotAllowed`].
+    pub async fn insert_message<F>(
+        &self,
+        msg: NewMessage,
+        on_commit: F,
+    ) -> Result<Inserted, StoreError>
+    where
+        F: FnOnce(&Message) + Send + 'static,
+    {
+        self.queue_message(msg, on_commit).await?.await
+    }
+
+    /// Like [`Store::insert_message`], in two steps: returns once the insert is queued, with a
+    /// future of its result. Messages queued one after another by the same caller commit (and
+    /// get their ids) in that order, however their results are awaited.
+    pub async fn queue_message<F>(
+        &self,
+        msg: NewMessage,
+        on_commit: F,
+    ) -> Result<Queued<Inserted>, StoreError>
+    where
+        F: FnOnce(&Message) + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite(s) => s.queue_message(msg, on_commit).await,
+        }
+    }
 }

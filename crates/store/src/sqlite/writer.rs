@@ -285,7 +285,7 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
-    crate::configure(&conn)?;
+    super::configure(&conn)?;
     // WAL lets the pooled readers run while the writer commits.
     let mode: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
@@ -472,7 +472,8 @@ pub(crate) mod tests {
     use std::sync::mpsc as std_mpsc;
     use std::time::Duration;
 
-    use crate::{Store, StoreOptions};
+    use crate::StoreOptions;
+    use crate::sqlite::Sqlite as Store;
 
     const PATIENCE: Duration = Duration::from_secs(10);
 

@@ -7,7 +7,7 @@ use tidings_schema::Schema;
 use crate::StoreError;
 
 /// The migrations, oldest first. Append only: an applied migration is never edited.
-const SCHEMA: Schema = Schema::new(&[include_str!("../../../migrations/server/0001_init.sql")]);
+const SCHEMA: Schema = Schema::new(&[include_str!("../../../../migrations/server/0001_init.sql")]);
 
 /// The schema version a fully migrated database has.
 pub(crate) const SUPPORTED_VERSION: i64 = SCHEMA.supported();

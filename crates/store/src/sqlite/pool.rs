@@ -50,7 +50,7 @@ impl Pool {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.path, flags)?;
-        crate::configure(&conn)?;
+        super::configure(&conn)?;
         // Belt and braces on top of the read-only open: a read path can never write.
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)

@@ -1,0 +1,315 @@
+//! Accounts on SQLite: users, invites, sessions.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::Sqlite;
+use crate::error::is_unique_violation;
+use crate::{Millis, Role, Session, SessionId, StoreError, User, UserId};
+
+/// A user from the four columns id, name, role, created_at starting at `at`.
+pub(crate) fn user_from(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(at)?,
+        name: row.get(at + 1)?,
+        role: row.get(at + 2)?,
+        created_at: row.get(at + 3)?,
+    })
+}
+
+fn session_from(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        device: row.get(2)?,
+        created_at: row.get(3)?,
+        last_seen_at: row.get(4)?,
+        expires_at: row.get(5)?,
+        revoked_at: row.get(6)?,
+    })
+}
+
+const SESSION_SELECT: &str = "SELECT id, user_id, device, created_at, last_seen_at, expires_at, \
+     revoked_at FROM sessions";
+
+pub(crate) fn user_exists(conn: &Connection, id: UserId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+        .exists([id])?)
+}
+
+fn load_user(conn: &Connection, id: UserId) -> Result<Option<User>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id, name, role, created_at FROM users WHERE id = ?1")?
+        .query_row([id], |row| user_from(row, 0))
+        .optional()?)
+}
+
+fn load_session(conn: &Connection, id: SessionId) -> Result<Option<Session>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("{SESSION_SELECT} WHERE id = ?1"))?
+        .query_row([id], session_from)
+        .optional()?)
+}
+
+fn insert_user(
+    conn: &Connection,
+    name: &str,
+    password_hash: &str,
+    role: Role,
+    now: Millis,
+) -> Result<User, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![name, password_hash, role, now])
+    .map_err(|err| {
+        if is_unique_violation(&err) {
+            StoreError::NameTaken
+        } else {
+            err.into()
+        }
+    })?;
+    Ok(User {
+        id: conn.last_insert_rowid(),
+        name: name.to_owned(),
+        role,
+        created_at: now,
+    })
+}
+
+impl Sqlite {
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.read(move |conn| load_user(conn, id)).await
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, name, role, created_at, password_hash FROM users WHERE name = ?1",
+                )?
+                .query_row([name], |row| Ok((user_from(row, 0)?, row.get(4)?)))
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, name, role, created_at FROM users ORDER BY id")?;
+            let users = stmt
+                .query_map([], |row| user_from(row, 0))?
+                .collect::<Result<_, _>>()?;
+            Ok(users)
+        })
+        .await
+    }
+
+    pub async fn has_owner(&self) -> Result<bool, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM users WHERE role = 'owner' LIMIT 1")?
+                .exists([])?)
+        })
+        .await
+    }
+
+    pub async fn session_by_token_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Session>, StoreError> {
+        let hash = *hash;
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!("{SESSION_SELECT} WHERE token_hash = ?1"))?
+                .query_row([&hash], session_from)
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        self.read(move |conn| load_session(conn, id)).await
+    }
+
+    pub async fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{SESSION_SELECT} WHERE user_id = ?1 AND revoked_at IS NULL \
+                 ORDER BY created_at DESC, id DESC"
+            ))?;
+            let sessions = stmt
+                .query_map([user], session_from)?
+                .collect::<Result<_, _>>()?;
+            Ok(sessions)
+        })
+        .await
+    }
+
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        now: Millis,
+    ) -> Result<User, StoreError> {
+        let name = name.to_owned();
+        let password_hash = password_hash.to_owned();
+        self.write(move |conn| insert_user(conn, &name, &password_hash, role, now))
+            .await
+    }
+
+    pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
+        let password_hash = password_hash.to_owned();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+                .execute(params![user, password_hash])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn create_invite(
+        &self,
+        code_hash: [u8; 32],
+        created_by: Option<UserId>,
+        now: Millis,
+        expires_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            if let Some(creator) = created_by
+                && !user_exists(conn, creator)?
+            {
+                return Err(StoreError::NotFound);
+            }
+            conn.prepare_cached(
+                "INSERT INTO invites (code_hash, created_by, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![code_hash, created_by, now, expires_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn register_with_invite(
+        &self,
+        code_hash: [u8; 32],
+        name: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<User, StoreError> {
+        let name = name.to_owned();
+        let password_hash = password_hash.to_owned();
+        self.write(move |conn| {
+            let usable = conn
+                .prepare_cached(
+                    "SELECT 1 FROM invites WHERE code_hash = ?1 AND used_at IS NULL \
+                     AND (expires_at IS NULL OR expires_at > ?2)",
+                )?
+                .exists(params![code_hash, now])?;
+            if !usable {
+                return Err(StoreError::InviteInvalid);
+            }
+            // Creating the user first: if the name is taken the invite is not touched at all.
+            let user = insert_user(conn, &name, &password_hash, Role::Member, now)?;
+            conn.prepare_cached(
+                "UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code_hash = ?1",
+            )?
+            .execute(params![code_hash, user.id, now])?;
+            Ok(user)
+        })
+        .await
+    }
+
+    pub async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: [u8; 32],
+        device: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Session, StoreError> {
+        let device = device.to_owned();
+        self.write(move |conn| {
+            if !user_exists(conn, user)? {
+                return Err(StoreError::NotFound);
+            }
+            conn.prepare_cached(
+                "INSERT INTO sessions (user_id, token_hash, device, created_at, last_seen_at, \
+                 expires_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+            )?
+            .execute(params![user, token_hash, device, now, expires_at])?;
+            Ok(Session {
+                id: conn.last_insert_rowid(),
+                user_id: user,
+                device,
+                created_at: now,
+                last_seen_at: now,
+                expires_at,
+                revoked_at: None,
+            })
+        })
+        .await
+    }
+
+    pub async fn touch_session(&self, id: SessionId, now: Millis) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1",
+                )?
+                .execute(params![id, now])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn revoke_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?3 \
+                     WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![user, id, now])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    pub async fn revoke_other_sessions(
+        &self,
+        user: UserId,
+        keep: SessionId,
+        now: Millis,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE sessions SET revoked_at = ?3 \
+                 WHERE user_id = ?1 AND id != ?2 AND revoked_at IS NULL AND expires_at > ?3 \
+                 RETURNING id",
+            )?;
+            let mut ids = stmt
+                .query_map(params![user, keep, now], |row| row.get(0))?
+                .collect::<Result<Vec<SessionId>, _>>()?;
+            ids.sort_unstable();
+            Ok(ids)
+        })
+        .await
+    }
+}
