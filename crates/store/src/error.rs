@@ -2,6 +2,7 @@
 
 use rusqlite::ErrorCode;
 use rusqlite::ffi;
+use tokio_postgres::error::SqlState;
 
 /// Everything a store call can fail with. Callers match on the domain variants (`NameTaken`,
 /// `InviteInvalid`, `NotFound`, `NotAllowed`) and treat the rest as internal failures.
@@ -10,6 +11,16 @@ pub enum StoreError {
     /// SQLite reported an error not covered by a more specific variant.
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
+    /// PostgreSQL reported an error not covered by a more specific variant.
+    #[error("postgres: {0}")]
+    Postgres(#[source] tokio_postgres::Error),
+    /// No connection to the database could be had, or it was lost before the outcome of a write
+    /// was known; the write may be retried (message inserts are idempotent on their client id).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database holds a value this build cannot read (an unknown role, say).
+    #[error("unreadable value in the database: {0}")]
+    Unreadable(String),
     /// Applying the embedded schema migrations failed; the database is left as it was.
     #[error("migrating the database failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
@@ -78,6 +89,9 @@ impl StoreError {
             StoreError::WriterGone => StoreError::WriterGone,
             StoreError::DiskFull => StoreError::DiskFull,
             StoreError::WritePanicked => StoreError::WritePanicked,
+            StoreError::Postgres(err) => StoreError::Unavailable(err.to_string()),
+            StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+            StoreError::Unreadable(what) => StoreError::Unreadable(what.clone()),
             other => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
                 ffi::Error::new(ffi::SQLITE_ERROR),
                 Some(other.to_string()),
@@ -106,4 +120,27 @@ impl From<tidings_schema::SchemaError> for StoreError {
             }
         }
     }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match err.code() {
+            Some(&SqlState::DISK_FULL) => StoreError::DiskFull,
+            Some(_) => StoreError::Postgres(err),
+            None if err.is_closed() => StoreError::Unavailable(err.to_string()),
+            None => StoreError::Postgres(err),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        // Only making (or checking) a connection fails with the pool's own errors.
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+/// Whether `err` is PostgreSQL's unique violation.
+pub(crate) fn is_pg_unique_violation(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }

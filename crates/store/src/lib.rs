@@ -9,7 +9,10 @@
 //! - [`Store`] — the interface the server uses: every call async, the same answers whichever
 //!   backend is behind it. It dispatches to one of:
 //! - `sqlite` — one SQLite file (the default): a writer thread group-commits every write, a pool
-//!   of read connections serves reads on tokio's blocking pool.
+//!   of read connections serves reads on tokio's blocking pool;
+//! - `postgres` — a PostgreSQL database that several server nodes share: a pool of connections,
+//!   and on each node a writer task that group-commits messages, numbering them from one
+//!   counter row so ids follow commit order across nodes.
 //! - `account`, `room`, `message` — the rows both backends return.
 //!
 //! Invariant: message ids increase in commit order and are never reused; they are the clients'
@@ -41,6 +44,8 @@ macro_rules! text_enum {
 mod account;
 mod error;
 mod message;
+mod postgres;
+mod queued;
 mod room;
 mod sqlite;
 
@@ -49,8 +54,8 @@ use std::path::Path;
 pub use account::{Role, Session, User};
 pub use error::StoreError;
 pub use message::{Author, Inserted, Message, NewMessage, parse_mentions};
+pub use queued::Queued;
 pub use room::{Room, RoomKind, RoomSummary};
-pub use sqlite::Queued;
 
 /// A user's id.
 pub type UserId = i64;
@@ -97,6 +102,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 impl std::fmt::Debug for Store {
@@ -117,11 +123,22 @@ impl Store {
         })
     }
 
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/db`),
+    /// migrates it to the current schema (nodes starting together take turns) and starts this
+    /// node's message writer. Refuses a database written by a newer build with
+    /// [`StoreError::TooNew`]; an unreachable server is [`StoreError::Unavailable`].
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(postgres::Postgres::connect(url, options).await?),
+        })
+    }
+
     /// Stops the writer after it has committed everything queued; later writes get
     /// [`StoreError::WriterGone`]. Reads keep working.
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(p) => p.close().await,
         }
     }
 
@@ -130,6 +147,7 @@ impl Store {
     pub fn commits(&self) -> u64 {
         match &self.backend {
             Backend::Sqlite(s) => s.commits(),
+            Backend::Postgres(p) => p.commits(),
         }
     }
 
@@ -137,6 +155,7 @@ impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.user(id).await,
+            Backend::Postgres(p) => p.user(id).await,
         }
     }
 
@@ -144,6 +163,7 @@ impl Store {
     pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.user_by_name(name).await,
+            Backend::Postgres(p) => p.user_by_name(name).await,
         }
     }
 
@@ -151,12 +171,14 @@ impl Store {
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.users().await,
+            Backend::Postgres(p) => p.users().await,
         }
     }
 
     pub async fn has_owner(&self) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.has_owner().await,
+            Backend::Postgres(p) => p.has_owner().await,
         }
     }
 
@@ -167,12 +189,14 @@ impl Store {
     ) -> Result<Option<Session>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.session_by_token_hash(hash).await,
+            Backend::Postgres(p) => p.session_by_token_hash(hash).await,
         }
     }
 
     pub async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.session(id).await,
+            Backend::Postgres(p) => p.session(id).await,
         }
     }
 
@@ -181,6 +205,7 @@ impl Store {
     pub async fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.sessions_of(user).await,
+            Backend::Postgres(p) => p.sessions_of(user).await,
         }
     }
 
@@ -194,12 +219,14 @@ impl Store {
     ) -> Result<User, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.create_user(name, password_hash, role, now).await,
+            Backend::Postgres(p) => p.create_user(name, password_hash, role, now).await,
         }
     }
 
     pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.set_password(user, password_hash).await,
+            Backend::Postgres(p) => p.set_password(user, password_hash).await,
         }
     }
 
@@ -215,6 +242,10 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => {
                 s.create_invite(code_hash, created_by, now, expires_at)
+                    .await
+            }
+            Backend::Postgres(p) => {
+                p.create_invite(code_hash, created_by, now, expires_at)
                     .await
             }
         }
@@ -235,6 +266,10 @@ impl Store {
                 s.register_with_invite(code_hash, name, password_hash, now)
                     .await
             }
+            Backend::Postgres(p) => {
+                p.register_with_invite(code_hash, name, password_hash, now)
+                    .await
+            }
         }
     }
 
@@ -251,6 +286,10 @@ impl Store {
                 s.create_session(user, token_hash, device, now, expires_at)
                     .await
             }
+            Backend::Postgres(p) => {
+                p.create_session(user, token_hash, device, now, expires_at)
+                    .await
+            }
         }
     }
 
@@ -258,6 +297,7 @@ impl Store {
     pub async fn touch_session(&self, id: SessionId, now: Millis) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.touch_session(id, now).await,
+            Backend::Postgres(p) => p.touch_session(id, now).await,
         }
     }
 
@@ -270,6 +310,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.revoke_session(user, id, now).await,
+            Backend::Postgres(p) => p.revoke_session(user, id, now).await,
         }
     }
 
@@ -283,6 +324,7 @@ impl Store {
     ) -> Result<Vec<SessionId>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.revoke_other_sessions(user, keep, now).await,
+            Backend::Postgres(p) => p.revoke_other_sessions(user, keep, now).await,
         }
     }
 
@@ -290,6 +332,7 @@ impl Store {
     pub async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.room(id).await,
+            Backend::Postgres(p) => p.room(id).await,
         }
     }
 
@@ -297,6 +340,7 @@ impl Store {
     pub async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomSummary>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.rooms_of(user).await,
+            Backend::Postgres(p) => p.rooms_of(user).await,
         }
     }
 
@@ -308,6 +352,7 @@ impl Store {
     ) -> Result<Option<RoomSummary>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.room_summary(room, user).await,
+            Backend::Postgres(p) => p.room_summary(room, user).await,
         }
     }
 
@@ -315,12 +360,14 @@ impl Store {
     pub async fn group_rooms(&self) -> Result<Vec<Room>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.group_rooms().await,
+            Backend::Postgres(p) => p.group_rooms().await,
         }
     }
 
     pub async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.is_member(room, user).await,
+            Backend::Postgres(p) => p.is_member(room, user).await,
         }
     }
 
@@ -328,6 +375,7 @@ impl Store {
     pub async fn members(&self, room: RoomId) -> Result<Vec<User>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.members(room).await,
+            Backend::Postgres(p) => p.members(room).await,
         }
     }
 
@@ -336,6 +384,7 @@ impl Store {
     pub async fn memberships(&self) -> Result<Vec<(RoomId, UserId)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.memberships().await,
+            Backend::Postgres(p) => p.memberships().await,
         }
     }
 
@@ -349,6 +398,7 @@ impl Store {
     ) -> Result<Room, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.create_room(name, creator, now).await,
+            Backend::Postgres(p) => p.create_room(name, creator, now).await,
         }
     }
 
@@ -362,6 +412,7 @@ impl Store {
     ) -> Result<(Room, bool), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.open_dm(a, b, now).await,
+            Backend::Postgres(p) => p.open_dm(a, b, now).await,
         }
     }
 
@@ -375,6 +426,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.join_room(room, user, now).await,
+            Backend::Postgres(p) => p.join_room(room, user, now).await,
         }
     }
 
@@ -383,6 +435,7 @@ impl Store {
     pub async fn leave_room(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.leave_room(room, user).await,
+            Backend::Postgres(p) => p.leave_room(room, user).await,
         }
     }
 
@@ -397,6 +450,7 @@ impl Store {
     ) -> Result<MessageId, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.set_read_marker(room, user, message_id).await,
+            Backend::Postgres(p) => p.set_read_marker(room, user, message_id).await,
         }
     }
 
@@ -411,6 +465,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.history(room, before, limit).await,
+            Backend::Postgres(p) => p.history(room, before, limit).await,
         }
     }
 
@@ -423,6 +478,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.messages_since(user, after, limit).await,
+            Backend::Postgres(p) => p.messages_since(user, after, limit).await,
         }
     }
 
@@ -435,6 +491,7 @@ impl Store {
     ) -> Result<Option<Message>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.message_by_client_id(author, client_id).await,
+            Backend::Postgres(p) => p.message_by_client_id(author, client_id).await,
         }
     }
 
@@ -442,6 +499,7 @@ impl Store {
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.latest_message_id().await,
+            Backend::Postgres(p) => p.latest_message_id().await,
         }
     }
 
@@ -479,6 +537,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite(s) => s.queue_message(msg, on_commit).await,
+            Backend::Postgres(p) => p.queue_message(msg, on_commit).await,
         }
     }
 }

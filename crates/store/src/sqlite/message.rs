@@ -2,8 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::Sqlite;
 use super::room::{is_member, load_room};
-use super::{Queued, Sqlite};
+use crate::Queued;
 use crate::{
     Author, Inserted, Message, MessageId, NewMessage, RoomId, StoreError, UserId, parse_mentions,
 };

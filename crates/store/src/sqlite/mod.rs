@@ -27,7 +27,6 @@ use tokio::sync::Semaphore;
 
 use crate::{Role, RoomKind, StoreError, StoreOptions};
 use pool::{Pool, PooledConnection};
-pub use writer::Queued;
 use writer::Writer;
 
 /// A fieldless enum of the store as a TEXT column.

@@ -28,6 +28,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::StoreError;
+use crate::queued::{Answer, Queued};
 
 /// How many writes may wait for the writer before callers are made to wait in `send`.
 const QUEUE_DEPTH: usize = 4096;
@@ -97,39 +98,6 @@ where
         };
         // The caller may have stopped waiting; the write stands regardless.
         let _ = reply.send(result);
-    }
-}
-
-/// A write in the writer's queue; resolves to its result once its transaction has committed.
-#[derive(Debug)]
-pub struct Queued<T> {
-    answer: Answer<T>,
-}
-
-/// Where a queued write's result comes from.
-#[derive(Debug)]
-enum Answer<T> {
-    /// Straight from the writer thread.
-    Direct(oneshot::Receiver<Result<T, StoreError>>),
-    /// From a blocking-pool task waiting for the writer thread (`StoreOptions::paused_clock`).
-    Blocking(tokio::task::JoinHandle<Result<T, StoreError>>),
-}
-
-impl<T> std::future::Future for Queued<T> {
-    type Output = Result<T, StoreError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        match &mut self.answer {
-            Answer::Direct(answer) => std::pin::Pin::new(answer)
-                .poll(cx)
-                .map(|answer| answer.unwrap_or(Err(StoreError::WriterGone))),
-            Answer::Blocking(answer) => std::pin::Pin::new(answer)
-                .poll(cx)
-                .map(|answer| answer.unwrap_or(Err(StoreError::WriterGone))),
-        }
     }
 }
 

@@ -1,10 +1,10 @@
-use tidings_store::{Role, StoreError};
+use crate::on_both;
+
+use tidings_store::{Role, Store, StoreError};
 
 const DAY: i64 = 86_400_000;
 
-#[tokio::test]
-async fn user_names_are_unique_ignoring_case() {
-    let (_dir, store) = super::store();
+async fn user_names_are_unique_ignoring_case(store: Store) {
     let ana = store
         .create_user("Ana", "h1", Role::Owner, 10)
         .await
@@ -41,9 +41,7 @@ async fn user_names_are_unique_ignoring_case() {
     ));
 }
 
-#[tokio::test]
-async fn an_invite_admits_one_member() {
-    let (_dir, store) = super::store();
+async fn an_invite_admits_one_member(store: Store) {
     let owner = store
         .create_user("owner", "h", Role::Owner, 0)
         .await
@@ -72,9 +70,7 @@ async fn an_invite_admits_one_member() {
     assert_eq!(store.user_by_name("bob").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn an_expired_invite_is_refused() {
-    let (_dir, store) = super::store();
+async fn an_expired_invite_is_refused(store: Store) {
     let code = [1u8; 32];
     store.create_invite(code, None, 0, Some(DAY)).await.unwrap();
     assert!(matches!(
@@ -91,9 +87,7 @@ async fn an_expired_invite_is_refused() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_taken_name_leaves_the_invite_usable() {
-    let (_dir, store) = super::store();
+async fn a_taken_name_leaves_the_invite_usable(store: Store) {
     super::user(&store, "ana").await;
     let code = [3u8; 32];
     store.create_invite(code, None, 0, None).await.unwrap();
@@ -109,9 +103,7 @@ async fn a_taken_name_leaves_the_invite_usable() {
     assert_eq!(bob.name, "bob");
 }
 
-#[tokio::test]
-async fn sessions_are_found_by_token_hash_and_revoked() {
-    let (_dir, store) = super::store();
+async fn sessions_are_found_by_token_hash_and_revoked(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "bob").await;
 
@@ -135,9 +127,10 @@ async fn sessions_are_found_by_token_hash_and_revoked() {
         .create_session(bob.id, [5; 32], "desk", 100, 100 + DAY)
         .await
         .unwrap();
+    // A token hash is unique: the database's own constraint refuses a second one.
     assert!(matches!(
         store.create_session(ana.id, [1; 32], "dup", 1, 2).await,
-        Err(StoreError::Sqlite(_))
+        Err(StoreError::Sqlite(_) | StoreError::Postgres(_))
     ));
     assert!(matches!(
         store.create_session(999, [6; 32], "ghost", 1, 2).await,
@@ -216,3 +209,11 @@ async fn sessions_are_found_by_token_hash_and_revoked() {
             .is_empty()
     );
 }
+
+on_both!(
+    user_names_are_unique_ignoring_case,
+    an_invite_admits_one_member,
+    an_expired_invite_is_refused,
+    a_taken_name_leaves_the_invite_usable,
+    sessions_are_found_by_token_hash_and_revoked
+);

@@ -1,16 +1,46 @@
-//! The store through its public API, on real SQLite files in temporary directories.
+//! The store through its public API. Every test of the interface runs once per backend — on a
+//! real SQLite file in a temporary directory, and on a fresh database of a real PostgreSQL server
+//! this process starts (see `tidings-engines`) — so both are held to exactly the same answers.
 
 mod account;
 mod message;
 mod open;
+mod ordering;
 mod room;
 
 use std::path::Path;
 
+use tidings_engines::Postgres;
 use tidings_store::{Role, Room, Store, StoreOptions, User};
 
+/// Runs each named `async fn(Store)` as two tests, `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let (_dir, store) = crate::sqlite();
+                    super::$test(store).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let store = crate::postgres().await;
+                    super::$test(store).await;
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_both;
+
 /// A store in a fresh temporary directory, which lives as long as the returned guard.
-pub fn store() -> (tempfile::TempDir, Store) {
+pub fn sqlite() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_at(&dir.path().join("tidings.db"));
     (dir, store)
@@ -18,6 +48,12 @@ pub fn store() -> (tempfile::TempDir, Store) {
 
 pub fn open_at(path: &Path) -> Store {
     Store::open(path, StoreOptions::default()).unwrap()
+}
+
+/// A store on a new, empty database of this process's PostgreSQL server.
+pub async fn postgres() -> Store {
+    let url = Postgres::shared().fresh_database().unwrap();
+    Store::connect(&url, StoreOptions::default()).await.unwrap()
 }
 
 pub async fn user(store: &Store, name: &str) -> User {

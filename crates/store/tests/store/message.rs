@@ -1,3 +1,5 @@
+use crate::on_both;
+
 use std::sync::{Arc, Mutex};
 
 use tidings_store::{Inserted, Message, NewMessage, Store, StoreError, User};
@@ -27,9 +29,7 @@ fn ids(messages: &[Message]) -> Vec<i64> {
     messages.iter().map(|m| m.id).collect()
 }
 
-#[tokio::test]
-async fn history_pages_backwards_without_overlap() {
-    let (_dir, store) = super::store();
+async fn history_pages_backwards_without_overlap(store: Store) {
     let ana = super::user(&store, "ana").await;
     let general = super::room(&store, "general", &ana).await;
     let other = super::room(&store, "other", &ana).await;
@@ -68,9 +68,7 @@ async fn history_pages_backwards_without_overlap() {
     assert!(store.history(999, None, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn messages_since_covers_only_the_users_rooms() {
-    let (_dir, store) = super::store();
+async fn messages_since_covers_only_the_users_rooms(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "bob").await;
     let shared = super::room(&store, "shared", &ana).await;
@@ -113,9 +111,7 @@ async fn messages_since_covers_only_the_users_rooms() {
     );
 }
 
-#[tokio::test]
-async fn a_resent_message_is_stored_once() {
-    let (_dir, store) = super::store();
+async fn a_resent_message_is_stored_once(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "bob").await;
     let general = super::room(&store, "general", &ana).await;
@@ -167,9 +163,7 @@ async fn a_resent_message_is_stored_once() {
     assert_eq!(hooked.lock().unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn mentions_of_members_are_recorded() {
-    let (_dir, store) = super::store();
+async fn mentions_of_members_are_recorded(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "Bob").await;
     let eve = super::user(&store, "eve").await;
@@ -193,9 +187,7 @@ async fn mentions_of_members_are_recorded() {
     assert!(plain.mentions.is_empty());
 }
 
-#[tokio::test]
-async fn only_members_may_post() {
-    let (_dir, store) = super::store();
+async fn only_members_may_post(store: Store) {
     let ana = super::user(&store, "ana").await;
     let eve = super::user(&store, "eve").await;
     let general = super::room(&store, "general", &ana).await;
@@ -222,9 +214,7 @@ async fn only_members_may_post() {
 
 /// Many tasks sending at once: each hook sees its own message, and hooks run in id order. How the
 /// writes batch depends on timing here; the deterministic batching test is in the crate itself.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_inserts_reach_hooks_in_id_order() {
-    let (_dir, store) = super::store();
+async fn concurrent_inserts_reach_hooks_in_id_order(store: Store) {
     let ana = super::user(&store, "ana").await;
     let general = super::room(&store, "general", &ana).await;
     let commits_before = store.commits();
@@ -268,9 +258,7 @@ async fn concurrent_inserts_reach_hooks_in_id_order() {
     );
 }
 
-#[tokio::test]
-async fn queued_messages_commit_in_queue_order_however_they_are_awaited() {
-    let (_dir, store) = super::store();
+async fn queued_messages_commit_in_queue_order_however_they_are_awaited(store: Store) {
     let ana = super::user(&store, "ana").await;
     let room = super::room(&store, "general", &ana).await;
     let mut queued = Vec::new();
@@ -297,3 +285,13 @@ async fn queued_messages_commit_in_queue_order_however_they_are_awaited() {
     assert_eq!(bodies, expected);
     assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
 }
+
+on_both!(
+    history_pages_backwards_without_overlap,
+    messages_since_covers_only_the_users_rooms,
+    a_resent_message_is_stored_once,
+    mentions_of_members_are_recorded,
+    only_members_may_post,
+    concurrent_inserts_reach_hooks_in_id_order,
+    queued_messages_commit_in_queue_order_however_they_are_awaited
+);

@@ -1,3 +1,5 @@
+use crate::on_both;
+
 use rusqlite::Connection;
 use tidings_store::{Role, Store, StoreError, StoreOptions};
 
@@ -65,9 +67,7 @@ fn a_database_from_a_newer_build_is_refused() {
     assert_eq!(user_version(&path), 99);
 }
 
-#[tokio::test]
-async fn reads_see_committed_writes_and_survive_close() {
-    let (_dir, store) = super::store();
+async fn reads_see_committed_writes_and_survive_close(store: Store) {
     let ana = super::user(&store, "ana").await;
     assert_eq!(store.user(ana.id).await.unwrap(), Some(ana.clone()));
     store.close().await;
@@ -76,4 +76,94 @@ async fn reads_see_committed_writes_and_survive_close() {
         Err(StoreError::WriterGone)
     ));
     assert_eq!(store.user(ana.id).await.unwrap(), Some(ana));
+}
+
+on_both!(reads_see_committed_writes_and_survive_close);
+
+/// A raw connection to `url`, for looking at (or tampering with) a PostgreSQL store's database.
+pub async fn raw(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connect_migrates_once_and_nodes_starting_together_agree() {
+    let url = tidings_engines::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    // Three nodes starting at once: one migrates, the others wait for it and find it done.
+    let (a, b, c) = tokio::join!(
+        Store::connect(&url, StoreOptions::default()),
+        Store::connect(&url, StoreOptions::default()),
+        Store::connect(&url, StoreOptions::default()),
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let versions: Vec<i64> = raw(&url)
+        .await
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    a.create_user("Ana", "h", Role::Owner, 5).await.unwrap();
+    assert!(b.has_owner().await.unwrap());
+    assert_eq!(c.users().await.unwrap().len(), 1);
+    for store in [a, b, c] {
+        store.close().await;
+    }
+    let again = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    assert_eq!(again.users().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_from_a_newer_build_is_refused() {
+    let url = tidings_engines::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    Store::connect(&url, StoreOptions::default())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let raw = raw(&url).await;
+    raw.execute("INSERT INTO schema_version (version) VALUES (99)", &[])
+        .await
+        .unwrap();
+    match Store::connect(&url, StoreOptions::default()).await {
+        Err(StoreError::TooNew { found, supported }) => {
+            assert_eq!(found, 99);
+            assert_eq!(supported, 1);
+        }
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    let count: i64 = raw
+        .query_one("SELECT count(*) FROM schema_version", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 2, "refusing leaves the database as it was");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_is_a_clear_error() {
+    // A port nothing listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/none");
+    match Store::connect(&url, StoreOptions::default()).await {
+        Err(StoreError::Unavailable(why)) => assert!(!why.is_empty()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(matches!(
+        Store::connect("mysql://nope", StoreOptions::default()).await,
+        Err(StoreError::Unavailable(_))
+    ));
 }

@@ -1,3 +1,5 @@
+use crate::on_both;
+
 use tidings_store::{NewMessage, RoomKind, Store, StoreError, User};
 
 async fn say(store: &Store, room: i64, author: &User, body: &str) -> i64 {
@@ -14,9 +16,7 @@ async fn say(store: &Store, room: i64, author: &User, body: &str) -> i64 {
     }
 }
 
-#[tokio::test]
-async fn group_rooms_are_created_joined_and_left() {
-    let (_dir, store) = super::store();
+async fn group_rooms_are_created_joined_and_left(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "bob").await;
 
@@ -66,9 +66,7 @@ async fn group_rooms_are_created_joined_and_left() {
     assert_eq!(store.room(999).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn a_dm_is_opened_once_and_cannot_be_joined_or_left() {
-    let (_dir, store) = super::store();
+async fn a_dm_is_opened_once_and_cannot_be_joined_or_left(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "bob").await;
     let eve = super::user(&store, "eve").await;
@@ -113,9 +111,7 @@ async fn a_dm_is_opened_once_and_cannot_be_joined_or_left() {
     assert_eq!(store.room_summary(dm.id, eve.id).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn unread_counts_and_mentions_follow_the_read_marker() {
-    let (_dir, store) = super::store();
+async fn unread_counts_and_mentions_follow_the_read_marker(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "bob").await;
     let general = super::room(&store, "general", &ana).await;
@@ -208,3 +204,9 @@ async fn unread_counts_and_mentions_follow_the_read_marker() {
         Err(StoreError::NotFound)
     ));
 }
+
+on_both!(
+    group_rooms_are_created_joined_and_left,
+    a_dm_is_opened_once_and_cannot_be_joined_or_left,
+    unread_counts_and_mentions_follow_the_read_marker
+);

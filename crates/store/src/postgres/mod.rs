@@ -1,0 +1,121 @@
+//! The PostgreSQL backend, for groups that run several server nodes on one database.
+//!
+//! - `schema` — SQL migrations from `migrations/postgres`, applied at connect under an advisory
+//!   lock (nodes starting together migrate once); a database from a newer build is refused.
+//! - `writer` — the message log. One task per node group-commits the messages queued to it in one
+//!   transaction, taking their ids from the `log_head` row it updates in that same transaction,
+//!   so ids follow commit order across every node with no gap; see the module.
+//! - `account`, `room`, `message` — the queries, by domain. Reads, and every write but a
+//!   message, run on a pooled connection of their own; PostgreSQL orders them.
+
+mod account;
+mod message;
+mod room;
+mod schema;
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::Row;
+
+use crate::{Role, RoomKind, StoreError, StoreOptions};
+use writer::Writer;
+
+/// How long a caller waits for a pooled connection, and a new connection for its server.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL backend. Cheap to clone; every clone shares the pool and the writer.
+#[derive(Clone)]
+pub(crate) struct Postgres {
+    pool: Pool,
+    writer: std::sync::Arc<Writer>,
+}
+
+impl Postgres {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`),
+    /// migrates it and starts the message writer.
+    pub(crate) async fn connect(url: &str, options: StoreOptions) -> Result<Postgres, StoreError> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|err| StoreError::Unavailable(format!("bad database URL: {err}")))?;
+        let pool = pool(config.clone(), options.read_connections.max(1) + 4)?;
+        schema::migrate(&mut *pool.get().await?).await?;
+        // The writer's connection is its own, so reads never keep a batch waiting.
+        let writer = Writer::spawn(pool_of_one(config)?, options.max_batch.max(1));
+        Ok(Postgres {
+            pool,
+            writer: std::sync::Arc::new(writer),
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        self.writer.close().await;
+    }
+
+    pub(crate) fn commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
+    /// A pooled connection for a write: refused once the store is closed, as the SQLite
+    /// backend's writer refuses.
+    async fn writable(&self) -> Result<Object, StoreError> {
+        if self.writer.is_closed() {
+            return Err(StoreError::WriterGone);
+        }
+        self.client().await
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+fn pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(PATIENCE);
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // A connection that died is found out by the query that uses it, which fails with
+            // `Unavailable`; checking each one before use would cost a round trip per query.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(PATIENCE))
+        .create_timeout(Some(PATIENCE))
+        .build()
+        .map_err(|err| StoreError::Unavailable(err.to_string()))
+}
+
+fn pool_of_one(config: tokio_postgres::Config) -> Result<Pool, StoreError> {
+    pool(config, 1)
+}
+
+/// Column `at` of `row`, converted.
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    at: usize,
+) -> Result<T, StoreError> {
+    Ok(row.try_get(at)?)
+}
+
+fn role(row: &Row, at: usize) -> Result<Role, StoreError> {
+    Role::parse(row.try_get(at)?).map_err(StoreError::Unreadable)
+}
+
+fn room_kind(row: &Row, at: usize) -> Result<RoomKind, StoreError> {
+    RoomKind::parse(row.try_get(at)?).map_err(StoreError::Unreadable)
+}
+
+/// A `count(*)` column (bigint, never negative).
+fn count(row: &Row, at: usize) -> Result<u64, StoreError> {
+    Ok(u64::try_from(row.try_get::<_, i64>(at)?).unwrap_or(0))
+}
