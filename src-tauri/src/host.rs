@@ -62,7 +62,7 @@ impl Host {
         lan: bool,
     ) -> Result<(Host, String), CommandError> {
         let config = server_config(data, SocketAddr::from(([127, 0, 0, 1], PREFERRED_PORT)));
-        let store = open_store(&config).map_err(CommandError::internal)?;
+        let store = open_store(&config).await.map_err(CommandError::internal)?;
         let result = async {
             if !store.has_owner().await.map_err(CommandError::internal)? {
                 let now = Clock::System.now_ms();

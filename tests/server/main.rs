@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod chat;
+mod cluster;
 mod disk;
 mod feed;
 mod http1;

@@ -86,11 +86,22 @@ impl TestServer {
         let mut config = test_config();
         config.data_dir = dir.path().to_path_buf();
         adjust(&mut config);
-        let store = tidings_server::open_store(&config).expect("open store");
-        let now = tidings_server::Clock::System.now_ms();
-        tidings_server::account::add_user(&store, OWNER, PASSWORD, tidings_store::Role::Owner, now)
+        let store = tidings_server::open_store(&config)
+            .await
+            .expect("open store");
+        // Nodes of a cluster share their store: the first one creates the owner.
+        if !store.has_owner().await.expect("read the store") {
+            let now = tidings_server::Clock::System.now_ms();
+            tidings_server::account::add_user(
+                &store,
+                OWNER,
+                PASSWORD,
+                tidings_store::Role::Owner,
+                now,
+            )
             .await
             .expect("create owner");
+        }
         store.close().await;
         TestServer::serve(dir, config, None).await
     }
@@ -116,6 +127,23 @@ impl TestServer {
             stop,
             task,
         }
+    }
+
+    /// A node of a cluster: a server on the PostgreSQL database at `url`, which its nodes share.
+    pub async fn node(url: &str) -> TestServer {
+        TestServer::start_with(|config| config.store = Some(url.to_owned())).await
+    }
+
+    /// `n` nodes on a new database of this process's PostgreSQL server.
+    pub async fn cluster(n: usize) -> Vec<TestServer> {
+        let url = tidings_engines::Postgres::shared()
+            .fresh_database()
+            .expect("a database for the cluster");
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(TestServer::node(&url).await);
+        }
+        nodes
     }
 
     /// Stops the server gracefully and waits until it has.

@@ -17,6 +17,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Holds the database (`tidings.db`) and nothing else the server needs.
     pub data_dir: PathBuf,
+    /// Where the data lives instead of `data_dir`'s SQLite file: a PostgreSQL database as a
+    /// `postgres://user:password@host:port/database` URL, which several server nodes may share.
+    pub store: Option<String>,
     /// Origins (`scheme://host[:port]`) whose pages may use the session cookie, besides the
     /// server's own origin. Requests authenticated by `Authorization: Bearer` are not affected.
     pub allowed_origins: Vec<String>,
@@ -168,6 +171,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir: PathBuf::from("tidings-data"),
+            store: None,
             allowed_origins: Vec::new(),
             drain_timeout: Duration::from_secs(10),
             session: SessionConfig::default(),
@@ -377,6 +381,17 @@ mod tests {
         let config = Config::from_toml(text).expect("example config parses");
         // The example documents the defaults; if one drifts, the example is lying.
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn a_postgres_store_comes_from_the_file() {
+        assert_eq!(Config::default().store, None);
+        let config = Config::from_toml("store = \"postgres://t@127.0.0.1:5432/t\"").unwrap();
+        assert_eq!(
+            config.store.as_deref(),
+            Some("postgres://t@127.0.0.1:5432/t")
+        );
+        assert!(Config::keys().contains(&"store".to_owned()));
     }
 
     #[test]

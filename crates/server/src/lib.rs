@@ -100,16 +100,31 @@ pub enum ServerError {
     /// The database could not be opened (or is from a newer Tidings).
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    /// The configuration names something the server cannot use.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
-/// Opens (creating if needed) the data dir's database.
-pub fn open_store(config: &Config) -> Result<Store, ServerError> {
-    std::fs::create_dir_all(&config.data_dir)?;
+/// Opens the database: the PostgreSQL one `store` names, or else (creating it if needed) the data
+/// dir's SQLite file.
+pub async fn open_store(config: &Config) -> Result<Store, ServerError> {
     let options = StoreOptions {
         paused_clock: config.testing.paused_clock,
         ..StoreOptions::default()
     };
-    Ok(Store::open(&config.database_path(), options)?)
+    match &config.store {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Store::connect(url, options).await?)
+        }
+        Some(other) => Err(ServerError::Config(format!(
+            "store = {other:?}: expected a postgres:// URL (or no store, for the data dir's \
+             SQLite file)"
+        ))),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            Ok(Store::open(&config.database_path(), options)?)
+        }
+    }
 }
 
 /// Serves Tidings on `listener` until `shutdown` resolves, then shuts down gracefully: stops
@@ -122,7 +137,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     open_files_for(&config.limits);
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let memberships = store.memberships().await?;
     let latest = store.latest_message_id().await?;
     let hub = Arc::new(hub::Hub::new(
@@ -131,6 +146,12 @@ pub async fn run(
         config.limits.send_queue,
         config.transports.presence_grace,
     ));
+    // Fan-out follows the store's log: every message committed after `latest` — on PostgreSQL by
+    // any node — is published to this node's connections once, in id order.
+    let publisher = Arc::clone(&hub);
+    store.follow(latest, move |message| {
+        publisher.publish_message(wire::message(message.clone()));
+    })?;
     let token = CancellationToken::new();
     let state = app::AppState::new(config, store.clone(), hub, token.clone());
     let router = app::router(state.clone());

@@ -114,7 +114,7 @@ fn main() -> Result<()> {
                     },
             } => {
                 let password = password(password_stdin, &format!("password for {name}: "))?;
-                let store = open_store(&config)?;
+                let store = open_store(&config).await?;
                 let user = account::add_user(
                     &store,
                     &name,
@@ -128,7 +128,7 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Invite => {
-                let store = open_store(&config)?;
+                let store = open_store(&config).await?;
                 let invite = account::create_invite(&store, None, Clock::System.now_ms()).await?;
                 store.close().await;
                 println!("{}", invite.code);
@@ -161,7 +161,7 @@ fn password(from_stdin: bool, prompt: &str) -> Result<String> {
 }
 
 async fn init(config: &Config, owner: &str, password: &str) -> Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     if store.has_owner().await? {
         bail!(
             "{} already has an owner; use `tidings-server user add` or `invite`",
@@ -182,7 +182,7 @@ async fn init(config: &Config, owner: &str, password: &str) -> Result<()> {
 /// Serves; a fresh data dir first gets an owner with a generated password, printed once, so the
 /// one run command ends in a server someone can log in to.
 async fn serve(config: Config) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     if !store.has_owner().await? {
         let password = tidings_server::account::generated_password();
         account::add_user(

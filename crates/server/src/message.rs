@@ -2,7 +2,6 @@
 //! history pages and read markers.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -92,7 +91,6 @@ pub async fn queue(
         ));
         return Err(ApiError::rate_limited(wait));
     }
-    let hub = Arc::clone(&state.hub);
     let new = NewMessage {
         room_id: room,
         author_id: author.id,
@@ -100,14 +98,9 @@ pub async fn queue(
         body,
         sent_at: state.now_ms(),
     };
-    // Fan-out runs on the store's writer thread right after the commit, in commit order. The
-    // store checks, in the same transaction, that the room exists and the author is in it.
-    let queued = state
-        .store
-        .queue_message(new, move |m| {
-            hub.publish_message(wire::message(m.clone()));
-        })
-        .await?;
+    // The store checks, in the same transaction, that the room exists and the author is in it.
+    // Fan-out follows the store's log (see `crate::run`), not this send.
+    let queued = state.store.queue_message(new).await?;
     Ok(Box::pin(async move {
         match queued.await {
             Ok(Inserted::New(m)) => Ok(Sent {

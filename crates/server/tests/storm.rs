@@ -228,7 +228,7 @@ async fn write_missed(db: &std::path::Path, devices: &[Device]) -> MessageId {
                 body: format!("while the server was down, {n}"),
                 sent_at: now_ms(),
             };
-            match store.insert_message(message, |_| {}).await.unwrap() {
+            match store.insert_message(message).await.unwrap() {
                 Inserted::New(stored) => latest = latest.max(stored.id),
                 Inserted::Duplicate(_) => panic!("no client id, no duplicate"),
             }

@@ -68,6 +68,12 @@ pub type SessionId = i64;
 /// A point in time, in milliseconds since the unix epoch.
 pub type Millis = i64;
 
+/// The log's follower: see [`Store::follow`].
+pub(crate) type LogHandler = std::sync::Arc<dyn Fn(&Message) + Send + Sync>;
+
+/// How often a PostgreSQL store's follower reads the log even without a notification.
+pub const FOLLOW_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Tuning for [`Store::open`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -102,7 +108,8 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::Sqlite),
-    Postgres(postgres::Postgres),
+    // Boxed: its pool, config and writer handle are far bigger than the SQLite handle.
+    Postgres(std::sync::Arc<postgres::Postgres>),
 }
 
 impl std::fmt::Debug for Store {
@@ -129,7 +136,9 @@ impl Store {
     /// [`StoreError::TooNew`]; an unreachable server is [`StoreError::Unavailable`].
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         Ok(Store {
-            backend: Backend::Postgres(postgres::Postgres::connect(url, options).await?),
+            backend: Backend::Postgres(std::sync::Arc::new(
+                postgres::Postgres::connect(url, options).await?,
+            )),
         })
     }
 
@@ -505,39 +514,44 @@ impl Store {
 
     /// Stores a message. Idempotent on (author, client id): a second insert returns
     /// [`Inserted::Duplicate`] with the stored message and stores nothing. `@name` tokens in the
-    /// body that match (case-insensitively) a member of the room are recorded as mentions.
-    ///
-    /// `on_commit` runs on the writer once the transaction holding the message has
-    /// committed, in commit order — so message ids reach it ascending — and only for a new message.
-    /// It must not block: it delays every write behind it.
+    /// body that match (case-insensitively) a member of the room are recorded as mentions. A new
+    /// message reaches the log's follower (see [`Store::follow`]) once committed.
     ///
     /// A missing room is [`StoreError::NotFound`]; an author who is not a member of the room,
     /// [`StoreError::NotAllowed`].
-    pub async fn insert_message<F>(
-        &self,
-        msg: NewMessage,
-        on_commit: F,
-    ) -> Result<Inserted, StoreError>
-    where
-        F: FnOnce(&Message) + Send + 'static,
-    {
-        self.queue_message(msg, on_commit).await?.await
+    pub async fn insert_message(&self, msg: NewMessage) -> Result<Inserted, StoreError> {
+        self.queue_message(msg).await?.await
     }
 
     /// Like [`Store::insert_message`], in two steps: returns once the insert is queued, with a
     /// future of its result. Messages queued one after another by the same caller commit (and
     /// get their ids) in that order, however their results are awaited.
-    pub async fn queue_message<F>(
-        &self,
-        msg: NewMessage,
-        on_commit: F,
-    ) -> Result<Queued<Inserted>, StoreError>
-    where
-        F: FnOnce(&Message) + Send + 'static,
-    {
+    pub async fn queue_message(&self, msg: NewMessage) -> Result<Queued<Inserted>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.queue_message(msg, on_commit).await,
-            Backend::Postgres(p) => p.queue_message(msg, on_commit).await,
+            Backend::Sqlite(s) => s.queue_message(msg).await,
+            Backend::Postgres(p) => p.queue_message(msg).await,
+        }
+    }
+
+    /// Hands `handler` every message committed after `after`, once each and in id order — which
+    /// is commit order — including, on PostgreSQL, the messages every other node commits: the
+    /// log, followed. The server feeds its fan-out from here. One follower per store
+    /// ([`StoreError::NotAllowed`] for a second); the handler must not block.
+    ///
+    /// SQLite calls it on the writer thread right after each commit, before the sender is
+    /// answered. PostgreSQL calls it from a task that wakes on the commit's `NOTIFY`, on a
+    /// reconnect of its `LISTEN` connection, and on a tick ([`FOLLOW_TICK`]), and reads every
+    /// message after the last one it handed on: a lost notification delays a message by at most
+    /// the tick and loses nothing.
+    pub fn follow(
+        &self,
+        after: MessageId,
+        handler: impl Fn(&Message) + Send + Sync + 'static,
+    ) -> Result<(), StoreError> {
+        let handler: LogHandler = std::sync::Arc::new(handler);
+        match &self.backend {
+            Backend::Sqlite(s) => s.follow(handler),
+            Backend::Postgres(p) => p.follow(after, handler),
         }
     }
 }

@@ -8,13 +8,13 @@ use crate::queued::Queued;
 use crate::{Author, Inserted, Message, MessageId, NewMessage, RoomId, StoreError, UserId};
 
 /// Messages with their author's name and their mentions (sorted); callers add the WHERE clause.
-const MESSAGE_SELECT: &str = "\
+pub(super) const MESSAGE_SELECT: &str = "\
 SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
        ARRAY(SELECT mn.user_id FROM mentions mn WHERE mn.message_id = m.id ORDER BY mn.user_id)
 FROM messages m
 JOIN users u ON u.id = m.author_id";
 
-fn message_from(row: &Row) -> Result<Message, StoreError> {
+pub(super) fn message_from(row: &Row) -> Result<Message, StoreError> {
     Ok(Message {
         id: get(row, 0)?,
         room_id: get(row, 1)?,
@@ -113,23 +113,7 @@ impl Postgres {
         get(&c.query_one(&stmt, &[]).await?, 0)
     }
 
-    pub async fn queue_message<F>(
-        &self,
-        msg: NewMessage,
-        on_commit: F,
-    ) -> Result<Queued<Inserted>, StoreError>
-    where
-        F: FnOnce(&Message) + Send + 'static,
-    {
-        self.writer
-            .enqueue(
-                msg,
-                Box::new(move |inserted: &Inserted| {
-                    if let Inserted::New(message) = inserted {
-                        on_commit(message);
-                    }
-                }),
-            )
-            .await
+    pub async fn queue_message(&self, msg: NewMessage) -> Result<Queued<Inserted>, StoreError> {
+        self.writer.enqueue(msg).await
     }
 }

@@ -5,10 +5,13 @@
 //! - `writer` — the message log. One task per node group-commits the messages queued to it in one
 //!   transaction, taking their ids from the `log_head` row it updates in that same transaction,
 //!   so ids follow commit order across every node with no gap; see the module.
+//! - `follower` — follows the log for this node's fan-out: `LISTEN`s for the writers' `NOTIFY`,
+//!   and reads every message after the last one handed on, on each wake-up and each tick.
 //! - `account`, `room`, `message` — the queries, by domain. Reads, and every write but a
 //!   message, run on a pooled connection of their own; PostgreSQL orders them.
 
 mod account;
+mod follower;
 mod message;
 mod room;
 mod schema;
@@ -21,17 +24,21 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 use tokio_postgres::Row;
 
-use crate::{Role, RoomKind, StoreError, StoreOptions};
+use crate::{LogHandler, MessageId, Role, RoomKind, StoreError, StoreOptions};
 use writer::Writer;
 
 /// How long a caller waits for a pooled connection, and a new connection for its server.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The PostgreSQL backend. Cheap to clone; every clone shares the pool and the writer.
-#[derive(Clone)]
+/// The PostgreSQL backend, shared by every clone of its `Store`.
 pub(crate) struct Postgres {
+    config: tokio_postgres::Config,
     pool: Pool,
-    writer: std::sync::Arc<Writer>,
+    writer: Writer,
+    /// Set at close: the follower stops.
+    closed: tokio::sync::watch::Sender<bool>,
+    /// Whether a follower was started (one per store).
+    following: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Postgres {
@@ -43,15 +50,36 @@ impl Postgres {
         let pool = pool(config.clone(), options.read_connections.max(1) + 4)?;
         schema::migrate(&mut *pool.get().await?).await?;
         // The writer's connection is its own, so reads never keep a batch waiting.
-        let writer = Writer::spawn(pool_of_one(config)?, options.max_batch.max(1));
+        let writer = Writer::spawn(pool_of_one(config.clone())?, options.max_batch.max(1));
         Ok(Postgres {
+            config,
             pool,
-            writer: std::sync::Arc::new(writer),
+            writer,
+            closed: tokio::sync::watch::Sender::new(false),
+            following: std::sync::Arc::default(),
         })
+    }
+
+    pub(crate) fn follow(&self, after: MessageId, handler: LogHandler) -> Result<(), StoreError> {
+        if self
+            .following
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::NotAllowed);
+        }
+        tokio::spawn(follower::run(
+            self.config.clone(),
+            self.pool.clone(),
+            after,
+            handler,
+            self.closed.subscribe(),
+        ));
+        Ok(())
     }
 
     pub(crate) async fn close(&self) {
         self.writer.close().await;
+        self.closed.send_replace(true);
     }
 
     pub(crate) fn commits(&self) -> u64 {

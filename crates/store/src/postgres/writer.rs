@@ -14,10 +14,10 @@
 //! transaction wakes the nodes that follow the log once it commits.
 //!
 //! If a batch fails as a whole (a message PostgreSQL cannot store, a race with another node on a
-//! client id), its messages are retried one per transaction, so the bad one fails alone. After-
-//! commit hooks run in batch order, so ids reach them ascending, and only then is each caller
-//! answered. A connection lost before the commit's outcome is known answers `Unavailable`: the
-//! client retries with the same client id, which stores the message at most once.
+//! client id), its messages are retried one per transaction, so the bad one fails alone. A
+//! connection lost before the commit's outcome is known answers `Unavailable`: the client retries
+//! with the same client id, which stores the message at most once. Fan-out does not start here
+//! but from the log (`follower`), which holds every node's messages in one order.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +66,6 @@ SELECT (SELECT id FROM dup), (SELECT found FROM place), (SELECT member FROM plac
 
 struct Job {
     msg: NewMessage,
-    hook: Box<dyn FnOnce(&Inserted) + Send>,
     reply: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
@@ -96,11 +95,7 @@ impl Writer {
     }
 
     /// Queues `msg`; the answer comes once its batch has committed (or failed).
-    pub(crate) async fn enqueue(
-        &self,
-        msg: NewMessage,
-        hook: Box<dyn FnOnce(&Inserted) + Send>,
-    ) -> Result<Queued<Inserted>, StoreError> {
+    pub(crate) async fn enqueue(&self, msg: NewMessage) -> Result<Queued<Inserted>, StoreError> {
         let sender = self
             .sender
             .lock()
@@ -109,7 +104,7 @@ impl Writer {
             .ok_or(StoreError::WriterGone)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(Job { msg, hook, reply })
+            .send(Job { msg, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Queued {
@@ -178,15 +173,7 @@ async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>, max_batch: usize, commit
     }
 }
 
-/// Answers a job, running its hook first if its message was stored now.
 fn finish(job: Job, result: Result<Inserted, StoreError>) {
-    if let Ok(inserted) = &result {
-        let hook = job.hook;
-        // The hook is the caller's code; a panic in it must not end the writer.
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(inserted))).is_err() {
-            tracing::error!("an after-commit hook panicked");
-        }
-    }
     // The caller may have stopped waiting; the message stands regardless.
     let _ = job.reply.send(result);
 }

@@ -1,5 +1,7 @@
 //! Messages on SQLite: stored idempotently in the writer's group commit, history pages, catch-up.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Sqlite;
@@ -196,21 +198,15 @@ impl Sqlite {
         .await
     }
 
-    pub async fn queue_message<F>(
-        &self,
-        msg: NewMessage,
-        on_commit: F,
-    ) -> Result<Queued<Inserted>, StoreError>
-    where
-        F: FnOnce(&Message) + Send + 'static,
-    {
+    pub async fn queue_message(&self, msg: NewMessage) -> Result<Queued<Inserted>, StoreError> {
+        let log = Arc::clone(&self.inner.log);
         self.inner
             .writer
             .enqueue(
                 move |conn| insert(conn, msg),
                 Some(move |inserted: &Inserted| {
-                    if let Inserted::New(message) = inserted {
-                        on_commit(message);
+                    if let (Inserted::New(message), Some(follow)) = (inserted, log.get()) {
+                        follow(message);
                     }
                 }),
             )
@@ -220,14 +216,14 @@ impl Sqlite {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use super::*;
     use crate::sqlite::writer::tests::{hold_writer, until_queued};
     use crate::{Role, StoreOptions};
 
     /// 200 messages sent at once from as many tasks commit in a handful of transactions, and the
-    /// after-commit hooks see their ids in ascending order.
+    /// log's follower sees their ids in ascending order, each before its sender is answered.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_inserts_are_group_committed_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -240,10 +236,15 @@ mod tests {
         let (release, held) = hold_writer(&store).await;
         let commits_before = store.commits();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let followed = Arc::clone(&seen);
+        store
+            .follow(Arc::new(move |m: &Message| {
+                followed.lock().unwrap().push(m.id)
+            }))
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..200 {
             let store = store.clone();
-            let seen = Arc::clone(&seen);
             tasks.push(tokio::spawn(async move {
                 let msg = NewMessage {
                     room_id: room.id,
@@ -252,10 +253,7 @@ mod tests {
                     body: format!("message {i}"),
                     sent_at: 2,
                 };
-                store
-                    .queue_message(msg, move |m| seen.lock().unwrap().push(m.id))
-                    .await?
-                    .await
+                store.queue_message(msg).await?.await
             }));
         }
         until_queued(&store, 200).await;

@@ -18,14 +18,14 @@ mod schema;
 pub(crate) mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rusqlite::Connection;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use tokio::sync::Semaphore;
 
-use crate::{Role, RoomKind, StoreError, StoreOptions};
+use crate::{LogHandler, Role, RoomKind, StoreError, StoreOptions};
 use pool::{Pool, PooledConnection};
 use writer::Writer;
 
@@ -61,6 +61,9 @@ struct Inner {
     /// otherwise each open a connection of its own and spend more time parsing the schema than
     /// reading.
     readers: Arc<Semaphore>,
+    /// Who follows the log (see [`crate::Store::follow`]): called on the writer thread after each
+    /// commit, for each new message in id order.
+    log: Arc<OnceLock<LogHandler>>,
 }
 
 impl Sqlite {
@@ -75,8 +78,18 @@ impl Sqlite {
                 writer,
                 pool,
                 readers,
+                log: Arc::new(OnceLock::new()),
             }),
         })
+    }
+
+    /// The writer runs in commit order, so calling the handler after each commit is following
+    /// the log; there is nothing before `after` to catch up on once the server writes only here.
+    pub(crate) fn follow(&self, handler: LogHandler) -> Result<(), StoreError> {
+        self.inner
+            .log
+            .set(handler)
+            .map_err(|_| StoreError::NotAllowed)
     }
 
     pub(crate) async fn close(&self) {

@@ -56,6 +56,33 @@ pub async fn postgres() -> Store {
     Store::connect(&url, StoreOptions::default()).await.unwrap()
 }
 
+/// The ids the store's log follower has handed on so far (see `Store::follow`).
+pub struct Followed(tokio::sync::watch::Receiver<Vec<i64>>);
+
+impl Followed {
+    /// Follows `store`'s log from the start.
+    pub fn start(store: &Store) -> Followed {
+        let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+        store
+            .follow(0, move |m| tx.send_modify(|ids| ids.push(m.id)))
+            .unwrap();
+        Followed(rx)
+    }
+
+    /// The ids handed on once there are at least `n` (PostgreSQL's follower runs after the
+    /// commit, not before the sender is answered), waiting at most 10 s.
+    pub async fn until(&mut self, n: usize) -> Vec<i64> {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.0.wait_for(|ids| ids.len() >= n),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the follower did not reach {n} messages"))
+        .unwrap()
+        .clone()
+    }
+}
+
 pub async fn user(store: &Store, name: &str) -> User {
     store
         .create_user(name, &format!("hash-of-{name}"), Role::Member, 1_000)

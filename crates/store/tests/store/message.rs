@@ -1,7 +1,5 @@
 use crate::on_both;
 
-use std::sync::{Arc, Mutex};
-
 use tidings_store::{Inserted, Message, NewMessage, Store, StoreError, User};
 
 fn new(room: i64, author: &User, client_id: Option<&str>, body: &str, sent_at: i64) -> NewMessage {
@@ -16,7 +14,7 @@ fn new(room: i64, author: &User, client_id: Option<&str>, body: &str, sent_at: i
 
 async fn say(store: &Store, room: i64, author: &User, body: &str) -> Message {
     match store
-        .insert_message(new(room, author, None, body, 3_000), |_| {})
+        .insert_message(new(room, author, None, body, 3_000))
         .await
         .unwrap()
     {
@@ -117,17 +115,10 @@ async fn a_resent_message_is_stored_once(store: Store) {
     let general = super::room(&store, "general", &ana).await;
     store.join_room(general.id, bob.id, 1).await.unwrap();
 
-    let hooked = Arc::new(Mutex::new(Vec::new()));
-    let hook = |hooked: &Arc<Mutex<Vec<i64>>>| {
-        let hooked = Arc::clone(hooked);
-        move |m: &Message| hooked.lock().unwrap().push(m.id)
-    };
+    let mut followed = super::Followed::start(&store);
 
     let first = match store
-        .insert_message(
-            new(general.id, &ana, Some("c1"), "hello", 10),
-            hook(&hooked),
-        )
+        .insert_message(new(general.id, &ana, Some("c1"), "hello", 10))
         .await
         .unwrap()
     {
@@ -139,10 +130,7 @@ async fn a_resent_message_is_stored_once(store: Store) {
 
     // A retry, even with a different body, returns the stored message and stores nothing.
     match store
-        .insert_message(
-            new(general.id, &ana, Some("c1"), "hello again", 20),
-            hook(&hooked),
-        )
+        .insert_message(new(general.id, &ana, Some("c1"), "hello again", 20))
         .await
         .unwrap()
     {
@@ -151,16 +139,19 @@ async fn a_resent_message_is_stored_once(store: Store) {
     }
     // The same client id from another author is another message.
     let bobs = store
-        .insert_message(new(general.id, &bob, Some("c1"), "mine", 30), hook(&hooked))
+        .insert_message(new(general.id, &bob, Some("c1"), "mine", 30))
         .await
         .unwrap();
-    assert!(matches!(bobs, Inserted::New(_)));
+    let Inserted::New(bobs) = bobs else {
+        panic!("expected new, got {bobs:?}")
+    };
 
     let history = store.history(general.id, None, 10).await.unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0], first);
-    // The hook ran for the new messages only.
-    assert_eq!(hooked.lock().unwrap().len(), 2);
+    // The log holds the new messages only: after them comes the next one, not the duplicate.
+    let next = say(&store, general.id, &bob, "next").await;
+    assert_eq!(followed.until(3).await, [first.id, bobs.id, next.id]);
 }
 
 async fn mentions_of_members_are_recorded(store: Store) {
@@ -192,38 +183,34 @@ async fn only_members_may_post(store: Store) {
     let eve = super::user(&store, "eve").await;
     let general = super::room(&store, "general", &ana).await;
 
-    let called = Arc::new(Mutex::new(false));
-    let flag = Arc::clone(&called);
+    let mut followed = super::Followed::start(&store);
     assert!(matches!(
         store
-            .insert_message(new(general.id, &eve, None, "hi", 1), move |_| {
-                *flag.lock().unwrap() = true;
-            })
+            .insert_message(new(general.id, &eve, None, "hi", 1))
             .await,
         Err(StoreError::NotAllowed)
     ));
     assert!(matches!(
-        store
-            .insert_message(new(999, &ana, None, "hi", 1), |_| {})
-            .await,
+        store.insert_message(new(999, &ana, None, "hi", 1)).await,
         Err(StoreError::NotFound)
     ));
-    assert!(!*called.lock().unwrap());
     assert_eq!(store.latest_message_id().await.unwrap(), 0);
+    // Nothing refused reached the log: the first message it holds is the next one stored.
+    let next = say(&store, general.id, &ana, "next").await;
+    assert_eq!(followed.until(1).await, [next.id]);
 }
 
-/// Many tasks sending at once: each hook sees its own message, and hooks run in id order. How the
+/// Many tasks sending at once: the log's follower gets every message once, in id order. How the
 /// writes batch depends on timing here; the deterministic batching test is in the crate itself.
-async fn concurrent_inserts_reach_hooks_in_id_order(store: Store) {
+async fn concurrent_inserts_reach_the_follower_in_id_order(store: Store) {
     let ana = super::user(&store, "ana").await;
     let general = super::room(&store, "general", &ana).await;
     let commits_before = store.commits();
 
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut followed = super::Followed::start(&store);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
         let store = store.clone();
-        let seen = Arc::clone(&seen);
         let msg = new(
             general.id,
             &ana,
@@ -231,11 +218,7 @@ async fn concurrent_inserts_reach_hooks_in_id_order(store: Store) {
             &format!("m{i}"),
             i,
         );
-        tasks.spawn(async move {
-            store
-                .insert_message(msg, move |m| seen.lock().unwrap().push(m.id))
-                .await
-        });
+        tasks.spawn(async move { store.insert_message(msg).await });
     }
     let mut replied = Vec::new();
     while let Some(result) = tasks.join_next().await {
@@ -246,9 +229,12 @@ async fn concurrent_inserts_reach_hooks_in_id_order(store: Store) {
     }
     replied.sort_unstable();
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = followed.until(200).await;
     assert_eq!(seen.len(), 200);
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "hooks out of order");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "followed out of order"
+    );
     assert_eq!(seen, replied);
     let commits = store.commits() - commits_before;
     assert!((1..=200).contains(&commits));
@@ -266,7 +252,7 @@ async fn queued_messages_commit_in_queue_order_however_they_are_awaited(store: S
         let body = format!("m{i}");
         queued.push(
             store
-                .queue_message(new(room.id, &ana, None, &body, 3_000), |_| {})
+                .queue_message(new(room.id, &ana, None, &body, 3_000))
                 .await
                 .unwrap(),
         );
@@ -292,6 +278,6 @@ on_both!(
     a_resent_message_is_stored_once,
     mentions_of_members_are_recorded,
     only_members_may_post,
-    concurrent_inserts_reach_hooks_in_id_order,
+    concurrent_inserts_reach_the_follower_in_id_order,
     queued_messages_commit_in_queue_order_however_they_are_awaited
 );

@@ -126,16 +126,13 @@ async fn a_batch_in_flight_on_another_node_holds_back_the_next_id_until_it_commi
     let node2 = store.clone();
     let sent = tokio::spawn(async move {
         node2
-            .insert_message(
-                NewMessage {
-                    room_id: room.id,
-                    author_id: ana.id,
-                    client_id: Some("c1".into()),
-                    body: "from node 2".into(),
-                    sent_at: 2,
-                },
-                |_| {},
-            )
+            .insert_message(NewMessage {
+                room_id: room.id,
+                author_id: ana.id,
+                client_id: Some("c1".into()),
+                body: "from node 2".into(),
+                sent_at: 2,
+            })
             .await
     });
     let observer = raw(&url).await;
@@ -201,7 +198,7 @@ async fn three_nodes_with_eight_writers_each_give_a_follower_contiguous_ids() {
                         body: format!("node {n} writer {w} message {i}"),
                         sent_at: 1,
                     };
-                    match node.insert_message(msg, |_| {}).await.unwrap() {
+                    match node.insert_message(msg).await.unwrap() {
                         Inserted::New(m) => acked.push(m.id),
                         other => panic!("unexpected {other:?}"),
                     }
@@ -272,4 +269,70 @@ async fn three_nodes_with_eight_writers_each_give_a_follower_contiguous_ids() {
         commits < acked.len() as u64,
         "the writers' messages were batched"
     );
+}
+
+/// A node's follower hands on what another node commits, in order; when its `LISTEN` connection
+/// is killed mid-burst it reconnects and reads on from its cursor: nothing lost, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_hears_every_node_and_survives_losing_its_listen_connection() {
+    let url = Postgres::shared().fresh_database().unwrap();
+    let writer = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    let follower = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    let ana = super::user(&writer, "ana").await;
+    let room = super::room(&writer, "general", &ana).await;
+    let mut followed = super::Followed::start(&follower);
+    assert!(
+        follower.follow(0, |_| {}).is_err(),
+        "one follower per store"
+    );
+
+    let (room_id, author_id) = (room.id, ana.id);
+    let send = move |i: usize| {
+        let writer = writer.clone();
+        async move {
+            match writer
+                .insert_message(NewMessage {
+                    room_id,
+                    author_id,
+                    client_id: Some(format!("c{i}")),
+                    body: format!("m{i}"),
+                    sent_at: 1,
+                })
+                .await
+                .unwrap()
+            {
+                Inserted::New(m) => m.id,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    let mut sent = Vec::new();
+    for i in 0..50 {
+        sent.push(send(i).await);
+    }
+    assert_eq!(followed.until(50).await, sent);
+
+    // Kill every LISTEN connection of the database, then send on at once.
+    let killed: i64 = raw(&url)
+        .await
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    let burst = tokio::spawn({
+        async move {
+            let mut ids = Vec::new();
+            for i in 50..100 {
+                ids.push(send(i).await);
+            }
+            ids
+        }
+    });
+    sent.extend(burst.await.unwrap());
+    assert_eq!(followed.until(100).await, sent);
 }

@@ -10,7 +10,7 @@ async fn say(store: &Store, room: i64, author: &User, body: &str) -> i64 {
         body: body.to_owned(),
         sent_at: 2_000,
     };
-    match store.insert_message(msg, |_| {}).await.unwrap() {
+    match store.insert_message(msg).await.unwrap() {
         tidings_store::Inserted::New(m) => m.id,
         other => panic!("expected a new message, got {other:?}"),
     }

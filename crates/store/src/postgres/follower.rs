@@ -1,0 +1,128 @@
+//! Follows the message log for this node: every message committed — by this node's writer or any
+//! other node's — handed on once, in id order.
+//!
+//! The cursor is the truth and the notification only a wake-up. A connection of its own
+//! `LISTEN`s on the writers' channel; on each notification, on each (re)connect of that
+//! connection and on each tick, the follower reads `id > last ORDER BY id` and hands on what it
+//! finds. Ids have no gaps and follow commit order (see `writer`), so that read misses nothing: a
+//! notification lost while the connection was down delays a message by at most a tick.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::message::{MESSAGE_SELECT, message_from};
+use super::writer::LOG_CHANNEL;
+use crate::{FOLLOW_TICK, LogHandler, MessageId, StoreError};
+
+/// The most messages read at once.
+const PAGE: i64 = 1000;
+/// How long to wait before connecting again after the `LISTEN` connection failed.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+pub(super) async fn run(
+    config: tokio_postgres::Config,
+    pool: Pool,
+    mut last: MessageId,
+    handler: LogHandler,
+    mut closed: watch::Receiver<bool>,
+) {
+    let mut listening: Option<Listening> = None;
+    let mut tick = tokio::time::interval(FOLLOW_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if listening.is_none() {
+            // Read after (re)connecting: whatever was notified while it was down is in the log.
+            listening = listen(&config).await;
+        }
+        if let Err(err) = catch_up(&pool, &mut last, &handler).await {
+            tracing::warn!(error = %err, last, "reading the message log failed; retrying");
+        }
+        let woken = async {
+            match &mut listening {
+                Some(listening) => listening.wakeups.recv().await.is_some(),
+                None => {
+                    tokio::time::sleep(RECONNECT).await;
+                    true
+                }
+            }
+        };
+        tokio::select! {
+            alive = woken => if !alive {
+                tracing::warn!("the log's LISTEN connection was lost; reconnecting");
+                listening = None;
+            },
+            _ = tick.tick() => {}
+            _ = closed.wait_for(|closed| *closed) => return,
+        }
+        // Several notifications may be waiting: one read covers them all.
+        if let Some(listening) = &mut listening {
+            while listening.wakeups.try_recv().is_ok() {}
+        }
+    }
+}
+
+/// The `LISTEN` connection: its notifications arrive on `wakeups`, which closes when the
+/// connection is lost.
+struct Listening {
+    /// Keeps the connection open.
+    _client: tokio_postgres::Client,
+    wakeups: mpsc::UnboundedReceiver<()>,
+}
+
+/// Opens the `LISTEN` connection; `None` if it cannot be opened now.
+async fn listen(config: &tokio_postgres::Config) -> Option<Listening> {
+    let (client, mut connection) = match config.connect(NoTls).await {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot open the log's LISTEN connection");
+            return None;
+        }
+    };
+    let (tx, wakeups) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if matches!(message, AsyncMessage::Notification(_)) && tx.send(()).is_err() {
+                return;
+            }
+        }
+        // The connection ended: dropping `tx` tells the follower.
+    });
+    if let Err(err) = client.batch_execute(&format!("LISTEN {LOG_CHANNEL}")).await {
+        tracing::warn!(error = %err, "LISTEN failed");
+        return None;
+    }
+    Some(Listening {
+        _client: client,
+        wakeups,
+    })
+}
+
+/// Hands on every message after `last`, page by page, moving `last`.
+async fn catch_up(
+    pool: &Pool,
+    last: &mut MessageId,
+    handler: &LogHandler,
+) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(&format!(
+            "{MESSAGE_SELECT} WHERE m.id > $1 ORDER BY m.id LIMIT $2"
+        ))
+        .await?;
+    loop {
+        let rows = client.query(&stmt, &[&*last, &PAGE]).await?;
+        for row in &rows {
+            let message = message_from(row)?;
+            handler(&message);
+            *last = message.id;
+        }
+        if (rows.len() as i64) < PAGE {
+            return Ok(());
+        }
+    }
+}
