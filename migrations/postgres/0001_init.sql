@@ -80,6 +80,18 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_room ON messages (room_id, id, author_id);
 
+-- The log's other entries: changes to who hears what, numbered from log_head like the messages,
+-- so a node following the log applies a join before any message committed after it.
+CREATE TABLE log_changes (
+    id         bigint PRIMARY KEY,
+    kind       text NOT NULL
+               CHECK (kind IN ('joined', 'left', 'session_ended', 'read_marker')),
+    room_id    bigint,
+    user_id    bigint NOT NULL,
+    session_id bigint,
+    message_id bigint
+);
+
 CREATE TABLE mentions (
     user_id    bigint NOT NULL REFERENCES users(id),
     message_id bigint NOT NULL REFERENCES messages(id),

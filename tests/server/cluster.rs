@@ -1,8 +1,14 @@
 //! Several server nodes on one PostgreSQL database: one group, one log, every node's clients
 //! served from it.
 
-use tidings_proto::v1::{ClientFrame, EVENT_MESSAGE, HistoryPage, MessageAlert, ServerFrame};
-use tidings_tests::{Chat, Feed, TestServer, post_message};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use tidings_proto::v1::{
+    ClientFrame, EVENT_LOCK, EVENT_MESSAGE, EVENT_SESSION, HistoryPage, Lock, LockReason,
+    MessageAlert, ServerFrame, close,
+};
+use tidings_tests::{Chat, Feed, PASSWORD, TestServer, post_message};
 
 /// The next `n` messages a chat connection receives, by id.
 async fn messages(chat: &mut Chat, n: usize) -> Vec<(i64, String)> {
@@ -47,7 +53,7 @@ async fn clients_of_every_node_get_every_message_once_in_the_logs_order() {
     let mut cy_chat = cy.chat().await;
     let mut cy_feed = cy.feed(None);
     // The feed is open once its first event (the session's status) has come.
-    cy_feed.expect(tidings_proto::v1::EVENT_SESSION).await;
+    cy_feed.expect(EVENT_SESSION).await;
 
     let senders = [&ana, &bo, &cy];
     let mut sent = Vec::new();
@@ -126,6 +132,107 @@ async fn a_client_hopping_nodes_resumes_from_its_cursor_and_a_retried_send_is_st
     let page: HistoryPage = ana.get(&format!("/api/rooms/{room}/messages")).await;
     let bodies: Vec<&str> = page.messages.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["before", "missed", "once"]);
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// A session revoked through node 0 while it has a chat connection on node 1 and a feed on
+/// node 2: both are locked within a second (the feeds poll the session only once a minute here, so
+/// the lock came through the log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_revoked_on_one_node_is_locked_on_the_others_within_a_second() {
+    let url = tidings_engines::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(
+            TestServer::start_with(|config| {
+                config.store = Some(url.clone());
+                config.session.feed_interval = Duration::from_secs(60);
+            })
+            .await,
+        );
+    }
+    let laptop = nodes[0].user("ana").await;
+    let phone = nodes[0].login("ana", PASSWORD).await;
+    let mut chat = laptop.at(&nodes[1]).chat().await;
+    let mut feed = laptop.at(&nodes[2]).feed(None);
+    feed.expect(EVENT_SESSION).await;
+
+    let response = phone
+        .request(Method::DELETE, &format!("/api/sessions/{}", laptop.session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let revoked = Instant::now();
+    let (lock, closed) = tokio::join!(
+        async {
+            let lock: Lock = feed.expect(EVENT_LOCK).await.json();
+            (lock.reason, revoked.elapsed())
+        },
+        async {
+            let closed = chat.closed().await;
+            (closed.code, revoked.elapsed())
+        }
+    );
+    println!(
+        "cluster lock_ms feed {} chat {}",
+        lock.1.as_millis(),
+        closed.1.as_millis()
+    );
+    assert_eq!(lock.0, LockReason::Revoked);
+    assert_eq!(closed.0, close::SESSION_REVOKED);
+    assert!(
+        lock.1 < Duration::from_secs(1),
+        "feed locked {:?} after",
+        lock.1
+    );
+    assert!(
+        closed.1 < Duration::from_secs(1),
+        "chat closed {:?} after",
+        closed.1
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Joining a room through one node while connected to another: the connection hears the room's
+/// messages from the first one committed after the join, and a leave stops them — the nodes
+/// apply joins and leaves in the log's order among the messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_through_one_node_takes_effect_on_the_others_in_the_logs_order() {
+    let nodes = TestServer::cluster(2).await;
+    let ana = nodes[0].user("ana").await;
+    let bo = nodes[0].user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    let elsewhere = ana.create_room("elsewhere").await.room.id;
+    bo.join(elsewhere).await;
+    let mut bo_chat = bo.at(&nodes[1]).chat().await;
+
+    post_message(&ana, room, "a0", "before the join").await;
+    bo.join(room).await;
+    let after = post_message(&ana, room, "a1", "after the join").await;
+    assert_eq!(
+        messages(&mut bo_chat, 1).await,
+        [(after.id, "after the join".to_owned())]
+    );
+    let left = bo
+        .request(Method::POST, &format!("/api/rooms/{room}/leave"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), StatusCode::NO_CONTENT);
+    post_message(&ana, room, "a2", "after the leave").await;
+    // A message of a room bo is still in comes next: nothing of the room left came first.
+    let marker = post_message(&ana, elsewhere, "e1", "still here").await;
+    assert_eq!(
+        messages(&mut bo_chat, 1).await,
+        [(marker.id, "still here".to_owned())]
+    );
     for node in nodes {
         node.stop().await;
     }

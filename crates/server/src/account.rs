@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tidings_proto::v1::{
-    self as proto, ErrorBody, ErrorCode, LockReason, LoginRequest, LoginResponse, Me,
-    RegisterRequest, Revoked, SESSION_COOKIE, SessionInfo, UserRef,
+    self as proto, ErrorBody, ErrorCode, LoginRequest, LoginResponse, Me, RegisterRequest, Revoked,
+    SESSION_COOKIE, SessionInfo, UserRef,
 };
 use tidings_store::{Role, SessionId, Store, User, UserId};
 
@@ -202,16 +202,13 @@ pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 
-/// Revokes a session in the store, then closes its live connections (the feed sends `lock`).
+/// Revokes a session in the store; following the store's log, every node then closes its live
+/// connections (the feed sends `lock`).
 async fn end_session(state: &AppState, user: UserId, session: SessionId) -> ApiResult<bool> {
-    let revoked = state
+    Ok(state
         .store
         .revoke_session(user, session, state.now_ms())
-        .await?;
-    if revoked {
-        state.lock_session(user, session, LockReason::Revoked);
-    }
-    Ok(revoked)
+        .await?)
 }
 
 /// Who is asking, with this session.
@@ -301,9 +298,6 @@ pub async fn revoke_others(
         .store
         .revoke_other_sessions(user, authed.session.id, state.now_ms())
         .await?;
-    for session in &revoked {
-        state.lock_session(user, *session, LockReason::Revoked);
-    }
     Ok(axum::Json(Revoked { revoked }))
 }
 

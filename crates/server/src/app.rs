@@ -12,8 +12,8 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tidings_proto::v1::{self as v1, ErrorCode, LockReason};
-use tidings_store::{SessionId, Store, UserId};
+use tidings_proto::v1::{self as v1, ErrorCode, LockReason, ServerFrame};
+use tidings_store::{LogEntry, SessionId, Store, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -86,9 +86,40 @@ impl AppState {
         }))
     }
 
+    /// Applies one entry of the store's log to this node (see `Store::follow`): a message goes to
+    /// its room's connections, a join or leave changes who hears a room, a revoked session's
+    /// connections are locked, a read marker reaches the user's other devices.
+    pub fn apply(&self, entry: LogEntry<'_>) {
+        match entry {
+            LogEntry::Message(message) => self
+                .hub
+                .publish_message(crate::wire::message(message.clone())),
+            LogEntry::Joined { room, user } => {
+                self.hub.joined(room, user);
+                self.hub.introduce(room, user);
+            }
+            LogEntry::Left { room, user } => self.hub.left(room, user),
+            LogEntry::SessionEnded { user, session } => {
+                self.lock_session(user, session, LockReason::Revoked);
+            }
+            LogEntry::ReadMarker {
+                room,
+                user,
+                message_id,
+            } => self.hub.to_user(
+                user,
+                &ServerFrame::Read {
+                    room,
+                    user,
+                    message_id,
+                },
+            ),
+        }
+    }
+
     /// Ends a session's live connections (each is sent its lock) once the store says it ended,
     /// and forgets it from the session cache.
-    pub fn lock_session(&self, user: UserId, session: SessionId, reason: LockReason) {
+    fn lock_session(&self, user: UserId, session: SessionId, reason: LockReason) {
         self.sessions.forget(session);
         self.hub.lock_session(user, session, reason);
     }

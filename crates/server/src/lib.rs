@@ -138,22 +138,21 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     open_files_for(&config.limits);
     let store = open_store(&config).await?;
-    let memberships = store.memberships().await?;
+    // The log's head first, then who is in which room: a join committed in between is in the
+    // memberships and also followed (applying it twice is harmless), none is in neither.
     let latest = store.latest_message_id().await?;
+    let memberships = store.memberships().await?;
     let hub = Arc::new(hub::Hub::new(
         memberships,
         latest,
         config.limits.send_queue,
         config.transports.presence_grace,
     ));
-    // Fan-out follows the store's log: every message committed after `latest` — on PostgreSQL by
-    // any node — is published to this node's connections once, in id order.
-    let publisher = Arc::clone(&hub);
-    store.follow(latest, move |message| {
-        publisher.publish_message(wire::message(message.clone()));
-    })?;
     let token = CancellationToken::new();
     let state = app::AppState::new(config, store.clone(), hub, token.clone());
+    // This node's fan-out follows the store's log — on PostgreSQL, every node's.
+    let follower = state.clone();
+    store.follow(latest, move |entry| follower.apply(entry))?;
     let router = app::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "serving");
     web::warn_if_missing();

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use tidings_proto::v1::{
     ErrorBody, ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message, MessageId,
-    ReadMarker, RoomId, SendMessage, ServerFrame,
+    ReadMarker, RoomId, SendMessage,
 };
 use tidings_store::{Inserted, NewMessage, StoreError, User, UserId};
 
@@ -146,7 +146,7 @@ pub async fn page(
     })
 }
 
-/// Moves a read marker and tells the user's other devices.
+/// Moves a read marker; the store's log tells the user's other devices.
 pub async fn mark_read(
     state: &AppState,
     user: UserId,
@@ -154,16 +154,7 @@ pub async fn mark_read(
     message_id: MessageId,
 ) -> ApiResult<MessageId> {
     ensure_member(state, room, user).await?;
-    let marker = state.store.set_read_marker(room, user, message_id).await?;
-    state.hub.to_user(
-        user,
-        &ServerFrame::Read {
-            room,
-            user,
-            message_id: marker,
-        },
-    );
-    Ok(marker)
+    Ok(state.store.set_read_marker(room, user, message_id).await?)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -63,7 +63,6 @@ pub async fn create(
     validate_name(name)?;
     let user = authed.user.id;
     let room = state.store.create_room(name, user, state.now_ms()).await?;
-    state.hub.joined(room.id, user);
     let summary = summary(&state, room.id, user).await?;
     Ok((StatusCode::CREATED, axum::Json(summary)))
 }
@@ -101,9 +100,6 @@ pub async fn open_dm(
         .store
         .open_dm(authed.user.id, peer.id, state.now_ms())
         .await?;
-    state.hub.joined(room.id, authed.user.id);
-    state.hub.joined(room.id, peer.id);
-    state.hub.introduce(room.id, authed.user.id);
     let summary = summary(&state, room.id, authed.user.id).await?;
     let status = if created {
         StatusCode::CREATED
@@ -129,20 +125,11 @@ pub async fn join(
     Path(room): Path<RoomId>,
 ) -> ApiResult<axum::Json<RoomState>> {
     let user = authed.user.id;
-    // Join the live fan-out first, so no message committed after the join is missed; if the join
-    // fails, undo it.
-    state.hub.joined(room, user);
+    // The join is an entry of the store's log: every node's fan-out applies it before any
+    // message committed after it.
     match state.store.join_room(room, user, state.now_ms()).await {
-        Ok(_) => {
-            state.hub.introduce(room, user);
-            Ok(axum::Json(summary(&state, room, user).await?))
-        }
-        Err(err) => {
-            if !state.store.is_member(room, user).await? {
-                state.hub.left(room, user);
-            }
-            Err(room_error(err))
-        }
+        Ok(_) => Ok(axum::Json(summary(&state, room, user).await?)),
+        Err(err) => Err(room_error(err)),
     }
 }
 
@@ -163,10 +150,7 @@ pub async fn leave(
 ) -> ApiResult<StatusCode> {
     let user = authed.user.id;
     match state.store.leave_room(room, user).await {
-        Ok(_) => {
-            state.hub.left(room, user);
-            Ok(StatusCode::NO_CONTENT)
-        }
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(err) => Err(room_error(err)),
     }
 }

@@ -68,8 +68,28 @@ pub type SessionId = i64;
 /// A point in time, in milliseconds since the unix epoch.
 pub type Millis = i64;
 
+/// One entry of the store's log, as its follower gets it (see [`Store::follow`]): a message, or a
+/// change that decides who hears what from then on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEntry<'a> {
+    /// A message was stored.
+    Message(&'a Message),
+    /// `user` became a member of `room` (a join, a room's creation, a DM's opening).
+    Joined { room: RoomId, user: UserId },
+    /// `user` left `room`.
+    Left { room: RoomId, user: UserId },
+    /// A session was revoked.
+    SessionEnded { user: UserId, session: SessionId },
+    /// `user`'s read marker in `room` is now `message_id` (for their other devices).
+    ReadMarker {
+        room: RoomId,
+        user: UserId,
+        message_id: MessageId,
+    },
+}
+
 /// The log's follower: see [`Store::follow`].
-pub(crate) type LogHandler = std::sync::Arc<dyn Fn(&Message) + Send + Sync>;
+pub(crate) type LogHandler = std::sync::Arc<dyn Fn(LogEntry<'_>) + Send + Sync>;
 
 /// How often a PostgreSQL store's follower reads the log even without a notification.
 pub const FOLLOW_TICK: std::time::Duration = std::time::Duration::from_millis(250);
@@ -533,10 +553,11 @@ impl Store {
         }
     }
 
-    /// Hands `handler` every message committed after `after`, once each and in id order — which
-    /// is commit order — including, on PostgreSQL, the messages every other node commits: the
-    /// log, followed. The server feeds its fan-out from here. One follower per store
-    /// ([`StoreError::NotAllowed`] for a second); the handler must not block.
+    /// Hands `handler` the log from `after` on: every message committed, and every change to who
+    /// hears what (joins, leaves, revoked sessions, read markers), once each and in commit order —
+    /// including, on PostgreSQL, what every other node commits. The server feeds its fan-out from
+    /// here, so a node applies a join before any message committed after it. One follower per
+    /// store ([`StoreError::NotAllowed`] for a second); the handler must not block.
     ///
     /// SQLite calls it on the writer thread right after each commit, before the sender is
     /// answered. PostgreSQL calls it from a task that wakes on the commit's `NOTIFY`, on a
@@ -546,7 +567,7 @@ impl Store {
     pub fn follow(
         &self,
         after: MessageId,
-        handler: impl Fn(&Message) + Send + Sync + 'static,
+        handler: impl Fn(LogEntry<'_>) + Send + Sync + 'static,
     ) -> Result<(), StoreError> {
         let handler: LogHandler = std::sync::Arc::new(handler);
         match &self.backend {

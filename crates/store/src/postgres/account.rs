@@ -3,9 +3,9 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{Postgres, get, role};
+use super::{Postgres, get, log_change, role};
 use crate::error::is_pg_unique_violation;
-use crate::{Millis, Role, Session, SessionId, StoreError, User, UserId};
+use crate::{LogEntry, Millis, Role, Session, SessionId, StoreError, User, UserId};
 
 /// A user from the four columns id, name, role, created_at starting at `at`.
 pub(super) fn user_from(row: &Row, at: usize) -> Result<User, StoreError> {
@@ -294,14 +294,20 @@ impl Postgres {
         id: SessionId,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let c = self.writable().await?;
-        let stmt = c
+        let mut c = self.writable().await?;
+        let tx = c.transaction().await?;
+        let stmt = tx
             .prepare_cached(
                 "UPDATE sessions SET revoked_at = $3 \
                  WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL",
             )
             .await?;
-        Ok(c.execute(&stmt, &[&user, &id, &now]).await? == 1)
+        let revoked = tx.execute(&stmt, &[&user, &id, &now]).await? == 1;
+        if revoked {
+            log_change(&tx, LogEntry::SessionEnded { user, session: id }).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     pub async fn revoke_other_sessions(
@@ -310,21 +316,26 @@ impl Postgres {
         keep: SessionId,
         now: Millis,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let c = self.writable().await?;
-        let stmt = c
+        let mut c = self.writable().await?;
+        let tx = c.transaction().await?;
+        let stmt = tx
             .prepare_cached(
                 "UPDATE sessions SET revoked_at = $3 \
                  WHERE user_id = $1 AND id != $2 AND revoked_at IS NULL AND expires_at > $3 \
                  RETURNING id",
             )
             .await?;
-        let mut ids = c
+        let mut ids = tx
             .query(&stmt, &[&user, &keep, &now])
             .await?
             .iter()
             .map(|row| get(row, 0))
             .collect::<Result<Vec<SessionId>, _>>()?;
         ids.sort_unstable();
+        for &session in &ids {
+            log_change(&tx, LogEntry::SessionEnded { user, session }).await?;
+        }
+        tx.commit().await?;
         Ok(ids)
     }
 }

@@ -16,10 +16,11 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::message::{MESSAGE_SELECT, message_from};
 use super::writer::LOG_CHANNEL;
-use crate::{FOLLOW_TICK, LogHandler, MessageId, StoreError};
+use super::{change_from, get};
+use crate::{FOLLOW_TICK, LogEntry, LogHandler, MessageId, StoreError};
 
-/// The most messages read at once.
-const PAGE: i64 = 1000;
+/// The most log ids read at once.
+const WINDOW: i64 = 1000;
 /// How long to wait before connecting again after the `LISTEN` connection failed.
 const RECONNECT: Duration = Duration::from_millis(500);
 
@@ -102,27 +103,61 @@ async fn listen(config: &tokio_postgres::Config) -> Option<Listening> {
     })
 }
 
-/// Hands on every message after `last`, page by page, moving `last`.
+/// Hands on every entry of the log after `last`, a window of ids at a time, moving `last`.
+/// Every id up to the head is committed (the head's row lock orders commits), so a window below
+/// it is complete: each of its ids is a message or a change, read here in one pass, in order.
 async fn catch_up(
     pool: &Pool,
     last: &mut MessageId,
     handler: &LogHandler,
 ) -> Result<(), StoreError> {
     let client = pool.get().await?;
-    let stmt = client
+    let head_stmt = client
+        .prepare_cached("SELECT last_id FROM log_head")
+        .await?;
+    let messages_stmt = client
         .prepare_cached(&format!(
-            "{MESSAGE_SELECT} WHERE m.id > $1 ORDER BY m.id LIMIT $2"
+            "{MESSAGE_SELECT} WHERE m.id > $1 AND m.id <= $2 ORDER BY m.id"
         ))
         .await?;
+    let changes_stmt = client
+        .prepare_cached(
+            "SELECT id, kind, room_id, user_id, session_id, message_id FROM log_changes \
+             WHERE id > $1 AND id <= $2 ORDER BY id",
+        )
+        .await?;
     loop {
-        let rows = client.query(&stmt, &[&*last, &PAGE]).await?;
-        for row in &rows {
-            let message = message_from(row)?;
-            handler(&message);
-            *last = message.id;
-        }
-        if (rows.len() as i64) < PAGE {
+        let head: MessageId = client.query_one(&head_stmt, &[]).await?.try_get(0)?;
+        if head <= *last {
             return Ok(());
         }
+        let upto = head.min(*last + WINDOW);
+        let from = *last;
+        let window: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&from, &upto];
+        // Pipelined on the one connection.
+        let (messages, changes) = futures_util::try_join!(
+            client.query(&messages_stmt, &window),
+            client.query(&changes_stmt, &window),
+        )?;
+        let messages = messages
+            .iter()
+            .map(message_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let changes = changes
+            .iter()
+            .map(|row| Ok((get(row, 0)?, change_from(row)?)))
+            .collect::<Result<Vec<(MessageId, LogEntry<'static>)>, StoreError>>()?;
+        // Merged by id: the log's order.
+        let (mut m, mut c) = (0, 0);
+        while m < messages.len() || c < changes.len() {
+            if c == changes.len() || (m < messages.len() && messages[m].id < changes[c].0) {
+                handler(LogEntry::Message(&messages[m]));
+                m += 1;
+            } else {
+                handler(changes[c].1);
+                c += 1;
+            }
+        }
+        *last = upto;
     }
 }

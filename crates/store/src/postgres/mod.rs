@@ -24,7 +24,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 use tokio_postgres::Row;
 
-use crate::{LogHandler, MessageId, Role, RoomKind, StoreError, StoreOptions};
+use crate::{
+    LogEntry, LogHandler, MessageId, Role, RoomId, RoomKind, SessionId, StoreError, StoreOptions,
+    UserId,
+};
 use writer::Writer;
 
 /// How long a caller waits for a pooled connection, and a new connection for its server.
@@ -125,6 +128,71 @@ fn pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreEr
 
 fn pool_of_one(config: tokio_postgres::Config) -> Result<Pool, StoreError> {
     pool(config, 1)
+}
+
+/// Appends `entry` to the log inside `tx`: its id is the next from `log_head`, whose row lock
+/// (held until commit) keeps the log in commit order, and the followers are woken at commit.
+async fn log_change(
+    tx: &deadpool_postgres::Transaction<'_>,
+    entry: LogEntry<'_>,
+) -> Result<(), StoreError> {
+    let (kind, room, user, session, message): (&str, Option<RoomId>, UserId, _, _) = match entry {
+        LogEntry::Joined { room, user } => ("joined", Some(room), user, None, None),
+        LogEntry::Left { room, user } => ("left", Some(room), user, None, None),
+        LogEntry::SessionEnded { user, session } => {
+            ("session_ended", None, user, Some(session), None)
+        }
+        LogEntry::ReadMarker {
+            room,
+            user,
+            message_id,
+        } => ("read_marker", Some(room), user, None, Some(message_id)),
+        // Messages are the writer's: see `writer`.
+        LogEntry::Message(_) => return Err(StoreError::NotAllowed),
+    };
+    let stmt = tx
+        .prepare_cached(
+            "WITH head AS (UPDATE log_head SET last_id = last_id + 1 RETURNING last_id) \
+             INSERT INTO log_changes (id, kind, room_id, user_id, session_id, message_id) \
+             SELECT last_id, $1, $2, $3, $4, $5 FROM head",
+        )
+        .await?;
+    tx.execute(&stmt, &[&kind, &room, &user, &session, &message])
+        .await?;
+    tx.execute("SELECT pg_notify($1, '')", &[&writer::LOG_CHANNEL])
+        .await?;
+    Ok(())
+}
+
+/// A change of the log from its row in `log_changes` (id, kind, room_id, user_id, session_id,
+/// message_id).
+fn change_from(row: &Row) -> Result<LogEntry<'static>, StoreError> {
+    let kind: &str = get(row, 1)?;
+    let room: Option<RoomId> = get(row, 2)?;
+    let user: UserId = get(row, 3)?;
+    let session: Option<SessionId> = get(row, 4)?;
+    let message: Option<MessageId> = get(row, 5)?;
+    let unreadable = || StoreError::Unreadable(format!("log change {kind:?} without its ids"));
+    Ok(match kind {
+        "joined" => LogEntry::Joined {
+            room: room.ok_or_else(unreadable)?,
+            user,
+        },
+        "left" => LogEntry::Left {
+            room: room.ok_or_else(unreadable)?,
+            user,
+        },
+        "session_ended" => LogEntry::SessionEnded {
+            user,
+            session: session.ok_or_else(unreadable)?,
+        },
+        "read_marker" => LogEntry::ReadMarker {
+            room: room.ok_or_else(unreadable)?,
+            user,
+            message_id: message.ok_or_else(unreadable)?,
+        },
+        other => return Err(StoreError::Unreadable(format!("log change kind {other:?}"))),
+    })
 }
 
 /// Column `at` of `row`, converted.

@@ -4,9 +4,11 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::account::{user_exists, user_from};
-use super::{Postgres, count, get, room_kind};
+use super::{Postgres, count, get, log_change, room_kind};
 use crate::error::is_pg_unique_violation;
-use crate::{MessageId, Millis, Room, RoomId, RoomKind, RoomSummary, StoreError, User, UserId};
+use crate::{
+    LogEntry, MessageId, Millis, Room, RoomId, RoomKind, RoomSummary, StoreError, User, UserId,
+};
 
 const ROOM_SELECT: &str = "SELECT id, kind, name, created_at FROM rooms";
 
@@ -210,6 +212,14 @@ impl Postgres {
             created_at: now,
         };
         add_member(&tx, room.id, creator, now).await?;
+        log_change(
+            &tx,
+            LogEntry::Joined {
+                room: room.id,
+                user: creator,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(room)
     }
@@ -248,8 +258,17 @@ impl Postgres {
                     name: None,
                     created_at: now,
                 };
-                add_member(&tx, room.id, a, now).await?;
-                add_member(&tx, room.id, b, now).await?;
+                for user in [a, b] {
+                    add_member(&tx, room.id, user, now).await?;
+                    log_change(
+                        &tx,
+                        LogEntry::Joined {
+                            room: room.id,
+                            user,
+                        },
+                    )
+                    .await?;
+                }
                 (room, true)
             }
             None => {
@@ -277,6 +296,7 @@ impl Postgres {
             return Err(StoreError::NotFound);
         }
         let added = add_member(&tx, room, user, now).await?;
+        log_change(&tx, LogEntry::Joined { room, user }).await?;
         tx.commit().await?;
         Ok(added)
     }
@@ -289,6 +309,7 @@ impl Postgres {
             .prepare_cached("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
             .await?;
         let removed = tx.execute(&stmt, &[&room, &user]).await? == 1;
+        log_change(&tx, LogEntry::Left { room, user }).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -299,19 +320,31 @@ impl Postgres {
         user: UserId,
         message_id: MessageId,
     ) -> Result<MessageId, StoreError> {
-        let c = self.writable().await?;
+        let mut c = self.writable().await?;
+        let tx = c.transaction().await?;
         // One statement: forward only, capped at the room's newest message.
-        let stmt = c
+        let stmt = tx
             .prepare_cached(
                 "UPDATE members SET last_read_id = greatest(last_read_id, least($3, \
                  (SELECT coalesce(max(id), 0) FROM messages WHERE room_id = $1))) \
                  WHERE room_id = $1 AND user_id = $2 RETURNING last_read_id",
             )
             .await?;
-        let row = c
+        let row = tx
             .query_opt(&stmt, &[&room, &user, &message_id])
             .await?
             .ok_or(StoreError::NotFound)?;
-        get(&row, 0)
+        let marker = get(&row, 0)?;
+        log_change(
+            &tx,
+            LogEntry::ReadMarker {
+                room,
+                user,
+                message_id: marker,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(marker)
     }
 }

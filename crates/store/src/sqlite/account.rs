@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Sqlite;
 use crate::error::is_unique_violation;
-use crate::{Millis, Role, Session, SessionId, StoreError, User, UserId};
+use crate::{LogEntry, Millis, Role, Session, SessionId, StoreError, User, UserId};
 
 /// A user from the four columns id, name, role, created_at starting at `at`.
 pub(crate) fn user_from(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
@@ -280,15 +280,24 @@ impl Sqlite {
         id: SessionId,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        self.write(move |conn| {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE sessions SET revoked_at = ?3 \
+        self.write_logged(
+            move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE sessions SET revoked_at = ?3 \
                      WHERE id = ?2 AND user_id = ?1 AND revoked_at IS NULL",
-                )?
-                .execute(params![user, id, now])?;
-            Ok(changed == 1)
-        })
+                    )?
+                    .execute(params![user, id, now])?;
+                Ok(changed == 1)
+            },
+            move |revoked: &bool| {
+                if *revoked {
+                    vec![LogEntry::SessionEnded { user, session: id }]
+                } else {
+                    Vec::new()
+                }
+            },
+        )
         .await
     }
 
@@ -298,18 +307,25 @@ impl Sqlite {
         keep: SessionId,
         now: Millis,
     ) -> Result<Vec<SessionId>, StoreError> {
-        self.write(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "UPDATE sessions SET revoked_at = ?3 \
+        self.write_logged(
+            move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "UPDATE sessions SET revoked_at = ?3 \
                  WHERE user_id = ?1 AND id != ?2 AND revoked_at IS NULL AND expires_at > ?3 \
                  RETURNING id",
-            )?;
-            let mut ids = stmt
-                .query_map(params![user, keep, now], |row| row.get(0))?
-                .collect::<Result<Vec<SessionId>, _>>()?;
-            ids.sort_unstable();
-            Ok(ids)
-        })
+                )?;
+                let mut ids = stmt
+                    .query_map(params![user, keep, now], |row| row.get(0))?
+                    .collect::<Result<Vec<SessionId>, _>>()?;
+                ids.sort_unstable();
+                Ok(ids)
+            },
+            move |ids: &Vec<SessionId>| {
+                ids.iter()
+                    .map(|&session| LogEntry::SessionEnded { user, session })
+                    .collect()
+            },
+        )
         .await
     }
 }

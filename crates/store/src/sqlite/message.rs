@@ -8,7 +8,8 @@ use super::Sqlite;
 use super::room::{is_member, load_room};
 use crate::Queued;
 use crate::{
-    Author, Inserted, Message, MessageId, NewMessage, RoomId, StoreError, UserId, parse_mentions,
+    Author, Inserted, LogEntry, Message, MessageId, NewMessage, RoomId, StoreError, UserId,
+    parse_mentions,
 };
 
 /// Messages with their author's name and their mentions (as a comma-separated list, parsed by
@@ -206,7 +207,7 @@ impl Sqlite {
                 move |conn| insert(conn, msg),
                 Some(move |inserted: &Inserted| {
                     if let (Inserted::New(message), Some(follow)) = (inserted, log.get()) {
-                        follow(message);
+                        follow(LogEntry::Message(message));
                     }
                 }),
             )
@@ -238,8 +239,10 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let followed = Arc::clone(&seen);
         store
-            .follow(Arc::new(move |m: &Message| {
-                followed.lock().unwrap().push(m.id)
+            .follow(Arc::new(move |entry: LogEntry<'_>| {
+                if let LogEntry::Message(m) = entry {
+                    followed.lock().unwrap().push(m.id);
+                }
             }))
             .unwrap();
         let mut tasks = Vec::new();

@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use tokio::sync::Semaphore;
 
-use crate::{LogHandler, Role, RoomKind, StoreError, StoreOptions};
+use crate::{LogEntry, LogHandler, Role, RoomKind, StoreError, StoreOptions};
 use pool::{Pool, PooledConnection};
 use writer::Writer;
 
@@ -62,7 +62,7 @@ struct Inner {
     /// reading.
     readers: Arc<Semaphore>,
     /// Who follows the log (see [`crate::Store::follow`]): called on the writer thread after each
-    /// commit, for each new message in id order.
+    /// commit, with each of its entries in order.
     log: Arc<OnceLock<LogHandler>>,
 }
 
@@ -126,6 +126,25 @@ impl Sqlite {
             // Only a runtime shutting down cancels a blocking task.
             Err(_) => Err(StoreError::WriterGone),
         }
+    }
+
+    /// Like [`Sqlite::write`], and once committed — on the writer thread, in commit order, before
+    /// the caller is answered — hands the log's follower the entries `log` makes of the result.
+    async fn write_logged<T, F, L>(&self, work: F, log: L) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        L: FnOnce(&T) -> Vec<LogEntry<'static>> + Send + 'static,
+    {
+        let follower = Arc::clone(&self.inner.log);
+        let hook = move |result: &T| {
+            if let Some(follow) = follower.get() {
+                for entry in log(result) {
+                    follow(entry);
+                }
+            }
+        };
+        self.inner.writer.enqueue(work, Some(hook)).await?.await
     }
 
     /// Runs `work` in the writer's next group commit; see the `writer` module.

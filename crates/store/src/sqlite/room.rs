@@ -5,7 +5,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Sqlite;
 use super::account::{user_exists, user_from};
 use crate::error::is_unique_violation;
-use crate::{MessageId, Millis, Room, RoomId, RoomKind, RoomSummary, StoreError, User, UserId};
+use crate::{
+    LogEntry, MessageId, Millis, Room, RoomId, RoomKind, RoomSummary, StoreError, User, UserId,
+};
 
 const ROOM_SELECT: &str = "SELECT id, kind, name, created_at FROM rooms";
 
@@ -179,11 +181,12 @@ impl Sqlite {
         now: Millis,
     ) -> Result<Room, StoreError> {
         let name = name.to_owned();
-        self.write(move |conn| {
-            if !user_exists(conn, creator)? {
-                return Err(StoreError::NotFound);
-            }
-            conn.prepare_cached(
+        self.write_logged(
+            move |conn| {
+                if !user_exists(conn, creator)? {
+                    return Err(StoreError::NotFound);
+                }
+                conn.prepare_cached(
                 "INSERT INTO rooms (kind, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![RoomKind::Group, name, creator, now])
@@ -194,15 +197,22 @@ impl Sqlite {
                     err.into()
                 }
             })?;
-            let room = Room {
-                id: conn.last_insert_rowid(),
-                kind: RoomKind::Group,
-                name: Some(name),
-                created_at: now,
-            };
-            add_member(conn, room.id, creator, now)?;
-            Ok(room)
-        })
+                let room = Room {
+                    id: conn.last_insert_rowid(),
+                    kind: RoomKind::Group,
+                    name: Some(name),
+                    created_at: now,
+                };
+                add_member(conn, room.id, creator, now)?;
+                Ok(room)
+            },
+            move |room: &Room| {
+                vec![LogEntry::Joined {
+                    room: room.id,
+                    user: creator,
+                }]
+            },
+        )
         .await
     }
 
@@ -212,35 +222,53 @@ impl Sqlite {
         b: UserId,
         now: Millis,
     ) -> Result<(Room, bool), StoreError> {
-        self.write(move |conn| {
-            if a == b {
-                return Err(StoreError::NotAllowed);
-            }
-            let key = dm_key(a, b);
-            let existing = conn
-                .prepare_cached(&format!("{ROOM_SELECT} WHERE dm_key = ?1"))?
-                .query_row([&key], |row| room_from(row, 0))
-                .optional()?;
-            if let Some(room) = existing {
-                return Ok((room, false));
-            }
-            if !user_exists(conn, a)? || !user_exists(conn, b)? {
-                return Err(StoreError::NotFound);
-            }
-            conn.prepare_cached(
+        self.write_logged(
+            move |conn| {
+                if a == b {
+                    return Err(StoreError::NotAllowed);
+                }
+                let key = dm_key(a, b);
+                let existing = conn
+                    .prepare_cached(&format!("{ROOM_SELECT} WHERE dm_key = ?1"))?
+                    .query_row([&key], |row| room_from(row, 0))
+                    .optional()?;
+                if let Some(room) = existing {
+                    return Ok((room, false));
+                }
+                if !user_exists(conn, a)? || !user_exists(conn, b)? {
+                    return Err(StoreError::NotFound);
+                }
+                conn.prepare_cached(
                 "INSERT INTO rooms (kind, dm_key, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![RoomKind::Dm, key, a, now])?;
-            let room = Room {
-                id: conn.last_insert_rowid(),
-                kind: RoomKind::Dm,
-                name: None,
-                created_at: now,
-            };
-            add_member(conn, room.id, a, now)?;
-            add_member(conn, room.id, b, now)?;
-            Ok((room, true))
-        })
+                let room = Room {
+                    id: conn.last_insert_rowid(),
+                    kind: RoomKind::Dm,
+                    name: None,
+                    created_at: now,
+                };
+                add_member(conn, room.id, a, now)?;
+                add_member(conn, room.id, b, now)?;
+                Ok((room, true))
+            },
+            move |(room, created): &(Room, bool)| {
+                if *created {
+                    vec![
+                        LogEntry::Joined {
+                            room: room.id,
+                            user: a,
+                        },
+                        LogEntry::Joined {
+                            room: room.id,
+                            user: b,
+                        },
+                    ]
+                } else {
+                    Vec::new()
+                }
+            },
+        )
         .await
     }
 
@@ -250,32 +278,42 @@ impl Sqlite {
         user: UserId,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        self.write(move |conn| {
-            match load_room(conn, room)? {
-                None => return Err(StoreError::NotFound),
-                Some(found) if found.kind == RoomKind::Dm => return Err(StoreError::NotAllowed),
-                Some(_) => {}
-            }
-            if !user_exists(conn, user)? {
-                return Err(StoreError::NotFound);
-            }
-            add_member(conn, room, user, now)
-        })
+        self.write_logged(
+            move |conn| {
+                match load_room(conn, room)? {
+                    None => return Err(StoreError::NotFound),
+                    Some(found) if found.kind == RoomKind::Dm => {
+                        return Err(StoreError::NotAllowed);
+                    }
+                    Some(_) => {}
+                }
+                if !user_exists(conn, user)? {
+                    return Err(StoreError::NotFound);
+                }
+                add_member(conn, room, user, now)
+            },
+            move |_: &bool| vec![LogEntry::Joined { room, user }],
+        )
         .await
     }
 
     pub async fn leave_room(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
-        self.write(move |conn| {
-            match load_room(conn, room)? {
-                None => return Err(StoreError::NotFound),
-                Some(found) if found.kind == RoomKind::Dm => return Err(StoreError::NotAllowed),
-                Some(_) => {}
-            }
-            let removed = conn
-                .prepare_cached("DELETE FROM members WHERE room_id = ?1 AND user_id = ?2")?
-                .execute([room, user])?;
-            Ok(removed == 1)
-        })
+        self.write_logged(
+            move |conn| {
+                match load_room(conn, room)? {
+                    None => return Err(StoreError::NotFound),
+                    Some(found) if found.kind == RoomKind::Dm => {
+                        return Err(StoreError::NotAllowed);
+                    }
+                    Some(_) => {}
+                }
+                let removed = conn
+                    .prepare_cached("DELETE FROM members WHERE room_id = ?1 AND user_id = ?2")?
+                    .execute([room, user])?;
+                Ok(removed == 1)
+            },
+            move |_: &bool| vec![LogEntry::Left { room, user }],
+        )
         .await
     }
 
@@ -285,23 +323,32 @@ impl Sqlite {
         user: UserId,
         message_id: MessageId,
     ) -> Result<MessageId, StoreError> {
-        self.write(move |conn| {
-            let old: MessageId = conn
-                .prepare_cached(
-                    "SELECT last_read_id FROM members WHERE room_id = ?1 AND user_id = ?2",
-                )?
-                .query_row([room, user], |row| row.get(0))
-                .optional()?
-                .ok_or(StoreError::NotFound)?;
-            let marker = old.max(message_id.min(latest_in(conn, room)?));
-            if marker != old {
-                conn.prepare_cached(
-                    "UPDATE members SET last_read_id = ?3 WHERE room_id = ?1 AND user_id = ?2",
-                )?
-                .execute([room, user, marker])?;
-            }
-            Ok(marker)
-        })
+        self.write_logged(
+            move |conn| {
+                let old: MessageId = conn
+                    .prepare_cached(
+                        "SELECT last_read_id FROM members WHERE room_id = ?1 AND user_id = ?2",
+                    )?
+                    .query_row([room, user], |row| row.get(0))
+                    .optional()?
+                    .ok_or(StoreError::NotFound)?;
+                let marker = old.max(message_id.min(latest_in(conn, room)?));
+                if marker != old {
+                    conn.prepare_cached(
+                        "UPDATE members SET last_read_id = ?3 WHERE room_id = ?1 AND user_id = ?2",
+                    )?
+                    .execute([room, user, marker])?;
+                }
+                Ok(marker)
+            },
+            move |&message_id: &MessageId| {
+                vec![LogEntry::ReadMarker {
+                    room,
+                    user,
+                    message_id,
+                }]
+            },
+        )
         .await
     }
 }

@@ -11,7 +11,7 @@ mod room;
 use std::path::Path;
 
 use tidings_engines::Postgres;
-use tidings_store::{Role, Room, Store, StoreOptions, User};
+use tidings_store::{LogEntry, Role, Room, Store, StoreOptions, User};
 
 /// Runs each named `async fn(Store)` as two tests, `sqlite::NAME` and `postgres::NAME`.
 macro_rules! on_both {
@@ -56,15 +56,24 @@ pub async fn postgres() -> Store {
     Store::connect(&url, StoreOptions::default()).await.unwrap()
 }
 
-/// The ids the store's log follower has handed on so far (see `Store::follow`).
-pub struct Followed(tokio::sync::watch::Receiver<Vec<i64>>);
+/// What the store's log follower has handed on so far (see `Store::follow`): the message ids, and
+/// every entry in order.
+pub struct Followed(tokio::sync::watch::Receiver<(Vec<i64>, Vec<String>)>);
 
 impl Followed {
     /// Follows `store`'s log from the start.
     pub fn start(store: &Store) -> Followed {
-        let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+        let (tx, rx) = tokio::sync::watch::channel((Vec::new(), Vec::new()));
         store
-            .follow(0, move |m| tx.send_modify(|ids| ids.push(m.id)))
+            .follow(0, move |entry| {
+                tx.send_modify(|(ids, entries)| match entry {
+                    LogEntry::Message(m) => {
+                        ids.push(m.id);
+                        entries.push(format!("message {}", m.id));
+                    }
+                    other => entries.push(format!("{other:?}")),
+                })
+            })
             .unwrap();
         Followed(rx)
     }
@@ -74,11 +83,25 @@ impl Followed {
     pub async fn until(&mut self, n: usize) -> Vec<i64> {
         tokio::time::timeout(
             std::time::Duration::from_secs(10),
-            self.0.wait_for(|ids| ids.len() >= n),
+            self.0.wait_for(|(ids, _)| ids.len() >= n),
         )
         .await
         .unwrap_or_else(|_| panic!("the follower did not reach {n} messages"))
         .unwrap()
+        .0
+        .clone()
+    }
+
+    /// The log's entries once there are at least `n`: `message ID`, or a change as `Debug` text.
+    pub async fn entries(&mut self, n: usize) -> Vec<String> {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.0.wait_for(|(_, entries)| entries.len() >= n),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the follower did not reach {n} entries"))
+        .unwrap()
+        .1
         .clone()
     }
 }

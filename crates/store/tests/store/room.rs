@@ -205,7 +205,58 @@ async fn unread_counts_and_mentions_follow_the_read_marker(store: Store) {
     ));
 }
 
+/// Every change to who hears what is an entry of the log, in commit order among the messages:
+/// what a node applies to its fan-out.
+async fn the_log_holds_joins_leaves_read_markers_and_revocations_in_order(store: Store) {
+    let mut followed = crate::Followed::start(&store);
+    let ana = crate::user(&store, "ana").await;
+    let bob = crate::user(&store, "bob").await;
+    let room = crate::room(&store, "general", &ana).await;
+    store.join_room(room.id, bob.id, 1).await.unwrap();
+    let said = say(&store, room.id, &ana, "hello").await;
+    store.set_read_marker(room.id, bob.id, said).await.unwrap();
+    store.leave_room(room.id, bob.id).await.unwrap();
+    let (dm, created) = store.open_dm(ana.id, bob.id, 1).await.unwrap();
+    assert!(created);
+    // Opened again: nothing changes, nothing is logged.
+    store.open_dm(bob.id, ana.id, 1).await.unwrap();
+    let one = store
+        .create_session(bob.id, [1; 32], "a", 1, i64::MAX)
+        .await
+        .unwrap();
+    let two = store
+        .create_session(bob.id, [2; 32], "b", 1, i64::MAX)
+        .await
+        .unwrap();
+    let three = store
+        .create_session(bob.id, [3; 32], "c", 1, i64::MAX)
+        .await
+        .unwrap();
+    assert!(store.revoke_session(bob.id, one.id, 2).await.unwrap());
+    // Revoked already: not again.
+    assert!(!store.revoke_session(bob.id, one.id, 3).await.unwrap());
+    store
+        .revoke_other_sessions(bob.id, three.id, 4)
+        .await
+        .unwrap();
+
+    let (r, d, a, b) = (room.id, dm.id, ana.id, bob.id);
+    let expected = [
+        format!("Joined {{ room: {r}, user: {a} }}"),
+        format!("Joined {{ room: {r}, user: {b} }}"),
+        format!("message {said}"),
+        format!("ReadMarker {{ room: {r}, user: {b}, message_id: {said} }}"),
+        format!("Left {{ room: {r}, user: {b} }}"),
+        format!("Joined {{ room: {d}, user: {a} }}"),
+        format!("Joined {{ room: {d}, user: {b} }}"),
+        format!("SessionEnded {{ user: {b}, session: {} }}", one.id),
+        format!("SessionEnded {{ user: {b}, session: {} }}", two.id),
+    ];
+    assert_eq!(followed.entries(expected.len()).await, expected);
+}
+
 on_both!(
+    the_log_holds_joins_leaves_read_markers_and_revocations_in_order,
     group_rooms_are_created_joined_and_left,
     a_dm_is_opened_once_and_cannot_be_joined_or_left,
     unread_counts_and_mentions_follow_the_read_marker
