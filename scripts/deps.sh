@@ -15,9 +15,9 @@ if [[ "${1:-}" == "--test" ]]; then
     packages+=(nginx squid)
     # The web app's tests: Chromium and its WebDriver (fonts so pages render as they would).
     packages+=(chromium chromium-driver fonts-liberation)
-    # The PostgreSQL store's tests: each test process starts its own server on loopback in a
-    # temp dir (tidings-engines); psql makes their databases.
-    packages+=(postgresql postgresql-client)
+    # The PostgreSQL store's and the cluster's tests: each test process starts its own servers on
+    # loopback in a temp dir (tidings-engines); psql makes their databases.
+    packages+=(postgresql postgresql-client redis-server)
 fi
 
 missing=()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use tidings_proto::v1::{
     ClientFrame, EVENT_LOCK, EVENT_MESSAGE, EVENT_SESSION, HistoryPage, Lock, LockReason,
-    MessageAlert, ServerFrame, close,
+    MessageAlert, PresenceStatus, ServerFrame, close,
 };
 use tidings_tests::{Chat, Feed, PASSWORD, TestServer, post_message};
 
@@ -233,6 +233,75 @@ async fn a_join_through_one_node_takes_effect_on_the_others_in_the_logs_order() 
         messages(&mut bo_chat, 1).await,
         [(marker.id, "still here".to_owned())]
     );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Presence and typing reach the other nodes through Redis; with Redis stopped, chat goes on and
+/// only the other nodes' presence is lost; when it returns, presence recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_typing_cross_nodes_through_redis_and_chat_goes_on_without_it() {
+    let redis = tidings_engines::Redis::start().unwrap();
+    let url = tidings_engines::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(
+            TestServer::start_with(|config| {
+                config.store = Some(url.clone());
+                config.redis = Some(redis.url());
+            })
+            .await,
+        );
+    }
+    let ana = nodes[0].user("ana").await;
+    let bo = nodes[0].user("bo").await.at(&nodes[1]);
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let mut ana_chat = ana.chat().await;
+    let is_presence = |who: i64, online: bool| {
+        move |f: &ServerFrame| {
+            matches!(f, ServerFrame::Presence { user, status }
+                if user.id == who && (*status == PresenceStatus::Online) == online)
+        }
+    };
+
+    // bo comes online on node 1: ana, on node 0, hears of it, then of bo's typing.
+    let mut bo_chat = bo.chat().await;
+    ana_chat
+        .expect("bo online", is_presence(bo.user.id, true))
+        .await;
+    let typing = bo
+        .request(Method::POST, &format!("/api/rooms/{room}/typing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typing.status(), StatusCode::NO_CONTENT);
+    ana_chat
+        .expect(
+            "bo typing",
+            |f| matches!(f, ServerFrame::Typing { user, .. } if user.name == "bo"),
+        )
+        .await;
+
+    // Redis goes away: chat goes on, bo's presence is lost on node 0.
+    redis.stop();
+    let sent = post_message(&ana, room, "r1", "without redis").await;
+    assert_eq!(
+        messages(&mut bo_chat, 1).await,
+        [(sent.id, "without redis".to_owned())]
+    );
+    ana_chat
+        .expect("bo offline", is_presence(bo.user.id, false))
+        .await;
+
+    // Redis is back (empty): presence recovers within a tick or two.
+    redis.resume().unwrap();
+    ana_chat
+        .expect("bo online again", is_presence(bo.user.id, true))
+        .await;
     for node in nodes {
         node.stop().await;
     }

@@ -1,5 +1,5 @@
 //! Real database engines for tests and benchmarks: the system's PostgreSQL, started on a loopback
-//! port in a temporary directory of its own.
+//! port in a temporary directory of its own, and its Redis.
 //!
 //! Nothing outlives the process that started an engine: each server is watched by a small shell
 //! that holds the read end of a pipe whose write end only this process has. When the process
@@ -245,4 +245,86 @@ fn watch(as_root: bool, bin: &Path, data: &Path, root: &Path) -> io::Result<Chil
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+}
+
+/// A Redis server of this process, on a loopback port, keeping nothing on disk.
+#[derive(Debug)]
+pub struct Redis {
+    port: u16,
+    server: std::sync::Mutex<Option<(Child, Child)>>,
+}
+
+impl Redis {
+    /// Starts a server; it answers `PING` before this returns.
+    pub fn start() -> io::Result<Redis> {
+        let redis = Redis {
+            port: free_port()?,
+            server: std::sync::Mutex::new(None),
+        };
+        redis.resume()?;
+        Ok(redis)
+    }
+
+    /// `redis://` URL of the server.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server at once (SIGKILL), as a crash would; [`Redis::resume`] starts it again.
+    pub fn stop(&self) {
+        let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((mut redis, _watcher)) = server.take() {
+            let _ = redis.kill();
+            let _ = redis.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same port, empty.
+    pub fn resume(&self) -> io::Result<()> {
+        let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+        if server.is_some() {
+            return Ok(());
+        }
+        let redis = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("redis-server: {err}; scripts/deps.sh --test installs it"),
+                )
+            })?;
+        // The watcher kills it when this process is gone (see the crate's documentation).
+        let watcher = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cat >/dev/null; kill -9 {} 2>/dev/null",
+                redis.id()
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        *server = Some((redis, watcher));
+        drop(server);
+        // Ready when it accepts connections; bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::other("redis-server did not start listening"));
+            }
+            std::thread::yield_now();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -20,6 +20,9 @@ pub struct Config {
     /// Where the data lives instead of `data_dir`'s SQLite file: a PostgreSQL database as a
     /// `postgres://user:password@host:port/database` URL, which several server nodes may share.
     pub store: Option<String>,
+    /// A Redis server (`redis://host:port`) that carries presence and typing between the server
+    /// nodes sharing a PostgreSQL `store`. Without it each node shows only its own users' presence.
+    pub redis: Option<String>,
     /// Origins (`scheme://host[:port]`) whose pages may use the session cookie, besides the
     /// server's own origin. Requests authenticated by `Authorization: Bearer` are not affected.
     pub allowed_origins: Vec<String>,
@@ -172,6 +175,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir: PathBuf::from("tidings-data"),
             store: None,
+            redis: None,
             allowed_origins: Vec::new(),
             drain_timeout: Duration::from_secs(10),
             session: SessionConfig::default(),

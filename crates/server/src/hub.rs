@@ -127,6 +127,11 @@ struct Inner {
     rooms: HashMap<RoomId, Vec<UserId>>,
     /// Rooms by member: the other side of `rooms`.
     memberships: HashMap<UserId, Vec<RoomId>>,
+    /// Users online on other nodes of a cluster, with the nodes (see `presence`): a user is
+    /// online when online here or there.
+    remote: HashMap<UserId, (UserRef, HashSet<String>)>,
+    /// Where this node's own presence changes and typing go for the other nodes, in a cluster.
+    announce: Option<mpsc::UnboundedSender<Announce>>,
 }
 
 impl Inner {
@@ -138,6 +143,17 @@ impl Inner {
         }
         users
     }
+}
+
+/// What a node tells the other nodes of a cluster (see `presence`): ephemeral, so not in the
+/// store's log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Announce {
+    /// `user` came online (or went offline) on the announcing node.
+    Presence { user: UserRef, online: bool },
+    /// `user` is typing in `room`.
+    Typing { room: RoomId, user: UserRef },
 }
 
 /// Live connections and room membership, shared by every request.
@@ -239,7 +255,109 @@ impl Hub {
     fn offline(inner: &mut Inner, user: &UserRef) {
         inner.lingering.remove(&user.id);
         if inner.online.remove(&user.id).is_some() {
-            Hub::presence(inner, user, PresenceStatus::Offline);
+            Hub::announce(inner, user, false);
+            if !inner.remote.contains_key(&user.id) {
+                Hub::presence(inner, user, PresenceStatus::Offline);
+            }
+        }
+    }
+
+    /// Tells the other nodes, if any, that `user` came online or went offline here.
+    fn announce(inner: &Inner, user: &UserRef, online: bool) {
+        Hub::announce_locked(
+            inner,
+            Announce::Presence {
+                user: user.clone(),
+                online,
+            },
+        );
+    }
+
+    fn announce_locked(inner: &Inner, what: Announce) {
+        if let Some(announce) = &inner.announce {
+            // The receiver ends only with the server.
+            let _ = announce.send(what);
+        }
+    }
+
+    /// Sends this node's presence changes and typing to `announce` from now on (for the other
+    /// nodes of a cluster).
+    pub fn announce_to(&self, announce: mpsc::UnboundedSender<Announce>) {
+        self.lock().announce = Some(announce);
+    }
+
+    /// `user` is typing in `room`: tells the room's other members here, and the other nodes.
+    pub fn typing(&self, room: RoomId, user: &UserRef) {
+        self.to_room(
+            room,
+            Some(user.id),
+            &ServerFrame::Typing {
+                room,
+                user: user.clone(),
+            },
+        );
+        Hub::announce_locked(
+            &self.lock(),
+            Announce::Typing {
+                room,
+                user: user.clone(),
+            },
+        );
+    }
+
+    /// Who is online on this node (connections and grace).
+    pub fn online_here(&self) -> Vec<UserRef> {
+        self.lock().online.values().cloned().collect()
+    }
+
+    /// Another node says `user` came online (or went offline) there.
+    pub fn remote_presence(&self, node: &str, user: UserRef, online: bool) {
+        let mut inner = self.lock();
+        let was = inner.remote.contains_key(&user.id);
+        if online {
+            let entry = inner
+                .remote
+                .entry(user.id)
+                .or_insert_with(|| (user.clone(), HashSet::new()));
+            entry.1.insert(node.to_owned());
+        } else if let Some((_, nodes)) = inner.remote.get_mut(&user.id) {
+            nodes.remove(node);
+            if nodes.is_empty() {
+                inner.remote.remove(&user.id);
+            }
+        }
+        let is = inner.remote.contains_key(&user.id);
+        if was != is && !inner.online.contains_key(&user.id) {
+            let status = if is {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Offline
+            };
+            Hub::presence(&inner, &user, status);
+        }
+    }
+
+    /// Replaces what this node knows of the others' presence with a full picture (read after a
+    /// reconnect, and on each tick: it catches changes whose events were missed and nodes that
+    /// died), announcing each user whose presence changes by it.
+    pub fn remote_snapshot(&self, snapshot: HashMap<UserId, (UserRef, HashSet<String>)>) {
+        let mut inner = self.lock();
+        let old = std::mem::replace(&mut inner.remote, snapshot);
+        let mut changed: Vec<(UserRef, PresenceStatus)> = Vec::new();
+        for (id, (user, _)) in &old {
+            if !inner.remote.contains_key(id) {
+                changed.push((user.clone(), PresenceStatus::Offline));
+            }
+        }
+        for (id, (user, _)) in &inner.remote {
+            if !old.contains_key(id) {
+                changed.push((user.clone(), PresenceStatus::Online));
+            }
+        }
+        for (user, status) in changed {
+            if !inner.online.contains_key(&user.id) {
+                Hub::presence(&inner, &user, status);
+            }
         }
     }
 
@@ -286,7 +404,10 @@ impl Hub {
             // Announced before the connection is in the list: it learns who is online from its
             // own opening (the hello), and a held poll is not answered with its own arrival.
             if inner.online.insert(user.id, user.clone()).is_none() {
-                Hub::presence(&inner, user, PresenceStatus::Online);
+                Hub::announce(&inner, user, true);
+                if !inner.remote.contains_key(&user.id) {
+                    Hub::presence(&inner, user, PresenceStatus::Online);
+                }
             }
         }
         inner.conns.entry(user.id).or_default().push(conn);
@@ -306,7 +427,7 @@ impl Hub {
         let mut users: Vec<UserId> = inner
             .co_members(user)
             .into_iter()
-            .filter(|u| inner.online.contains_key(u))
+            .filter(|u| inner.online.contains_key(u) || inner.remote.contains_key(u))
             .collect();
         users.sort_unstable();
         users

@@ -28,6 +28,7 @@ mod feed;
 mod hub;
 mod message;
 mod openapi;
+mod presence;
 mod request;
 mod room;
 mod sse;
@@ -153,6 +154,11 @@ pub async fn run(
     // This node's fan-out follows the store's log — on PostgreSQL, every node's.
     let follower = state.clone();
     store.follow(latest, move |entry| follower.apply(entry))?;
+    // Presence and typing, which are not in the log, reach the other nodes through Redis.
+    if let Some(url) = &state.config.redis {
+        presence::start(url, Arc::clone(&state.hub), token.clone())
+            .map_err(|err| ServerError::Config(format!("redis = {url:?}: {err}")))?;
+    }
     let router = app::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "serving");
     web::warn_if_missing();

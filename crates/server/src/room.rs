@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use tidings_proto::v1::{
-    CreateRoom, ErrorBody, ErrorCode, OpenDm, Room, RoomId, RoomState, ServerFrame, UserRef,
+    CreateRoom, ErrorBody, ErrorCode, OpenDm, Room, RoomId, RoomState, UserRef,
 };
 use tidings_store::{StoreError, User};
 
@@ -197,11 +197,7 @@ pub async fn typing(
 /// Tells `room`'s other members that `user` is typing in it, if `user` is a member.
 pub async fn is_typing(state: &AppState, room: RoomId, user: &User) -> ApiResult<()> {
     ensure_member(state, room, user.id).await?;
-    let frame = ServerFrame::Typing {
-        room,
-        user: wire::user_ref(user),
-    };
-    state.hub.to_room(room, Some(user.id), &frame);
+    state.hub.typing(room, &wire::user_ref(user));
     Ok(())
 }
 
