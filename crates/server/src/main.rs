@@ -52,6 +52,13 @@ enum Command {
     },
     /// Print a new one-time invite code.
     Invite,
+    /// Copy the data dir's SQLite database into an empty PostgreSQL database (the server must be
+    /// stopped), so the group can move to several nodes with its history. Set `store` to the URL
+    /// afterwards.
+    MigrateToPostgres {
+        /// The target, `postgres://user:password@host:port/database`; it must hold no users yet.
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +132,29 @@ fn main() -> Result<()> {
                 .await?;
                 store.close().await;
                 println!("added {}", user.name);
+                Ok(())
+            }
+            Command::MigrateToPostgres { url } => {
+                let from = config.database_path();
+                if !from.exists() {
+                    bail!("no database at {}", from.display());
+                }
+                let copied = tidings_store::copy_sqlite_to_postgres(&from, &url)
+                    .await
+                    .map_err(|err| match err {
+                        tidings_store::StoreError::NotAllowed => {
+                            anyhow::anyhow!("the PostgreSQL database already holds a group")
+                        }
+                        other => other.into(),
+                    })?;
+                println!(
+                    "copied {} users, {} rooms, {} messages from {} into PostgreSQL; \
+                     now set `store` to that URL",
+                    copied.users,
+                    copied.rooms,
+                    copied.messages,
+                    from.display()
+                );
                 Ok(())
             }
             Command::Invite => {

@@ -42,6 +42,7 @@ macro_rules! text_enum {
 }
 
 mod account;
+mod copy;
 mod error;
 mod message;
 mod postgres;
@@ -52,6 +53,7 @@ mod sqlite;
 use std::path::Path;
 
 pub use account::{Role, Session, User};
+pub use copy::{Copied, copy_sqlite_to_postgres};
 pub use error::StoreError;
 pub use message::{Author, Inserted, Message, NewMessage, parse_mentions};
 pub use queued::Queued;

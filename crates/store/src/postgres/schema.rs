@@ -22,8 +22,15 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version bigint NOT NULL)")
-        .await?;
+    // Looked for first: `IF NOT EXISTS` would log a notice at every start.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE schema_version (version bigint NOT NULL)")
+            .await?;
+    }
     let found: i64 = tx
         .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
         .await?

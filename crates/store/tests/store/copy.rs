@@ -1,0 +1,127 @@
+//! A SQLite database copied into PostgreSQL reads the same, and goes on from where it was.
+
+use tidings_engines::Postgres;
+use tidings_store::{
+    Copied, Inserted, NewMessage, Store, StoreError, StoreOptions, copy_sqlite_to_postgres,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
+    let (dir, old) = crate::sqlite();
+    let ana = crate::user(&old, "ana").await;
+    let bob = crate::user(&old, "Bob").await;
+    let general = crate::room(&old, "general", &ana).await;
+    old.join_room(general.id, bob.id, 2).await.unwrap();
+    let (dm, _) = old.open_dm(ana.id, bob.id, 3).await.unwrap();
+    let mut last = 0;
+    for i in 0..2500 {
+        let room = if i % 10 == 0 { dm.id } else { general.id };
+        let inserted = old
+            .insert_message(NewMessage {
+                room_id: room,
+                author_id: if i % 2 == 0 { ana.id } else { bob.id },
+                client_id: Some(format!("c{i}")),
+                body: format!("message {i} for @bob"),
+                sent_at: 10 + i,
+            })
+            .await
+            .unwrap();
+        let Inserted::New(m) = inserted else {
+            panic!("new")
+        };
+        last = m.id;
+    }
+    old.set_read_marker(general.id, bob.id, last - 5)
+        .await
+        .unwrap();
+    let session = old
+        .create_session(bob.id, [7; 32], "laptop", 5, i64::MAX)
+        .await
+        .unwrap();
+    old.create_invite([9; 32], Some(ana.id), 6, None)
+        .await
+        .unwrap();
+    old.close().await;
+    drop(old);
+
+    let url = Postgres::shared().fresh_database().unwrap();
+    let path = dir.path().join("tidings.db");
+    let copied = copy_sqlite_to_postgres(&path, &url).await.unwrap();
+    assert_eq!(
+        copied,
+        Copied {
+            users: 2,
+            invites: 1,
+            sessions: 1,
+            rooms: 2,
+            members: 4,
+            messages: 2500,
+            mentions: 2500,
+        }
+    );
+
+    let old = Store::open(&path, StoreOptions::default()).unwrap();
+    let new = Store::connect(&url, StoreOptions::default()).await.unwrap();
+    assert_eq!(new.users().await.unwrap(), old.users().await.unwrap());
+    for user in [ana.id, bob.id] {
+        assert_eq!(
+            new.rooms_of(user).await.unwrap(),
+            old.rooms_of(user).await.unwrap()
+        );
+        assert_eq!(
+            new.messages_since(user, 0, 5000).await.unwrap(),
+            old.messages_since(user, 0, 5000).await.unwrap()
+        );
+    }
+    assert_eq!(
+        new.session_by_token_hash(&[7; 32]).await.unwrap(),
+        Some(session)
+    );
+    assert_eq!(new.latest_message_id().await.unwrap(), last);
+
+    // It goes on: the invite admits someone, new rows continue the ids, the cursor holds.
+    let cy = new
+        .register_with_invite([9; 32], "cy", "h", 20)
+        .await
+        .unwrap();
+    assert!(cy.id > bob.id);
+    let room = new.create_room("more", cy.id, 21).await.unwrap();
+    assert!(room.id > dm.id);
+    let Inserted::New(next) = new
+        .insert_message(NewMessage {
+            room_id: general.id,
+            author_id: ana.id,
+            client_id: Some("after".into()),
+            body: "after the move".into(),
+            sent_at: 30,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("new")
+    };
+    assert!(next.id > last);
+    let since = new.messages_since(bob.id, last, 10).await.unwrap();
+    assert_eq!(since.len(), 1);
+    assert_eq!(since[0].body, "after the move");
+    // A resend from before the move is still recognised.
+    assert!(matches!(
+        new.insert_message(NewMessage {
+            room_id: general.id,
+            author_id: bob.id,
+            client_id: Some("c1".into()),
+            body: "again".into(),
+            sent_at: 31,
+        })
+        .await
+        .unwrap(),
+        Inserted::Duplicate(_)
+    ));
+
+    // A target that already holds a group is refused, and left as it was.
+    assert!(matches!(
+        copy_sqlite_to_postgres(&path, &url).await,
+        Err(StoreError::NotAllowed)
+    ));
+    assert_eq!(new.users().await.unwrap().len(), 3);
+}
