@@ -306,3 +306,136 @@ async fn presence_and_typing_cross_nodes_through_redis_and_chat_goes_on_without_
         node.stop().await;
     }
 }
+
+/// PostgreSQL crashes and restarts under a burst of sends through two nodes: sends in flight are
+/// either acknowledged and stored or refused (503, retry) and retried with the same client id —
+/// never acknowledged and lost — and the nodes reconnect and deliver everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarting_mid_burst_loses_no_acknowledged_message() {
+    const SENDS: usize = 300;
+    // A server of its own: the restart must not disturb the other tests' databases.
+    let pg = tidings_engines::Postgres::start().unwrap();
+    let url = pg.fresh_database().unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(
+            TestServer::start_with(|config| {
+                config.store = Some(url.clone());
+                config.limits.messages_per_second = 100_000;
+                config.limits.message_burst = 100_000;
+            })
+            .await,
+        );
+    }
+    let ana = nodes[0].user("ana").await;
+    let bo = nodes[0].user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let mut bo_chat = bo.at(&nodes[1]).chat().await;
+
+    let senders = [ana.clone(), ana.at(&nodes[1])];
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let poster = {
+        let (acked, refused) = (acked.clone(), refused.clone());
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            for i in 0..SENDS {
+                let client_id = format!("c{i}");
+                let mut attempt = 0;
+                loop {
+                    assert!(Instant::now() < deadline, "send {i} never went through");
+                    let from = &senders[(i + attempt) % 2];
+                    let response = from
+                        .request(Method::POST, &format!("/api/rooms/{room}/messages"))
+                        .json(&serde_json::json!({"client_id": client_id, "body": client_id}))
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status().is_success() => {
+                            let m: tidings_proto::v1::Message = r.json().await.unwrap();
+                            acked.lock().unwrap().push((m.id, client_id.clone()));
+                            break;
+                        }
+                        Ok(r) => {
+                            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "send {i}");
+                            assert!(r.headers().contains_key("retry-after"));
+                        }
+                        Err(_) => {}
+                    }
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    attempt += 1;
+                    // A client's backoff, not a wait for an event.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        })
+    };
+    // A third of the way in, PostgreSQL crashes and comes back.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while acked.lock().unwrap().len() < SENDS / 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("sends before the restart");
+    // (The server stays this test's to the end: dropping it stops it.)
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.restart().unwrap();
+        pg
+    })
+    .await
+    .unwrap();
+    poster.await.unwrap();
+
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), SENDS);
+    // Every acknowledged message is stored, under its client id, once.
+    let mut stored = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let path = match before {
+            Some(b) => format!("/api/rooms/{room}/messages?limit=200&before={b}"),
+            None => format!("/api/rooms/{room}/messages?limit=200"),
+        };
+        let page: HistoryPage = ana.get(&path).await;
+        before = page.messages.first().map(|m| m.id);
+        let mut older: Vec<(i64, String)> = page
+            .messages
+            .into_iter()
+            .map(|m| (m.id, m.client_id.unwrap_or_default()))
+            .collect();
+        older.extend(stored);
+        stored = older;
+        if !page.has_more {
+            break;
+        }
+    }
+    let mut by_id = acked.clone();
+    by_id.sort();
+    assert_eq!(stored, by_id, "stored exactly what was acknowledged");
+    // bo, on node 1, has every one of them once the nodes are back on the database.
+    let mut got = std::collections::BTreeSet::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while got.len() < SENDS {
+            if let ServerFrame::Message(m) = bo_chat
+                .expect("a message", |f| matches!(f, ServerFrame::Message(_)))
+                .await
+            {
+                got.insert(m.id);
+            }
+        }
+    })
+    .await
+    .expect("bo got every message");
+    let ids: Vec<i64> = by_id.iter().map(|(id, _)| *id).collect();
+    assert_eq!(got.into_iter().collect::<Vec<_>>(), ids);
+    println!(
+        "postgres restart: {SENDS} sent, {} refusals retried",
+        refused.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+    drop(pg);
+}

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Where Debian installs PostgreSQL's server programs (one directory per major version).
 const POSTGRES_LIB: &str = "/usr/lib/postgresql";
 
-/// A PostgreSQL server for this process.
+/// A PostgreSQL server for this process. Dropping one that [`Postgres::start`] started stops it
+/// (its watcher sees the pipe close).
 #[derive(Debug)]
 pub struct Postgres {
     /// `postgres://` URL of the server's `postgres` database, as its superuser.

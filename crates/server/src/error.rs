@@ -90,6 +90,15 @@ impl From<StoreError> for ApiError {
                     "the server's disk is full; nothing was stored",
                 )
             }
+            StoreError::Unavailable(why) => {
+                tracing::warn!(%why, "the database is unavailable");
+                let mut unavailable = ApiError::new(
+                    ErrorCode::Overloaded,
+                    "the database is unavailable; nothing was stored, try again",
+                );
+                unavailable.body.retry_after_ms = Some(1000);
+                unavailable
+            }
             other => ApiError::internal(other),
         }
     }
