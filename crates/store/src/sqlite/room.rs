@@ -5,11 +5,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Sqlite;
 use super::account::{user_exists, user_from};
 use crate::error::is_unique_violation;
+use crate::room::{ROOM_SELECT, SUMMARY_SELECT};
 use crate::{
     LogEntry, MessageId, Millis, Room, RoomId, RoomKind, RoomSummary, StoreError, User, UserId,
 };
-
-const ROOM_SELECT: &str = "SELECT id, kind, name, created_at FROM rooms";
 
 fn room_from(row: &Row<'_>, at: usize) -> rusqlite::Result<Room> {
     Ok(Room {
@@ -19,24 +18,6 @@ fn room_from(row: &Row<'_>, at: usize) -> rusqlite::Result<Room> {
         created_at: row.get(at + 3)?,
     })
 }
-
-/// One summary row per membership of `mb.user_id`; callers add the WHERE clause. Each count is
-/// answered from an index: unread from `messages_room` (room_id, id, author_id), mentions from the
-/// mentions primary key (user_id, message_id). A DM's only other member is its peer.
-const SUMMARY_SELECT: &str = "\
-SELECT r.id, r.kind, r.name, r.created_at,
-       mb.last_read_id,
-       coalesce((SELECT max(m.id) FROM messages m WHERE m.room_id = r.id), 0),
-       (SELECT count(*) FROM messages m
-         WHERE m.room_id = r.id AND m.id > mb.last_read_id AND m.author_id != mb.user_id),
-       (SELECT count(*) FROM mentions mn JOIN messages m ON m.id = mn.message_id
-         WHERE mn.user_id = mb.user_id AND mn.message_id > mb.last_read_id
-           AND m.room_id = r.id AND m.author_id != mb.user_id),
-       peer.id, peer.name, peer.role, peer.created_at
-FROM members mb
-JOIN rooms r ON r.id = mb.room_id
-LEFT JOIN members pm ON r.kind = 'dm' AND pm.room_id = r.id AND pm.user_id != mb.user_id
-LEFT JOIN users peer ON peer.id = pm.user_id";
 
 fn summary_from(row: &Row<'_>) -> rusqlite::Result<RoomSummary> {
     let peer_id: Option<UserId> = row.get(8)?;
