@@ -99,31 +99,23 @@ async fn three_nodes_one_killed_clients_hopping_every_stream_is_the_log() {
 
     // The people, each logged in three times (a session per client), all in one room.
     let host = login(&http, &addrs[0], "host", "a good password").await;
-    let room: serde_json::Value = http
-        .post(format!("http://{}/api/rooms", addrs[0]))
-        .bearer_auth(&host.token)
-        .json(&serde_json::json!({"name": "ops"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room: serde_json::Value = answer(
+        http.post(format!("http://{}/api/rooms", addrs[0]))
+            .bearer_auth(&host.token)
+            .json(&serde_json::json!({"name": "ops"})),
+    )
+    .await;
     let room = room["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("create room: {room}"));
     let mut tokens = Vec::new();
     let mut posters = Vec::new();
     for u in 0..USERS {
-        let invite: serde_json::Value = http
-            .post(format!("http://{}/api/invites", addrs[u % NODES]))
-            .bearer_auth(&host.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let invite: serde_json::Value = answer(
+            http.post(format!("http://{}/api/invites", addrs[u % NODES]))
+                .bearer_auth(&host.token),
+        )
+        .await;
         let name = format!("user{u}");
         let registered: LoginResponse = http
             .post(format!("http://{}/api/register", addrs[u % NODES]))
@@ -258,6 +250,11 @@ async fn three_nodes_one_killed_clients_hopping_every_stream_is_the_log() {
     }
 }
 
+/// Sends `request` and reads its JSON answer.
+async fn answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The room's whole history, oldest first, as (id, client id).
 async fn stored_log(
     http: &reqwest::Client,
@@ -272,15 +269,7 @@ async fn stored_log(
         if let Some(before) = before {
             url.push_str(&format!("&before={before}"));
         }
-        let page: HistoryPage = http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: HistoryPage = answer(http.get(url).bearer_auth(token)).await;
         let mut older: Vec<(i64, String)> = page
             .messages
             .iter()
