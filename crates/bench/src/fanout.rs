@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::latency::{Shards, Summary};
 use crate::poll::Poller;
 use crate::probe::{Clock, Probe};
-use crate::process::{ServerProcess, own_cpu};
+use crate::process::{ServerProcess, cpu_of, own_cpu, rss_of};
 use crate::search::{Criteria, RateSearch};
 use crate::sse::Feed;
 use crate::target::{Endpoint, Socket, Target, connect};
@@ -200,8 +200,9 @@ impl Tally {
     }
 }
 
-/// Runs the fan-out benchmark against a server that is already running.
-pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Result<Outcome> {
+/// Runs the fan-out benchmark against a server that is already running (or the nodes of a
+/// cluster, `servers` in the order of `endpoint.nodes`: their CPU and memory are summed).
+pub async fn run(endpoint: &Endpoint, servers: &[ServerProcess], plan: &Plan) -> Result<Outcome> {
     let clock = Clock::start();
     let tally = Arc::new(Tally {
         clock,
@@ -216,7 +217,7 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
     let mut publisher = Publisher::open(endpoint, clock).await?;
     // Let the server settle after the publisher's handshake before the baseline.
     sleep(Duration::from_millis(500)).await;
-    let rss_before = server.rss()?;
+    let rss_before = rss_of(servers)?;
 
     let cancel = CancellationToken::new();
     // Cancels the subscribers however this function ends.
@@ -251,11 +252,11 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
     let connect_secs = started.elapsed().as_secs_f64();
     let connected = tally.connected.load(Ordering::Acquire);
     if connected == 0 {
-        bail!("no subscriber could connect; {}", server.log_tail());
+        bail!("no subscriber could connect; {}", servers[0].log_tail());
     }
     // Idle for a moment so the memory reading sees connections at rest.
     sleep(Duration::from_secs(1)).await;
-    let rss_idle = server.rss()?;
+    let rss_idle = rss_of(servers)?;
     let idle_bytes_per_connection = (rss_idle.saturating_sub(rss_before)) as f64 / connected as f64;
     tracing::info!(
         target = endpoint.target.name(),
@@ -268,7 +269,7 @@ pub async fn run(endpoint: &Endpoint, server: &ServerProcess, plan: &Plan) -> Re
     let mut steps = Stepper {
         tally: &tally,
         connected,
-        server,
+        servers,
         publisher: &mut publisher,
         plan,
     };
@@ -336,7 +337,7 @@ struct Stepper<'a> {
     tally: &'a Tally,
     /// Subscribers connected before the first step.
     connected: usize,
-    server: &'a ServerProcess,
+    servers: &'a [ServerProcess],
     publisher: &'a mut Publisher,
     plan: &'a Plan,
 }
@@ -372,7 +373,7 @@ impl Stepper<'_> {
         self.settle().await;
         self.tally.begin(self.publisher.next_seq);
         let disconnects_before = self.tally.disconnects.load(Ordering::Acquire);
-        let cpu_before = self.server.cpu()?;
+        let cpu_before = cpu_of(self.servers)?;
         let own_before = own_cpu()?;
         let started = Instant::now();
         let (scheduled, published, publisher_dropped) = self.publisher.publish(rate, secs).await?;
@@ -384,7 +385,7 @@ impl Stepper<'_> {
             sleep(POLL).await;
         }
         let seconds = started.elapsed().as_secs_f64();
-        let cpu = self.server.cpu()?.saturating_sub(cpu_before);
+        let cpu = cpu_of(self.servers)?.saturating_sub(cpu_before);
         let own = own_cpu()?.saturating_sub(own_before);
         // Stop counting before reading, so the figures belong to this step only.
         self.tally.floor.store(u64::MAX, Ordering::Release);
@@ -506,7 +507,7 @@ impl Subscription {
         match (endpoint.target, &endpoint.access) {
             (Target::TidingsWs, Some(access)) => {
                 let mut socket = connect(
-                    endpoint.addr,
+                    endpoint.node(index),
                     "/api/ws",
                     Some(access.subscriber(index)),
                     true,
@@ -519,26 +520,32 @@ impl Subscription {
                 Ok(Subscription::Ws(Box::new(socket)))
             }
             (Target::TidingsSse, Some(access)) => {
-                let feed = Feed::open(endpoint.addr, "/api/events", access.subscriber(index), None)
-                    .await?;
+                let feed = Feed::open(
+                    endpoint.node(index),
+                    "/api/events",
+                    access.subscriber(index),
+                    None,
+                )
+                .await?;
                 Ok(Subscription::Sse(Box::new(feed), EVENT_MESSAGE))
             }
             (Target::TidingsStream, Some(access)) => {
                 // At first from the newest message (nothing is replayed); after the server ended
                 // a stream, from where it stopped, as a client does.
                 let token = access.subscriber(index);
-                let feed = Feed::open(endpoint.addr, "/api/stream", token, Some(cursor)).await?;
+                let feed =
+                    Feed::open(endpoint.node(index), "/api/stream", token, Some(cursor)).await?;
                 Ok(Subscription::Sse(Box::new(feed), EVENT_BATCH))
             }
             (Target::TidingsPoll, Some(access)) => {
                 let mut poller =
-                    Poller::open(endpoint.addr, access.subscriber(index), cursor).await?;
+                    Poller::open(endpoint.node(index), access.subscriber(index), cursor).await?;
                 poller.consume();
                 poller.send().await?;
                 Ok(Subscription::Poll(Box::new(poller)))
             }
             (Target::NaiveAxum | Target::NodeWs, _) => {
-                let socket = connect(endpoint.addr, "/ws", None, true).await?;
+                let socket = connect(endpoint.node(index), "/ws", None, true).await?;
                 Ok(Subscription::Ws(Box::new(socket)))
             }
             (_, None) => bail!("Tidings needs a token"),
@@ -628,7 +635,7 @@ impl Link {
         let (socket, room, latest_id) = match &endpoint.access {
             Some(access) if endpoint.target.is_tidings() => {
                 let mut socket = connect(
-                    endpoint.addr,
+                    endpoint.first(),
                     "/api/ws",
                     Some(&access.publisher_token),
                     false,
@@ -645,7 +652,7 @@ impl Link {
                 (socket, Some(access.room), latest_id)
             }
             _ => (
-                connect(endpoint.addr, "/ws", None, false)
+                connect(endpoint.first(), "/ws", None, false)
                     .await
                     .context("connecting the publisher")?,
                 None,

@@ -6,8 +6,9 @@
 //!
 //! Shape:
 //! - `suite` — the whole run: sections, rounds, the time budget, a fresh server per run;
-//! - `fanout`, `persistence`, `history`, `web` — one benchmark each (`web`: the web app in
-//!   Chromium, only with `--only web`);
+//! - `fanout`, `persistence`, `history`, `web`, `cluster` — one benchmark each (`web`: the web
+//!   app in Chromium, only with `--only web`; `cluster`: nodes on PostgreSQL, only with
+//!   `--only cluster`);
 //! - `seed` — databases written directly with SQLite before their server starts;
 //! - `process` — a server as a child process, with its CPU time and memory from `/proc`;
 //! - `target`, `sse`, `probe` — the clients: WebSocket connect, a small SSE client, and the
@@ -15,6 +16,7 @@
 //! - `peer` — the naive axum server (the `naive-server` subcommand) and the Node `ws` install;
 //! - `latency`, `search`, `report` — histograms, the rate search, the tables and the JSON.
 
+mod cluster;
 mod fanout;
 mod history;
 mod latency;
@@ -124,6 +126,12 @@ struct RunArgs {
     /// Extra KEY=VALUE in the Tidings server's environment (e.g. TIDINGS_LIMITS__SEND_QUEUE=512).
     #[arg(long = "server-env", value_parser = parse_env)]
     server_env: Vec<(String, String)>,
+    /// Node counts on PostgreSQL of the cluster benchmark [default: 1,2,3].
+    #[arg(long, value_delimiter = ',')]
+    cluster_nodes: Option<Vec<usize>>,
+    /// Subscribers of the cluster benchmark's fan-out [default: 10000; quick: 1000].
+    #[arg(long)]
+    cluster_subscribers: Option<usize>,
     /// Where the temporary data dirs go [default: the system's temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -203,6 +211,10 @@ fn settings(args: RunArgs) -> Result<Settings> {
     if sizes.contains(&0) {
         bail!("--sizes must be positive");
     }
+    let cluster_nodes = args.cluster_nodes.unwrap_or_else(|| vec![1, 2, 3]);
+    if cluster_nodes.is_empty() || cluster_nodes.contains(&0) {
+        bail!("--cluster-nodes must be positive");
+    }
     let command = std::env::args()
         .map(|a| {
             // The binary's own path says nothing about the run.
@@ -269,6 +281,17 @@ fn settings(args: RunArgs) -> Result<Settings> {
             cold: pick(quick, 3, 5),
             warm: pick(quick, 5, 10),
             scroll_budget_secs: 600.0,
+        },
+        cluster: cluster::Plan {
+            nodes: cluster_nodes,
+            subscribers: args
+                .cluster_subscribers
+                .unwrap_or(pick(quick, 1000, 10_000))
+                .max(1),
+            senders: vec![1, 10, 100],
+            counter_writers: vec![1, 3, 8],
+            counter_batches: vec![1, 32],
+            counter_secs: pick(quick, 2.0, 5.0),
         },
     })
 }

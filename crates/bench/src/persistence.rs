@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::latency::{Shards, Summary};
-use crate::process::ServerProcess;
+use crate::process::{ServerProcess, cpu_of};
 use crate::target::connect;
 
 /// How long a sender waits for its last acks after it stops sending.
@@ -72,32 +72,36 @@ pub struct Outcome {
 
 /// Runs every flat-out run of `plan`, then the fixed-rate run, against one server.
 pub async fn run(server: &ServerProcess, senders: &[Sender], plan: &Plan) -> Result<Outcome> {
+    let servers = std::slice::from_ref(server);
     let mut runs = Vec::new();
     for &count in &plan.concurrency {
-        runs.push(one(server, &senders[..count.min(senders.len())], plan, None).await?);
+        runs.push(one(servers, &senders[..count.min(senders.len())], plan, None).await?);
     }
     let fixed_senders = &senders[..plan.fixed_senders.min(senders.len())];
-    let fixed = one(server, fixed_senders, plan, Some(plan.fixed_rate)).await?;
+    let fixed = one(servers, fixed_senders, plan, Some(plan.fixed_rate)).await?;
     Ok(Outcome { runs, fixed })
 }
 
-async fn one(
-    server: &ServerProcess,
+/// One run of `senders`, flat out or at a total `rate`, the senders spread over `servers` in
+/// turn (the nodes of a cluster: their CPU is summed).
+pub async fn one(
+    servers: &[ServerProcess],
     senders: &[Sender],
     plan: &Plan,
     rate: Option<f64>,
 ) -> Result<Run> {
-    if senders.is_empty() {
-        bail!("no senders");
+    if senders.is_empty() || servers.is_empty() {
+        bail!("no senders or no server");
     }
     let mut sockets = Vec::new();
-    for sender in senders {
-        let socket = connect(server.addr, "/api/ws", Some(&sender.token), false).await?;
+    for (index, sender) in senders.iter().enumerate() {
+        let node = servers[index % servers.len()].addr;
+        let socket = connect(node, "/api/ws", Some(&sender.token), false).await?;
         sockets.push((socket, sender.room));
     }
     let latencies = Arc::new(Shards::new(senders.len()));
     let per_sender = rate.map(|r| r / senders.len() as f64);
-    let cpu_before = server.cpu()?;
+    let cpu_before = cpu_of(servers)?;
     let started = Instant::now();
     let stop_at = started + Duration::from_secs_f64(plan.secs);
     let mut tasks = JoinSet::new();
@@ -119,7 +123,7 @@ async fn one(
         totals.errors += counts.errors;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let cpu = server.cpu()?.saturating_sub(cpu_before);
+    let cpu = cpu_of(servers)?.saturating_sub(cpu_before);
     let run = Run {
         senders: senders.len(),
         window: plan.window,

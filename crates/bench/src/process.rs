@@ -121,6 +121,16 @@ impl ServerProcess {
     }
 }
 
+/// The CPU time of several servers measured together (the nodes of a cluster), summed.
+pub fn cpu_of(servers: &[ServerProcess]) -> Result<Duration> {
+    servers.iter().map(ServerProcess::cpu).sum()
+}
+
+/// The resident memory of several servers measured together, summed.
+pub fn rss_of(servers: &[ServerProcess]) -> Result<u64> {
+    servers.iter().map(ServerProcess::rss).sum()
+}
+
 /// User plus system CPU time this process (the load generator) has used so far.
 pub fn own_cpu() -> Result<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;

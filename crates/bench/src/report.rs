@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::cluster;
 use crate::fanout;
 use crate::history;
 use crate::latency::median;
@@ -176,6 +177,7 @@ pub struct Report {
     pub persistence: Option<persistence::Outcome>,
     pub history: Option<history::Outcome>,
     pub web: Option<web::Outcome>,
+    pub cluster: Option<cluster::Outcome>,
     /// Parts that did not run, and why.
     pub skipped: Vec<String>,
     /// Parts that failed, with the error.
@@ -455,6 +457,10 @@ impl Report {
             );
         }
 
+        if let Some(c) = &self.cluster {
+            render_cluster(&mut out, c);
+        }
+
         for skipped in &self.skipped {
             let _ = writeln!(out, "skipped: {skipped}");
         }
@@ -463,6 +469,139 @@ impl Report {
         }
         out
     }
+}
+
+/// The cluster benchmark's three tables.
+fn render_cluster(out: &mut String, c: &cluster::Outcome) {
+    let _ = writeln!(
+        out,
+        "\nCluster: message ids from one counter row in each batch's transaction, against a \
+         plain sequence (PostgreSQL {}, each writer its own connection, flat out)",
+        c.postgres_version
+    );
+    let mut rows = vec![vec![
+        "ids".to_owned(),
+        "writers".to_owned(),
+        "rows/tx".to_owned(),
+        "rows/s".to_owned(),
+        "tx p50".to_owned(),
+        "p99".to_owned(),
+        "max".to_owned(),
+    ]];
+    for run in &c.counter {
+        rows.push(vec![
+            format!("{:?}", run.ids).to_lowercase(),
+            run.writers.to_string(),
+            run.batch.to_string(),
+            count(run.rows_per_sec),
+            ms(run.transaction.p50_ms),
+            ms(run.transaction.p99_ms),
+            ms(run.transaction.max_ms),
+        ]);
+    }
+    out.push_str(&table(&rows));
+
+    let _ = writeln!(
+        out,
+        "\nCluster: durable sends (acked after commit; the senders spread over the nodes; CPU is \
+         the nodes' sum, PostgreSQL's not counted)"
+    );
+    let mut rows = vec![vec![
+        "store".to_owned(),
+        "senders".to_owned(),
+        "acked/s".to_owned(),
+        "send→ack p50".to_owned(),
+        "p99".to_owned(),
+        "max".to_owned(),
+        "errors".to_owned(),
+        "nodes' CPU".to_owned(),
+    ]];
+    for w in &c.writes {
+        rows.push(vec![
+            w.setup.to_string(),
+            w.run.senders.to_string(),
+            count(w.run.acked_per_sec),
+            ms(w.run.latency.p50_ms),
+            ms(w.run.latency.p99_ms),
+            ms(w.run.latency.max_ms),
+            w.run.errors.to_string(),
+            format!("{:.0} %", w.run.server_cpu_pct),
+        ]);
+    }
+    out.push_str(&table(&rows));
+
+    let mut setups: Vec<cluster::Setup> = Vec::new();
+    for run in &c.fanout {
+        if !setups.contains(&run.setup) {
+            setups.push(run.setup);
+        }
+    }
+    if setups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nCluster: fan-out over WebSocket, the subscribers spread over the nodes, the publisher \
+         on the first (medians over rounds; memory and CPU are the nodes' sums)"
+    );
+    let mut rows = vec![vec![
+        "store".to_owned(),
+        "N".to_owned(),
+        "rounds".to_owned(),
+        "connect".to_owned(),
+        "idle/conn".to_owned(),
+        "@10/s p50".to_owned(),
+        "p99".to_owned(),
+        "max".to_owned(),
+        "max deliv/s".to_owned(),
+        "≤100ms rate".to_owned(),
+        "deliv/s".to_owned(),
+        "p99".to_owned(),
+        "CPU".to_owned(),
+    ]];
+    for setup in setups {
+        let rounds: Vec<&fanout::Outcome> = c
+            .fanout
+            .iter()
+            .filter(|run| run.setup == setup)
+            .map(|run| &run.outcome)
+            .collect();
+        let Some(s) = FanoutSummary::of(&rounds) else {
+            continue;
+        };
+        let at_least = |lower_bound: bool| if lower_bound { "≥ " } else { "" };
+        let mut row = vec![
+            setup.to_string(),
+            s.subscribers.to_string(),
+            s.rounds.to_string(),
+            format!("{:.2} s", s.connect_secs),
+            format!("{:.1} KiB", s.idle_kib_per_connection),
+            ms(s.fixed_p50_ms),
+            ms(s.fixed_p99_ms),
+            ms(s.fixed_max_ms),
+            format!(
+                "{}{}",
+                at_least(s.max_delivered_is_lower_bound),
+                count(s.max_delivered_per_sec)
+            ),
+        ];
+        if s.best_rate > 0.0 {
+            row.extend([
+                format!(
+                    "{}{}/s",
+                    at_least(s.best_rate_is_lower_bound),
+                    count(s.best_rate)
+                ),
+                count(s.best_delivered_per_sec),
+                ms(s.best_p99_ms),
+                format!("{:.0} %", s.best_server_cpu_pct),
+            ]);
+        } else {
+            row.extend(["none".to_owned(), "".into(), "".into(), "".into()]);
+        }
+        rows.push(row);
+    }
+    out.push_str(&table(&rows));
 }
 
 fn order(target: Target) -> u8 {
@@ -707,6 +846,7 @@ mod tests {
             persistence: None,
             history: None,
             web: None,
+            cluster: None,
             skipped: Vec::new(),
             failures: Vec::new(),
         };

@@ -16,6 +16,9 @@ use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
+use crate::persistence::Sender;
+use crate::target::Access;
+
 /// The database file inside a data dir, as the server names it.
 pub const DATABASE: &str = "tidings.db";
 /// What seeded users have instead of a password hash: nothing verifies against it.
@@ -152,6 +155,33 @@ impl Seeder {
         }
         tx.commit()?;
         Ok(last)
+    }
+
+    /// `count` senders for the persistence benchmark, each a user alone in a room of its own
+    /// with a session.
+    pub fn senders(&self, count: usize) -> Result<Vec<Sender>> {
+        (0..count)
+            .map(|i| {
+                let user = self.user(&format!("sender-{i}"))?;
+                let token = self.session(user, "tidings-bench persistence")?;
+                let room = self.room(&format!("persistence-{i}"), user, &[user])?;
+                Ok(Sender { token, room })
+            })
+            .collect()
+    }
+
+    /// The fan-out's room: a subscriber user with `sessions` sessions and a publisher.
+    pub fn fanout(&self, sessions: usize) -> Result<Access> {
+        let subscriber = self.user("subscriber")?;
+        let publisher = self.user("publisher")?;
+        let access = Access {
+            subscriber_tokens: (0..sessions.max(1))
+                .map(|_| self.session(subscriber, "tidings-bench subscribers"))
+                .collect::<Result<_>>()?,
+            publisher_token: self.session(publisher, "tidings-bench publisher")?,
+            room: self.room("fanout", publisher, &[publisher, subscriber])?,
+        };
+        Ok(access)
     }
 
     /// Puts the database back in WAL mode, as the server keeps it, and closes it.

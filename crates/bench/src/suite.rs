@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::process::Command;
 
+use crate::cluster;
 use crate::fanout;
 use crate::history;
 use crate::peer;
@@ -28,6 +29,8 @@ pub enum Section {
     History,
     /// The web app in Chromium: start time and memory (not in the default run).
     Web,
+    /// Several nodes on PostgreSQL beside one on SQLite (not in the default run).
+    Cluster,
 }
 
 /// Everything a run needs to know, resolved from the command line.
@@ -56,6 +59,7 @@ pub struct Settings {
     pub persistence: persistence::Plan,
     pub history: history::Plan,
     pub web: web::Plan,
+    pub cluster: cluster::Plan,
 }
 
 /// Files and connections besides the subscribers: listeners, the database, logs, the publisher.
@@ -95,6 +99,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         persistence: None,
         history: None,
         web: None,
+        cluster: None,
         skipped: Vec::new(),
         failures: Vec::new(),
     };
@@ -106,7 +111,19 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         );
     }
 
-    let needed = settings.sizes.iter().max().copied().unwrap_or(0) as u64 + SPARE_FILES;
+    let cluster_subscribers = if settings.sections.contains(&Section::Cluster) {
+        settings.cluster.subscribers
+    } else {
+        0
+    };
+    let needed = settings
+        .sizes
+        .iter()
+        .copied()
+        .chain([cluster_subscribers])
+        .max()
+        .unwrap_or(0) as u64
+        + SPARE_FILES;
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     tracing::info!(limit, "open-file limit");
     if limit < needed {
@@ -172,6 +189,13 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         }
     }
 
+    if settings.sections.contains(&Section::Cluster) && !over_budget("cluster", &mut report) {
+        match cluster::run(&settings, &template, work.path(), &mut report).await {
+            Ok(outcome) => report.cluster = Some(outcome),
+            Err(err) => report.failures.push(format!("cluster: {err:#}")),
+        }
+    }
+
     if settings.sections.contains(&Section::Fanout) {
         let mut targets = settings.transports.clone();
         let mut node_script: Option<PathBuf> = None;
@@ -219,12 +243,14 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
     Ok(report)
 }
 
-/// Starts `tidings-server serve` on a free loopback port over `data_dir`.
-async fn start_tidings(
+/// Starts `tidings-server serve` on a free loopback port over `data_dir`, with `env` added to
+/// its environment (e.g. the store of a cluster's node).
+pub async fn start_tidings(
     settings: &Settings,
     data_dir: &Path,
     connections: usize,
     log: &Path,
+    env: &[(&str, &str)],
 ) -> Result<ServerProcess> {
     let mut command = Command::new(&settings.server_bin);
     command
@@ -249,6 +275,9 @@ async fn start_tidings(
     for (key, value) in &settings.server_env {
         command.env(key, value);
     }
+    for (key, value) in env {
+        command.env(key, value);
+    }
     ServerProcess::spawn("tidings-server", command, log).await
 }
 
@@ -270,18 +299,12 @@ async fn persistence_section(
     let data_in = data.clone();
     let senders = tokio::task::spawn_blocking(move || -> Result<Vec<persistence::Sender>> {
         let seeder = Seeder::copy(&template, &data_in)?;
-        let mut senders = Vec::with_capacity(count);
-        for i in 0..count {
-            let user = seeder.user(&format!("sender-{i}"))?;
-            let token = seeder.session(user, "tidings-bench persistence")?;
-            let room = seeder.room(&format!("persistence-{i}"), user, &[user])?;
-            senders.push(persistence::Sender { token, room });
-        }
+        let senders = seeder.senders(count)?;
         seeder.finish()?;
         Ok(senders)
     })
     .await??;
-    let server = start_tidings(settings, &data, count, &work.join("persistence.log")).await?;
+    let server = start_tidings(settings, &data, count, &work.join("persistence.log"), &[]).await?;
     let outcome = persistence::run(&server, &senders, &plan).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
@@ -304,7 +327,7 @@ async fn history_section(
         seconds = format!("{:.1}", seeded.seconds),
         "history room seeded"
     );
-    let server = start_tidings(settings, &data, 16, &work.join("history.log")).await?;
+    let server = start_tidings(settings, &data, 16, &work.join("history.log"), &[]).await?;
     let outcome = history::run(&server, &seeded, &settings.history).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
@@ -318,7 +341,7 @@ async fn web_section(settings: &Settings, template: &Path, work: &Path) -> Resul
     let data_in = data.clone();
     let seeded =
         tokio::task::spawn_blocking(move || seed::history(&template, &data_in, rows)).await??;
-    let server = start_tidings(settings, &data, 16, &work.join("web.log")).await?;
+    let server = start_tidings(settings, &data, 16, &work.join("web.log"), &[]).await?;
     let outcome = web::run(&server, &seeded, &settings.web, work).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
@@ -344,25 +367,17 @@ async fn fanout_once(
             let own_sessions = settings.own_sessions;
             let access = tokio::task::spawn_blocking(move || -> Result<Access> {
                 let seeder = Seeder::copy(&template, &data_in)?;
-                let subscriber = seeder.user("subscriber")?;
-                let publisher = seeder.user("publisher")?;
                 let sessions = if own_sessions || target.session_per_subscriber() {
                     size
                 } else {
                     1
                 };
-                let access = Access {
-                    subscriber_tokens: (0..sessions)
-                        .map(|_| seeder.session(subscriber, "tidings-bench subscribers"))
-                        .collect::<Result<_>>()?,
-                    publisher_token: seeder.session(publisher, "tidings-bench publisher")?,
-                    room: seeder.room("fanout", publisher, &[publisher, subscriber])?,
-                };
+                let access = seeder.fanout(sessions)?;
                 seeder.finish()?;
                 Ok(access)
             })
             .await??;
-            let server = start_tidings(settings, &data, size, &log).await?;
+            let server = start_tidings(settings, &data, size, &log, &[]).await?;
             (server, Some(access))
         }
         Target::NaiveAxum => {
@@ -385,11 +400,11 @@ async fn fanout_once(
     };
     let endpoint = Endpoint {
         target,
-        addr: server.addr,
+        nodes: vec![server.addr],
         access,
     };
     let plan = settings.fanout.plan(size);
-    let outcome = fanout::run(&endpoint, &server, &plan).await;
+    let outcome = fanout::run(&endpoint, std::slice::from_ref(&server), &plan).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
     outcome

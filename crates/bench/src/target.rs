@@ -76,13 +76,26 @@ impl Access {
     }
 }
 
-/// A running server to point clients at.
+/// A running server — or the nodes of a cluster — to point clients at.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub target: Target,
-    pub addr: SocketAddr,
+    /// Where each node listens; one for a single server. The publisher talks to the first.
+    pub nodes: Vec<SocketAddr>,
     /// Present for Tidings; the peers take anyone.
     pub access: Option<Access>,
+}
+
+impl Endpoint {
+    /// The node the publisher talks to.
+    pub fn first(&self) -> SocketAddr {
+        self.nodes[0]
+    }
+
+    /// The node subscriber `index` talks to: the nodes in turn.
+    pub fn node(&self, index: usize) -> SocketAddr {
+        self.nodes[index % self.nodes.len()]
+    }
 }
 
 /// Opens a WebSocket to `path`, offering the Tidings subprotocol and a bearer token when given.
