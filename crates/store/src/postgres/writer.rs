@@ -8,10 +8,12 @@
 //! other — waits for this one to commit (or roll back, giving the ids back) before it can number
 //! its own. A reader therefore always sees a prefix of the log.
 //!
-//! Each message is one statement (its duplicate check, membership check, id, insert and mentions
-//! together), and a batch's statements are pipelined: the batch costs about one round trip plus
-//! the commit's WAL flush, however many messages it holds. A `NOTIFY tidings_log` in the same
-//! transaction wakes the nodes that follow the log once it commits.
+//! A batch is a handful of statements however many messages it holds: the checks of all its
+//! messages in one (duplicates, rooms, memberships), then the ids, the inserts and the mentions,
+//! each one statement over arrays, pipelined: about two round trips plus the commit's WAL flush.
+//! The `log_head` lock is taken after the checks, so the other nodes wait for this batch only
+//! through its inserts and commit. A `NOTIFY tidings_log` in the same transaction wakes the
+//! nodes that follow the log once it commits.
 //!
 //! If a batch fails as a whole (a message PostgreSQL cannot store, a race with another node on a
 //! client id), its messages are retried one per transaction, so the bad one fails alone. A
@@ -23,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::{GenericClient, Pool};
-use futures_util::future::try_join_all;
+use tokio_postgres::types::ToSql;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::message::load_message;
@@ -36,33 +38,35 @@ const QUEUE_DEPTH: usize = 4096;
 /// The channel every node listens on for new messages.
 pub(crate) const LOG_CHANNEL: &str = "tidings_log";
 
-/// One message: a duplicate check, the room and membership checks, then — only if it is new and
-/// its author a member — the next id from `log_head`, the insert and its mentions. Answers
-/// (earlier id, room found, author a member, new id, author's name, mentioned ids).
+/// The checks of a whole batch in one statement, row `i` for message `i`: an earlier message
+/// with the same author and client id, whether the room exists, whether the author is a member,
+/// and the author's name.
+const CHECK: &str = "\
+SELECT (SELECT id FROM messages m WHERE m.author_id = b.author AND m.client_id = b.client),
+       EXISTS (SELECT 1 FROM rooms r WHERE r.id = b.room),
+       EXISTS (SELECT 1 FROM members mb WHERE mb.room_id = b.room AND mb.user_id = b.author),
+       (SELECT name FROM users u WHERE u.id = b.author)
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) WITH ORDINALITY AS b(room, author, client, i)
+ORDER BY b.i";
+
+/// The batch's ids: the last of `$1` new ones. The row lock this takes is held until commit.
+const TAKE_IDS: &str = "UPDATE log_head SET last_id = last_id + $1 RETURNING last_id";
+
+/// Every new message of the batch in one statement.
 const INSERT: &str = "\
-WITH dup AS (
-    SELECT id FROM messages WHERE author_id = $2 AND client_id = $3
-), place AS (
-    SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1) AS found,
-           EXISTS (SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2) AS member
-), head AS (
-    UPDATE log_head SET last_id = last_id + 1
-    WHERE NOT EXISTS (SELECT 1 FROM dup) AND (SELECT member FROM place)
-    RETURNING last_id
-), stored AS (
-    INSERT INTO messages (id, room_id, author_id, client_id, body, sent_at)
-    SELECT last_id, $1, $2, $3, $4, $5 FROM head
-    RETURNING id
-), mentioned AS (
-    INSERT INTO mentions (user_id, message_id)
-    SELECT u.id, stored.id
-    FROM stored, users u JOIN members mb ON mb.user_id = u.id AND mb.room_id = $1
-    WHERE lower(u.name) = ANY ($6::text[])
-    RETURNING user_id
-)
-SELECT (SELECT id FROM dup), (SELECT found FROM place), (SELECT member FROM place),
-       (SELECT id FROM stored), (SELECT name FROM users WHERE id = $2),
-       ARRAY(SELECT user_id FROM mentioned ORDER BY user_id)";
+INSERT INTO messages (id, room_id, author_id, client_id, body, sent_at)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                     $6::bigint[])";
+
+/// The batch's mentions in one statement: (message, room, lowercased name) triples, kept when
+/// the name is a member of the room. Answers who was mentioned in which message.
+const MENTION: &str = "\
+INSERT INTO mentions (user_id, message_id)
+SELECT DISTINCT u.id, t.message
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(message, room, name)
+JOIN users u ON lower(u.name) = t.name
+JOIN members mb ON mb.user_id = u.id AND mb.room_id = t.room
+RETURNING message_id, user_id";
 
 struct Job {
     msg: NewMessage,
@@ -178,71 +182,158 @@ fn finish(job: Job, result: Result<Inserted, StoreError>) {
     let _ = job.reply.send(result);
 }
 
+/// What the checks decided for one message of a batch.
+enum Fate {
+    /// New: stored under the batch's `n`th new id.
+    New(usize),
+    /// Already stored (by an earlier batch) under this id.
+    Stored(i64),
+    /// The same client id as message `n` of this batch, which is new.
+    Repeat(usize),
+    Refused(StoreError),
+}
+
 /// Stores `messages` in one transaction. `Err` if the transaction failed (nothing of it is
 /// stored); otherwise each message's own answer, in order.
+///
+/// A handful of statements whatever the batch's size, pipelined where they do not depend on
+/// each other: the checks of every message at once, then — only if some message is new — the
+/// ids from `log_head` (its lock taken as late as possible, so other nodes wait for this batch
+/// only through its inserts and commit), the inserts, the mentions and the wake-up.
 async fn commit(
     pool: &Pool,
     messages: &[&NewMessage],
 ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let insert = tx.prepare_cached(INSERT).await?;
-    // Sent back to back on the one connection: PostgreSQL runs them in this order, so ids are
-    // handed out in batch order.
-    let rows = try_join_all(messages.iter().map(|msg| {
-        let names: Vec<String> = parse_mentions(&msg.body)
-            .into_iter()
-            .map(str::to_lowercase)
-            .collect();
-        let tx = &tx;
-        let insert = &insert;
-        async move {
-            tx.query_one(
-                insert,
-                &[
-                    &msg.room_id,
-                    &msg.author_id,
-                    &msg.client_id,
-                    &msg.body,
-                    &msg.sent_at,
-                    &names,
-                ],
-            )
-            .await
-        }
-    }))
-    .await?;
-    let mut results = Vec::with_capacity(rows.len());
-    for (msg, row) in messages.iter().zip(&rows) {
+    let rooms: Vec<i64> = messages.iter().map(|m| m.room_id).collect();
+    let authors: Vec<i64> = messages.iter().map(|m| m.author_id).collect();
+    let clients: Vec<Option<&str>> = messages.iter().map(|m| m.client_id.as_deref()).collect();
+    let check = tx.prepare_cached(CHECK).await?;
+    let checks = tx.query(&check, &[&rooms, &authors, &clients]).await?;
+    if checks.len() != messages.len() {
+        return Err(StoreError::Unreadable(format!(
+            "the batch's checks answered {} rows for {} messages",
+            checks.len(),
+            messages.len()
+        )));
+    }
+
+    let mut fates = Vec::with_capacity(messages.len());
+    let mut names = Vec::with_capacity(messages.len());
+    let mut new = Vec::new();
+    for (index, (msg, row)) in messages.iter().zip(&checks).enumerate() {
         let earlier: Option<i64> = row.try_get(0)?;
         let found: bool = row.try_get(1)?;
         let member: bool = row.try_get(2)?;
-        let stored: Option<i64> = row.try_get(3)?;
-        results.push(match (stored, earlier) {
-            (Some(id), _) => Ok(Inserted::New(Message {
-                id,
-                room_id: msg.room_id,
-                author: Author {
-                    id: msg.author_id,
-                    name: row.try_get::<_, Option<String>>(4)?.unwrap_or_default(),
-                },
-                body: msg.body.clone(),
-                sent_at: msg.sent_at,
-                client_id: msg.client_id.clone(),
-                mentions: row.try_get(5)?,
-            })),
-            (None, Some(id)) => match load_message(&tx, id).await? {
+        names.push(row.try_get::<_, Option<String>>(3)?.unwrap_or_default());
+        // A retry that arrived in the same batch as its first try.
+        let repeat = msg.client_id.as_ref().and_then(|client_id| {
+            new.iter().position(|&n: &usize| {
+                let first = messages[n];
+                first.author_id == msg.author_id && first.client_id.as_ref() == Some(client_id)
+            })
+        });
+        fates.push(match (earlier, repeat) {
+            (Some(id), _) => Fate::Stored(id),
+            (None, Some(n)) => Fate::Repeat(n),
+            (None, None) if !found => Fate::Refused(StoreError::NotFound),
+            (None, None) if !member => Fate::Refused(StoreError::NotAllowed),
+            (None, None) => {
+                new.push(index);
+                Fate::New(new.len() - 1)
+            }
+        });
+    }
+
+    let mut ids = Vec::with_capacity(new.len());
+    let mut mentions: Vec<Vec<i64>> = vec![Vec::new(); new.len()];
+    if !new.is_empty() {
+        let count = i64::try_from(new.len())
+            .map_err(|_| StoreError::Unreadable("a batch too large to number".to_owned()))?;
+        let take = tx.prepare_cached(TAKE_IDS).await?;
+        let last: i64 = tx.query_one(&take, &[&count]).await?.try_get(0)?;
+        ids.extend(last - count + 1..=last);
+
+        let pick = |f: &dyn Fn(&NewMessage) -> i64| -> Vec<i64> {
+            new.iter().map(|&n| f(messages[n])).collect()
+        };
+        let (rooms, authors, sent) = (
+            pick(&|m| m.room_id),
+            pick(&|m| m.author_id),
+            pick(&|m| m.sent_at),
+        );
+        let clients: Vec<Option<&str>> = new
+            .iter()
+            .map(|&n| messages[n].client_id.as_deref())
+            .collect();
+        let bodies: Vec<&str> = new.iter().map(|&n| messages[n].body.as_str()).collect();
+        let (mut by_message, mut by_room, mut by_name) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, &n) in new.iter().enumerate() {
+            for name in parse_mentions(&messages[n].body) {
+                by_message.push(ids[k]);
+                by_room.push(messages[n].room_id);
+                by_name.push(name.to_lowercase());
+            }
+        }
+        let insert = tx.prepare_cached(INSERT).await?;
+        let mention = tx.prepare_cached(MENTION).await?;
+        // Sent back to back on the one connection; PostgreSQL runs them in this order.
+        let columns: [&(dyn ToSql + Sync); 6] = [&ids, &rooms, &authors, &clients, &bodies, &sent];
+        let (_, mentioned, _) = futures_util::try_join!(
+            tx.execute(&insert, &columns),
+            async {
+                if by_message.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    tx.query(&mention, &[&by_message, &by_room, &by_name]).await
+                }
+            },
+            tx.execute("SELECT pg_notify($1, '')", &[&LOG_CHANNEL]),
+        )?;
+        for row in mentioned {
+            let message: i64 = row.try_get(0)?;
+            let user: i64 = row.try_get(1)?;
+            let list = usize::try_from(message - ids[0])
+                .ok()
+                .and_then(|k| mentions.get_mut(k))
+                .ok_or_else(|| {
+                    StoreError::Unreadable(format!("a mention of message {message}"))
+                })?;
+            list.push(user);
+        }
+        for list in &mut mentions {
+            list.sort_unstable();
+        }
+    }
+
+    let new_message = |k: usize| {
+        let n = new[k];
+        let msg = messages[n];
+        Message {
+            id: ids[k],
+            room_id: msg.room_id,
+            author: Author {
+                id: msg.author_id,
+                name: names[n].clone(),
+            },
+            body: msg.body.clone(),
+            sent_at: msg.sent_at,
+            client_id: msg.client_id.clone(),
+            mentions: mentions[k].clone(),
+        }
+    };
+    let mut results = Vec::with_capacity(messages.len());
+    for fate in fates {
+        results.push(match fate {
+            Fate::New(k) => Ok(Inserted::New(new_message(k))),
+            Fate::Repeat(k) => Ok(Inserted::Duplicate(new_message(k))),
+            Fate::Stored(id) => match load_message(&tx, id).await? {
                 Some(stored) => Ok(Inserted::Duplicate(stored)),
                 None => Err(StoreError::NotFound),
             },
-            (None, None) if !found => Err(StoreError::NotFound),
-            (None, None) if !member => Err(StoreError::NotAllowed),
-            (None, None) => Err(StoreError::NotFound),
+            Fate::Refused(err) => Err(err),
         });
-    }
-    if results.iter().any(|r| matches!(r, Ok(Inserted::New(_)))) {
-        tx.execute("SELECT pg_notify($1, '')", &[&LOG_CHANNEL])
-            .await?;
     }
     tx.commit().await?;
     Ok(results)

@@ -272,6 +272,78 @@ async fn queued_messages_commit_in_queue_order_however_they_are_awaited(store: S
     assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
 }
 
+/// Everything a batch can hold, queued at once so it is likely to commit as one batch (whatever
+/// the batching, each answer must be the same): new messages with and without mentions, a retry
+/// of one of them in the same batch, a retry of a message stored before, a non-member's message
+/// and one to a room that does not exist. Only the new ones are stored, under consecutive ids
+/// in queue order, each with its own mentions.
+async fn one_batch_of_every_kind_answers_each_message_alone(store: Store) {
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "bob").await;
+    let eve = super::user(&store, "eve").await;
+    let general = super::room(&store, "general", &ana).await;
+    store.join_room(general.id, bob.id, 1).await.unwrap();
+    let mut followed = super::Followed::start(&store);
+    let before = say(&store, general.id, &bob, "before").await;
+    let earlier = match store
+        .insert_message(new(general.id, &bob, Some("b1"), "stored before", 5))
+        .await
+        .unwrap()
+    {
+        Inserted::New(m) => m,
+        other => panic!("expected new, got {other:?}"),
+    };
+
+    let batch = [
+        new(general.id, &ana, Some("a1"), "hi @bob", 10),
+        new(general.id, &eve, Some("e1"), "let me in", 11),
+        new(general.id, &ana, Some("a1"), "hi @bob (again)", 12),
+        new(999, &ana, Some("a2"), "nowhere", 13),
+        new(general.id, &bob, Some("b1"), "stored before, again", 14),
+        new(general.id, &bob, None, "@ana @eve and @bob", 15),
+    ];
+    let mut queued = Vec::new();
+    for msg in batch {
+        queued.push(store.queue_message(msg).await.unwrap());
+    }
+    let mut answers = Vec::new();
+    for answer in queued {
+        answers.push(answer.await);
+    }
+
+    let Ok(Inserted::New(first)) = &answers[0] else {
+        panic!("expected new, got {:?}", answers[0])
+    };
+    assert_eq!(first.mentions, [bob.id]);
+    assert_eq!(first.author.name, "ana");
+    assert!(matches!(answers[1], Err(StoreError::NotAllowed)));
+    match &answers[2] {
+        Ok(Inserted::Duplicate(m)) => assert_eq!(m, first),
+        other => panic!("expected the first again, got {other:?}"),
+    }
+    assert!(matches!(answers[3], Err(StoreError::NotFound)));
+    match &answers[4] {
+        Ok(Inserted::Duplicate(m)) => assert_eq!(m, &earlier),
+        other => panic!("expected the earlier message, got {other:?}"),
+    }
+    let Ok(Inserted::New(last)) = &answers[5] else {
+        panic!("expected new, got {:?}", answers[5])
+    };
+    let mut both = vec![ana.id, bob.id];
+    both.sort_unstable();
+    assert_eq!(last.mentions, both, "eve is not in the room");
+    assert_eq!(last.id, first.id + 1, "the new ones are numbered without a gap");
+
+    assert_eq!(
+        followed.until(4).await,
+        [before.id, earlier.id, first.id, last.id]
+    );
+    let history = store.history(general.id, None, 10).await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert_eq!(&history[2], first);
+    assert_eq!(&history[3], last);
+}
+
 on_both!(
     history_pages_backwards_without_overlap,
     messages_since_covers_only_the_users_rooms,
@@ -279,5 +351,6 @@ on_both!(
     mentions_of_members_are_recorded,
     only_members_may_post,
     concurrent_inserts_reach_the_follower_in_id_order,
-    queued_messages_commit_in_queue_order_however_they_are_awaited
+    queued_messages_commit_in_queue_order_however_they_are_awaited,
+    one_batch_of_every_kind_answers_each_message_alone
 );
