@@ -25,8 +25,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::{GenericClient, Pool};
-use tokio_postgres::types::ToSql;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::types::ToSql;
 
 use super::message::load_message;
 use crate::queued::{Answer, Queued};
@@ -297,9 +297,7 @@ async fn commit(
             let list = usize::try_from(message - ids[0])
                 .ok()
                 .and_then(|k| mentions.get_mut(k))
-                .ok_or_else(|| {
-                    StoreError::Unreadable(format!("a mention of message {message}"))
-                })?;
+                .ok_or_else(|| StoreError::Unreadable(format!("a mention of message {message}")))?;
             list.push(user);
         }
         for list in &mut mentions {

@@ -332,7 +332,11 @@ async fn one_batch_of_every_kind_answers_each_message_alone(store: Store) {
     let mut both = vec![ana.id, bob.id];
     both.sort_unstable();
     assert_eq!(last.mentions, both, "eve is not in the room");
-    assert_eq!(last.id, first.id + 1, "the new ones are numbered without a gap");
+    assert_eq!(
+        last.id,
+        first.id + 1,
+        "the new ones are numbered without a gap"
+    );
 
     assert_eq!(
         followed.until(4).await,
