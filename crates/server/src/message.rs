@@ -163,8 +163,10 @@ pub struct HistoryQuery {
     /// Only messages older than this id.
     #[param(value_type = Option<i64>)]
     pub before: Option<MessageId>,
-    /// At most this many messages (default 50, at most 200).
-    pub limit: Option<u32>,
+    /// At most this many messages (default 50; read as at least 1 and at most 200).
+    // Any int64 is a valid request (it is clamped), and the type says exactly that: a u32 is
+    // documented as int32 yet takes values above it.
+    pub limit: Option<i64>,
 }
 
 /// A page of a room's history, oldest first: the newest page, or the one before `before`.
@@ -184,7 +186,17 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<axum::Json<HistoryPage>> {
     Ok(axum::Json(
-        page(&state, authed.user.id, room, q.before, q.limit).await?,
+        page(
+            &state,
+            authed.user.id,
+            room,
+            q.before,
+            q.limit.map(|limit| {
+                u32::try_from(limit.clamp(1, i64::from(MAX_HISTORY_LIMIT)))
+                    .unwrap_or(MAX_HISTORY_LIMIT)
+            }),
+        )
+        .await?,
     ))
 }
 
