@@ -127,6 +127,11 @@ pub struct Store {
     backend: Backend,
 }
 
+/// Each method below awaits its backend's future inline, so a caller's future is as big as the
+/// biggest backend's. PostgreSQL's futures (tokio-postgres queries, pool checkouts) run to
+/// kilobytes where SQLite's (a turn to read and a blocking task's handle) are small, and a
+/// connection's task that awaits a store call anywhere holds room for it for as long as it lives.
+/// So the PostgreSQL branch boxes its future: one allocation per call there, none on SQLite.
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::Sqlite),
@@ -169,7 +174,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(s) => s.close().await,
-            Backend::Postgres(p) => p.close().await,
+            Backend::Postgres(p) => Box::pin(p.close()).await,
         }
     }
 
@@ -186,7 +191,7 @@ impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.user(id).await,
-            Backend::Postgres(p) => p.user(id).await,
+            Backend::Postgres(p) => Box::pin(p.user(id)).await,
         }
     }
 
@@ -194,7 +199,7 @@ impl Store {
     pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.user_by_name(name).await,
-            Backend::Postgres(p) => p.user_by_name(name).await,
+            Backend::Postgres(p) => Box::pin(p.user_by_name(name)).await,
         }
     }
 
@@ -202,14 +207,14 @@ impl Store {
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.users().await,
-            Backend::Postgres(p) => p.users().await,
+            Backend::Postgres(p) => Box::pin(p.users()).await,
         }
     }
 
     pub async fn has_owner(&self) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.has_owner().await,
-            Backend::Postgres(p) => p.has_owner().await,
+            Backend::Postgres(p) => Box::pin(p.has_owner()).await,
         }
     }
 
@@ -220,14 +225,14 @@ impl Store {
     ) -> Result<Option<Session>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.session_by_token_hash(hash).await,
-            Backend::Postgres(p) => p.session_by_token_hash(hash).await,
+            Backend::Postgres(p) => Box::pin(p.session_by_token_hash(hash)).await,
         }
     }
 
     pub async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.session(id).await,
-            Backend::Postgres(p) => p.session(id).await,
+            Backend::Postgres(p) => Box::pin(p.session(id)).await,
         }
     }
 
@@ -236,7 +241,7 @@ impl Store {
     pub async fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.sessions_of(user).await,
-            Backend::Postgres(p) => p.sessions_of(user).await,
+            Backend::Postgres(p) => Box::pin(p.sessions_of(user)).await,
         }
     }
 
@@ -250,14 +255,14 @@ impl Store {
     ) -> Result<User, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.create_user(name, password_hash, role, now).await,
-            Backend::Postgres(p) => p.create_user(name, password_hash, role, now).await,
+            Backend::Postgres(p) => Box::pin(p.create_user(name, password_hash, role, now)).await,
         }
     }
 
     pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.set_password(user, password_hash).await,
-            Backend::Postgres(p) => p.set_password(user, password_hash).await,
+            Backend::Postgres(p) => Box::pin(p.set_password(user, password_hash)).await,
         }
     }
 
@@ -276,8 +281,7 @@ impl Store {
                     .await
             }
             Backend::Postgres(p) => {
-                p.create_invite(code_hash, created_by, now, expires_at)
-                    .await
+                Box::pin(p.create_invite(code_hash, created_by, now, expires_at)).await
             }
         }
     }
@@ -298,8 +302,7 @@ impl Store {
                     .await
             }
             Backend::Postgres(p) => {
-                p.register_with_invite(code_hash, name, password_hash, now)
-                    .await
+                Box::pin(p.register_with_invite(code_hash, name, password_hash, now)).await
             }
         }
     }
@@ -318,8 +321,7 @@ impl Store {
                     .await
             }
             Backend::Postgres(p) => {
-                p.create_session(user, token_hash, device, now, expires_at)
-                    .await
+                Box::pin(p.create_session(user, token_hash, device, now, expires_at)).await
             }
         }
     }
@@ -328,7 +330,7 @@ impl Store {
     pub async fn touch_session(&self, id: SessionId, now: Millis) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.touch_session(id, now).await,
-            Backend::Postgres(p) => p.touch_session(id, now).await,
+            Backend::Postgres(p) => Box::pin(p.touch_session(id, now)).await,
         }
     }
 
@@ -341,7 +343,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.revoke_session(user, id, now).await,
-            Backend::Postgres(p) => p.revoke_session(user, id, now).await,
+            Backend::Postgres(p) => Box::pin(p.revoke_session(user, id, now)).await,
         }
     }
 
@@ -355,7 +357,7 @@ impl Store {
     ) -> Result<Vec<SessionId>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.revoke_other_sessions(user, keep, now).await,
-            Backend::Postgres(p) => p.revoke_other_sessions(user, keep, now).await,
+            Backend::Postgres(p) => Box::pin(p.revoke_other_sessions(user, keep, now)).await,
         }
     }
 
@@ -363,7 +365,7 @@ impl Store {
     pub async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.room(id).await,
-            Backend::Postgres(p) => p.room(id).await,
+            Backend::Postgres(p) => Box::pin(p.room(id)).await,
         }
     }
 
@@ -371,7 +373,7 @@ impl Store {
     pub async fn rooms_of(&self, user: UserId) -> Result<Vec<RoomSummary>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.rooms_of(user).await,
-            Backend::Postgres(p) => p.rooms_of(user).await,
+            Backend::Postgres(p) => Box::pin(p.rooms_of(user)).await,
         }
     }
 
@@ -383,7 +385,7 @@ impl Store {
     ) -> Result<Option<RoomSummary>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.room_summary(room, user).await,
-            Backend::Postgres(p) => p.room_summary(room, user).await,
+            Backend::Postgres(p) => Box::pin(p.room_summary(room, user)).await,
         }
     }
 
@@ -391,14 +393,14 @@ impl Store {
     pub async fn group_rooms(&self) -> Result<Vec<Room>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.group_rooms().await,
-            Backend::Postgres(p) => p.group_rooms().await,
+            Backend::Postgres(p) => Box::pin(p.group_rooms()).await,
         }
     }
 
     pub async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.is_member(room, user).await,
-            Backend::Postgres(p) => p.is_member(room, user).await,
+            Backend::Postgres(p) => Box::pin(p.is_member(room, user)).await,
         }
     }
 
@@ -406,7 +408,7 @@ impl Store {
     pub async fn members(&self, room: RoomId) -> Result<Vec<User>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.members(room).await,
-            Backend::Postgres(p) => p.members(room).await,
+            Backend::Postgres(p) => Box::pin(p.members(room)).await,
         }
     }
 
@@ -415,7 +417,7 @@ impl Store {
     pub async fn memberships(&self) -> Result<Vec<(RoomId, UserId)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.memberships().await,
-            Backend::Postgres(p) => p.memberships().await,
+            Backend::Postgres(p) => Box::pin(p.memberships()).await,
         }
     }
 
@@ -429,7 +431,7 @@ impl Store {
     ) -> Result<Room, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.create_room(name, creator, now).await,
-            Backend::Postgres(p) => p.create_room(name, creator, now).await,
+            Backend::Postgres(p) => Box::pin(p.create_room(name, creator, now)).await,
         }
     }
 
@@ -443,7 +445,7 @@ impl Store {
     ) -> Result<(Room, bool), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.open_dm(a, b, now).await,
-            Backend::Postgres(p) => p.open_dm(a, b, now).await,
+            Backend::Postgres(p) => Box::pin(p.open_dm(a, b, now)).await,
         }
     }
 
@@ -457,7 +459,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.join_room(room, user, now).await,
-            Backend::Postgres(p) => p.join_room(room, user, now).await,
+            Backend::Postgres(p) => Box::pin(p.join_room(room, user, now)).await,
         }
     }
 
@@ -466,7 +468,7 @@ impl Store {
     pub async fn leave_room(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.leave_room(room, user).await,
-            Backend::Postgres(p) => p.leave_room(room, user).await,
+            Backend::Postgres(p) => Box::pin(p.leave_room(room, user)).await,
         }
     }
 
@@ -481,7 +483,7 @@ impl Store {
     ) -> Result<MessageId, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.set_read_marker(room, user, message_id).await,
-            Backend::Postgres(p) => p.set_read_marker(room, user, message_id).await,
+            Backend::Postgres(p) => Box::pin(p.set_read_marker(room, user, message_id)).await,
         }
     }
 
@@ -496,7 +498,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.history(room, before, limit).await,
-            Backend::Postgres(p) => p.history(room, before, limit).await,
+            Backend::Postgres(p) => Box::pin(p.history(room, before, limit)).await,
         }
     }
 
@@ -509,7 +511,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.messages_since(user, after, limit).await,
-            Backend::Postgres(p) => p.messages_since(user, after, limit).await,
+            Backend::Postgres(p) => Box::pin(p.messages_since(user, after, limit)).await,
         }
     }
 
@@ -522,7 +524,7 @@ impl Store {
     ) -> Result<Option<Message>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.message_by_client_id(author, client_id).await,
-            Backend::Postgres(p) => p.message_by_client_id(author, client_id).await,
+            Backend::Postgres(p) => Box::pin(p.message_by_client_id(author, client_id)).await,
         }
     }
 
@@ -530,7 +532,7 @@ impl Store {
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.latest_message_id().await,
-            Backend::Postgres(p) => p.latest_message_id().await,
+            Backend::Postgres(p) => Box::pin(p.latest_message_id()).await,
         }
     }
 
@@ -551,7 +553,7 @@ impl Store {
     pub async fn queue_message(&self, msg: NewMessage) -> Result<Queued<Inserted>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.queue_message(msg).await,
-            Backend::Postgres(p) => p.queue_message(msg).await,
+            Backend::Postgres(p) => Box::pin(p.queue_message(msg)).await,
         }
     }
 

@@ -80,6 +80,38 @@ async fn reads_see_committed_writes_and_survive_close(store: Store) {
 
 on_both!(reads_see_committed_writes_and_survive_close);
 
+/// What a caller's future holds for a store call, whichever backend is behind it: a server's
+/// connection task awaits these for as long as it lives, so every idle connection carries the
+/// biggest of them. PostgreSQL's are boxed behind the handle (its queries' futures run to
+/// kilobytes); this keeps them from creeping back inline.
+#[tokio::test]
+async fn the_calls_a_connection_awaits_are_small_futures() {
+    const MOST: usize = 512;
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::open_at(&dir.path().join("tidings.db"));
+    let sizes = [
+        ("session", size_of_val(&store.session(1))),
+        (
+            "session_by_token_hash",
+            size_of_val(&store.session_by_token_hash(&[0; 32])),
+        ),
+        ("rooms_of", size_of_val(&store.rooms_of(1))),
+        ("latest_message_id", size_of_val(&store.latest_message_id())),
+        (
+            "messages_since",
+            size_of_val(&store.messages_since(1, 0, 10)),
+        ),
+        ("touch_session", size_of_val(&store.touch_session(1, 0))),
+        ("is_member", size_of_val(&store.is_member(1, 1))),
+    ];
+    for (call, size) in sizes {
+        assert!(
+            size <= MOST,
+            "Store::{call}'s future is {size} bytes (at most {MOST})"
+        );
+    }
+}
+
 /// A raw connection to `url`, for looking at (or tampering with) a PostgreSQL store's database.
 pub async fn raw(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
