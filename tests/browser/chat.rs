@@ -20,7 +20,16 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     ana.find("login").await;
     ana.shot("login").await;
     ana.register("ana", &invite(&server).await).await;
+    // No room is open yet: there is nowhere to send, so nothing to write in or send with.
+    for part in ["composer", "composer-send"] {
+        let element = ana.find(part).await;
+        assert!(
+            !element.is_enabled().await.unwrap(),
+            "{part} is disabled until a room is open"
+        );
+    }
     let ops = ana.create_room("ops").await;
+    assert!(ana.find("composer-send").await.is_enabled().await.unwrap());
 
     // bo follows an invite link: the code is filled in for him.
     let code = invite(&server).await;

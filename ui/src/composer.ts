@@ -36,7 +36,7 @@ export class Composer {
       spellcheck: 'true',
     });
     this.label = h('label', { for: 'composer-input', class: 'visually-hidden' }, 'Message');
-    this.button = h('button', { type: 'submit', class: 'primary' }, 'Send');
+    this.button = h('button', { type: 'submit', class: 'primary', testid: 'composer-send' }, 'Send');
     this.element = h('form', { class: 'composer' }, this.label, this.textarea, this.button);
 
     this.element.addEventListener('submit', (event) => {
@@ -50,7 +50,8 @@ export class Composer {
       }
     });
     this.textarea.addEventListener('input', () => this.onInput());
-    this.setRoom(null, '');
+    // No room is open yet: nothing can be written or sent until one is.
+    this.show('');
   }
 
   /** Switches to another room's draft, saving the current one first. */
@@ -58,12 +59,7 @@ export class Composer {
     if (room === this.room) return;
     this.flush();
     this.room = room;
-    const disabled = room === null;
-    this.textarea.disabled = disabled;
-    this.button.disabled = disabled;
-    const placeholder = disabled ? 'Pick a room to start talking' : `Message ${title}`;
-    this.textarea.placeholder = placeholder;
-    this.label.textContent = placeholder;
+    this.show(title);
     if (room === null) {
       this.setValue('');
       return;
@@ -82,6 +78,16 @@ export class Composer {
         })
         .catch(() => undefined);
     }
+  }
+
+  /** Enables the composer for the open room (titled `title`), or disables it when none is. */
+  private show(title: string): void {
+    const disabled = this.room === null;
+    this.textarea.disabled = disabled;
+    this.button.disabled = disabled;
+    const placeholder = disabled ? 'Pick a room to start talking' : `Message ${title}`;
+    this.textarea.placeholder = placeholder;
+    this.label.textContent = placeholder;
   }
 
   setTitle(title: string): void {
