@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tidings_server::{Clock, Config, account, open_store};
-use tidings_store::Role;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CommandError;
@@ -66,7 +65,7 @@ impl Host {
         let result = async {
             if !store.has_owner().await.map_err(CommandError::internal)? {
                 let now = Clock::System.now_ms();
-                account::add_user(&store, owner, password, Role::Owner, now).await?;
+                account::found_group(&store, owner, password, now).await?;
             }
             let now = Clock::System.now_ms();
             Ok::<_, CommandError>(account::create_invite(&store, None, now).await?)

@@ -83,6 +83,17 @@ pub async fn add_user(
     Ok(store.create_user(name, &hash, role, now).await?)
 }
 
+/// The room a new group starts with; everyone who joins the group is in it.
+pub const GENERAL: &str = "general";
+
+/// Starts a group: its owner, and `#general` with the owner in it (everyone made later joins
+/// it too), so the first person in finds somewhere to talk.
+pub async fn found_group(store: &Store, owner: &str, password: &str, now: i64) -> ApiResult<User> {
+    let owner = add_user(store, owner, password, Role::Owner, now).await?;
+    store.create_everyone_room(GENERAL, owner.id, now).await?;
+    Ok(owner)
+}
+
 /// Creates a one-time invite code; only its hash is stored.
 pub async fn create_invite(
     store: &Store,

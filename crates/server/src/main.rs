@@ -198,8 +198,7 @@ async fn init(config: &Config, owner: &str, password: &str) -> Result<()> {
             config.data_dir.display()
         );
     }
-    let user =
-        account::add_user(&store, owner, password, Role::Owner, Clock::System.now_ms()).await?;
+    let user = account::found_group(&store, owner, password, Clock::System.now_ms()).await?;
     store.close().await;
     println!(
         "created {} with owner {}",
@@ -215,14 +214,7 @@ async fn serve(config: Config) -> Result<()> {
     let store = open_store(&config).await?;
     if !store.has_owner().await? {
         let password = tidings_server::account::generated_password();
-        account::add_user(
-            &store,
-            "owner",
-            &password,
-            Role::Owner,
-            Clock::System.now_ms(),
-        )
-        .await?;
+        account::found_group(&store, "owner", &password, Clock::System.now_ms()).await?;
         let invite = account::create_invite(&store, None, Clock::System.now_ms()).await?;
         println!("New Tidings server in {}.", config.data_dir.display());
         println!("  Log in as:   owner");

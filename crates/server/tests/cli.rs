@@ -34,17 +34,35 @@ async fn init_invite_serve_and_stop() {
     let base = listening(&mut lines, &mut seen).await;
     assert_eq!(login(&base, "host", "a good password").await, 200);
     assert_eq!(login(&base, "host", "a wrong password").await, 401);
-    let registered = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let registered = http
         .post(format!("{base}/api/register"))
         .json(&serde_json::json!({"invite": code, "name": "guest", "password": "guest password"}))
         .send()
         .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let token = registered.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .expect("a session token")
+        .to_owned();
+    // The group started with #general, and the guest is in it with the owner.
+    let rooms: serde_json::Value = http
+        .get(format!("{base}/api/rooms"))
+        .bearer_auth(&token)
+        .send()
+        .await
         .unwrap()
-        .status();
-    assert_eq!(registered, 201);
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = rooms
+        .as_array()
+        .expect("a list of rooms")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["general"], "{rooms}");
     terminate(child).await;
 }
 

@@ -72,6 +72,7 @@ const TABLES: &[Table] = &[
             ("dm_key", "text"),
             ("created_by", "bigint"),
             ("created_at", "bigint"),
+            ("everyone", "boolean"),
         ],
     },
     Table {
@@ -103,6 +104,7 @@ const TABLES: &[Table] = &[
 /// One column's values of a batch, typed for PostgreSQL.
 enum Column {
     Int(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
     Text(Vec<Option<String>>),
     Bytes(Vec<Option<Vec<u8>>>),
 }
@@ -111,6 +113,7 @@ impl Column {
     fn new(pg_type: &str) -> Column {
         match pg_type {
             "bigint" => Column::Int(Vec::new()),
+            "boolean" => Column::Bool(Vec::new()),
             "bytea" => Column::Bytes(Vec::new()),
             _ => Column::Text(Vec::new()),
         }
@@ -119,6 +122,7 @@ impl Column {
     fn push(&mut self, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<()> {
         match self {
             Column::Int(values) => values.push(row.get(at)?),
+            Column::Bool(values) => values.push(row.get(at)?),
             Column::Text(values) => values.push(row.get(at)?),
             Column::Bytes(values) => values.push(row.get(at)?),
         }
@@ -128,6 +132,7 @@ impl Column {
     fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
             Column::Int(values) => values,
+            Column::Bool(values) => values,
             Column::Text(values) => values,
             Column::Bytes(values) => values,
         }

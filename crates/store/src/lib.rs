@@ -435,6 +435,21 @@ impl Store {
         }
     }
 
+    /// A group room everyone is in: every user now, and each user made later as their account
+    /// is (the log has each join). No one can leave it ([`StoreError::NotAllowed`]). A new group
+    /// starts with one, `general`.
+    pub async fn create_everyone_room(
+        &self,
+        name: &str,
+        creator: UserId,
+        now: Millis,
+    ) -> Result<Room, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.create_everyone_room(name, creator, now).await,
+            Backend::Postgres(p) => Box::pin(p.create_everyone_room(name, creator, now)).await,
+        }
+    }
+
     /// The DM between `a` and `b`, created with both as members if missing; the flag says whether
     /// it was created now. A DM with oneself is [`StoreError::NotAllowed`].
     pub async fn open_dm(
@@ -463,7 +478,7 @@ impl Store {
         }
     }
 
-    /// Leaves a group room; `Ok(true)` if `user` was a member. A DM is
+    /// Leaves a group room; `Ok(true)` if `user` was a member. A DM or a room for everyone is
     /// [`StoreError::NotAllowed`], a missing room [`StoreError::NotFound`].
     pub async fn leave_room(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
         match &self.backend {

@@ -22,6 +22,22 @@ async fn hosting_logs_the_owner_in_and_a_second_user_joins_with_the_shown_invite
     // The chat, not the first-run screen, and logged in as the owner.
     let composer = window.find("composer").await;
     assert!(composer.is_displayed().await.unwrap(), "the chat is shown");
+    // The new group has somewhere to talk: #general is listed and opened, ready to write in.
+    window
+        .wait_for(
+            Locator::XPath("//*[@data-testid='room-list']//button[contains(., 'general')]"),
+            "#general in the room list",
+        )
+        .await;
+    let send = window.interactable("composer-send").await;
+    assert_eq!(send.text().await.unwrap(), "Send");
+    let placeholder = window
+        .interactable("composer")
+        .await
+        .attr("placeholder")
+        .await
+        .unwrap();
+    assert_eq!(placeholder.as_deref(), Some("Message #general"));
     let setup = window
         .driver
         .find_all(Locator::Css(&testid("owner-name")))
@@ -64,6 +80,14 @@ async fn hosting_logs_the_owner_in_and_a_second_user_joins_with_the_shown_invite
     // Someone else joins with what the window showed.
     let bo = second_user(&hosted.address, &hosted.invite, "bo").await;
     let me = bo.client.account().expect("bo's account").user;
+    // bo is in #general from the start, with the owner.
+    let bos_rooms = bo.client.refresh_rooms().await.expect("bo's rooms");
+    assert!(
+        bos_rooms
+            .iter()
+            .any(|r| r.room.name.as_deref() == Some("general")),
+        "bo is in #general: {bos_rooms:?}"
+    );
 
     // The owner's window knows the new member.
     window.click("new-dm").await;

@@ -3,6 +3,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::room::join_everyone_rooms;
 use super::{Postgres, get, log_change, role};
 use crate::error::is_pg_unique_violation;
 use crate::{LogEntry, Millis, Role, Session, SessionId, StoreError, User, UserId};
@@ -163,8 +164,12 @@ impl Postgres {
         role: Role,
         now: Millis,
     ) -> Result<User, StoreError> {
-        let c = self.writable().await?;
-        insert_user(&c, name, password_hash, role, now).await
+        let mut c = self.writable().await?;
+        let tx = c.transaction().await?;
+        let user = insert_user(&tx, name, password_hash, role, now).await?;
+        join_everyone_rooms(&tx, user.id, now).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
@@ -237,6 +242,7 @@ impl Postgres {
             .await?;
         tx.execute(&stmt, &[&code_hash.as_slice(), &user.id, &now])
             .await?;
+        join_everyone_rooms(&tx, user.id, now).await?;
         tx.commit().await?;
         Ok(user)
     }

@@ -60,6 +60,31 @@ async fn add_member(
     Ok(c.execute(&stmt, &[&room, &user, &now]).await? == 1)
 }
 
+/// Adds `user` to every room for everyone, each join in the log.
+pub(super) async fn join_everyone_rooms(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user: UserId,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO members (room_id, user_id, joined_at) \
+             SELECT id, $1, $2 FROM rooms WHERE everyone ORDER BY id \
+             ON CONFLICT (room_id, user_id) DO NOTHING RETURNING room_id",
+        )
+        .await?;
+    let rooms: Vec<RoomId> = tx
+        .query(&stmt, &[&user, &now])
+        .await?
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<Result<_, _>>()?;
+    for room in rooms {
+        log_change(tx, LogEntry::Joined { room, user }).await?;
+    }
+    Ok(())
+}
+
 /// The key that makes a DM unique: both ids, smaller first.
 fn dm_key(a: UserId, b: UserId) -> String {
     format!("{}:{}", a.min(b), a.max(b))
@@ -166,6 +191,26 @@ impl Postgres {
         creator: UserId,
         now: Millis,
     ) -> Result<Room, StoreError> {
+        self.create_group_room(name, creator, now, false).await
+    }
+
+    pub async fn create_everyone_room(
+        &self,
+        name: &str,
+        creator: UserId,
+        now: Millis,
+    ) -> Result<Room, StoreError> {
+        self.create_group_room(name, creator, now, true).await
+    }
+
+    /// A group room with its creator in it — or, for a room for everyone, every user.
+    async fn create_group_room(
+        &self,
+        name: &str,
+        creator: UserId,
+        now: Millis,
+        everyone: bool,
+    ) -> Result<Room, StoreError> {
         let mut c = self.writable().await?;
         let tx = c.transaction().await?;
         if !user_exists(&tx, creator).await? {
@@ -173,12 +218,15 @@ impl Postgres {
         }
         let stmt = tx
             .prepare_cached(
-                "INSERT INTO rooms (kind, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
-                 RETURNING id",
+                "INSERT INTO rooms (kind, name, created_by, created_at, everyone) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .await?;
         let row = tx
-            .query_one(&stmt, &[&RoomKind::Group.as_str(), &name, &creator, &now])
+            .query_one(
+                &stmt,
+                &[&RoomKind::Group.as_str(), &name, &creator, &now, &everyone],
+            )
             .await
             .map_err(|err| {
                 if is_pg_unique_violation(&err) {
@@ -193,15 +241,32 @@ impl Postgres {
             name: Some(name.to_owned()),
             created_at: now,
         };
-        add_member(&tx, room.id, creator, now).await?;
-        log_change(
-            &tx,
-            LogEntry::Joined {
-                room: room.id,
-                user: creator,
-            },
-        )
-        .await?;
+        let joined: Vec<UserId> = if everyone {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO members (room_id, user_id, joined_at) \
+                     SELECT $1, id, $2 FROM users ORDER BY id RETURNING user_id",
+                )
+                .await?;
+            tx.query(&stmt, &[&room.id, &now])
+                .await?
+                .iter()
+                .map(|row| get(row, 0))
+                .collect::<Result<_, _>>()?
+        } else {
+            add_member(&tx, room.id, creator, now).await?;
+            vec![creator]
+        };
+        for user in joined {
+            log_change(
+                &tx,
+                LogEntry::Joined {
+                    room: room.id,
+                    user,
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(room)
     }
@@ -287,6 +352,13 @@ impl Postgres {
         let mut c = self.writable().await?;
         let tx = c.transaction().await?;
         group_room(&tx, room).await?;
+        let stmt = tx
+            .prepare_cached("SELECT everyone FROM rooms WHERE id = $1")
+            .await?;
+        let everyone: bool = get(&tx.query_one(&stmt, &[&room]).await?, 0)?;
+        if everyone {
+            return Err(StoreError::NotAllowed);
+        }
         let stmt = tx
             .prepare_cached("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
             .await?;

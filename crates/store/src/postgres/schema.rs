@@ -6,9 +6,10 @@ use tokio_postgres::Client;
 use crate::StoreError;
 
 /// The migrations, oldest first. Append only: an applied migration is never edited.
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../../migrations/postgres/0001_init.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../../migrations/postgres/0001_init.sql"),
+    include_str!("../../../../migrations/postgres/0002_everyone.sql"),
+];
 
 /// The schema version a fully migrated database has.
 const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -3,8 +3,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Sqlite;
+use super::room::join_everyone_rooms;
 use crate::error::is_unique_violation;
-use crate::{LogEntry, Millis, Role, Session, SessionId, StoreError, User, UserId};
+use crate::{LogEntry, Millis, Role, RoomId, Session, SessionId, StoreError, User, UserId};
 
 /// A user from the four columns id, name, role, created_at starting at `at`.
 pub(crate) fn user_from(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
@@ -75,6 +76,17 @@ fn insert_user(
         role,
         created_at: now,
     })
+}
+
+/// The log entries of a new user joining the rooms for everyone.
+fn joined_everyone_rooms((user, rooms): &(User, Vec<RoomId>)) -> Vec<LogEntry<'static>> {
+    rooms
+        .iter()
+        .map(|&room| LogEntry::Joined {
+            room,
+            user: user.id,
+        })
+        .collect()
 }
 
 impl Sqlite {
@@ -157,8 +169,16 @@ impl Sqlite {
     ) -> Result<User, StoreError> {
         let name = name.to_owned();
         let password_hash = password_hash.to_owned();
-        self.write(move |conn| insert_user(conn, &name, &password_hash, role, now))
-            .await
+        self.write_logged(
+            move |conn| {
+                let user = insert_user(conn, &name, &password_hash, role, now)?;
+                let rooms = join_everyone_rooms(conn, user.id, now)?;
+                Ok((user, rooms))
+            },
+            joined_everyone_rooms,
+        )
+        .await
+        .map(|(user, _)| user)
     }
 
     pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
@@ -207,25 +227,30 @@ impl Sqlite {
     ) -> Result<User, StoreError> {
         let name = name.to_owned();
         let password_hash = password_hash.to_owned();
-        self.write(move |conn| {
-            let usable = conn
-                .prepare_cached(
-                    "SELECT 1 FROM invites WHERE code_hash = ?1 AND used_at IS NULL \
+        self.write_logged(
+            move |conn| {
+                let usable = conn
+                    .prepare_cached(
+                        "SELECT 1 FROM invites WHERE code_hash = ?1 AND used_at IS NULL \
                      AND (expires_at IS NULL OR expires_at > ?2)",
+                    )?
+                    .exists(params![code_hash, now])?;
+                if !usable {
+                    return Err(StoreError::InviteInvalid);
+                }
+                // Creating the user first: if the name is taken the invite is not touched at all.
+                let user = insert_user(conn, &name, &password_hash, Role::Member, now)?;
+                conn.prepare_cached(
+                    "UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code_hash = ?1",
                 )?
-                .exists(params![code_hash, now])?;
-            if !usable {
-                return Err(StoreError::InviteInvalid);
-            }
-            // Creating the user first: if the name is taken the invite is not touched at all.
-            let user = insert_user(conn, &name, &password_hash, Role::Member, now)?;
-            conn.prepare_cached(
-                "UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code_hash = ?1",
-            )?
-            .execute(params![code_hash, user.id, now])?;
-            Ok(user)
-        })
+                .execute(params![code_hash, user.id, now])?;
+                let rooms = join_everyone_rooms(conn, user.id, now)?;
+                Ok((user, rooms))
+            },
+            joined_everyone_rooms,
+        )
         .await
+        .map(|(user, _)| user)
     }
 
     pub async fn create_session(

@@ -74,6 +74,23 @@ fn add_member(
     Ok(added == 1)
 }
 
+/// Adds `user` to every room for everyone; returns those rooms.
+pub(super) fn join_everyone_rooms(
+    conn: &Connection,
+    user: UserId,
+    now: Millis,
+) -> Result<Vec<RoomId>, StoreError> {
+    let rooms = conn
+        .prepare_cached(
+            "INSERT INTO members (room_id, user_id, joined_at) \
+             SELECT id, ?1, ?2 FROM rooms WHERE everyone = 1 \
+             ON CONFLICT (room_id, user_id) DO NOTHING RETURNING room_id",
+        )?
+        .query_map(params![user, now], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rooms)
+}
+
 /// The key that makes a DM unique: both ids, smaller first.
 fn dm_key(a: UserId, b: UserId) -> String {
     format!("{}:{}", a.min(b), a.max(b))
@@ -161,40 +178,76 @@ impl Sqlite {
         creator: UserId,
         now: Millis,
     ) -> Result<Room, StoreError> {
+        self.create_group_room(name, creator, now, false).await
+    }
+
+    pub async fn create_everyone_room(
+        &self,
+        name: &str,
+        creator: UserId,
+        now: Millis,
+    ) -> Result<Room, StoreError> {
+        self.create_group_room(name, creator, now, true).await
+    }
+
+    /// A group room with its creator in it — or, for a room for everyone, every user.
+    async fn create_group_room(
+        &self,
+        name: &str,
+        creator: UserId,
+        now: Millis,
+        everyone: bool,
+    ) -> Result<Room, StoreError> {
         let name = name.to_owned();
-        self.write_logged(
-            move |conn| {
-                if !user_exists(conn, creator)? {
-                    return Err(StoreError::NotFound);
-                }
-                conn.prepare_cached(
-                "INSERT INTO rooms (kind, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![RoomKind::Group, name, creator, now])
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    StoreError::NameTaken
-                } else {
-                    err.into()
-                }
-            })?;
-                let room = Room {
-                    id: conn.last_insert_rowid(),
-                    kind: RoomKind::Group,
-                    name: Some(name),
-                    created_at: now,
-                };
-                add_member(conn, room.id, creator, now)?;
-                Ok(room)
-            },
-            move |room: &Room| {
-                vec![LogEntry::Joined {
-                    room: room.id,
-                    user: creator,
-                }]
-            },
-        )
-        .await
+        let (room, _) = self
+            .write_logged(
+                move |conn| {
+                    if !user_exists(conn, creator)? {
+                        return Err(StoreError::NotFound);
+                    }
+                    conn.prepare_cached(
+                        "INSERT INTO rooms (kind, name, created_by, created_at, everyone) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![RoomKind::Group, name, creator, now, everyone])
+                    .map_err(|err| {
+                        if is_unique_violation(&err) {
+                            StoreError::NameTaken
+                        } else {
+                            err.into()
+                        }
+                    })?;
+                    let room = Room {
+                        id: conn.last_insert_rowid(),
+                        kind: RoomKind::Group,
+                        name: Some(name),
+                        created_at: now,
+                    };
+                    let joined: Vec<UserId> = if everyone {
+                        conn.prepare_cached(
+                            "INSERT INTO members (room_id, user_id, joined_at) \
+                             SELECT ?1, id, ?2 FROM users ORDER BY id RETURNING user_id",
+                        )?
+                        .query_map(params![room.id, now], |row| row.get(0))?
+                        .collect::<Result<_, _>>()?
+                    } else {
+                        add_member(conn, room.id, creator, now)?;
+                        vec![creator]
+                    };
+                    Ok((room, joined))
+                },
+                |(room, joined): &(Room, Vec<UserId>)| {
+                    joined
+                        .iter()
+                        .map(|&user| LogEntry::Joined {
+                            room: room.id,
+                            user,
+                        })
+                        .collect()
+                },
+            )
+            .await?;
+        Ok(room)
     }
 
     pub async fn open_dm(
@@ -287,6 +340,12 @@ impl Sqlite {
                         return Err(StoreError::NotAllowed);
                     }
                     Some(_) => {}
+                }
+                let everyone: bool = conn
+                    .prepare_cached("SELECT everyone FROM rooms WHERE id = ?1")?
+                    .query_row([room], |row| row.get(0))?;
+                if everyone {
+                    return Err(StoreError::NotAllowed);
                 }
                 let removed = conn
                     .prepare_cached("DELETE FROM members WHERE room_id = ?1 AND user_id = ?2")?

@@ -7,7 +7,10 @@ use tidings_schema::Schema;
 use crate::StoreError;
 
 /// The migrations, oldest first. Append only: an applied migration is never edited.
-const SCHEMA: Schema = Schema::new(&[include_str!("../../../../migrations/server/0001_init.sql")]);
+const SCHEMA: Schema = Schema::new(&[
+    include_str!("../../../../migrations/server/0001_init.sql"),
+    include_str!("../../../../migrations/server/0002_everyone.sql"),
+]);
 
 /// The schema version a fully migrated database has.
 pub(crate) const SUPPORTED_VERSION: i64 = SCHEMA.supported();

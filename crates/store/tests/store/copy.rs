@@ -10,8 +10,11 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
     let (dir, old) = crate::sqlite();
     let ana = crate::user(&old, "ana").await;
     let bob = crate::user(&old, "Bob").await;
-    let general = crate::room(&old, "general", &ana).await;
-    old.join_room(general.id, bob.id, 2).await.unwrap();
+    // The room for everyone: bob is in it already, and whoever joins later will be.
+    let general = old
+        .create_everyone_room("general", ana.id, 2)
+        .await
+        .unwrap();
     let (dm, _) = old.open_dm(ana.id, bob.id, 3).await.unwrap();
     let mut last = 0;
     for i in 0..2500 {
@@ -85,6 +88,10 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
         .await
         .unwrap();
     assert!(cy.id > bob.id);
+    assert!(
+        new.is_member(general.id, cy.id).await.unwrap(),
+        "the room for everyone is one still"
+    );
     let room = new.create_room("more", cy.id, 21).await.unwrap();
     assert!(room.id > dm.id);
     let Inserted::New(next) = new

@@ -255,9 +255,67 @@ async fn the_log_holds_joins_leaves_read_markers_and_revocations_in_order(store:
     assert_eq!(followed.entries(expected.len()).await, expected);
 }
 
+/// A room for everyone: all users when it is made, and each user made later (by the host or
+/// with an invite) as their account is, each join in the log. No one leaves it.
+async fn a_room_for_everyone_holds_every_member(store: Store) {
+    let mut followed = crate::Followed::start(&store);
+    let ana = crate::user(&store, "ana").await;
+    let bob = crate::user(&store, "bob").await;
+    let general = store
+        .create_everyone_room("general", ana.id, 1_000)
+        .await
+        .unwrap();
+    let other = crate::room(&store, "other", &ana).await;
+    let cy = crate::user(&store, "cy").await;
+    store
+        .create_invite([7; 32], Some(ana.id), 1_000, None)
+        .await
+        .unwrap();
+    let dee = store
+        .register_with_invite([7; 32], "dee", "hash", 1_001)
+        .await
+        .unwrap();
+
+    let mut members: Vec<i64> = store
+        .members(general.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, [ana.id, bob.id, cy.id, dee.id]);
+    assert_eq!(
+        store.members(other.id).await.unwrap().len(),
+        1,
+        "only the room for everyone"
+    );
+    assert!(matches!(
+        store.leave_room(general.id, bob.id).await,
+        Err(StoreError::NotAllowed)
+    ));
+    assert!(store.is_member(general.id, bob.id).await.unwrap());
+    // A name is still a name: a room for everyone cannot take one that is in use.
+    assert!(matches!(
+        store.create_everyone_room("other", ana.id, 1_000).await,
+        Err(StoreError::NameTaken)
+    ));
+
+    let (g, o) = (general.id, other.id);
+    let expected = [
+        format!("Joined {{ room: {g}, user: {} }}", ana.id),
+        format!("Joined {{ room: {g}, user: {} }}", bob.id),
+        format!("Joined {{ room: {o}, user: {} }}", ana.id),
+        format!("Joined {{ room: {g}, user: {} }}", cy.id),
+        format!("Joined {{ room: {g}, user: {} }}", dee.id),
+    ];
+    assert_eq!(followed.entries(expected.len()).await, expected);
+}
+
 on_both!(
     the_log_holds_joins_leaves_read_markers_and_revocations_in_order,
     group_rooms_are_created_joined_and_left,
     a_dm_is_opened_once_and_cannot_be_joined_or_left,
-    unread_counts_and_mentions_follow_the_read_marker
+    unread_counts_and_mentions_follow_the_read_marker,
+    a_room_for_everyone_holds_every_member
 );
