@@ -30,6 +30,17 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     }
     let ops = ana.create_room("ops").await;
     assert!(ana.find("composer-send").await.is_enabled().await.unwrap());
+    // The room list filters by name, case and '#' aside; Escape shows every room again.
+    let ops_entry = format!("room-{ops}");
+    let shown = async |filter: &str| {
+        ana.type_into("room-filter", filter).await;
+        ana.find(&ops_entry).await.is_displayed().await.unwrap()
+    };
+    assert!(!shown("zz").await, "'zz' hides #ops");
+    assert!(ana.text("room-list").await.contains("No rooms match."));
+    ana.type_into("room-filter", "\u{e00c}").await; // Escape
+    assert!(shown("#OP").await, "'#OP' shows #ops");
+    ana.type_into("room-filter", "\u{e00c}").await;
 
     // bo follows an invite link: the code is filled in for him.
     let code = invite(&server).await;

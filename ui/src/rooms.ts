@@ -36,13 +36,38 @@ interface Entry {
 
 export class RoomList {
   readonly element: HTMLElement;
+  private readonly filter: HTMLInputElement;
   private readonly groups: HTMLUListElement;
   private readonly dms: HTMLUListElement;
   private readonly groupsEmpty: HTMLElement;
   private readonly dmsEmpty: HTMLElement;
   private entries = new Map<RoomId, Entry>();
+  /** The rooms as last rendered, in the list's order: what the filter looks through. */
+  private shown: RoomState[] = [];
 
   constructor(private readonly select: (room: RoomId) => void) {
+    this.filter = h('input', {
+      type: 'search',
+      class: 'room-filter',
+      testid: 'room-filter',
+      placeholder: 'Filter rooms',
+      'aria-label': 'Filter rooms by name',
+      autocomplete: 'off',
+      spellcheck: 'false',
+    });
+    this.filter.addEventListener('input', () => this.applyFilter());
+    this.filter.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && this.filter.value !== '') {
+        event.preventDefault();
+        this.filter.value = '';
+        this.applyFilter();
+      } else if (event.key === 'Enter') {
+        // Enter opens the first room that matches.
+        event.preventDefault();
+        const first = this.shown.find((room) => this.matches(room));
+        if (first !== undefined) this.select(first.id);
+      }
+    });
     this.groups = h('ul', { class: 'room-group', 'aria-labelledby': 'rooms-heading' });
     this.dms = h('ul', { class: 'room-group', 'aria-labelledby': 'dms-heading' });
     this.groupsEmpty = h('p', { class: 'muted small' }, 'No rooms yet.');
@@ -50,6 +75,7 @@ export class RoomList {
     this.element = h(
       'nav',
       { class: 'room-list', testid: 'room-list', 'aria-label': 'Rooms' },
+      h('div', { class: 'room-filter-box' }, this.filter),
       h('h2', { id: 'rooms-heading', class: 'sidebar-heading' }, 'Rooms'),
       this.groups,
       this.groupsEmpty,
@@ -85,8 +111,33 @@ export class RoomList {
     }
     order(this.groups, groupItems);
     order(this.dms, dmItems);
-    this.groupsEmpty.hidden = groupItems.length > 0;
-    this.dmsEmpty.hidden = dmItems.length > 0;
+    this.shown = sorted;
+    this.applyFilter();
+  }
+
+  /** Whether `room`'s name holds what the filter says (case and a leading `#` or `@` aside). */
+  private matches(room: RoomState): boolean {
+    const wanted = this.filter.value.trim().toLowerCase().replace(/^[#@]/, '');
+    return wanted === '' || sortKey(room).includes(wanted);
+  }
+
+  /** Shows the rooms that match the filter, and says so when none does. */
+  private applyFilter(): void {
+    const filtering = this.filter.value.trim() !== '';
+    let groups = 0;
+    let dms = 0;
+    for (const room of this.shown) {
+      const entry = this.entries.get(room.id);
+      if (entry === undefined) continue;
+      const visible = this.matches(room);
+      entry.li.hidden = !visible;
+      if (visible && room.kind === 'group') groups += 1;
+      if (visible && room.kind === 'dm') dms += 1;
+    }
+    setText(this.groupsEmpty, filtering ? 'No rooms match.' : 'No rooms yet.');
+    setText(this.dmsEmpty, filtering ? 'No direct messages match.' : 'No direct messages yet.');
+    this.groupsEmpty.hidden = groups > 0;
+    this.dmsEmpty.hidden = dms > 0;
   }
 
   private entry(room: RoomState): Entry {
