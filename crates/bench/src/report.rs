@@ -257,75 +257,9 @@ impl Report {
                  '≤100ms rate' = highest publish rate with ≥ 99 % delivered and p99 ≤ 100 ms; \
                  '≥' where no higher rate was tried and failed)"
             );
-            let mut rows = vec![vec![
-                "target".to_owned(),
-                "N".to_owned(),
-                "rounds".to_owned(),
-                "connect".to_owned(),
-                "idle/conn".to_owned(),
-                "@10/s p50".to_owned(),
-                "p99".to_owned(),
-                "max".to_owned(),
-                "bytes/msg".to_owned(),
-                "max deliv/s".to_owned(),
-                "at rate".to_owned(),
-                "p99".to_owned(),
-                "CPU".to_owned(),
-                "≤100ms rate".to_owned(),
-                "deliv/s".to_owned(),
-                "p99".to_owned(),
-                "CPU".to_owned(),
-            ]];
-            let at_least = |lower_bound: bool| if lower_bound { "≥ " } else { "" };
+            let mut rows = vec![fanout_header("target")];
             for s in &self.fanout_summary {
-                let (sustained, bounded) = if s.max_delivered_per_sec > 0.0 {
-                    (
-                        vec![
-                            format!(
-                                "{}{}",
-                                at_least(s.max_delivered_is_lower_bound),
-                                count(s.max_delivered_per_sec)
-                            ),
-                            format!("{}/s", count(s.max_delivered_rate)),
-                            ms(s.max_delivered_p99_ms),
-                            format!("{:.0} %", s.max_delivered_server_cpu_pct),
-                        ],
-                        s.best_rate > 0.0,
-                    )
-                } else {
-                    (
-                        vec!["none".to_owned(), "".into(), "".into(), "".into()],
-                        false,
-                    )
-                };
-                let within = if bounded {
-                    vec![
-                        format!(
-                            "{}{}/s",
-                            at_least(s.best_rate_is_lower_bound),
-                            count(s.best_rate)
-                        ),
-                        count(s.best_delivered_per_sec),
-                        ms(s.best_p99_ms),
-                        format!("{:.0} %", s.best_server_cpu_pct),
-                    ]
-                } else {
-                    vec!["none".to_owned(), "".into(), "".into(), "".into()]
-                };
-                let mut row = vec![
-                    s.target.name().to_owned(),
-                    s.subscribers.to_string(),
-                    s.rounds.to_string(),
-                    format!("{:.2} s", s.connect_secs),
-                    format!("{:.1} KiB", s.idle_kib_per_connection),
-                    ms(s.fixed_p50_ms),
-                    ms(s.fixed_p99_ms),
-                    ms(s.fixed_max_ms),
-                    format!("{:.0}", s.fixed_wire_bytes_per_delivery),
-                ];
-                row.extend(sustained);
-                row.extend(within);
-                rows.push(row);
+                rows.push(fanout_row(s.target.name(), s));
             }
             out.push_str(&table(&rows));
         }
@@ -471,6 +405,84 @@ impl Report {
     }
 }
 
+/// The head of a fan-out table, its first column named `first`.
+fn fanout_header(first: &str) -> Vec<String> {
+    [
+        first,
+        "N",
+        "rounds",
+        "connect",
+        "idle/conn",
+        "@10/s p50",
+        "p99",
+        "max",
+        "bytes/msg",
+        "max deliv/s",
+        "at rate",
+        "p99",
+        "CPU",
+        "≤100ms rate",
+        "deliv/s",
+        "p99",
+        "CPU",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// One row of a fan-out table: `name`, then `s`'s figures under [`fanout_header`].
+fn fanout_row(name: &str, s: &FanoutSummary) -> Vec<String> {
+    let at_least = |lower_bound: bool| if lower_bound { "≥ " } else { "" };
+    let none = || {
+        vec![
+            "none".to_owned(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]
+    };
+    let mut row = vec![
+        name.to_owned(),
+        s.subscribers.to_string(),
+        s.rounds.to_string(),
+        format!("{:.2} s", s.connect_secs),
+        format!("{:.1} KiB", s.idle_kib_per_connection),
+        ms(s.fixed_p50_ms),
+        ms(s.fixed_p99_ms),
+        ms(s.fixed_max_ms),
+        format!("{:.0}", s.fixed_wire_bytes_per_delivery),
+    ];
+    if s.max_delivered_per_sec > 0.0 {
+        row.extend([
+            format!(
+                "{}{}",
+                at_least(s.max_delivered_is_lower_bound),
+                count(s.max_delivered_per_sec)
+            ),
+            format!("{}/s", count(s.max_delivered_rate)),
+            ms(s.max_delivered_p99_ms),
+            format!("{:.0} %", s.max_delivered_server_cpu_pct),
+        ]);
+    } else {
+        row.extend(none());
+    }
+    if s.max_delivered_per_sec > 0.0 && s.best_rate > 0.0 {
+        row.extend([
+            format!(
+                "{}{}/s",
+                at_least(s.best_rate_is_lower_bound),
+                count(s.best_rate)
+            ),
+            count(s.best_delivered_per_sec),
+            ms(s.best_p99_ms),
+            format!("{:.0} %", s.best_server_cpu_pct),
+        ]);
+    } else {
+        row.extend(none());
+    }
+    row
+}
+
 /// The cluster benchmark's three tables.
 fn render_cluster(out: &mut String, c: &cluster::Outcome) {
     let _ = writeln!(
@@ -544,21 +556,7 @@ fn render_cluster(out: &mut String, c: &cluster::Outcome) {
         "\nCluster: fan-out over WebSocket, the subscribers spread over the nodes, the publisher \
          on the first (medians over rounds; memory and CPU are the nodes' sums)"
     );
-    let mut rows = vec![vec![
-        "store".to_owned(),
-        "N".to_owned(),
-        "rounds".to_owned(),
-        "connect".to_owned(),
-        "idle/conn".to_owned(),
-        "@10/s p50".to_owned(),
-        "p99".to_owned(),
-        "max".to_owned(),
-        "max deliv/s".to_owned(),
-        "≤100ms rate".to_owned(),
-        "deliv/s".to_owned(),
-        "p99".to_owned(),
-        "CPU".to_owned(),
-    ]];
+    let mut rows = vec![fanout_header("store")];
     for setup in setups {
         let rounds: Vec<&fanout::Outcome> = c
             .fanout
@@ -566,40 +564,9 @@ fn render_cluster(out: &mut String, c: &cluster::Outcome) {
             .filter(|run| run.setup == setup)
             .map(|run| &run.outcome)
             .collect();
-        let Some(s) = FanoutSummary::of(&rounds) else {
-            continue;
-        };
-        let at_least = |lower_bound: bool| if lower_bound { "≥ " } else { "" };
-        let mut row = vec![
-            setup.to_string(),
-            s.subscribers.to_string(),
-            s.rounds.to_string(),
-            format!("{:.2} s", s.connect_secs),
-            format!("{:.1} KiB", s.idle_kib_per_connection),
-            ms(s.fixed_p50_ms),
-            ms(s.fixed_p99_ms),
-            ms(s.fixed_max_ms),
-            format!(
-                "{}{}",
-                at_least(s.max_delivered_is_lower_bound),
-                count(s.max_delivered_per_sec)
-            ),
-        ];
-        if s.best_rate > 0.0 {
-            row.extend([
-                format!(
-                    "{}{}/s",
-                    at_least(s.best_rate_is_lower_bound),
-                    count(s.best_rate)
-                ),
-                count(s.best_delivered_per_sec),
-                ms(s.best_p99_ms),
-                format!("{:.0} %", s.best_server_cpu_pct),
-            ]);
-        } else {
-            row.extend(["none".to_owned(), "".into(), "".into(), "".into()]);
+        if let Some(s) = FanoutSummary::of(&rounds) {
+            rows.push(fanout_row(&setup.to_string(), &s));
         }
-        rows.push(row);
     }
     out.push_str(&table(&rows));
 }
