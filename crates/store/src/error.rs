@@ -101,7 +101,17 @@ impl StoreError {
 }
 
 /// Whether `err` is a UNIQUE (or PRIMARY KEY) constraint violation.
-pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
+/// A unique key already in use (a user's or a room's name) is [`StoreError::NameTaken`]; any
+/// other error stays what it is.
+pub(crate) fn name_taken_or(err: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::NameTaken
+    } else {
+        err.into()
+    }
+}
+
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(
         err,
         rusqlite::Error::SqliteFailure(e, _)
@@ -141,6 +151,15 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 /// Whether `err` is PostgreSQL's unique violation.
-pub(crate) fn is_pg_unique_violation(err: &tokio_postgres::Error) -> bool {
+/// [`name_taken_or`], for PostgreSQL's errors.
+pub(crate) fn pg_name_taken_or(err: tokio_postgres::Error) -> StoreError {
+    if is_pg_unique_violation(&err) {
+        StoreError::NameTaken
+    } else {
+        err.into()
+    }
+}
+
+fn is_pg_unique_violation(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 
 use super::room::join_everyone_rooms;
 use super::{Postgres, get, log_change, role};
-use crate::error::is_pg_unique_violation;
+use crate::error::pg_name_taken_or;
 use crate::{LogEntry, Millis, Role, Session, SessionId, StoreError, User, UserId};
 
 /// A user from the four columns id, name, role, created_at starting at `at`.
@@ -56,13 +56,7 @@ async fn insert_user(
     let row = c
         .query_one(&stmt, &[&name, &password_hash, &role.as_str(), &now])
         .await
-        .map_err(|err| {
-            if is_pg_unique_violation(&err) {
-                StoreError::NameTaken
-            } else {
-                err.into()
-            }
-        })?;
+        .map_err(pg_name_taken_or)?;
     Ok(User {
         id: get(&row, 0)?,
         name: name.to_owned(),

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 
 use super::account::{user_exists, user_from};
 use super::{Postgres, count, get, log_change, room_kind};
-use crate::error::is_pg_unique_violation;
+use crate::error::pg_name_taken_or;
 use crate::room::{ROOM_SELECT, SUMMARY_SELECT};
 use crate::{
     LogEntry, MessageId, Millis, Room, RoomId, RoomKind, RoomSummary, StoreError, User, UserId,
@@ -228,13 +228,7 @@ impl Postgres {
                 &[&RoomKind::Group.as_str(), &name, &creator, &now, &everyone],
             )
             .await
-            .map_err(|err| {
-                if is_pg_unique_violation(&err) {
-                    StoreError::NameTaken
-                } else {
-                    err.into()
-                }
-            })?;
+            .map_err(pg_name_taken_or)?;
         let room = Room {
             id: get(&row, 0)?,
             kind: RoomKind::Group,

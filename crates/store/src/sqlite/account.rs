@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Sqlite;
 use super::room::join_everyone_rooms;
-use crate::error::is_unique_violation;
+use crate::error::name_taken_or;
 use crate::{LogEntry, Millis, Role, RoomId, Session, SessionId, StoreError, User, UserId};
 
 /// A user from the four columns id, name, role, created_at starting at `at`.
@@ -63,13 +63,7 @@ fn insert_user(
         "INSERT INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![name, password_hash, role, now])
-    .map_err(|err| {
-        if is_unique_violation(&err) {
-            StoreError::NameTaken
-        } else {
-            err.into()
-        }
-    })?;
+    .map_err(name_taken_or)?;
     Ok(User {
         id: conn.last_insert_rowid(),
         name: name.to_owned(),

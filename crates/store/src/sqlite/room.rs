@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Sqlite;
 use super::account::{user_exists, user_from};
-use crate::error::is_unique_violation;
+use crate::error::name_taken_or;
 use crate::room::{ROOM_SELECT, SUMMARY_SELECT};
 use crate::{
     LogEntry, MessageId, Millis, Room, RoomId, RoomKind, RoomSummary, StoreError, User, UserId,
@@ -210,13 +210,7 @@ impl Sqlite {
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![RoomKind::Group, name, creator, now, everyone])
-                    .map_err(|err| {
-                        if is_unique_violation(&err) {
-                            StoreError::NameTaken
-                        } else {
-                            err.into()
-                        }
-                    })?;
+                    .map_err(name_taken_or)?;
                     let room = Room {
                         id: conn.last_insert_rowid(),
                         kind: RoomKind::Group,
