@@ -67,6 +67,8 @@ export class Chat {
   private readonly composer: Composer;
   private readonly typing: TypingIndicator;
   private readonly connection: ConnectionBar;
+  /** How many connection states the shell has announced since `start`. */
+  private stateEvents = 0;
   private readonly settings: Settings;
   private readonly notice: Notice;
   private readonly dialogs: RoomDialogs;
@@ -179,7 +181,10 @@ export class Chat {
   /** Subscribes to the shell's events, then loads rooms and the outbox. */
   async start(): Promise<void> {
     await Promise.all([
-      on('state', (state) => this.connection.set(state)),
+      on('state', (state) => {
+        this.stateEvents += 1;
+        this.connection.set(state);
+      }),
       on('rooms', (rooms) => this.setRooms(rooms)),
       on('message', (message) => this.onMessage(message)),
       on('sent', ({ client_id, room, message_id }) => {
@@ -215,12 +220,14 @@ export class Chat {
     );
 
     try {
+      const eventsBefore = this.stateEvents;
       const [status, rooms, outbox] = await Promise.all([
         commands.status(),
         commands.rooms(),
         commands.outbox(),
       ]);
-      this.connection.set(status.state);
+      // A state event that came while these were read is newer than the status read with them.
+      if (this.stateEvents === eventsBefore) this.connection.set(status.state);
       this.settings.setDnd(status.dnd);
       for (const item of outbox) this.history(item.room).addPending(item, this.account.user);
       this.setRooms(rooms);
