@@ -7,7 +7,8 @@ use tauri::{AppHandle, State};
 use tidings_client::ConnectionState;
 use tidings_client::notify::NotifyLevel;
 use tidings_proto::v1::{
-    HistoryPage, MessageId, Room, RoomId, RoomState, SessionId, SessionInfo, TransportKind, UserRef,
+    HistoryPage, Message, MessageId, Room, RoomId, RoomState, SessionId, SessionInfo,
+    TransportKind, UserRef,
 };
 
 use crate::Desktop;
@@ -162,6 +163,33 @@ pub async fn mark_read(
     let result = desktop.client.mark_read(room, message_id).await;
     crate::tray::refresh_unread(&app, &desktop.client).await;
     Ok(result?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn edit_message(
+    desktop: State<'_, Desktop>,
+    message_id: MessageId,
+    body: String,
+) -> CommandResult<Message> {
+    Ok(desktop.client.edit_message(message_id, &body).await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn delete_message(
+    desktop: State<'_, Desktop>,
+    message_id: MessageId,
+) -> CommandResult<Message> {
+    Ok(desktop.client.delete_message(message_id).await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn react(
+    desktop: State<'_, Desktop>,
+    message_id: MessageId,
+    emoji: String,
+    on: bool,
+) -> CommandResult<Message> {
+    Ok(desktop.client.react(message_id, &emoji, on).await?)
 }
 
 #[tauri::command]

@@ -20,6 +20,7 @@ pub enum UiEvent {
     State(ConnectionState),
     Rooms(Vec<RoomState>),
     Message(Message),
+    Changed(Message),
     Sent(SentEvent),
     SendFailed(SendFailedEvent),
     Typing(TypingEvent),
@@ -93,6 +94,7 @@ pub fn event(event: &ClientEvent) -> Option<UiEvent> {
         ClientEvent::State(state) => UiEvent::State(state.clone()),
         ClientEvent::Rooms(rooms) => UiEvent::Rooms(rooms.clone()),
         ClientEvent::Message(message) => UiEvent::Message(message.clone()),
+        ClientEvent::Changed(message) => UiEvent::Changed(message.clone()),
         ClientEvent::Sent {
             client_id,
             room,

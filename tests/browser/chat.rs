@@ -206,4 +206,93 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     );
     assert_eq!(ana.count_messages("typed while offline").await, 1);
     ana.shot("back-online").await;
+
+    // Edit, react and delete, from the message's toolbar; the other browser sees each change.
+    let mine = Locator::XPath(
+        "//*[@data-testid='message'][.//*[@data-testid='message-body'][.='typed while offline']]",
+    );
+    let row = ana.wait_for(mine, "ana's message").await;
+    ana.hover(&row).await;
+    row.find(Locator::Css("[data-testid=\"message-edit\"]"))
+        .await
+        .expect("the Edit button")
+        .click()
+        .await
+        .expect("clicking Edit");
+    let editor = ana
+        .wait_for(Locator::Css("[data-testid=\"edit-box\"]"), "the editor")
+        .await;
+    editor.clear().await.expect("clearing the editor");
+    editor
+        .send_keys("typed while offline, then fixed\u{E007}")
+        .await
+        .expect("typing the edit");
+    let edited = "//*[@data-testid='message-body'][starts-with(., 'typed while offline, then fixed')]\
+                  [.//*[@data-testid='message-edited']]";
+    ana.wait_for(Locator::XPath(edited), "the edited message")
+        .await;
+    bo.wait_for(Locator::XPath(edited), "the edit, in the other browser")
+        .await;
+
+    let row = ana
+        .wait_for(
+            Locator::XPath(&format!("//*[@data-testid='message'][.{edited}]")),
+            "the edited row",
+        )
+        .await;
+    ana.hover(&row).await;
+    row.find(Locator::Css(
+        "[data-testid=\"react-option\"][data-emoji=\"🎉\"]",
+    ))
+    .await
+    .expect("the 🎉 option")
+    .click()
+    .await
+    .expect("reacting");
+    let reaction = "//*[@data-testid='reaction'][@data-emoji='🎉'][contains(., '1')]";
+    ana.wait_for(
+        Locator::XPath(&format!("{reaction}[@aria-pressed='true']")),
+        "ana's own reaction",
+    )
+    .await;
+    bo.wait_for(
+        Locator::XPath(&format!("{reaction}[@aria-pressed='false']")),
+        "the reaction, in the other browser",
+    )
+    .await;
+    ana.shot("edited-and-reacted").await;
+
+    let row = ana
+        .wait_for(
+            Locator::XPath(&format!("//*[@data-testid='message'][.{edited}]")),
+            "the edited row",
+        )
+        .await;
+    ana.hover(&row).await;
+    row.find(Locator::Css("[data-testid=\"message-delete\"]"))
+        .await
+        .expect("the Delete button")
+        .click()
+        .await
+        .expect("deleting");
+    for page in [&ana, &bo] {
+        page.wait_for(
+            Locator::Css("[data-testid=\"message-deleted\"]"),
+            "the deleted placeholder",
+        )
+        .await;
+        assert_eq!(page.count_messages("typed while offline").await, 0);
+    }
+    let page: HistoryPage = server
+        .login("cy", tidings_tests::PASSWORD)
+        .await
+        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
+        .await;
+    let last = page
+        .messages
+        .last()
+        .expect("the deleted message stays as a placeholder");
+    assert_eq!(last.body, "", "the body is gone from the server");
+    assert!(last.deleted_at.is_some() && last.reactions.is_empty());
+    ana.shot("deleted").await;
 }

@@ -655,12 +655,16 @@ impl TestClient {
 
     /// Stops this client and opens a new one on the same data dir (a restart of the app).
     pub fn reopen(self) -> TestClient {
+        self.reopen_over(None)
+    }
+
+    /// Like [`TestClient::reopen`], carrying the chat over `transport` (when given) only.
+    pub fn reopen_over(self, transport: Option<tidings_proto::v1::TransportKind>) -> TestClient {
         self.client.shutdown();
-        let client = tidings_client::Client::open(
-            &self.dir.path().join("client.db"),
-            client_options(&self.notes),
-        )
-        .expect("reopen client");
+        let mut options = client_options(&self.notes);
+        options.transport = transport;
+        let client = tidings_client::Client::open(&self.dir.path().join("client.db"), options)
+            .expect("reopen client");
         let events = client.events();
         TestClient {
             client,

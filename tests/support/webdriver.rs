@@ -386,6 +386,22 @@ impl Page {
             .unwrap_or_else(|err| panic!("clicking {id}: {err}"));
     }
 
+    /// Moves the mouse over `element`, as a person pointing at it (a message's toolbar shows
+    /// on hover).
+    pub async fn hover(&self, element: &Element) {
+        use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+        let pointing = MouseActions::new("mouse".to_owned()).then(PointerAction::MoveToElement {
+            element: element.clone(),
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        self.driver
+            .perform_actions(pointing)
+            .await
+            .expect("moving the mouse");
+    }
+
     /// Types `text` into the element with `data-testid` `id`.
     pub async fn type_into(&self, id: &str, text: &str) {
         self.interactable(id)

@@ -101,6 +101,29 @@ export class Chat {
         const history = this.histories.get(this.current);
         if (history?.dropPending(row.clientId) === true) this.timeline.changed(history);
       },
+      react: (row, emoji, on) => {
+        if (row.id !== null) void this.changeMessage(commands.react(row.id, emoji, on));
+      },
+      edit: (row, body) => {
+        if (row.id === null || this.current === null) return;
+        const history = this.histories.get(this.current);
+        if (history?.setEditing(row.id, body !== null) === true) this.timeline.changed(history);
+        if (body === null) this.composer.focus();
+      },
+      saveEdit: (row, body) => {
+        if (row.id === null) return;
+        const id = row.id;
+        if (body.trim() === '') {
+          this.notice.show('A message cannot be empty: delete it instead.');
+          return;
+        }
+        void this.changeMessage(commands.editMessage(id, body)).then((saved) => {
+          if (saved) this.composer.focus();
+        });
+      },
+      remove: (row) => {
+        if (row.id !== null) void this.changeMessage(commands.deleteMessage(row.id));
+      },
       needOlder: (history) => void this.loadOlder(history),
       atBottom: () => this.markRead(),
     });
@@ -187,6 +210,7 @@ export class Chat {
       }),
       on('rooms', (rooms) => this.setRooms(rooms)),
       on('message', (message) => this.onMessage(message)),
+      on('changed', (message) => this.onChanged(message)),
       on('sent', ({ client_id, room, message_id }) => {
         const history = this.history(room);
         if (history.acked(client_id, message_id)) this.timeline.changed(history);
@@ -444,6 +468,30 @@ export class Chat {
     }
     if (added === 0) history.olderPausedUntil = Date.now() + OLDER_PAUSE_MS;
     this.timeline.changed(history);
+  }
+
+  /** A message as a change left it: the row shows it as it now is. */
+  private onChanged(message: Message): void {
+    const history = this.histories.get(message.room);
+    if (history?.change(message) === true) {
+      if (message.deleted_at !== undefined) history.setEditing(message.id, false);
+      this.timeline.changed(history);
+    }
+  }
+
+  /** Runs a change the user asked for; its answer is shown at once (the event that follows
+   * shows the same). False, with a notice, when it was refused. */
+  private async changeMessage(change: Promise<Message>): Promise<boolean> {
+    try {
+      const message = await change;
+      const history = this.histories.get(message.room);
+      history?.setEditing(message.id, false);
+      this.onChanged(message);
+      return true;
+    } catch (err) {
+      this.notice.show(toAppError(err).message);
+      return false;
+    }
   }
 
   private onMessage(message: Message): void {

@@ -1,7 +1,7 @@
 // What the UI holds of one room's history: the stored messages it has seen, oldest first and
 // without duplicates, followed by the user's own messages still in the outbox. No DOM here.
 
-import type { Message, MessageId, Millis, OutboxItem, RoomId, UserRef } from './ipc';
+import type { Message, MessageId, Millis, OutboxItem, Reaction, RoomId, UserRef } from './ipc';
 
 export type RowState =
   /** Stored by the server. */
@@ -24,6 +24,15 @@ export interface Row {
   body: string;
   sentAt: Millis;
   mentions: readonly number[];
+  /** When its author last edited it. */
+  editedAt: Millis | null;
+  /** Deleted: a placeholder without a body. */
+  deleted: boolean;
+  reactions: readonly Reaction[];
+  /** Shown as an editor of its body. */
+  editing: boolean;
+  /** Raised by every change, so the row is drawn again. */
+  version: number;
   state: RowState;
   error: string | null;
   /** Follows a message from the same author shortly before: drawn without the author line. */
@@ -47,6 +56,11 @@ function storedRow(m: Message): Row {
     body: m.body,
     sentAt: m.sent_at,
     mentions: m.mentions ?? [],
+    editedAt: m.edited_at ?? null,
+    deleted: m.deleted_at !== undefined,
+    reactions: m.reactions ?? [],
+    editing: false,
+    version: 0,
     state: 'stored',
     error: null,
     compact: false,
@@ -146,6 +160,50 @@ export class RoomHistory {
     return fresh.length;
   }
 
+  /** A held message as a change left it (edited, deleted, reactions); false when not held. */
+  change(m: Message): boolean {
+    const row = this.storedRow(m.id);
+    if (row === undefined) return false;
+    row.body = m.body;
+    row.mentions = m.mentions ?? [];
+    row.editedAt = m.edited_at ?? null;
+    row.deleted = m.deleted_at !== undefined;
+    row.reactions = m.reactions ?? [];
+    if (row.deleted) row.editing = false;
+    this.touched(row);
+    return true;
+  }
+
+  /** Shows (or stops showing) a held message as an editor; false when not held. */
+  setEditing(id: MessageId, editing: boolean): boolean {
+    const row = this.storedRow(id);
+    if (row === undefined || row.editing === editing) return false;
+    row.editing = editing;
+    this.touched(row);
+    return true;
+  }
+
+  /** The stored row of message `id`, found by bisection (the rows ascend by id). */
+  private storedRow(id: MessageId): Row | undefined {
+    if (!this.ids.has(id)) return undefined;
+    let lo = 0;
+    let hi = this.stored.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.stored[mid]?.id ?? 0) < id) lo = mid + 1;
+      else hi = mid;
+    }
+    const row = this.stored[lo];
+    return row?.id === id ? row : undefined;
+  }
+
+  /** A row whose content changed: drawn again, and measured again. */
+  private touched(row: Row): void {
+    row.version += 1;
+    row.lines = 0;
+    row.heightEpoch = -1;
+  }
+
   /** Shows an outbox message as "sending…" (unless it was stored meanwhile). */
   addPending(item: OutboxItem, author: UserRef): void {
     if (item.room !== this.room || this.storedClientIds.has(item.client_id)) return;
@@ -161,6 +219,11 @@ export class RoomHistory {
       body: item.body,
       sentAt: item.created_at,
       mentions: [],
+      editedAt: null,
+      deleted: false,
+      reactions: [],
+      editing: false,
+      version: 0,
       state: early === undefined ? 'sending' : 'acked',
       error: null,
       compact: false,

@@ -9,6 +9,7 @@ import { tauri } from './backend/tauri';
 
 import type {
   HistoryPage,
+  Message,
   Room,
   RoomState,
   SessionInfo,
@@ -83,6 +84,12 @@ export interface Commands {
   send(room: RoomId, body: string): Promise<Queued>;
   outbox(): Promise<OutboxItem[]>;
   markRead(room: RoomId, messageId: MessageId): Promise<null>;
+  /** One's own message gets a new body; the answer is the message as it now is. */
+  editMessage(message: MessageId, body: string): Promise<Message>;
+  /** Deletes a message (one's own; an owner, anyone's). */
+  deleteMessage(message: MessageId): Promise<Message>;
+  /** Adds (`on`) or takes back the user's reaction. */
+  react(message: MessageId, emoji: string, on: boolean): Promise<Message>;
   typing(room: RoomId): Promise<null>;
   setDraft(room: RoomId, text: string): Promise<null>;
   draft(room: RoomId): Promise<string | null>;

@@ -11,7 +11,18 @@ export interface RowActions {
   openLink(url: string): void;
   /** A person dismissed a message the server refused. */
   dismiss(row: Row): void;
+  /** Adds (`on`) or takes back the user's reaction. */
+  react(row: Row, emoji: string, on: boolean): void;
+  /** Opens (or, with null, closes) the editor of one's own message. */
+  edit(row: Row, body: string | null): void;
+  /** Saves the editor's text as the message's new body. */
+  saveEdit(row: Row, body: string): void;
+  /** Deletes one's own message. */
+  remove(row: Row): void;
 }
+
+/** The reactions offered by a message's toolbar. */
+export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅'] as const;
 
 /** The message text, with http(s) links as <a> elements that never navigate the app. */
 export function renderBody(text: string, openLink: (url: string) => void): HTMLElement {
@@ -40,7 +51,7 @@ export function renderBody(text: string, openLink: (url: string) => void): HTMLE
 
 /** A signature of everything that changes how a row looks: a row is redrawn when it changes. */
 export function rowLook(row: Row): string {
-  return `${row.compact ? 'c' : 'f'}|${row.state}|${row.error ?? ''}`;
+  return `${row.compact ? 'c' : 'f'}|${row.state}|${row.error ?? ''}|${row.version}`;
 }
 
 export function renderRow(row: Row, me: number, actions: RowActions): HTMLElement {
@@ -72,7 +83,24 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
       ),
     );
   }
-  el.appendChild(renderBody(row.body, actions.openLink));
+  if (row.deleted) {
+    el.classList.add('deleted');
+    el.appendChild(h('div', { class: 'message-body message-deleted', testid: 'message-deleted' }, 'Message deleted'));
+    return el;
+  }
+  if (row.editing) {
+    el.appendChild(renderEditor(row, actions));
+  } else {
+    const body = renderBody(row.body, actions.openLink);
+    if (row.editedAt !== null) {
+      body.appendChild(
+        h('span', { class: 'message-edited', testid: 'message-edited', title: fullTime(row.editedAt) }, ' (edited)'),
+      );
+    }
+    el.appendChild(body);
+  }
+  if (row.reactions.length > 0) el.appendChild(renderReactions(row, me, actions));
+  if (!pending && !row.editing) el.appendChild(renderTools(row, me, actions));
 
   if (row.state === 'sending') {
     el.appendChild(h('div', { class: 'message-status', testid: 'message-status' }, 'sending…'));
@@ -89,4 +117,80 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
     );
   }
   return el;
+}
+
+/** Each emoji with how many reacted; the user's own are marked, and a click toggles them. */
+function renderReactions(row: Row, me: number, actions: RowActions): HTMLElement {
+  const list = h('div', { class: 'reactions', testid: 'reactions' });
+  for (const reaction of row.reactions) {
+    const mine = reaction.users.includes(me);
+    const chip = h(
+      'button',
+      {
+        type: 'button',
+        class: mine ? 'reaction mine' : 'reaction',
+        testid: 'reaction',
+        'data-emoji': reaction.emoji,
+        'aria-pressed': mine ? 'true' : 'false',
+        title: `${reaction.users.length} reacted with ${reaction.emoji}`,
+      },
+      `${reaction.emoji} ${reaction.users.length}`,
+    );
+    chip.addEventListener('click', () => actions.react(row, reaction.emoji, !mine));
+    list.appendChild(chip);
+  }
+  return list;
+}
+
+/** The row's toolbar, shown on hover or focus: quick reactions, and on one's own message Edit
+ * and Delete. */
+function renderTools(row: Row, me: number, actions: RowActions): HTMLElement {
+  const tools = h('div', { class: 'message-tools', testid: 'message-tools' });
+  for (const emoji of QUICK_REACTIONS) {
+    const mine = row.reactions.some((r) => r.emoji === emoji && r.users.includes(me));
+    const button = h(
+      'button',
+      { type: 'button', class: 'tool', testid: 'react-option', 'data-emoji': emoji, title: `React with ${emoji}` },
+      emoji,
+    );
+    button.addEventListener('click', () => actions.react(row, emoji, !mine));
+    tools.appendChild(button);
+  }
+  if (row.author.id === me) {
+    const edit = h('button', { type: 'button', class: 'tool', testid: 'message-edit' }, 'Edit');
+    edit.addEventListener('click', () => actions.edit(row, row.body));
+    const remove = h('button', { type: 'button', class: 'tool danger', testid: 'message-delete' }, 'Delete');
+    remove.addEventListener('click', () => actions.remove(row));
+    tools.append(edit, remove);
+  }
+  return tools;
+}
+
+/** The body as an editor: Enter (or Save) saves, Shift+Enter is a new line, Escape cancels. */
+function renderEditor(row: Row, actions: RowActions): HTMLElement {
+  const box = document.createElement('textarea');
+  box.className = 'edit-box';
+  box.dataset['testid'] = 'edit-box';
+  box.value = row.body;
+  box.rows = Math.min(8, row.body.split('\n').length + 1);
+  box.setAttribute('aria-label', 'Edit message');
+  const save = h('button', { type: 'button', class: 'primary', testid: 'edit-save' }, 'Save');
+  const cancel = h('button', { type: 'button', testid: 'edit-cancel' }, 'Cancel');
+  save.addEventListener('click', () => actions.saveEdit(row, box.value));
+  cancel.addEventListener('click', () => actions.edit(row, null));
+  box.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      actions.saveEdit(row, box.value);
+    } else if (event.key === 'Escape') {
+      event.preventDefault();
+      actions.edit(row, null);
+    }
+  });
+  // Focused once it is in the page.
+  queueMicrotask(() => {
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  });
+  return h('div', { class: 'message-editor' }, box, h('div', { class: 'actions' }, save, cancel));
 }

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
-    CreateRoom, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest, LoginResponse, Me,
-    Message, MessageId, OpenDm, ReadMarker, RegisterRequest, Revoked, Room, RoomId, RoomState,
-    SendMessage, SessionId, SessionInfo, TRANSPORTS_PATH, Transports, UserRef,
+    CreateRoom, EditMessage, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest,
+    LoginResponse, Me, Message, MessageId, OpenDm, ReadMarker, RegisterRequest, Revoked, Room,
+    RoomId, RoomState, SendMessage, SessionId, SessionInfo, TRANSPORTS_PATH, Transports, UserRef,
 };
 
 use crate::error::ClientError;
@@ -322,6 +323,45 @@ impl Api {
             Some(&body),
         )
         .await
+    }
+
+    /// Gives one's own message a new body; answers the message as it now is.
+    pub async fn edit_message(
+        &self,
+        token: &str,
+        message_id: MessageId,
+        body: &str,
+    ) -> Result<Message, ClientError> {
+        let body = EditMessage {
+            body: body.to_owned(),
+        };
+        let path = format!("/api/messages/{message_id}");
+        self.call(Method::PATCH, &path, Some(token), Some(&body))
+            .await
+    }
+
+    /// Deletes a message (one's own, or as an owner anyone's).
+    pub async fn delete_message(
+        &self,
+        token: &str,
+        message_id: MessageId,
+    ) -> Result<Message, ClientError> {
+        let path = format!("/api/messages/{message_id}");
+        self.call(Method::DELETE, &path, Some(token), None).await
+    }
+
+    /// Adds (`on`) or takes back one's reaction `emoji` to a message.
+    pub async fn react(
+        &self,
+        token: &str,
+        message_id: MessageId,
+        emoji: &str,
+        on: bool,
+    ) -> Result<Message, ClientError> {
+        let emoji = utf8_percent_encode(emoji, NON_ALPHANUMERIC);
+        let path = format!("/api/messages/{message_id}/reactions/{emoji}");
+        let method = if on { Method::PUT } else { Method::DELETE };
+        self.call(method, &path, Some(token), None).await
     }
 
     pub async fn sessions(&self, token: &str) -> Result<Vec<SessionInfo>, ClientError> {

@@ -325,6 +325,19 @@ impl<C: Transport> Conn<C> {
                     }
                 }
             }
+            ServerFrame::Changed { id, message } => {
+                let received = self.caught_up.then_some(id);
+                let changed = message.clone();
+                self.local(move |s| {
+                    s.apply_change(&changed)?;
+                    if let Some(id) = received {
+                        s.set_cursor(id)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+                self.inner.emit(ClientEvent::Changed(message));
+            }
             ServerFrame::Ack {
                 client_id,
                 id,

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tidings_proto::v1::{
-    HistoryPage, Invite, MessageId, Millis, Room, RoomId, RoomState, SessionId, SessionInfo,
-    TransportKind, UserRef,
+    HistoryPage, Invite, Message, MessageId, Millis, Room, RoomId, RoomState, SessionId,
+    SessionInfo, TransportKind, UserRef,
 };
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -528,6 +528,55 @@ impl Client {
             .call(|api, token| async move { api.mark_read(&token, room, message_id).await })
             .await
             .map(drop)
+    }
+
+    /// Gives one's own message a new body; the change reaches this client (and every other in
+    /// the room) as [`ClientEvent::Changed`]. Returns the message as it now is.
+    pub async fn edit_message(
+        &self,
+        message_id: MessageId,
+        body: &str,
+    ) -> Result<Message, ClientError> {
+        let body = body.to_owned();
+        self.changed(
+            self.inner
+                .call(|api, token| async move { api.edit_message(&token, message_id, &body).await })
+                .await?,
+        )
+        .await
+    }
+
+    /// Deletes a message: one's own, or as an owner anyone's.
+    pub async fn delete_message(&self, message_id: MessageId) -> Result<Message, ClientError> {
+        self.changed(
+            self.inner
+                .call(|api, token| async move { api.delete_message(&token, message_id).await })
+                .await?,
+        )
+        .await
+    }
+
+    /// Adds (`on`) or takes back the user's reaction `emoji` to a message.
+    pub async fn react(
+        &self,
+        message_id: MessageId,
+        emoji: &str,
+        on: bool,
+    ) -> Result<Message, ClientError> {
+        let emoji = emoji.to_owned();
+        self.changed(
+            self.inner
+                .call(|api, token| async move { api.react(&token, message_id, &emoji, on).await })
+                .await?,
+        )
+        .await
+    }
+
+    /// Keeps the cache as the server answered a change (the chat channel brings it too).
+    async fn changed(&self, message: Message) -> Result<Message, ClientError> {
+        let cached = message.clone();
+        self.inner.local(move |s| s.apply_change(&cached)).await?;
+        Ok(message)
     }
 
     /// Tells the room the user is typing (dropped when offline).

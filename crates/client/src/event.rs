@@ -48,6 +48,8 @@ pub enum ClientEvent {
     Rooms(Vec<RoomState>),
     /// A message new to this client (live, or caught up after a reconnect).
     Message(Message),
+    /// A message was edited or deleted, or its reactions changed: here it is as it now is.
+    Changed(Message),
     /// An outbox message was stored by the server.
     Sent {
         client_id: String,

@@ -40,6 +40,7 @@ pub fn declarations() -> String {
         Room,
         RoomState,
         Message,
+        Reaction,
         HistoryPage,
         PresenceStatus,
         // Errors.
@@ -55,6 +56,7 @@ pub fn declarations() -> String {
         CreateRoom,
         OpenDm,
         SendMessage,
+        EditMessage,
         ReadMarker,
         Invite,
         // The chat channel.
@@ -67,6 +69,7 @@ pub fn declarations() -> String {
         LockReason,
         Lock,
         MessageAlert,
+        Retract,
         Reset,
         // The HTTP transports.
         Batch,

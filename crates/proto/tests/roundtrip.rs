@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
     ClientFrame, CreateRoom, ErrorBody, ErrorCode, Hello, HistoryPage, Invite, Lock, LockReason,
-    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, ReadMarker,
-    RegisterRequest, Reset, Revoked, Role, Room, RoomKind, RoomState, SendMessage, ServerFrame,
-    SessionInfo, SessionState, SessionStatus, UserRef, decode_client_frame,
+    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Reaction,
+    ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind, RoomState,
+    SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
+    decode_client_frame,
 };
 
 /// Enough cases to meet every variant and option many times over, few enough to run in a blink.
@@ -175,8 +176,22 @@ prop_compose! {
         sent_at in any::<i64>(),
         client_id in opt_text(),
         mentions in prop::collection::vec(any::<i64>(), 0..4),
+        edited_at in prop::option::of(any::<i64>()),
+        deleted_at in prop::option::of(any::<i64>()),
+        reactions in prop::collection::vec(reaction(), 0..3),
     ) -> Message {
-        Message { id, room, author, body, sent_at, client_id, mentions }
+        Message {
+            id, room, author, body, sent_at, client_id, mentions, edited_at, deleted_at, reactions,
+        }
+    }
+}
+
+prop_compose! {
+    fn reaction()(
+        emoji in text(),
+        users in prop::collection::vec(any::<i64>(), 1..4),
+    ) -> Reaction {
+        Reaction { emoji, users }
     }
 }
 
@@ -231,6 +246,13 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 limit,
             }),
         any::<i64>().prop_map(|since| ClientFrame::Sync { since }),
+        (any::<i64>(), text())
+            .prop_map(|(message_id, body)| ClientFrame::Edit { message_id, body }),
+        any::<i64>().prop_map(|message_id| ClientFrame::Delete { message_id }),
+        (any::<i64>(), text())
+            .prop_map(|(message_id, emoji)| ClientFrame::React { message_id, emoji }),
+        (any::<i64>(), text())
+            .prop_map(|(message_id, emoji)| ClientFrame::Unreact { message_id, emoji }),
     ]
 }
 
@@ -252,6 +274,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
     prop_oneof![
         hello().prop_map(ServerFrame::Hello),
         message().prop_map(ServerFrame::Message),
+        (any::<i64>(), message()).prop_map(|(id, message)| ServerFrame::Changed { id, message }),
         (text(), any::<i64>(), any::<i64>()).prop_map(|(client_id, id, room)| ServerFrame::Ack {
             client_id,
             id,
@@ -314,6 +337,10 @@ prop_compose! {
     ) -> MessageAlert {
         MessageAlert { room, id, author, preview, sent_at, mentions_you }
     }
+}
+
+fn retract() -> impl Strategy<Value = Retract> {
+    (any::<i64>(), any::<i64>()).prop_map(|(room, id)| Retract { room, id })
 }
 
 fn reset() -> impl Strategy<Value = Reset> {
@@ -474,6 +501,11 @@ proptest! {
     #[test]
     fn message_alert_round_trips(alert in message_alert()) {
         assert_round_trip(&alert)?;
+    }
+
+    #[test]
+    fn retract_round_trips(retract in retract()) {
+        assert_round_trip(&retract)?;
     }
 
     #[test]

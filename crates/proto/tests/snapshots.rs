@@ -10,9 +10,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
     ClientFrame, CreateRoom, ErrorBody, ErrorCode, Hello, HistoryPage, Invite, Lock, LockReason,
-    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, ReadMarker,
-    RegisterRequest, Reset, Revoked, Role, Room, RoomKind, RoomState, SendMessage, ServerFrame,
-    SessionInfo, SessionState, SessionStatus, UserRef, decode_client_frame,
+    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Reaction,
+    ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind, RoomState,
+    SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
+    decode_client_frame,
 };
 
 /// Pins the pretty JSON of a value under the name of the test that calls it. A macro rather than a
@@ -72,10 +73,17 @@ fn full_message() -> Message {
         sent_at: NOON,
         client_id: Some("c-0001".to_owned()),
         mentions: vec![2],
+        edited_at: Some(NOON + 5_000),
+        deleted_at: None,
+        reactions: vec![Reaction {
+            emoji: "👍".to_owned(),
+            users: vec![2, 1],
+        }],
     }
 }
 
-/// A message with nothing optional: `client_id` and `mentions` must be absent, not null or [].
+/// A message with nothing optional: `client_id`, `mentions`, the times of changes and
+/// `reactions` must be absent, not null or [].
 fn bare_message() -> Message {
     Message {
         id: 43,
@@ -85,6 +93,9 @@ fn bare_message() -> Message {
         sent_at: NOON + 1_000,
         client_id: None,
         mentions: vec![],
+        edited_at: None,
+        deleted_at: None,
+        reactions: vec![],
     }
 }
 
@@ -334,6 +345,39 @@ fn feed_message_alert() {
         preview: "hi @grace".to_owned(),
         sent_at: NOON,
         mentions_you: true,
+    });
+}
+
+#[test]
+fn feed_retract() {
+    pin_json!(Retract { room: 3, id: 44 });
+}
+
+#[test]
+fn client_edit_delete_react() {
+    pin_json!(ClientFrame::Edit {
+        message_id: 42,
+        body: "fixed".to_owned(),
+    });
+    pin_json!(ClientFrame::Delete { message_id: 42 });
+    pin_json!(ClientFrame::React {
+        message_id: 42,
+        emoji: "🎉".to_owned(),
+    });
+    pin_json!(ClientFrame::Unreact {
+        message_id: 42,
+        emoji: "🎉".to_owned(),
+    });
+}
+
+#[test]
+fn server_changed() {
+    let mut deleted = bare_message();
+    deleted.body = String::new();
+    deleted.deleted_at = Some(NOON + 9_000);
+    pin_json!(ServerFrame::Changed {
+        id: 50,
+        message: deleted,
     });
 }
 

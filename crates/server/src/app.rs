@@ -94,6 +94,9 @@ impl AppState {
             LogEntry::Message(message) => self
                 .hub
                 .publish_message(crate::wire::message(message.clone())),
+            LogEntry::Changed { id, message } => self
+                .hub
+                .publish_changed(id, crate::wire::message(message.clone())),
             LogEntry::Joined { room, user } => {
                 self.hub.joined(room, user);
                 self.hub.introduce(room, user);
@@ -234,6 +237,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(room::typing))
         .routes(routes!(message::history, message::send))
         .routes(routes!(message::read))
+        .routes(routes!(message::edit, message::delete))
+        .routes(routes!(message::react, message::unreact))
         .routes(routes!(room::open_dm))
 }
 

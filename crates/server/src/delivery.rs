@@ -24,8 +24,8 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use tidings_proto::v1::{
-    EVENT_MESSAGE, LockReason, Message, MessageAlert, MessageId, ServerFrame, SessionState,
-    SessionStatus, UserId, preview,
+    EVENT_MESSAGE, EVENT_RETRACT, LockReason, Message, MessageAlert, MessageId, Retract,
+    ServerFrame, SessionState, SessionStatus, UserId, preview,
 };
 use tidings_store::Session;
 use tokio::sync::mpsc;
@@ -57,7 +57,7 @@ impl Live {
     }
 }
 
-/// A committed message, encoded once for every transport.
+/// A committed message (or a change to one), encoded once for every transport.
 #[derive(Debug)]
 pub struct Published {
     id: MessageId,
@@ -65,7 +65,8 @@ pub struct Published {
     mentions: Vec<UserId>,
     /// The chat frame (`ServerFrame::Message`) as JSON.
     pub frame: Utf8Bytes,
-    /// The feed's `message` event, without and with `mentions_you`.
+    /// The feed's `message` event, without and with `mentions_you` (for a change: its `retract`
+    /// when it deleted the message, else nothing).
     alerts: [Bytes; 2],
 }
 
@@ -89,6 +90,36 @@ impl Published {
             mentions,
             frame: encode(&ServerFrame::Message(message)),
             alerts,
+        }
+    }
+
+    /// Entry `id` of the log changed `message` (now as given). The feed hears of a deletion
+    /// only, as a `retract` of its alert.
+    pub fn changed(id: MessageId, message: Message) -> Published {
+        let retract = if message.deleted_at.is_some() {
+            let retract = Retract {
+                room: message.room,
+                id: message.id,
+            };
+            sse::event(EVENT_RETRACT, Some(id), &retract)
+        } else {
+            Bytes::new()
+        };
+        Published {
+            id,
+            mentions: Vec::new(),
+            frame: encode(&ServerFrame::Changed { id, message }),
+            alerts: [retract.clone(), retract],
+        }
+    }
+
+    /// A replayed entry of the log.
+    pub fn replayed(entry: tidings_store::Replayed) -> Published {
+        match entry {
+            tidings_store::Replayed::Message(message) => Published::new(wire::message(message)),
+            tidings_store::Replayed::Changed { id, message } => {
+                Published::changed(id, wire::message(message))
+            }
         }
     }
 
@@ -259,7 +290,7 @@ impl Subscription {
         let messages: Vec<Arc<Live>> = rows
             .into_iter()
             .take(limit as usize)
-            .map(|row| Arc::new(Live::Message(Published::new(wire::message(row)))))
+            .map(|row| Arc::new(Live::Message(Published::replayed(row))))
             .collect();
         let last = messages.last().and_then(|m| m.message_id()).unwrap_or(0);
         if !out_of_reach {

@@ -80,6 +80,9 @@ impl From<StoreError> for ApiError {
                 "the invite code is unknown, used or expired",
             ),
             StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "not found"),
+            StoreError::TooMany(what) => {
+                ApiError::new(ErrorCode::Invalid, format!("too many {what}"))
+            }
             StoreError::NotAllowed => {
                 ApiError::new(ErrorCode::Forbidden, "not allowed on this room")
             }

@@ -183,14 +183,20 @@ impl Feed {
     }
 
     async fn live(&mut self) -> Option<Bytes> {
-        tokio::select! {
-            event = self.subscription.next() => match event? {
-                Event::Live(first) => Some(self.drain(first)),
-                // The client reconnects with Last-Event-ID and is replayed what it missed.
-                Event::Lagging | Event::Superseded => None,
-                event => Some(self.encode(event)),
-            },
-            _ = self.keepalive.tick() => Some(sse::keepalive()),
+        loop {
+            let chunk = tokio::select! {
+                event = self.subscription.next() => match event? {
+                    Event::Live(first) => self.drain(first),
+                    // The client reconnects with Last-Event-ID and is replayed what it missed.
+                    Event::Lagging | Event::Superseded => return None,
+                    event => self.encode(event),
+                },
+                _ = self.keepalive.tick() => sse::keepalive(),
+            };
+            // A change the feed says nothing of (an edit, a reaction) makes no chunk.
+            if !chunk.is_empty() {
+                return Some(chunk);
+            }
         }
     }
 

@@ -486,8 +486,19 @@ impl Hub {
     /// Sends a committed message to every live connection of every member of its room. Called
     /// from the store's writer thread, in commit order, so each queue receives ids ascending.
     pub fn publish_message(&self, message: Message) {
-        let (room, id) = (message.room, message.id);
-        let live = Arc::new(Live::Message(Published::new(message)));
+        let room = message.room;
+        self.publish(room, Published::new(message));
+    }
+
+    /// Sends a committed change to a message (`id`, its place in the log) like a message.
+    pub fn publish_changed(&self, id: MessageId, message: Message) {
+        let room = message.room;
+        self.publish(room, Published::changed(id, message));
+    }
+
+    fn publish(&self, room: RoomId, published: Published) {
+        let id = published.id();
+        let live = Arc::new(Live::Message(published));
         let inner = self.lock();
         for user in inner.rooms.get(&room).into_iter().flatten() {
             for conn in inner.conns.get(user).into_iter().flatten() {

@@ -7,10 +7,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tidings_proto::v1::{
-    ErrorBody, ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message, MessageId,
-    ReadMarker, RoomId, SendMessage,
+    EditMessage, ErrorBody, ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message,
+    MessageId, ReadMarker, RoomId, SendMessage,
 };
-use tidings_store::{Inserted, NewMessage, StoreError, User, UserId};
+use tidings_store::{
+    Change, Changed, Inserted, MessageChange, NewMessage, Role, StoreError, User, UserId,
+};
 
 use crate::app::AppState;
 use crate::auth::Authed;
@@ -52,19 +54,7 @@ pub async fn queue(
     client_id: Option<String>,
     body: String,
 ) -> ApiResult<Committing> {
-    if body.trim().is_empty() {
-        return Err(ApiError::new(ErrorCode::Invalid, "the message is empty"));
-    }
-    if body.len() > state.config.limits.max_body_bytes {
-        return Err(ApiError::new(
-            ErrorCode::TooLarge,
-            format!(
-                "the message is {} bytes; the limit is {}",
-                body.len(),
-                state.config.limits.max_body_bytes
-            ),
-        ));
-    }
+    check_body(state, &body)?;
     if let Some(id) = &client_id
         && (id.is_empty() || id.len() > MAX_CLIENT_ID_LEN)
     {
@@ -119,6 +109,88 @@ pub async fn queue(
             Err(err) => Err(err.into()),
         }
     }))
+}
+
+/// A body a message may have: not blank, and within the size limit.
+fn check_body(state: &AppState, body: &str) -> ApiResult<()> {
+    if body.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::Invalid, "the message is empty"));
+    }
+    if body.len() > state.config.limits.max_body_bytes {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the message is {} bytes; the limit is {}",
+                body.len(),
+                state.config.limits.max_body_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest reaction, in bytes: room for an emoji joined from several (a family, a flag).
+pub const MAX_EMOJI_BYTES: usize = 32;
+
+/// A reaction is one short emoji: no spaces or control characters, at most [`MAX_EMOJI_BYTES`],
+/// and not plain ASCII (so not a word).
+fn check_emoji(emoji: &str) -> ApiResult<()> {
+    let fits = !emoji.is_empty()
+        && emoji.len() <= MAX_EMOJI_BYTES
+        && !emoji.is_ascii()
+        && !emoji.chars().any(|c| c.is_whitespace() || c.is_control());
+    if fits {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("a reaction is one emoji, at most {MAX_EMOJI_BYTES} bytes"),
+        ))
+    }
+}
+
+/// Edits, deletes or reacts to a message, for `user`. Everyone in its room hears of it from the
+/// store's log, as of a message; a change that changes nothing is not an error. Returns the
+/// message as it now is.
+pub async fn change(
+    state: &AppState,
+    user: &User,
+    message_id: MessageId,
+    change: Change,
+) -> ApiResult<Message> {
+    match &change {
+        Change::Edit { body } => check_body(state, body)?,
+        Change::React { emoji } | Change::Unreact { emoji } => check_emoji(emoji)?,
+        Change::Delete => {}
+    }
+    if let Err(not_until) = state.sends.check_key(&user.id) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return Err(ApiError::rate_limited(wait));
+    }
+    let refusal = match &change {
+        Change::Edit { .. } => "only its author edits a message, and not once it is deleted",
+        Change::Delete => "only its author or an owner deletes a message",
+        Change::React { .. } | Change::Unreact { .. } => {
+            "only the room's members react, and not to a deleted message"
+        }
+    };
+    let request = MessageChange {
+        message_id,
+        user_id: user.id,
+        change,
+        may_delete_any: user.role == Role::Owner,
+        at: state.now_ms(),
+    };
+    match state.store.change_message(request).await {
+        Ok(Changed::Logged { message, .. } | Changed::Unchanged(message)) => {
+            Ok(wire::message(message))
+        }
+        Err(StoreError::NotFound) => Err(ApiError::new(ErrorCode::NotFound, "no such message")),
+        Err(StoreError::NotAllowed) => Err(ApiError::new(ErrorCode::Forbidden, refusal)),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Reads one page of a room's history for a member.
@@ -253,4 +325,99 @@ pub async fn read(
 ) -> ApiResult<axum::Json<ReadMarker>> {
     let marker = mark_read(&state, authed.user.id, room, req.message_id).await?;
     Ok(axum::Json(ReadMarker { message_id: marker }))
+}
+
+/// Gives one's own message a new body. Everyone in the room hears `changed`.
+#[utoipa::path(
+    patch, path = "/api/messages/{id}", tag = "messages",
+    params(("id" = i64, Path, description = "The message's id")),
+    request_body = EditMessage,
+    responses(
+        (status = OK, description = "The message as it now is", body = Message),
+        (status = BAD_REQUEST, description = "An empty body", body = ErrorBody),
+        (status = FORBIDDEN, description = "Not one's own message, or deleted", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such message", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over the size limit", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "Changing too fast", body = ErrorBody),
+    ),
+)]
+pub async fn edit(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(id): Path<MessageId>,
+    Json(req): Json<EditMessage>,
+) -> ApiResult<axum::Json<Message>> {
+    let changed = change(&state, &authed.user, id, Change::Edit { body: req.body }).await?;
+    Ok(axum::Json(changed))
+}
+
+/// Deletes one's own message (an owner: anyone's); a placeholder without a body stays.
+#[utoipa::path(
+    delete, path = "/api/messages/{id}", tag = "messages",
+    params(("id" = i64, Path, description = "The message's id")),
+    responses(
+        (status = OK, description = "The placeholder the message now is", body = Message),
+        (status = FORBIDDEN, description = "Neither its author nor an owner", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such message", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "Changing too fast", body = ErrorBody),
+    ),
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(id): Path<MessageId>,
+) -> ApiResult<axum::Json<Message>> {
+    Ok(axum::Json(
+        change(&state, &authed.user, id, Change::Delete).await?,
+    ))
+}
+
+/// Adds the user's reaction to a message of a room they are in.
+#[utoipa::path(
+    put, path = "/api/messages/{id}/reactions/{emoji}", tag = "messages",
+    params(
+        ("id" = i64, Path, description = "The message's id"),
+        ("emoji" = String, Path, description = "One emoji, percent-encoded"),
+    ),
+    responses(
+        (status = OK, description = "The message as it now is", body = Message),
+        (status = BAD_REQUEST, description = "Not one emoji, or too many on the message", body = ErrorBody),
+        (status = FORBIDDEN, description = "Not in the room, or the message is deleted", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such message", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "Changing too fast", body = ErrorBody),
+    ),
+)]
+pub async fn react(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((id, emoji)): Path<(MessageId, String)>,
+) -> ApiResult<axum::Json<Message>> {
+    Ok(axum::Json(
+        change(&state, &authed.user, id, Change::React { emoji }).await?,
+    ))
+}
+
+/// Takes back the user's reaction.
+#[utoipa::path(
+    delete, path = "/api/messages/{id}/reactions/{emoji}", tag = "messages",
+    params(
+        ("id" = i64, Path, description = "The message's id"),
+        ("emoji" = String, Path, description = "One emoji, percent-encoded"),
+    ),
+    responses(
+        (status = OK, description = "The message as it now is", body = Message),
+        (status = BAD_REQUEST, description = "Not one emoji", body = ErrorBody),
+        (status = FORBIDDEN, description = "Not in the room, or the message is deleted", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such message", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "Changing too fast", body = ErrorBody),
+    ),
+)]
+pub async fn unreact(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((id, emoji)): Path<(MessageId, String)>,
+) -> ApiResult<axum::Json<Message>> {
+    Ok(axum::Json(
+        change(&state, &authed.user, id, Change::Unreact { emoji }).await?,
+    ))
 }

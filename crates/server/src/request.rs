@@ -4,7 +4,7 @@
 use std::pin::Pin;
 
 use tidings_proto::v1::{ClientFrame, ErrorBody, MessageId, ServerFrame};
-use tidings_store::User;
+use tidings_store::{Change, User};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -69,6 +69,35 @@ pub async fn start(state: &AppState, user: &User, frame: ClientFrame) -> Result<
             )
         }),
         ClientFrame::Sync { since } => return Err(since),
+        ClientFrame::Edit { message_id, body } => {
+            changing(state, user, message_id, Change::Edit { body }, kind)
+        }
+        ClientFrame::Delete { message_id } => {
+            changing(state, user, message_id, Change::Delete, kind)
+        }
+        ClientFrame::React { message_id, emoji } => {
+            changing(state, user, message_id, Change::React { emoji }, kind)
+        }
+        ClientFrame::Unreact { message_id, emoji } => {
+            changing(state, user, message_id, Change::Unreact { emoji }, kind)
+        }
+    })
+}
+
+/// A change to a message: nothing comes back but a refusal; the change itself reaches everyone
+/// in the room (the user's own connections too) as `changed`, from the store's log.
+fn changing(
+    state: AppState,
+    user: User,
+    message_id: MessageId,
+    change: Change,
+    kind: &'static str,
+) -> Reply {
+    Box::pin(async move {
+        message::change(&state, &user, message_id, change)
+            .await
+            .err()
+            .map(|err| error_frame(err, kind, None))
     })
 }
 

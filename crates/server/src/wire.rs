@@ -52,6 +52,16 @@ pub fn message(message: store::Message) -> proto::Message {
         sent_at: message.sent_at,
         client_id: message.client_id,
         mentions: message.mentions,
+        edited_at: message.edited_at,
+        deleted_at: message.deleted_at,
+        reactions: message
+            .reactions
+            .into_iter()
+            .map(|r| proto::Reaction {
+                emoji: r.emoji,
+                users: r.users,
+            })
+            .collect(),
     }
 }
 

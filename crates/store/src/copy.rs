@@ -20,16 +20,22 @@ pub struct Copied {
     pub members: usize,
     pub messages: usize,
     pub mentions: usize,
+    /// Edits, deletions and reactions: entries of the log.
+    pub changes: usize,
+    pub reactions: usize,
 }
 
 /// One table: its name, its columns, and each column's PostgreSQL type (for `unnest`).
 struct Table {
     name: &'static str,
+    /// Its name in SQLite, when not the same.
+    source: Option<&'static str>,
     columns: &'static [(&'static str, &'static str)],
 }
 
 const TABLES: &[Table] = &[
     Table {
+        source: None,
         name: "users",
         columns: &[
             ("id", "bigint"),
@@ -40,6 +46,7 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        source: None,
         name: "invites",
         columns: &[
             ("code_hash", "bytea"),
@@ -51,6 +58,7 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        source: None,
         name: "sessions",
         columns: &[
             ("id", "bigint"),
@@ -64,6 +72,7 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        source: None,
         name: "rooms",
         columns: &[
             ("id", "bigint"),
@@ -76,6 +85,7 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        source: None,
         name: "members",
         columns: &[
             ("room_id", "bigint"),
@@ -85,6 +95,7 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        source: None,
         name: "messages",
         columns: &[
             ("id", "bigint"),
@@ -93,11 +104,36 @@ const TABLES: &[Table] = &[
             ("client_id", "text"),
             ("body", "text"),
             ("sent_at", "bigint"),
+            ("edited_at", "bigint"),
+            ("deleted_at", "bigint"),
         ],
     },
     Table {
+        source: None,
         name: "mentions",
         columns: &[("user_id", "bigint"), ("message_id", "bigint")],
+    },
+    Table {
+        source: None,
+        name: "reactions",
+        columns: &[
+            ("message_id", "bigint"),
+            ("emoji", "text"),
+            ("user_id", "bigint"),
+            ("at", "bigint"),
+        ],
+    },
+    // PostgreSQL keeps every entry of the log but the messages in one table.
+    Table {
+        source: Some("message_changes"),
+        name: "log_changes",
+        columns: &[
+            ("id", "bigint"),
+            ("kind", "text"),
+            ("room_id", "bigint"),
+            ("user_id", "bigint"),
+            ("message_id", "bigint"),
+        ],
     },
 ];
 
@@ -177,11 +213,15 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, St
             .prepare(&format!(
                 "SELECT {} FROM {} ORDER BY rowid",
                 names.join(", "),
-                table.name
+                table.source.unwrap_or(table.name)
             ))
             .or_else(|_| {
                 // WITHOUT ROWID tables: their primary key orders them.
-                source.prepare(&format!("SELECT {} FROM {}", names.join(", "), table.name))
+                source.prepare(&format!(
+                    "SELECT {} FROM {}",
+                    names.join(", "),
+                    table.source.unwrap_or(table.name)
+                ))
             })?;
         let mut rows = stmt.query([])?;
         let mut count = 0;
@@ -213,7 +253,9 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, St
             "rooms" => copied.rooms = count,
             "members" => copied.members = count,
             "messages" => copied.messages = count,
-            _ => copied.mentions = count,
+            "mentions" => copied.mentions = count,
+            "reactions" => copied.reactions = count,
+            _ => copied.changes = count,
         }
     }
     // New rows continue after the copied ones: the identity columns, and the log.
@@ -221,7 +263,8 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, St
         "SELECT setval(pg_get_serial_sequence('users', 'id'), coalesce(max(id), 0) + 1, false) FROM users;
          SELECT setval(pg_get_serial_sequence('sessions', 'id'), coalesce(max(id), 0) + 1, false) FROM sessions;
          SELECT setval(pg_get_serial_sequence('rooms', 'id'), coalesce(max(id), 0) + 1, false) FROM rooms;
-         UPDATE log_head SET last_id = (SELECT coalesce(max(id), 0) FROM messages);",
+         UPDATE log_head SET last_id = greatest((SELECT coalesce(max(id), 0) FROM messages),
+                                                (SELECT coalesce(max(id), 0) FROM log_changes));",
     )
     .await?;
     tx.commit().await?;

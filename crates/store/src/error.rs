@@ -46,6 +46,9 @@ pub enum StoreError {
     /// DM with oneself, or posting to a room one is not a member of.
     #[error("not allowed")]
     NotAllowed,
+    /// A limit on what one thing may hold was reached (the reactions of a message).
+    #[error("too many {0}")]
+    TooMany(&'static str),
     /// The writer thread has stopped (the store was closed), so the write was not performed.
     #[error("the store writer has stopped")]
     WriterGone,

@@ -55,7 +55,10 @@ use std::path::Path;
 pub use account::{Role, Session, User};
 pub use copy::{Copied, copy_sqlite_to_postgres};
 pub use error::StoreError;
-pub use message::{Author, Inserted, Message, NewMessage, parse_mentions};
+pub use message::{
+    Author, Change, Changed, Inserted, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
+    NewMessage, Reaction, Replayed, parse_mentions,
+};
 pub use queued::Queued;
 pub use room::{Room, RoomKind, RoomSummary};
 
@@ -76,6 +79,8 @@ pub type Millis = i64;
 pub enum LogEntry<'a> {
     /// A message was stored.
     Message(&'a Message),
+    /// Entry `id` changed a message (an edit, a deletion, a reaction); `message` is as it now is.
+    Changed { id: MessageId, message: &'a Message },
     /// `user` became a member of `room` (a join, a room's creation, a DM's opening).
     Joined { room: RoomId, user: UserId },
     /// `user` left `room`.
@@ -517,13 +522,14 @@ impl Store {
         }
     }
 
-    /// Messages with id > `after` in the rooms `user` is a member of, ascending, at most `limit`.
+    /// The log after `after` in the rooms `user` is a member of, ascending, at most `limit`
+    /// entries: the messages and the changes to messages (each with the message as it now is).
     pub async fn messages_since(
         &self,
         user: UserId,
         after: MessageId,
         limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<Vec<Replayed>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.messages_since(user, after, limit).await,
             Backend::Postgres(p) => Box::pin(p.messages_since(user, after, limit)).await,
@@ -543,7 +549,24 @@ impl Store {
         }
     }
 
-    /// The newest message id in the whole store; 0 when there is none.
+    /// Changes a stored message: edits or deletes it, or adds or takes back a reaction. A change
+    /// is an entry of the log with its own id (see [`Store::follow`]), so a client that was away
+    /// learns of it in its replay; a change that changes nothing is [`Changed::Unchanged`] and
+    /// logs nothing. A deletion empties the body and drops the mentions and reactions.
+    ///
+    /// A missing message is [`StoreError::NotFound`]. [`StoreError::NotAllowed`]: the user is not
+    /// a member of its room, edits another's message, deletes another's without
+    /// `may_delete_any`, or changes a deleted one. A new emoji past
+    /// [`MAX_REACTIONS_PER_MESSAGE`] is [`StoreError::TooMany`].
+    pub async fn change_message(&self, change: MessageChange) -> Result<Changed, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.change_message(change).await,
+            Backend::Postgres(p) => Box::pin(p.change_message(change)).await,
+        }
+    }
+
+    /// The head of the log: no message or change to one has a greater id, and every entry up to
+    /// it is committed (on PostgreSQL, the log's other entries count too); 0 when it is empty.
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.latest_message_id().await,

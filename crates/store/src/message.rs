@@ -22,6 +22,152 @@ pub struct Message {
     pub client_id: Option<String>,
     /// The members mentioned, sorted and deduplicated.
     pub mentions: Vec<UserId>,
+    /// When its author last changed its body.
+    pub edited_at: Option<Millis>,
+    /// When it was deleted: its body is then empty, and it has no mentions or reactions.
+    pub deleted_at: Option<Millis>,
+    /// Its reactions, each emoji once, in the order they were first added.
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji on a message and who added it, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<UserId>,
+}
+
+/// The most distinct emoji one message carries.
+pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
+
+/// Reactions from rows of (emoji, user, when), in any order: grouped by emoji, the groups in the
+/// order their first reaction came, and the users of each in the order they reacted.
+pub(crate) fn group_reactions(mut rows: Vec<(String, UserId, Millis)>) -> Vec<Reaction> {
+    rows.sort_by(|a, b| (a.2, a.1, &a.0).cmp(&(b.2, b.1, &b.0)));
+    let mut reactions: Vec<Reaction> = Vec::new();
+    for (emoji, user, _) in rows {
+        match reactions.iter_mut().find(|r| r.emoji == emoji) {
+            Some(reaction) => reaction.users.push(user),
+            None => reactions.push(Reaction {
+                emoji,
+                users: vec![user],
+            }),
+        }
+    }
+    reactions
+}
+
+/// A change someone asks for to a stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new body (the author only); its mentions are found anew.
+    Edit { body: String },
+    /// The body, mentions and reactions go; a placeholder stays (the author, or an owner).
+    Delete,
+    /// The user adds this reaction.
+    React { emoji: String },
+    /// The user takes back this reaction.
+    Unreact { emoji: String },
+}
+
+/// A change to message `message_id`, asked for by `user_id`.
+#[derive(Debug, Clone)]
+pub struct MessageChange {
+    pub message_id: MessageId,
+    pub user_id: UserId,
+    pub change: Change,
+    /// The user may delete anyone's message (an owner).
+    pub may_delete_any: bool,
+    pub at: Millis,
+}
+
+/// What [`Store::change_message`](crate::Store::change_message) did.
+#[derive(Debug, Clone)]
+pub enum Changed {
+    /// The change is stored as entry `id` of the log; `message` is the message as it now is.
+    Logged { id: MessageId, message: Message },
+    /// There was nothing to change (the same body, a reaction already there or already gone, a
+    /// message already deleted); the message as it is.
+    Unchanged(Message),
+}
+
+/// What a replay hands on, in log order: a message (as it now is), or a change to one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    Message(Message),
+    /// Entry `id` of the log changed `message`, shown as it now is.
+    Changed {
+        id: MessageId,
+        message: Message,
+    },
+}
+
+impl Replayed {
+    /// Its place in the log.
+    pub fn id(&self) -> MessageId {
+        match self {
+            Replayed::Message(message) => message.id,
+            Replayed::Changed { id, .. } => *id,
+        }
+    }
+
+    /// The message, as it now is.
+    pub fn message(&self) -> &Message {
+        match self {
+            Replayed::Message(message) | Replayed::Changed { message, .. } => message,
+        }
+    }
+}
+
+/// Merges a replay's messages and changes, each ascending, into the first `limit` of the log.
+pub(crate) fn merge_replay(
+    messages: Vec<Message>,
+    changes: Vec<(MessageId, Message)>,
+    limit: usize,
+) -> Vec<Replayed> {
+    let mut merged: Vec<Replayed> = messages
+        .into_iter()
+        .map(Replayed::Message)
+        .chain(
+            changes
+                .into_iter()
+                .map(|(id, message)| Replayed::Changed { id, message }),
+        )
+        .collect();
+    merged.sort_by_key(Replayed::id);
+    merged.truncate(limit);
+    merged
+}
+
+/// What a change needs to know of its message.
+pub(crate) struct Target {
+    pub room_id: RoomId,
+    pub author_id: UserId,
+    pub body: String,
+    pub deleted: bool,
+}
+
+/// Whether `change` may be made to `target` by a user who is (or is not) a `member` of its room:
+/// `Ok(false)` when it would change nothing.
+pub(crate) fn allowed(
+    target: &Target,
+    member: bool,
+    change: &MessageChange,
+) -> Result<bool, crate::StoreError> {
+    use crate::StoreError::NotAllowed;
+    if !member {
+        return Err(NotAllowed);
+    }
+    match &change.change {
+        Change::Delete if target.deleted => Ok(false),
+        Change::Delete if target.author_id == change.user_id || change.may_delete_any => Ok(true),
+        Change::Delete => Err(NotAllowed),
+        // A deleted message is only a placeholder: nothing on it changes again.
+        _ if target.deleted => Err(NotAllowed),
+        Change::Edit { .. } if target.author_id != change.user_id => Err(NotAllowed),
+        Change::Edit { body } => Ok(*body != target.body),
+        Change::React { .. } | Change::Unreact { .. } => Ok(true),
+    }
 }
 
 /// A message to store.

@@ -12,6 +12,7 @@ import type {
   HistoryPage,
   Hosted,
   InviteCode,
+  Message,
   MessageId,
   NotifyLevel,
   OutboxItem,
@@ -54,6 +55,15 @@ const commands: Commands = {
 
   markRead: (room: RoomId, messageId: MessageId): Promise<null> =>
     invoke<null>('mark_read', { room, message_id: messageId }),
+
+  editMessage: (message: MessageId, body: string): Promise<Message> =>
+    invoke<Message>('edit_message', { message_id: message, body }),
+
+  deleteMessage: (message: MessageId): Promise<Message> =>
+    invoke<Message>('delete_message', { message_id: message }),
+
+  react: (message: MessageId, emoji: string, on: boolean): Promise<Message> =>
+    invoke<Message>('react', { message_id: message, emoji, on }),
 
   typing: (room: RoomId): Promise<null> => invoke<null>('typing', { room }),
 

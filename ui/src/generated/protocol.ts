@@ -70,7 +70,25 @@ client_id?: string,
 /**
  * Users mentioned with `@name`, ascending by id. Left out when there are none.
  */
-mentions?: Array<number>, };
+mentions?: Array<number>, 
+/**
+ * When its author last changed the body; absent when never.
+ */
+edited_at?: number, 
+/**
+ * When it was deleted: the body is then empty, with no mentions or reactions. A deleted
+ * message stays in place as a placeholder.
+ */
+deleted_at?: number, 
+/**
+ * Its reactions, each emoji once, in the order first added. Left out when there are none.
+ */
+reactions?: Array<Reaction>, };
+
+/**
+ * One emoji on a message, and who added it, in the order they did.
+ */
+export type Reaction = { emoji: string, users: Array<number>, };
 
 /**
  * One page of a room's history, oldest message first.
@@ -193,6 +211,15 @@ client_id?: string,
 body: string, };
 
 /**
+ * `PATCH /api/messages/{id}`: one's own message gets a new body.
+ */
+export type EditMessage = { 
+/**
+ * Plain text, not only white space, at most the server's `max_body_bytes`.
+ */
+body: string, };
+
+/**
  * `POST /api/rooms/{id}/read`.
  */
 export type ReadMarker = { message_id: number, };
@@ -205,12 +232,12 @@ export type Invite = { code: string, expires_at?: number, };
 /**
  * A frame from the client.
  */
-export type ClientFrame = { "type": "send", room: number, client_id: string, body: string, } | { "type": "read", room: number, message_id: number, } | { "type": "typing", room: number, } | { "type": "history", room: number, before?: number | null, limit?: number | null, } | { "type": "sync", since: number, };
+export type ClientFrame = { "type": "send", room: number, client_id: string, body: string, } | { "type": "read", room: number, message_id: number, } | { "type": "typing", room: number, } | { "type": "history", room: number, before?: number | null, limit?: number | null, } | { "type": "sync", since: number, } | { "type": "edit", message_id: number, body: string, } | { "type": "delete", message_id: number, } | { "type": "react", message_id: number, emoji: string, } | { "type": "unreact", message_id: number, emoji: string, };
 
 /**
  * A frame from the server.
  */
-export type ServerFrame = { "type": "hello" } & Hello | { "type": "message" } & Message | { "type": "ack", client_id: string, id: number, room: number, } | { "type": "typing", room: number, user: UserRef, } | { "type": "presence", user: UserRef, status: PresenceStatus, } | { "type": "read", room: number, user: number, message_id: number, } | { "type": "history" } & HistoryPage | { "type": "synced", latest_id: number, has_more: boolean, } | { "type": "error" } & ErrorBody | { "type": "session" } & SessionStatus | { "type": "lock" } & Lock;
+export type ServerFrame = { "type": "hello" } & Hello | { "type": "message" } & Message | { "type": "changed", id: number, message: Message, } | { "type": "ack", client_id: string, id: number, room: number, } | { "type": "typing", room: number, user: UserRef, } | { "type": "presence", user: UserRef, status: PresenceStatus, } | { "type": "read", room: number, user: number, message_id: number, } | { "type": "history" } & HistoryPage | { "type": "synced", latest_id: number, has_more: boolean, } | { "type": "error" } & ErrorBody | { "type": "session" } & SessionStatus | { "type": "lock" } & Lock;
 
 /**
  * The first frame on every connection: who you are and where you stand.
@@ -279,6 +306,12 @@ preview: string, sent_at: number,
  * Whether the message mentions the user this feed belongs to.
  */
 mentions_you: boolean, };
+
+/**
+ * `event: retract`: the message `id` of `room` was deleted. Its event id is the deletion's
+ * place in the log.
+ */
+export type Retract = { room: number, id: number, };
 
 /**
  * `event: reset`.

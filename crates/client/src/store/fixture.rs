@@ -52,6 +52,9 @@ pub(super) fn message(id: MessageId, room: RoomId, author: UserId, body: &str) -
         sent_at: 1_700_000_000_000 + id,
         client_id: None,
         mentions: Vec::new(),
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::Row;
 use rusqlite::types::Type;
-use tidings_proto::v1::{Message, MessageId, RoomId, UserId, UserRef};
+use tidings_proto::v1::{Message, MessageId, Reaction, RoomId, UserId, UserRef};
 
 use super::{LocalError, LocalStore, bad_value};
 
@@ -20,6 +20,11 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     };
     // group_concat does not promise an order; the wire type does.
     mentions.sort_unstable();
+    let reactions = match row.get_ref(10)?.as_str_or_null()? {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str::<Vec<Reaction>>(json)
+            .map_err(|err| bad_value(10, Type::Text, format!("bad reactions: {err}")))?,
+    };
     Ok(Message {
         id: row.get(0)?,
         room: row.get(1)?,
@@ -31,7 +36,16 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         sent_at: row.get(5)?,
         client_id: row.get(6)?,
         mentions,
+        edited_at: row.get(8)?,
+        deleted_at: row.get(9)?,
+        reactions,
     })
+}
+
+/// The reactions column: the wire's JSON, or NULL when there are none.
+fn reactions_json(message: &Message) -> Option<String> {
+    (!message.reactions.is_empty())
+        .then(|| serde_json::to_string(&message.reactions).unwrap_or_default())
 }
 
 impl LocalStore {
@@ -51,15 +65,19 @@ impl LocalStore {
         self.write(|tx| {
             let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?1)")?;
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO messages (id, room_id, author_id, author_name, body, sent_at, client_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO messages (id, room_id, author_id, author_name, body, sent_at, client_id,
+                                       edited_at, deleted_at, reactions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (id) DO UPDATE SET
                      room_id = excluded.room_id,
                      author_id = excluded.author_id,
                      author_name = excluded.author_name,
                      body = excluded.body,
                      sent_at = excluded.sent_at,
-                     client_id = excluded.client_id",
+                     client_id = excluded.client_id,
+                     edited_at = excluded.edited_at,
+                     deleted_at = excluded.deleted_at,
+                     reactions = excluded.reactions",
             )?;
             let mut clear_mentions = tx.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?;
             let mut mention =
@@ -85,6 +103,9 @@ impl LocalStore {
                     &message.body,
                     message.sent_at,
                     &message.client_id,
+                    message.edited_at,
+                    message.deleted_at,
+                    reactions_json(message),
                 ))?;
                 clear_mentions.execute([message.id])?;
                 for user in &message.mentions {
@@ -101,6 +122,38 @@ impl LocalStore {
         })
     }
 
+    /// Replaces a cached message by what a change made of it (an edit, a deletion, reactions);
+    /// unread counts stay as they are. False when the message is not cached: a history page
+    /// brings it as it is when it is wanted.
+    pub fn apply_change(&self, message: &Message) -> Result<bool, LocalError> {
+        self.write(|tx| {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE messages SET body = ?2, edited_at = ?3, deleted_at = ?4, reactions = ?5
+                     WHERE id = ?1",
+                )?
+                .execute((
+                    message.id,
+                    &message.body,
+                    message.edited_at,
+                    message.deleted_at,
+                    reactions_json(message),
+                ))?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            tx.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
+                .execute([message.id])?;
+            let mut mention = tx.prepare_cached(
+                "INSERT OR IGNORE INTO mentions (message_id, user_id) VALUES (?1, ?2)",
+            )?;
+            for user in &message.mentions {
+                mention.execute((message.id, user))?;
+            }
+            Ok(true)
+        })
+    }
+
     /// Up to `limit` cached messages of `room` with id < before (newest when None), oldest first.
     pub fn history(
         &self,
@@ -111,7 +164,8 @@ impl LocalStore {
         self.run(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT m.id, m.room_id, m.author_id, m.author_name, m.body, m.sent_at, m.client_id,
-                        (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id)
+                        (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id),
+                        m.edited_at, m.deleted_at, m.reactions
                  FROM messages m
                  WHERE m.room_id = ?1 AND m.id < ?2
                  ORDER BY m.id DESC

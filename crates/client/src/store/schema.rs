@@ -10,6 +10,7 @@ use super::LocalError;
 const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/client/0001_init.sql"),
     include_str!("../../../../migrations/client/0002_transport.sql"),
+    include_str!("../../../../migrations/client/0003_changes.sql"),
 ]);
 
 /// The schema version a fully migrated file has.

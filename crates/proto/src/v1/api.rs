@@ -121,6 +121,16 @@ pub struct SendMessage {
     pub body: String,
 }
 
+/// `PATCH /api/messages/{id}`: one's own message gets a new body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EditMessage {
+    /// Plain text, not only white space, at most the server's `max_body_bytes`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    pub body: String,
+}
+
 /// `POST /api/rooms/{id}/read`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(ts_rs::TS))]

@@ -40,6 +40,21 @@ pub enum ClientFrame {
     /// Ask for every message after `since` in the user's rooms, as `message` frames followed by
     /// one `synced`. Sent after each reconnect with the last message id seen.
     Sync { since: MessageId },
+    /// Replace the body of one's own message. Everyone in the room hears `changed`; a refusal
+    /// is an `error` naming the frame.
+    Edit { message_id: MessageId, body: String },
+    /// Delete one's own message (an owner: anyone's). It stays as a placeholder without a body.
+    Delete { message_id: MessageId },
+    /// Add a reaction to a message of a room one is in.
+    React {
+        message_id: MessageId,
+        emoji: String,
+    },
+    /// Take back one's reaction.
+    Unreact {
+        message_id: MessageId,
+        emoji: String,
+    },
 }
 
 impl ClientFrame {
@@ -51,6 +66,10 @@ impl ClientFrame {
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::History { .. } => "history",
             ClientFrame::Sync { .. } => "sync",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::React { .. } => "react",
+            ClientFrame::Unreact { .. } => "unreact",
         }
     }
 }
@@ -64,6 +83,9 @@ pub enum ServerFrame {
     Hello(Hello),
     /// A new message in one of the user's rooms (also the answer to `sync`).
     Message(Message),
+    /// A message was edited or deleted, or its reactions changed: `message` is as it now is.
+    /// `id` is the change's place in the log, the cursor `sync` resumes from like a message's.
+    Changed { id: MessageId, message: Message },
     /// The message sent with `client_id` is durably stored as `id`.
     Ack {
         client_id: String,
@@ -171,7 +193,17 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
                 .and_then(|v| v.as_str().map(str::to_owned));
             let known = matches!(
                 kind.as_deref(),
-                Some("send" | "read" | "typing" | "history" | "sync")
+                Some(
+                    "send"
+                        | "read"
+                        | "typing"
+                        | "history"
+                        | "sync"
+                        | "edit"
+                        | "delete"
+                        | "react"
+                        | "unreact"
+                )
             );
             let (code, message) = match &kind {
                 Some(k) if !known => (ErrorCode::UnknownType, format!("unknown frame type {k:?}")),

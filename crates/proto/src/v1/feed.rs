@@ -16,6 +16,8 @@ pub const EVENT_LOCK: &str = "lock";
 pub const EVENT_MESSAGE: &str = "message";
 /// The client's cursor is older than the server can replay: reload history instead.
 pub const EVENT_RESET: &str = "reset";
+/// A message an alert was raised for has been deleted: withdraw its notification.
+pub const EVENT_RETRACT: &str = "retract";
 /// Query parameter that carries the cursor for clients that cannot set `Last-Event-ID`.
 pub const LAST_EVENT_ID_PARAM: &str = "last_event_id";
 /// Longest preview of a message body in a `message` event, in characters.
@@ -84,6 +86,15 @@ pub struct MessageAlert {
 pub struct Reset {
     /// The newest message id; the feed continues after it.
     pub latest_id: MessageId,
+}
+
+/// `event: retract`: the message `id` of `room` was deleted. Its event id is the deletion's
+/// place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+pub struct Retract {
+    pub room: RoomId,
+    pub id: MessageId,
 }
 
 /// The start of `body`, cut at a character boundary to at most [`PREVIEW_CHARS`] characters. A cut

@@ -97,6 +97,26 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<UserId>>", optional))]
     pub mentions: Vec<UserId>,
+    /// When its author last changed the body; absent when never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Millis>,
+    /// When it was deleted: the body is then empty, with no mentions or reactions. A deleted
+    /// message stays in place as a placeholder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Millis>,
+    /// Its reactions, each emoji once, in the order first added. Left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<Reaction>>", optional))]
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji on a message, and who added it, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<UserId>,
 }
 
 /// One page of a room's history, oldest message first.

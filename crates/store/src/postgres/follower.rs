@@ -14,10 +14,10 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::message::{MESSAGE_SELECT, message_from};
+use super::message::{CHANGE_SELECT, MESSAGE_CHANGES, MESSAGE_SELECT, message_from};
 use super::writer::LOG_CHANNEL;
 use super::{change_from, get};
-use crate::{FOLLOW_TICK, LogEntry, LogHandler, MessageId, StoreError};
+use crate::{FOLLOW_TICK, LogEntry, LogHandler, Message, MessageId, StoreError};
 
 /// The most log ids read at once.
 const WINDOW: i64 = 1000;
@@ -121,10 +121,16 @@ async fn catch_up(
         ))
         .await?;
     let changes_stmt = client
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT id, kind, room_id, user_id, session_id, message_id FROM log_changes \
-             WHERE id > $1 AND id <= $2 ORDER BY id",
-        )
+             WHERE id > $1 AND id <= $2 AND kind NOT IN {MESSAGE_CHANGES} ORDER BY id"
+        ))
+        .await?;
+    let changed_stmt = client
+        .prepare_cached(&format!(
+            "{CHANGE_SELECT} WHERE c.id > $1 AND c.id <= $2 AND c.kind IN {MESSAGE_CHANGES} \
+             ORDER BY c.id"
+        ))
         .await?;
     loop {
         let head: MessageId = client.query_one(&head_stmt, &[]).await?.try_get(0)?;
@@ -135,9 +141,10 @@ async fn catch_up(
         let from = *last;
         let window: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&from, &upto];
         // Pipelined on the one connection.
-        let (messages, changes) = futures_util::try_join!(
+        let (messages, changes, changed) = futures_util::try_join!(
             client.query(&messages_stmt, &window),
             client.query(&changes_stmt, &window),
+            client.query(&changed_stmt, &window),
         )?;
         let messages = messages
             .iter()
@@ -147,16 +154,24 @@ async fn catch_up(
             .iter()
             .map(|row| Ok((get(row, 0)?, change_from(row)?)))
             .collect::<Result<Vec<(MessageId, LogEntry<'static>)>, StoreError>>()?;
+        let changed = changed
+            .iter()
+            .map(|row| Ok((get(row, 12)?, message_from(row)?)))
+            .collect::<Result<Vec<(MessageId, Message)>, StoreError>>()?;
         // Merged by id: the log's order.
-        let (mut m, mut c) = (0, 0);
-        while m < messages.len() || c < changes.len() {
-            if c == changes.len() || (m < messages.len() && messages[m].id < changes[c].0) {
-                handler(LogEntry::Message(&messages[m]));
-                m += 1;
-            } else {
-                handler(changes[c].1);
-                c += 1;
-            }
+        let mut entries: Vec<(MessageId, LogEntry<'_>)> = messages
+            .iter()
+            .map(|m| (m.id, LogEntry::Message(m)))
+            .chain(changes)
+            .chain(
+                changed
+                    .iter()
+                    .map(|(id, message)| (*id, LogEntry::Changed { id: *id, message })),
+            )
+            .collect();
+        entries.sort_by_key(|(id, _)| *id);
+        for (_, entry) in entries {
+            handler(entry);
         }
         *last = upto;
     }

@@ -1,20 +1,58 @@
 //! Messages on PostgreSQL: history pages and catch-up; inserts are the writer's (see `writer`).
 
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
 
-use super::{Postgres, get};
+use super::writer::MENTION;
+use super::{Postgres, get, log_entry};
+use crate::message::{Target, allowed, group_reactions, merge_replay};
 use crate::queued::Queued;
-use crate::{Author, Inserted, Message, MessageId, NewMessage, RoomId, StoreError, UserId};
+use crate::{
+    Author, Change, Changed, Inserted, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
+    MessageId, NewMessage, Replayed, RoomId, StoreError, UserId, parse_mentions,
+};
 
-/// Messages with their author's name and their mentions (sorted); callers add the WHERE clause.
+/// Messages with their author's name, their mentions (sorted) and their reactions (emoji and
+/// user, in the order they came); callers add the WHERE clause.
 pub(super) const MESSAGE_SELECT: &str = "\
 SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
-       ARRAY(SELECT mn.user_id FROM mentions mn WHERE mn.message_id = m.id ORDER BY mn.user_id)
+       ARRAY(SELECT mn.user_id FROM mentions mn WHERE mn.message_id = m.id ORDER BY mn.user_id),
+       m.edited_at, m.deleted_at,
+       ARRAY(SELECT r.emoji FROM reactions r WHERE r.message_id = m.id
+             ORDER BY r.at, r.user_id, r.emoji),
+       ARRAY(SELECT r.user_id FROM reactions r WHERE r.message_id = m.id
+             ORDER BY r.at, r.user_id, r.emoji)
 FROM messages m
 JOIN users u ON u.id = m.author_id";
 
+/// A changed message (`MESSAGE_SELECT`'s columns) and, after them, the change's id.
+pub(super) const CHANGE_SELECT: &str = "\
+SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
+       ARRAY(SELECT mn.user_id FROM mentions mn WHERE mn.message_id = m.id ORDER BY mn.user_id),
+       m.edited_at, m.deleted_at,
+       ARRAY(SELECT r.emoji FROM reactions r WHERE r.message_id = m.id
+             ORDER BY r.at, r.user_id, r.emoji),
+       ARRAY(SELECT r.user_id FROM reactions r WHERE r.message_id = m.id
+             ORDER BY r.at, r.user_id, r.emoji),
+       c.id
+FROM log_changes c
+JOIN messages m ON m.id = c.message_id
+JOIN users u ON u.id = m.author_id";
+
+/// The kinds of `log_changes` that change a message.
+pub(super) const MESSAGE_CHANGES: &str = "('edited', 'deleted', 'reacted')";
+
 pub(super) fn message_from(row: &Row) -> Result<Message, StoreError> {
+    let emoji: Vec<String> = get(row, 10)?;
+    let users: Vec<UserId> = get(row, 11)?;
+    // Already in order: their place stands for when they came.
+    let reactions = emoji
+        .into_iter()
+        .zip(users)
+        .zip(0..)
+        .map(|((emoji, user), at)| (emoji, user, at))
+        .collect();
     Ok(Message {
         id: get(row, 0)?,
         room_id: get(row, 1)?,
@@ -26,6 +64,9 @@ pub(super) fn message_from(row: &Row) -> Result<Message, StoreError> {
         sent_at: get(row, 5)?,
         client_id: get(row, 6)?,
         mentions: get(row, 7)?,
+        edited_at: get(row, 8)?,
+        deleted_at: get(row, 9)?,
+        reactions: group_reactions(reactions),
     })
 }
 
@@ -73,20 +114,44 @@ impl Postgres {
         user: UserId,
         after: MessageId,
         limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        let c = self.client().await?;
-        let stmt = c
+    ) -> Result<Vec<Replayed>, StoreError> {
+        let mut c = self.client().await?;
+        // One snapshot for both reads, so the two lists agree on where the log ends.
+        let tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let messages_stmt = tx
             .prepare_cached(&format!(
                 "{MESSAGE_SELECT} WHERE m.id > $2 \
                  AND m.room_id IN (SELECT room_id FROM members WHERE user_id = $1) \
                  ORDER BY m.id LIMIT $3"
             ))
             .await?;
-        c.query(&stmt, &[&user, &after, &i64::from(limit)])
-            .await?
+        let changes_stmt = tx
+            .prepare_cached(&format!(
+                "{CHANGE_SELECT} WHERE c.id > $2 AND c.kind IN {MESSAGE_CHANGES} \
+                 AND c.room_id IN (SELECT room_id FROM members WHERE user_id = $1) \
+                 ORDER BY c.id LIMIT $3"
+            ))
+            .await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&user, &after, &i64::from(limit)];
+        let (messages, changes) = futures_util::try_join!(
+            tx.query(&messages_stmt, &params),
+            tx.query(&changes_stmt, &params),
+        )?;
+        let messages = messages
             .iter()
             .map(message_from)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let changes = changes
+            .iter()
+            .map(|row| Ok((get(row, 12)?, message_from(row)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        tx.commit().await?;
+        Ok(merge_replay(messages, changes, limit as usize))
     }
 
     pub async fn message_by_client_id(
@@ -107,15 +172,145 @@ impl Postgres {
     }
 
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
-        // Ids follow commit order, so every message up to this one is committed.
+        // The head of the log: every id up to it is committed (its row lock orders commits).
         let c = self.client().await?;
-        let stmt = c
-            .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")
-            .await?;
+        let stmt = c.prepare_cached("SELECT last_id FROM log_head").await?;
         get(&c.query_one(&stmt, &[]).await?, 0)
+    }
+
+    pub async fn change_message(&self, change: MessageChange) -> Result<Changed, StoreError> {
+        let id = change.message_id;
+        let mut c = self.writable().await?;
+        let tx = c.transaction().await?;
+        // The row lock makes changes to one message take turns.
+        let stmt = tx
+            .prepare_cached(
+                "SELECT room_id, author_id, body, deleted_at IS NOT NULL FROM messages \
+                 WHERE id = $1 FOR UPDATE",
+            )
+            .await?;
+        let row = tx
+            .query_opt(&stmt, &[&id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let target = Target {
+            room_id: get(&row, 0)?,
+            author_id: get(&row, 1)?,
+            body: get(&row, 2)?,
+            deleted: get(&row, 3)?,
+        };
+        let stmt = tx
+            .prepare_cached("SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2")
+            .await?;
+        let member = tx
+            .query_opt(&stmt, &[&target.room_id, &change.user_id])
+            .await?
+            .is_some();
+        let changed = allowed(&target, member, &change)? && apply(&tx, &target, &change).await?;
+        if !changed {
+            let message = load_message(&tx, id).await?.ok_or(StoreError::NotFound)?;
+            return Ok(Changed::Unchanged(message));
+        }
+        let kind = match change.change {
+            Change::Edit { .. } => "edited",
+            Change::Delete => "deleted",
+            Change::React { .. } | Change::Unreact { .. } => "reacted",
+        };
+        let entry = log_entry(
+            &tx,
+            kind,
+            Some(target.room_id),
+            change.user_id,
+            None,
+            Some(id),
+        )
+        .await?;
+        let message = load_message(&tx, id).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(Changed::Logged { id: entry, message })
     }
 
     pub async fn queue_message(&self, msg: NewMessage) -> Result<Queued<Inserted>, StoreError> {
         self.writer.enqueue(msg).await
+    }
+}
+
+/// Makes an allowed `change` to `target` inside `tx`; false when it changed nothing.
+async fn apply(
+    tx: &deadpool_postgres::Transaction<'_>,
+    target: &Target,
+    change: &MessageChange,
+) -> Result<bool, StoreError> {
+    let id = change.message_id;
+    match &change.change {
+        Change::Edit { body } => {
+            let stmt = tx
+                .prepare_cached("UPDATE messages SET body = $2, edited_at = $3 WHERE id = $1")
+                .await?;
+            tx.execute(&stmt, &[&id, body, &change.at]).await?;
+            let stmt = tx
+                .prepare_cached("DELETE FROM mentions WHERE message_id = $1")
+                .await?;
+            tx.execute(&stmt, &[&id]).await?;
+            let names: Vec<String> = parse_mentions(body)
+                .into_iter()
+                .map(str::to_lowercase)
+                .collect();
+            if !names.is_empty() {
+                let stmt = tx.prepare_cached(MENTION).await?;
+                let messages = vec![id; names.len()];
+                let rooms = vec![target.room_id; names.len()];
+                tx.query(&stmt, &[&messages, &rooms, &names]).await?;
+            }
+            Ok(true)
+        }
+        Change::Delete => {
+            for sql in [
+                "UPDATE messages SET body = '', edited_at = NULL, deleted_at = $2 WHERE id = $1",
+                "DELETE FROM mentions WHERE message_id = $1",
+                "DELETE FROM reactions WHERE message_id = $1",
+            ] {
+                let stmt = tx.prepare_cached(sql).await?;
+                let at = change.at;
+                let params: &[&(dyn ToSql + Sync)] = if sql.contains("$2") {
+                    &[&id, &at]
+                } else {
+                    &[&id]
+                };
+                tx.execute(&stmt, params).await?;
+            }
+            Ok(true)
+        }
+        Change::React { emoji } => {
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT count(DISTINCT emoji), coalesce(bool_or(emoji = $2), false) \
+                     FROM reactions WHERE message_id = $1",
+                )
+                .await?;
+            let row = tx.query_one(&stmt, &[&id, emoji]).await?;
+            let (kinds, have): (i64, bool) = (get(&row, 0)?, get(&row, 1)?);
+            if !have && kinds >= MAX_REACTIONS_PER_MESSAGE as i64 {
+                return Err(StoreError::TooMany("reactions on this message"));
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO reactions (message_id, emoji, user_id, at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            Ok(tx
+                .execute(&stmt, &[&id, emoji, &change.user_id, &change.at])
+                .await?
+                == 1)
+        }
+        Change::Unreact { emoji } => {
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
+                )
+                .await?;
+            Ok(tx.execute(&stmt, &[&id, emoji, &change.user_id]).await? == 1)
+        }
     }
 }

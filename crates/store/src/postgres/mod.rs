@@ -130,8 +130,7 @@ fn pool_of_one(config: tokio_postgres::Config) -> Result<Pool, StoreError> {
     pool(config, 1)
 }
 
-/// Appends `entry` to the log inside `tx`: its id is the next from `log_head`, whose row lock
-/// (held until commit) keeps the log in commit order, and the followers are woken at commit.
+/// Appends `entry` to the log inside `tx` (see `log_entry`).
 async fn log_change(
     tx: &deadpool_postgres::Transaction<'_>,
     entry: LogEntry<'_>,
@@ -147,21 +146,39 @@ async fn log_change(
             user,
             message_id,
         } => ("read_marker", Some(room), user, None, Some(message_id)),
-        // Messages are the writer's: see `writer`.
-        LogEntry::Message(_) => return Err(StoreError::NotAllowed),
+        // Messages are the writer's (see `writer`), and changes to them `change_message`'s.
+        LogEntry::Message(_) | LogEntry::Changed { .. } => return Err(StoreError::NotAllowed),
     };
+    log_entry(tx, kind, room, user, session, message).await?;
+    Ok(())
+}
+
+/// Appends a row of `log_changes` inside `tx` and returns its id: the next from `log_head`,
+/// whose row lock (held until commit) keeps the log in commit order. The followers are woken at
+/// commit.
+async fn log_entry(
+    tx: &deadpool_postgres::Transaction<'_>,
+    kind: &str,
+    room: Option<RoomId>,
+    user: UserId,
+    session: Option<SessionId>,
+    message: Option<MessageId>,
+) -> Result<MessageId, StoreError> {
     let stmt = tx
         .prepare_cached(
             "WITH head AS (UPDATE log_head SET last_id = last_id + 1 RETURNING last_id) \
              INSERT INTO log_changes (id, kind, room_id, user_id, session_id, message_id) \
-             SELECT last_id, $1, $2, $3, $4, $5 FROM head",
+             SELECT last_id, $1, $2, $3, $4, $5 FROM head RETURNING id",
         )
         .await?;
-    tx.execute(&stmt, &[&kind, &room, &user, &session, &message])
-        .await?;
+    let id = get(
+        &tx.query_one(&stmt, &[&kind, &room, &user, &session, &message])
+            .await?,
+        0,
+    )?;
     tx.execute("SELECT pg_notify($1, '')", &[&writer::LOG_CHANNEL])
         .await?;
-    Ok(())
+    Ok(id)
 }
 
 /// A change of the log from its row in `log_changes` (id, kind, room_id, user_id, session_id,

@@ -9,6 +9,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/postgres/0001_init.sql"),
     include_str!("../../../../migrations/postgres/0002_everyone.sql"),
+    include_str!("../../../../migrations/postgres/0003_changes.sql"),
 ];
 
 /// The schema version a fully migrated database has.

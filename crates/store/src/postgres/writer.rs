@@ -60,7 +60,7 @@ SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::t
 
 /// The batch's mentions in one statement: (message, room, lowercased name) triples, kept when
 /// the name is a member of the room. Answers who was mentioned in which message.
-const MENTION: &str = "\
+pub(super) const MENTION: &str = "\
 INSERT INTO mentions (user_id, message_id)
 SELECT DISTINCT u.id, t.message
 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(message, room, name)
@@ -319,6 +319,9 @@ async fn commit(
             sent_at: msg.sent_at,
             client_id: msg.client_id.clone(),
             mentions: mentions[k].clone(),
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
         }
     };
     let mut results = Vec::with_capacity(messages.len());

@@ -7,18 +7,39 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Sqlite;
 use super::room::{is_member, load_room};
 use crate::Queued;
+use crate::message::{Target, allowed, group_reactions, merge_replay};
 use crate::{
-    Author, Inserted, LogEntry, Message, MessageId, NewMessage, RoomId, StoreError, UserId,
-    parse_mentions,
+    Author, Change, Changed, Inserted, LogEntry, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
+    MessageId, Millis, NewMessage, Replayed, RoomId, StoreError, UserId, parse_mentions,
 };
 
-/// Messages with their author's name and their mentions (as a comma-separated list, parsed by
-/// `message_from`); callers add the WHERE clause.
+/// Messages with their author's name, their mentions (a comma-separated list) and their
+/// reactions (records of emoji, user and time, parsed by `message_from`); callers add the WHERE
+/// clause.
 const MESSAGE_SELECT: &str = "\
 SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
-       (SELECT group_concat(mn.user_id) FROM mentions mn WHERE mn.message_id = m.id)
+       (SELECT group_concat(mn.user_id) FROM mentions mn WHERE mn.message_id = m.id),
+       m.edited_at, m.deleted_at,
+       (SELECT group_concat(r.emoji || char(31) || r.user_id || char(31) || r.at, char(30))
+        FROM reactions r WHERE r.message_id = m.id)
 FROM messages m
 JOIN users u ON u.id = m.author_id";
+
+/// A changed message and the change's id: `MESSAGE_SELECT`'s columns after the id.
+const CHANGE_SELECT: &str = "\
+SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
+       (SELECT group_concat(mn.user_id) FROM mentions mn WHERE mn.message_id = m.id),
+       m.edited_at, m.deleted_at,
+       (SELECT group_concat(r.emoji || char(31) || r.user_id || char(31) || r.at, char(30))
+        FROM reactions r WHERE r.message_id = m.id),
+       c.id
+FROM message_changes c
+JOIN messages m ON m.id = c.message_id
+JOIN users u ON u.id = m.author_id";
+
+fn unreadable(at: usize, err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, Box::new(err))
+}
 
 fn message_from(row: &Row<'_>) -> rusqlite::Result<Message> {
     let mentioned: Option<String> = row.get(7)?;
@@ -27,18 +48,20 @@ fn message_from(row: &Row<'_>) -> rusqlite::Result<Message> {
         .unwrap_or("")
         .split(',')
         .filter(|id| !id.is_empty())
-        .map(|id| {
-            id.parse::<UserId>().map_err(|err| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    7,
-                    rusqlite::types::Type::Text,
-                    Box::new(err),
-                )
-            })
-        })
+        .map(|id| id.parse::<UserId>().map_err(|err| unreadable(7, err)))
         .collect::<rusqlite::Result<Vec<_>>>()?;
     mentions.sort_unstable();
     mentions.dedup();
+    let reacted: Option<String> = row.get(10)?;
+    let mut reactions = Vec::new();
+    for record in reacted.as_deref().unwrap_or("").split('\u{1e}') {
+        let mut fields = record.split('\u{1f}');
+        if let (Some(emoji), Some(user), Some(at)) = (fields.next(), fields.next(), fields.next()) {
+            let user = user.parse::<UserId>().map_err(|err| unreadable(10, err))?;
+            let at = at.parse::<Millis>().map_err(|err| unreadable(10, err))?;
+            reactions.push((emoji.to_owned(), user, at));
+        }
+    }
     Ok(Message {
         id: row.get(0)?,
         room_id: row.get(1)?,
@@ -50,6 +73,9 @@ fn message_from(row: &Row<'_>) -> rusqlite::Result<Message> {
         sent_at: row.get(5)?,
         client_id: row.get(6)?,
         mentions,
+        edited_at: row.get(8)?,
+        deleted_at: row.get(9)?,
+        reactions: group_reactions(reactions),
     })
 }
 
@@ -95,26 +121,7 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
     ])?;
     let id = conn.last_insert_rowid();
 
-    let mut mentions = Vec::new();
-    for name in parse_mentions(&msg.body) {
-        // `u.name` compares case-insensitively: the column is COLLATE NOCASE.
-        let member: Option<UserId> = conn
-            .prepare_cached(
-                "SELECT u.id FROM users u JOIN members mb ON mb.user_id = u.id \
-                 WHERE u.name = ?2 AND mb.room_id = ?1",
-            )?
-            .query_row(params![msg.room_id, name], |row| row.get(0))
-            .optional()?;
-        if let Some(user) = member {
-            mentions.push(user);
-        }
-    }
-    mentions.sort_unstable();
-    mentions.dedup();
-    for &user in &mentions {
-        conn.prepare_cached("INSERT INTO mentions (user_id, message_id) VALUES (?1, ?2)")?
-            .execute([user, id])?;
-    }
+    let mentions = record_mentions(conn, msg.room_id, id, &msg.body)?;
 
     Ok(Inserted::New(Message {
         id,
@@ -127,7 +134,156 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
         sent_at: msg.sent_at,
         client_id: msg.client_id,
         mentions,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
     }))
+}
+
+/// Records the members of `room` that `body` mentions as mentioned by message `id`; returns
+/// them, sorted.
+fn record_mentions(
+    conn: &Connection,
+    room: RoomId,
+    id: MessageId,
+    body: &str,
+) -> Result<Vec<UserId>, StoreError> {
+    let mut mentions = Vec::new();
+    for name in parse_mentions(body) {
+        // `u.name` compares case-insensitively: the column is COLLATE NOCASE.
+        let member: Option<UserId> = conn
+            .prepare_cached(
+                "SELECT u.id FROM users u JOIN members mb ON mb.user_id = u.id \
+                 WHERE u.name = ?2 AND mb.room_id = ?1",
+            )?
+            .query_row(params![room, name], |row| row.get(0))
+            .optional()?;
+        if let Some(user) = member {
+            mentions.push(user);
+        }
+    }
+    mentions.sort_unstable();
+    mentions.dedup();
+    for &user in &mentions {
+        conn.prepare_cached("INSERT INTO mentions (user_id, message_id) VALUES (?1, ?2)")?
+            .execute([user, id])?;
+    }
+    Ok(mentions)
+}
+
+/// Makes `change` inside the writer's transaction.
+fn change(conn: &Connection, change: MessageChange) -> Result<Changed, StoreError> {
+    let id = change.message_id;
+    let target = conn
+        .prepare_cached(
+            "SELECT room_id, author_id, body, deleted_at IS NOT NULL FROM messages WHERE id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok(Target {
+                room_id: row.get(0)?,
+                author_id: row.get(1)?,
+                body: row.get(2)?,
+                deleted: row.get(3)?,
+            })
+        })
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    let member = is_member(conn, target.room_id, change.user_id)?;
+    let unchanged = |conn| {
+        Ok(Changed::Unchanged(
+            load_message(conn, id)?.ok_or(StoreError::NotFound)?,
+        ))
+    };
+    if !allowed(&target, member, &change)? {
+        return unchanged(conn);
+    }
+    let kind = match &change.change {
+        Change::Edit { body } => {
+            conn.prepare_cached("UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1")?
+                .execute(params![id, body, change.at])?;
+            conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
+                .execute([id])?;
+            record_mentions(conn, target.room_id, id, body)?;
+            "edited"
+        }
+        Change::Delete => {
+            conn.prepare_cached(
+                "UPDATE messages SET body = '', edited_at = NULL, deleted_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, change.at])?;
+            conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
+                .execute([id])?;
+            conn.prepare_cached("DELETE FROM reactions WHERE message_id = ?1")?
+                .execute([id])?;
+            "deleted"
+        }
+        Change::React { emoji } => {
+            let (kinds, have): (i64, bool) = conn
+                .prepare_cached(
+                    "SELECT count(DISTINCT emoji), coalesce(max(emoji = ?2), 0) \
+                     FROM reactions WHERE message_id = ?1",
+                )?
+                .query_row(params![id, emoji], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            if !have && kinds >= MAX_REACTIONS_PER_MESSAGE as i64 {
+                return Err(StoreError::TooMany("reactions on this message"));
+            }
+            let added = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO reactions (message_id, emoji, user_id, at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![id, emoji, change.user_id, change.at])?;
+            if added == 0 {
+                return unchanged(conn);
+            }
+            "reacted"
+        }
+        Change::Unreact { emoji } => {
+            let removed = conn
+                .prepare_cached(
+                    "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3",
+                )?
+                .execute(params![id, emoji, change.user_id])?;
+            if removed == 0 {
+                return unchanged(conn);
+            }
+            "reacted"
+        }
+    };
+    let entry = next_log_id(conn)?;
+    conn.prepare_cached(
+        "INSERT INTO message_changes (id, room_id, message_id, user_id, kind, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        entry,
+        target.room_id,
+        id,
+        change.user_id,
+        kind,
+        change.at
+    ])?;
+    Ok(Changed::Logged {
+        id: entry,
+        message: load_message(conn, id)?.ok_or(StoreError::NotFound)?,
+    })
+}
+
+/// Takes the next id of the log from the messages' AUTOINCREMENT counter, so the next message
+/// gets a greater one: messages and changes share one increasing sequence. (SQLite's next
+/// AUTOINCREMENT id is one more than the larger of this counter and the largest id in use.)
+fn next_log_id(conn: &Connection) -> Result<MessageId, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sqlite_sequence (name, seq) \
+         SELECT 'messages', (SELECT coalesce(max(id), 0) FROM messages) \
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')",
+    )?
+    .execute([])?;
+    Ok(conn
+        .prepare_cached(
+            "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq",
+        )?
+        .query_row([], |row| row.get(0))?)
 }
 
 impl Sqlite {
@@ -158,17 +314,29 @@ impl Sqlite {
         user: UserId,
         after: MessageId,
         limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<Vec<Replayed>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "{MESSAGE_SELECT} WHERE m.id > ?2 \
-                 AND m.room_id IN (SELECT room_id FROM members WHERE user_id = ?1) \
-                 ORDER BY m.id LIMIT ?3"
-            ))?;
-            let messages = stmt
+            // One snapshot for both reads, so the two lists agree on where the log ends.
+            let tx = conn.unchecked_transaction()?;
+            let messages = tx
+                .prepare_cached(&format!(
+                    "{MESSAGE_SELECT} WHERE m.id > ?2 \
+                     AND m.room_id IN (SELECT room_id FROM members WHERE user_id = ?1) \
+                     ORDER BY m.id LIMIT ?3"
+                ))?
                 .query_map(params![user, after, limit], message_from)?
                 .collect::<Result<_, _>>()?;
-            Ok(messages)
+            let changes = tx
+                .prepare_cached(&format!(
+                    "{CHANGE_SELECT} WHERE c.id > ?2 \
+                     AND c.room_id IN (SELECT room_id FROM members WHERE user_id = ?1) \
+                     ORDER BY c.id LIMIT ?3"
+                ))?
+                .query_map(params![user, after, limit], |row| {
+                    Ok((row.get(11)?, message_from(row)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(merge_replay(messages, changes, limit as usize))
         })
         .await
     }
@@ -193,10 +361,29 @@ impl Sqlite {
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?
+                .prepare_cached(
+                    "SELECT max((SELECT coalesce(max(id), 0) FROM messages), \
+                                (SELECT coalesce(max(id), 0) FROM message_changes))",
+                )?
                 .query_row([], |row| row.get(0))?)
         })
         .await
+    }
+
+    pub async fn change_message(&self, request: MessageChange) -> Result<Changed, StoreError> {
+        let log = Arc::clone(&self.inner.log);
+        self.inner
+            .writer
+            .enqueue(
+                move |conn| change(conn, request),
+                Some(move |changed: &Changed| {
+                    if let (Changed::Logged { id, message }, Some(follow)) = (changed, log.get()) {
+                        follow(LogEntry::Changed { id: *id, message });
+                    }
+                }),
+            )
+            .await?
+            .await
     }
 
     pub async fn queue_message(&self, msg: NewMessage) -> Result<Queued<Inserted>, StoreError> {

@@ -10,6 +10,7 @@ use crate::StoreError;
 const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0001_init.sql"),
     include_str!("../../../../migrations/server/0002_everyone.sql"),
+    include_str!("../../../../migrations/server/0003_changes.sql"),
 ]);
 
 /// The schema version a fully migrated database has.

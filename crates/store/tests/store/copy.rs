@@ -2,7 +2,8 @@
 
 use tidings_engines::Postgres;
 use tidings_store::{
-    Copied, Inserted, NewMessage, Store, StoreError, StoreOptions, copy_sqlite_to_postgres,
+    Change, Changed, Copied, Inserted, MessageChange, NewMessage, Store, StoreError, StoreOptions,
+    copy_sqlite_to_postgres,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,6 +35,37 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
         };
         last = m.id;
     }
+    // An edit, a reaction and a deletion: entries of the log as well.
+    let change = |message_id, user_id, change| MessageChange {
+        message_id,
+        user_id,
+        change,
+        may_delete_any: false,
+        at: 40,
+    };
+    for request in [
+        change(
+            last,
+            bob.id,
+            Change::Edit {
+                body: "edited for @ana".into(),
+            },
+        ),
+        change(
+            last,
+            ana.id,
+            Change::React {
+                emoji: "👍".into()
+            },
+        ),
+        change(last - 1, ana.id, Change::Delete),
+    ] {
+        let Changed::Logged { id, .. } = old.change_message(request).await.unwrap() else {
+            panic!("logged")
+        };
+        assert!(id > last);
+        last = id;
+    }
     old.set_read_marker(general.id, bob.id, last - 5)
         .await
         .unwrap();
@@ -59,7 +91,10 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
             rooms: 2,
             members: 4,
             messages: 2500,
-            mentions: 2500,
+            // One mention moved from bob to ana, one deleted.
+            mentions: 2499,
+            changes: 3,
+            reactions: 1,
         }
     );
 
@@ -110,7 +145,7 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
     assert!(next.id > last);
     let since = new.messages_since(bob.id, last, 10).await.unwrap();
     assert_eq!(since.len(), 1);
-    assert_eq!(since[0].body, "after the move");
+    assert_eq!(since[0].message().body, "after the move");
     // A resend from before the move is still recognised.
     assert!(matches!(
         new.insert_message(NewMessage {

@@ -3,6 +3,7 @@
 //! this process starts (see `tidings-engines`) — so both are held to exactly the same answers.
 
 mod account;
+mod change;
 mod copy;
 mod message;
 mod open;
@@ -72,6 +73,9 @@ impl Followed {
                         ids.push(m.id);
                         entries.push(format!("message {}", m.id));
                     }
+                    LogEntry::Changed { id, message } => {
+                        entries.push(format!("changed {id} of {}", message.id));
+                    }
                     other => entries.push(format!("{other:?}")),
                 })
             })
@@ -90,6 +94,20 @@ impl Followed {
         .unwrap_or_else(|_| panic!("the follower did not reach {n} messages"))
         .unwrap()
         .0
+        .clone()
+    }
+
+    /// The log's entries once `last` is among them, waiting at most 10 s.
+    pub async fn entries_through(&mut self, last: &str) -> Vec<String> {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.0
+                .wait_for(|(_, entries)| entries.iter().any(|e| e == last)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the follower did not reach {last}"))
+        .unwrap()
+        .1
         .clone()
     }
 

@@ -157,7 +157,7 @@ async fn a_batch_in_flight_on_another_node_holds_back_the_next_id_until_it_commi
         .await
         .unwrap()
         .into_iter()
-        .map(|m| (m.id, m.body))
+        .map(|m| (m.id(), m.message().body.clone()))
         .collect();
     assert_eq!(
         bodies,
@@ -232,12 +232,12 @@ async fn three_nodes_with_eight_writers_each_give_a_follower_contiguous_ids() {
             let page = follower.messages_since(ana.id, cursor, 500).await.unwrap();
             for m in &page {
                 assert_eq!(
-                    m.id,
+                    m.id(),
                     cursor + 1,
                     "a gap after {cursor}: the follower would skip it"
                 );
-                cursor = m.id;
-                read.push(m.id);
+                cursor = m.id();
+                read.push(m.id());
             }
             pages += 1;
             if writers_done

@@ -9,8 +9,21 @@
 import type { AlertPermission } from '../../ipc';
 import type { Notice } from './policy';
 
+/** The notifications kept for withdrawing: the newest ones shown. */
+const KEEP_SHOWN = 100;
+
 export class Alerts {
+  /** Notifications shown, by the message each shows, so a deleted message's can be withdrawn. */
+  private readonly shown = new Map<number, Notification>();
+
   constructor(private readonly open: (room: number) => void) {}
+
+  /** The message was deleted: its notification, if one is showing it, goes. */
+  retract(messageId: number): void {
+    this.shown.get(messageId)?.close();
+    this.shown.delete(messageId);
+  }
+
 
   permission(): AlertPermission {
     if (typeof Notification !== 'function' || !window.isSecureContext) return 'unsupported';
@@ -31,6 +44,12 @@ export class Alerts {
     } catch (err) {
       console.warn('the notification could not be shown', err);
       return;
+    }
+    this.shown.set(notice.messageId, note);
+    note.onclose = () => this.shown.delete(notice.messageId);
+    if (this.shown.size > KEEP_SHOWN) {
+      const oldest = this.shown.keys().next().value;
+      if (oldest !== undefined) this.shown.delete(oldest);
     }
     note.onclick = () => {
       window.focus();

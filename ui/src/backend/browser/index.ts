@@ -15,6 +15,7 @@ import type {
   InviteCode,
   LoginResponse,
   Me,
+  Message,
   MessageId,
   NotifyLevel,
   OutboxItem,
@@ -133,6 +134,14 @@ const commands: Commands = {
   },
 
   outbox: async (): Promise<OutboxItem[]> => (session === null ? [] : session.outboxItems()),
+
+  editMessage: (message: MessageId, body: string): Promise<Message> =>
+    call<Message>('PATCH', `/api/messages/${message}`, { body: { body } }),
+
+  deleteMessage: (message: MessageId): Promise<Message> => call<Message>('DELETE', `/api/messages/${message}`),
+
+  react: (message: MessageId, emoji: string, on: boolean): Promise<Message> =>
+    call<Message>(on ? 'PUT' : 'DELETE', `/api/messages/${message}/reactions/${encodeURIComponent(emoji)}`),
 
   async markRead(room: RoomId, messageId: MessageId): Promise<null> {
     if (!need().sendFrame({ type: 'read', room, message_id: messageId })) {

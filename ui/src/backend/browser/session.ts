@@ -307,6 +307,13 @@ export class Session {
         this.alert(message);
         break;
       }
+      case 'changed':
+        if (this.synced && this.link?.kind === 'web_socket' && (this.cursor === null || frame.id > this.cursor)) {
+          this.cursor = frame.id;
+        }
+        this.events.emit('changed', frame.message);
+        if (frame.message.deleted_at !== undefined) this.alerts.retract(frame.message.id);
+        break;
       case 'ack':
         void this.outbox
           .remove(frame.client_id)

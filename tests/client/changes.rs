@@ -1,0 +1,130 @@
+//! Edits, deletions and reactions through the client core and the real server: each reaches the
+//! other member live, and one who was away converges when they come back — over the WebSocket,
+//! and over long-polling.
+
+use tidings_client::ClientEvent;
+use tidings_proto::v1::{ErrorCode, Message, TransportKind};
+use tidings_tests::{TestClient, TestServer};
+
+/// The message `body` as a member's client heard of it.
+async fn heard(client: &mut TestClient, body: &str) -> Message {
+    let event = client
+        .until(
+            body,
+            |e| matches!(e, ClientEvent::Message(m) if m.body == body),
+        )
+        .await;
+    let ClientEvent::Message(message) = event else {
+        unreachable!()
+    };
+    message
+}
+
+async fn a_member_away_converges_on_every_change(transport: Option<TransportKind>) {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    let mut bob = match transport {
+        Some(transport) => TestClient::over(&server, "bob", transport).await,
+        None => TestClient::new(&server, "bob").await,
+    };
+    let room = ana.client.create_room("plans").await.unwrap().room.id;
+    bob.client.join_room(room).await.unwrap();
+    ana.client.send(room, "lunch at 12, @bob?").await.unwrap();
+    ana.client.send(room, "or at 1").await.unwrap();
+    let lunch = heard(&mut bob, "lunch at 12, @bob?").await;
+    let later = heard(&mut bob, "or at 1").await;
+
+    // Live: an edit reaches the other member as the message as it now is, and so does a reaction.
+    let edited = ana
+        .client
+        .edit_message(lunch.id, "lunch at 12:30, @bob?")
+        .await
+        .unwrap();
+    assert!(edited.edited_at.is_some());
+    assert_eq!(edited.sent_at, lunch.sent_at, "an edit keeps the time sent");
+    bob.until("the edit", |e| {
+        matches!(e, ClientEvent::Changed(m) if m.id == lunch.id && m.body == "lunch at 12:30, @bob?")
+    })
+    .await;
+    let reacted = bob.client.react(lunch.id, "👍", true).await.unwrap();
+    assert_eq!(reacted.reactions.len(), 1);
+    ana.until(
+        "bob's reaction",
+        |e| matches!(e, ClientEvent::Changed(m) if m.id == lunch.id && m.reactions.len() == 1),
+    )
+    .await;
+
+    // Bad requests are refused with a clear error, and change nothing.
+    let refused = bob
+        .client
+        .edit_message(lunch.id, "mine now")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "{refused}");
+    let refused = bob.client.delete_message(lunch.id).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "{refused}");
+    let refused = bob
+        .client
+        .react(lunch.id, "not an emoji", true)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Invalid), "{refused}");
+    let refused = ana.client.edit_message(lunch.id, "  ").await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Invalid), "{refused}");
+
+    // Away: bob's app is closed while ana edits, reacts and deletes.
+    bob.client.shutdown();
+    ana.client
+        .edit_message(later.id, "or at 1:30")
+        .await
+        .unwrap();
+    ana.client.react(later.id, "🎉", true).await.unwrap();
+    ana.client.react(lunch.id, "👀", true).await.unwrap();
+    let deleted = ana.client.delete_message(lunch.id).await.unwrap();
+    assert_eq!(deleted.body, "");
+    assert!(deleted.deleted_at.is_some() && deleted.reactions.is_empty());
+
+    // Back: the sync brings every change, in order, and the cache holds each message as it is.
+    let mut bob = bob.reopen_over(transport);
+    bob.until(
+        "the deletion",
+        |e| matches!(e, ClientEvent::Changed(m) if m.id == lunch.id && m.deleted_at.is_some()),
+    )
+    .await;
+    let cached = tidings_client::store::LocalStore::open(&bob.dir.path().join("client.db"))
+        .unwrap()
+        .history(room, None, 50)
+        .unwrap();
+    let server_page = server
+        .login("bob", tidings_tests::PASSWORD)
+        .await
+        .get::<tidings_proto::v1::HistoryPage>(&format!("/api/rooms/{room}/messages"))
+        .await;
+    assert_eq!(
+        cached, server_page.messages,
+        "the cache is what the server holds"
+    );
+    assert_eq!(cached.len(), 2);
+    assert_eq!(
+        cached[0].body, "",
+        "the deleted body is gone from the cache"
+    );
+    assert!(cached[0].deleted_at.is_some() && cached[0].mentions.is_empty());
+    assert_eq!(cached[1].body, "or at 1:30");
+    assert!(cached[1].edited_at.is_some());
+    assert_eq!(cached[1].reactions[0].emoji, "🎉");
+    assert_eq!(
+        cached[1].reactions[0].users,
+        [ana.client.account().unwrap().user.id]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_away_converges_on_every_change_over_the_websocket() {
+    a_member_away_converges_on_every_change(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_away_converges_on_every_change_over_long_polling() {
+    a_member_away_converges_on_every_change(Some(TransportKind::LongPolling)).await;
+}
