@@ -13,32 +13,32 @@ use crate::{
     MessageId, NewMessage, Replayed, RoomId, StoreError, UserId, parse_mentions,
 };
 
-/// Messages with their author's name, their mentions (sorted) and their reactions (emoji and
-/// user, in the order they came); callers add the WHERE clause.
-pub(super) const MESSAGE_SELECT: &str = "\
-SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
+/// The columns of a message, with its author's name, its mentions (sorted) and its reactions
+/// (emoji and user, in the order they came), read by `message_from`.
+macro_rules! message_columns {
+    () => {
+        "SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
        ARRAY(SELECT mn.user_id FROM mentions mn WHERE mn.message_id = m.id ORDER BY mn.user_id),
        m.edited_at, m.deleted_at,
        ARRAY(SELECT r.emoji FROM reactions r WHERE r.message_id = m.id
              ORDER BY r.at, r.user_id, r.emoji),
        ARRAY(SELECT r.user_id FROM reactions r WHERE r.message_id = m.id
-             ORDER BY r.at, r.user_id, r.emoji)
-FROM messages m
-JOIN users u ON u.id = m.author_id";
+             ORDER BY r.at, r.user_id, r.emoji)"
+    };
+}
 
-/// A changed message (`MESSAGE_SELECT`'s columns) and, after them, the change's id.
-pub(super) const CHANGE_SELECT: &str = "\
-SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
-       ARRAY(SELECT mn.user_id FROM mentions mn WHERE mn.message_id = m.id ORDER BY mn.user_id),
-       m.edited_at, m.deleted_at,
-       ARRAY(SELECT r.emoji FROM reactions r WHERE r.message_id = m.id
-             ORDER BY r.at, r.user_id, r.emoji),
-       ARRAY(SELECT r.user_id FROM reactions r WHERE r.message_id = m.id
-             ORDER BY r.at, r.user_id, r.emoji),
-       c.id
-FROM log_changes c
-JOIN messages m ON m.id = c.message_id
-JOIN users u ON u.id = m.author_id";
+/// Messages; callers add the WHERE clause.
+pub(super) const MESSAGE_SELECT: &str = concat!(
+    message_columns!(),
+    " FROM messages m JOIN users u ON u.id = m.author_id"
+);
+
+/// A changed message as it now is, and after its columns the change's id.
+pub(super) const CHANGE_SELECT: &str = concat!(
+    message_columns!(),
+    ", c.id FROM log_changes c JOIN messages m ON m.id = c.message_id \
+     JOIN users u ON u.id = m.author_id"
+);
 
 /// The kinds of `log_changes` that change a message.
 pub(super) const MESSAGE_CHANGES: &str = "('edited', 'deleted', 'reacted')";

@@ -13,29 +13,30 @@ use crate::{
     MessageId, Millis, NewMessage, Replayed, RoomId, StoreError, UserId, parse_mentions,
 };
 
-/// Messages with their author's name, their mentions (a comma-separated list) and their
-/// reactions (records of emoji, user and time, parsed by `message_from`); callers add the WHERE
-/// clause.
-const MESSAGE_SELECT: &str = "\
-SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
+/// The columns of a message, with its author's name, its mentions (a comma-separated list) and
+/// its reactions (records of emoji, user and time), parsed by `message_from`.
+macro_rules! message_columns {
+    () => {
+        "SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
        (SELECT group_concat(mn.user_id) FROM mentions mn WHERE mn.message_id = m.id),
        m.edited_at, m.deleted_at,
        (SELECT group_concat(r.emoji || char(31) || r.user_id || char(31) || r.at, char(30))
-        FROM reactions r WHERE r.message_id = m.id)
-FROM messages m
-JOIN users u ON u.id = m.author_id";
+        FROM reactions r WHERE r.message_id = m.id)"
+    };
+}
 
-/// A changed message and the change's id: `MESSAGE_SELECT`'s columns after the id.
-const CHANGE_SELECT: &str = "\
-SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
-       (SELECT group_concat(mn.user_id) FROM mentions mn WHERE mn.message_id = m.id),
-       m.edited_at, m.deleted_at,
-       (SELECT group_concat(r.emoji || char(31) || r.user_id || char(31) || r.at, char(30))
-        FROM reactions r WHERE r.message_id = m.id),
-       c.id
-FROM message_changes c
-JOIN messages m ON m.id = c.message_id
-JOIN users u ON u.id = m.author_id";
+/// Messages; callers add the WHERE clause.
+const MESSAGE_SELECT: &str = concat!(
+    message_columns!(),
+    " FROM messages m JOIN users u ON u.id = m.author_id"
+);
+
+/// A changed message as it now is, and after its columns the change's id.
+const CHANGE_SELECT: &str = concat!(
+    message_columns!(),
+    ", c.id FROM message_changes c JOIN messages m ON m.id = c.message_id \
+     JOIN users u ON u.id = m.author_id"
+);
 
 fn unreadable(at: usize, err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, Box::new(err))
