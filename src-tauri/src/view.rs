@@ -129,7 +129,9 @@ pub fn event(event: &ClientEvent) -> Option<UiEvent> {
         ClientEvent::Session(status) => UiEvent::Session(status.clone()),
         ClientEvent::Locked(cause) => UiEvent::Locked(LockedEvent { cause: *cause }),
         ClientEvent::Unlocked => UiEvent::Unlocked(()),
-        ClientEvent::Synced { .. } | ClientEvent::Notified(_) => return None,
+        ClientEvent::Synced { .. } | ClientEvent::Notified(_) | ClientEvent::Withdrawn { .. } => {
+            return None;
+        }
     })
 }
 

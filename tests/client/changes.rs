@@ -119,6 +119,49 @@ async fn a_member_away_converges_on_every_change(transport: Option<TransportKind
     );
 }
 
+/// A message deleted while its notification is up takes the notification with it, on the
+/// WebSocket (through the feed's `retract`) and on an HTTP rung (through the chat's `changed`).
+async fn a_deleted_message_withdraws_its_notification(transport: Option<TransportKind>) {
+    let server = TestServer::start().await;
+    let ana = TestClient::new(&server, "ana").await;
+    let mut bob = match transport {
+        Some(transport) => TestClient::over(&server, "bob", transport).await,
+        None => TestClient::new(&server, "bob").await,
+    };
+    let room = ana.client.create_room("ops").await.unwrap().room.id;
+    bob.client.join_room(room).await.unwrap();
+    bob.online().await;
+    ana.client
+        .send(room, "the password is hunter2")
+        .await
+        .unwrap();
+    let event = bob
+        .until("the notification", |e| {
+            matches!(e, ClientEvent::Notified(_))
+        })
+        .await;
+    let ClientEvent::Notified(shown) = event else {
+        unreachable!()
+    };
+    ana.client.delete_message(shown.message_id).await.unwrap();
+    bob.until(
+        "the withdrawal",
+        |e| matches!(e, ClientEvent::Withdrawn { key } if *key == shown.key),
+    )
+    .await;
+    assert_eq!(bob.notes.withdrawn(), [shown.key]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_message_withdraws_its_notification_over_the_websocket() {
+    a_deleted_message_withdraws_its_notification(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_message_withdraws_its_notification_over_long_polling() {
+    a_deleted_message_withdraws_its_notification(Some(TransportKind::LongPolling)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_away_converges_on_every_change_over_the_websocket() {
     a_member_away_converges_on_every_change(None).await;

@@ -3,7 +3,8 @@
 //! The test starts a private `dbus-daemon` and a recording notification service on it
 //! (`tidings_tests::dbus`). The notifier then shows a burst and a direct message through
 //! notify-rust, exactly as in the desktop app, and the service records the calls; a click is the
-//! service's `ActionInvoked(id, "default")` signal.
+//! service's `ActionInvoked(id, "default")` signal. The DM is then deleted: its notification is
+//! withdrawn (`CloseNotification`).
 //!
 //! notify-rust only talks to the bus named by `DBUS_SESSION_BUS_ADDRESS`, which this process
 //! cannot set for itself (no `unsafe`). So the notifier runs in a child process: this same test
@@ -73,6 +74,11 @@ fn notifier_side() {
         let notification = policy.on_alert(alert, label, at).expect("a notification");
         notifier.show(&notification).unwrap();
     }
+    // The DM is deleted: its notification goes.
+    let key = policy
+        .on_retract(102)
+        .expect("the DM's notification shows it");
+    notifier.withdraw(key).unwrap();
     let room = clicks
         .recv_timeout(WAIT)
         .expect("no click reached on_click");
@@ -128,7 +134,7 @@ async fn service_side(bus: &PrivateBus) {
     // The burst's two messages and the DM; the child stays until it is clicked, so its ending
     // first is its failure.
     let mut recorded = Vec::new();
-    while recorded.len() < 3 {
+    while recorded.len() < 4 {
         let next = tokio::time::timeout(WAIT, async {
             tokio::select! {
                 call = service.next() => Ok(call),
@@ -145,7 +151,7 @@ async fn service_side(bus: &PrivateBus) {
             Err(_) => panic!("the notifier did not call Notify in time"),
         }
     }
-    let [first, update, dm] = <[NotifyCall; 3]>::try_from(recorded).unwrap();
+    let [first, update, dm, again] = <[NotifyCall; 4]>::try_from(recorded).unwrap();
 
     assert_eq!(first.app_name, APP);
     assert_eq!(first.replaces_id, 0, "a new burst is a new notification");
@@ -171,6 +177,18 @@ async fn service_side(bus: &PrivateBus) {
     assert_ne!(dm.id, first.id);
     assert_eq!(dm.summary, "ana");
     assert_eq!(dm.body, "psst");
+
+    // Withdrawn: the same notification under its id (notify-rust's way to a handle), then closed.
+    assert_eq!(
+        (
+            again.replaces_id,
+            again.summary.as_str(),
+            again.body.as_str()
+        ),
+        (dm.id, "ana", "psst"),
+        "nothing on screen changes before it goes"
+    );
+    assert_eq!(service.expect_close("the deleted DM").await, dm.id);
 
     // Click the #ops notification. notify-rust subscribes to the signal only after `Notify` has
     // answered, and nothing on the bus tells when its subscription is complete, so the click is

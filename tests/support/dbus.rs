@@ -93,6 +93,8 @@ pub struct NotifyCall {
 pub struct NotificationService {
     connection: zbus::Connection,
     calls: mpsc::Receiver<NotifyCall>,
+    /// The ids `CloseNotification` was called with.
+    closes: mpsc::Receiver<u32>,
 }
 
 impl NotificationService {
@@ -101,19 +103,25 @@ impl NotificationService {
         // Bounded: a notifier waits for each answer, and the recorder answers only once the call
         // is queued, so a test that stops reading slows the notifiers down instead of growing this.
         let (calls_tx, calls) = mpsc::channel(64);
+        let (closes_tx, closes) = mpsc::channel(64);
         let connection = zbus::connection::Builder::address(bus.address())
             .name(SERVICE)
             .serve_at(
                 PATH,
                 Recorder {
                     calls: calls_tx,
+                    closes: closes_tx,
                     last_id: 0,
                 },
             )
             .build()
             .await
             .expect("owning the notification service's name on the private bus");
-        NotificationService { connection, calls }
+        NotificationService {
+            connection,
+            calls,
+            closes,
+        }
     }
 
     /// The next `Notify` call, however long it takes (for `select!` with other events; the
@@ -137,6 +145,15 @@ impl NotificationService {
         tokio::time::timeout(within, self.next()).await.ok()
     }
 
+    /// The id of the next `CloseNotification` call within [`WAIT`]; panics naming `what`
+    /// otherwise.
+    pub async fn expect_close(&mut self, what: &str) -> u32 {
+        tokio::time::timeout(WAIT, self.closes.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no CloseNotification for {what} within {WAIT:?}"))
+            .expect("the recorder lives as long as the service")
+    }
+
     /// A call already recorded and not read yet.
     pub fn try_next(&mut self) -> Option<NotifyCall> {
         self.calls.try_recv().ok()
@@ -155,6 +172,7 @@ impl NotificationService {
 /// The service's object: records each call and answers with an id as a server would.
 struct Recorder {
     calls: mpsc::Sender<NotifyCall>,
+    closes: mpsc::Sender<u32>,
     last_id: u32,
 }
 
@@ -215,6 +233,7 @@ impl Recorder {
         id: u32,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> zbus::fdo::Result<()> {
+        let _ = self.closes.send(id).await;
         // Reason 3: closed by a call to CloseNotification.
         Self::notification_closed(&emitter, id, 3).await?;
         Ok(())

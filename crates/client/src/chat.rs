@@ -336,6 +336,10 @@ impl<C: Transport> Conn<C> {
                     Ok(())
                 })
                 .await?;
+                // On the HTTP rungs the chat channel does the feed's work.
+                if self.alerts && message.deleted_at.is_some() {
+                    crate::feed::withdraw(&self.inner, message.id).await;
+                }
                 self.inner.emit(ClientEvent::Changed(message));
             }
             ServerFrame::Ack {

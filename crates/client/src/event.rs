@@ -89,4 +89,8 @@ pub enum ClientEvent {
     Unlocked,
     /// An OS notification was raised (or updated).
     Notified(Notification),
+    /// The notification of burst `key` was withdrawn: the message it showed was deleted.
+    Withdrawn {
+        key: u64,
+    },
 }

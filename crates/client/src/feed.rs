@@ -5,6 +5,8 @@
 //! - `lock` locks the client;
 //! - `message` alerts go through the notification policy to the notifier, and their id is kept
 //!   as the resume cursor;
+//! - `retract` (a message deleted) withdraws its notification if one shows it, and moves the
+//!   cursor;
 //! - `reset` moves the cursor to the newest id (the chat channel's sync fetches the messages).
 //!
 //! While the chat channel runs on one of its HTTP transports (where SSE is as likely broken), the
@@ -18,8 +20,8 @@ use std::sync::Arc;
 use eventsource_client::{self as es, Client as _};
 use futures_util::StreamExt;
 use tidings_proto::v1::{
-    EVENT_LOCK, EVENT_MESSAGE, EVENT_RESET, EVENT_SESSION, Lock, LockReason, MessageAlert,
-    RoomKind, RoomState, SessionStatus,
+    EVENT_LOCK, EVENT_MESSAGE, EVENT_RESET, EVENT_RETRACT, EVENT_SESSION, Lock, LockReason,
+    MessageAlert, MessageId, Retract, RoomKind, RoomState, SessionStatus,
 };
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
@@ -129,6 +131,14 @@ async fn on_event(inner: &Arc<Inner>, event: es::Event) -> Option<LockCause> {
                 notify(inner, &alert).await;
             }
         }
+        EVENT_RETRACT => {
+            if let Ok(retract) = serde_json::from_str::<Retract>(&event.data) {
+                if let Some(id) = event.id {
+                    let _ = inner.local(move |s| s.set_feed_cursor(&id)).await;
+                }
+                withdraw(inner, retract.id).await;
+            }
+        }
         EVENT_RESET => {
             if let Some(id) = event.id {
                 let _ = inner.local(move |s| s.set_feed_cursor(&id)).await;
@@ -182,6 +192,25 @@ pub(crate) async fn notify(inner: &Arc<Inner>, alert: &MessageAlert) {
     match result {
         Ok(Ok(())) => inner.emit(ClientEvent::Notified(notification)),
         Ok(Err(err)) => tracing::warn!(%err, "could not raise a notification"),
+        Err(err) => tracing::warn!(%err, "notifier panicked"),
+    }
+}
+
+/// Withdraws the notification of deleted message `message`, if one shows it.
+pub(crate) async fn withdraw(inner: &Arc<Inner>, message: MessageId) {
+    let Some(notifier) = inner.options.notifier.clone() else {
+        return;
+    };
+    let key = {
+        let mut policy = inner.policy.lock().unwrap_or_else(|p| p.into_inner());
+        policy.on_retract(message)
+    };
+    let Some(key) = key else {
+        return;
+    };
+    match tokio::task::spawn_blocking(move || notifier.withdraw(key)).await {
+        Ok(Ok(())) => inner.emit(ClientEvent::Withdrawn { key }),
+        Ok(Err(err)) => tracing::warn!(%err, "could not withdraw a notification"),
         Err(err) => tracing::warn!(%err, "notifier panicked"),
     }
 }

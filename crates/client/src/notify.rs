@@ -20,6 +20,13 @@
 //! room updates the notification the burst started (same [`Notification::key`], `count` one
 //! higher). Suppressed alerts neither start nor extend a burst, and focusing a room ends its burst.
 //!
+//! # Withdrawing
+//!
+//! A message deleted while its notification is on screen takes the notification with it: when
+//! the notification's newest message is the deleted one, [`Policy::on_retract`] names its key
+//! and the notifier closes it (the burst ends). A deleted message that an ongoing burst has
+//! already moved past (its preview no longer shown) leaves the notification as it is.
+//!
 //! # Texts
 //!
 //! The caller names the room: `#ops` for a group room, the peer's name for a DM. A label that
@@ -35,8 +42,8 @@
 //! Titles and bodies are plain text. A notifier that hands them to something that reads markup
 //! escapes them (the D-Bus notification body does).
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -49,6 +56,9 @@ mod desktop;
 
 #[cfg(all(unix, not(target_os = "macos")))]
 pub use desktop::{ClickHandler, DesktopNotifier};
+
+/// How many shown notifications are remembered for withdrawing (the newest ones).
+const REMEMBERED_SHOWN: usize = 64;
 
 /// How long after a room's previous notification a new alert still joins its burst.
 pub const BURST_WINDOW: Duration = Duration::from_secs(5);
@@ -105,6 +115,8 @@ pub struct Policy {
     /// The live burst of each room. Expired ones are dropped on the next alert, so this holds at
     /// most the rooms that raised a notification in the last [`BURST_WINDOW`].
     bursts: HashMap<RoomId, Burst>,
+    /// The newest notifications raised, oldest first: (the message it shows, its key, its room).
+    shown: VecDeque<(MessageId, u64, RoomId)>,
 }
 
 #[derive(Debug)]
@@ -126,6 +138,7 @@ impl Policy {
             default_level: NotifyLevel::All,
             room_levels: HashMap::new(),
             bursts: HashMap::new(),
+            shown: VecDeque::new(),
         }
     }
 
@@ -154,6 +167,22 @@ impl Policy {
             Some(level) => self.room_levels.insert(room, level),
             None => self.room_levels.remove(&room),
         };
+    }
+
+    /// Message `message` was deleted: the key of the notification to withdraw, when one shows it
+    /// as its newest message. Its burst ends, so a later alert of the room raises a new one.
+    pub fn on_retract(&mut self, message: MessageId) -> Option<u64> {
+        let at = self.shown.iter().position(|(id, _, _)| *id == message)?;
+        let (_, key, room) = self.shown[at];
+        // A later message of the same burst is what the notification shows now.
+        if self.shown.iter().skip(at + 1).any(|(_, k, _)| *k == key) {
+            return None;
+        }
+        self.shown.retain(|(_, k, _)| *k != key);
+        if self.bursts.get(&room).is_some_and(|burst| burst.key == key) {
+            self.bursts.remove(&room);
+        }
+        Some(key)
     }
 
     /// The level in force for `room`: its own, or the default.
@@ -191,6 +220,10 @@ impl Policy {
             }),
         };
         let (title, body) = texts(alert, room_label, burst.count);
+        self.shown.push_back((alert.id, burst.key, alert.room));
+        if self.shown.len() > REMEMBERED_SHOWN {
+            self.shown.pop_front();
+        }
         Some(Notification {
             room: alert.room,
             message_id: alert.id,
@@ -247,6 +280,9 @@ pub trait Notifier: Send + Sync + 'static {
     /// Shows (or, for a [`Notification::replaces`] one, updates) a notification. Must not block
     /// for long.
     fn show(&self, notification: &Notification) -> Result<(), NotifyError>;
+    /// Closes the notification of burst `key`, if it is still on screen. Must not block for
+    /// long.
+    fn withdraw(&self, key: u64) -> Result<(), NotifyError>;
 }
 
 /// Why a notification could not be handed over. Failures of the desktop's notification service
@@ -266,11 +302,20 @@ pub enum NotifyError {
 #[derive(Debug, Default)]
 pub struct RecordingNotifier {
     shown: Mutex<Vec<Notification>>,
+    withdrawn: Mutex<Vec<u64>>,
 }
 
 impl RecordingNotifier {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The keys of the notifications withdrawn so far, oldest first.
+    pub fn withdrawn(&self) -> Vec<u64> {
+        self.withdrawn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Everything shown so far, oldest first.
@@ -288,6 +333,14 @@ impl Notifier for RecordingNotifier {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(notification.clone());
+        Ok(())
+    }
+
+    fn withdraw(&self, key: u64) -> Result<(), NotifyError> {
+        self.withdrawn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(key);
         Ok(())
     }
 }
@@ -375,6 +428,30 @@ mod tests {
             }
         );
         assert!(!shown.replaces());
+    }
+
+    #[test]
+    fn a_deleted_message_withdraws_the_notification_that_shows_it() {
+        let mut policy = Policy::new(ME);
+        let t0 = Instant::now();
+        let first = at(&mut policy, t0, secs(0), &alert(OPS, 5, ANA, "a")).unwrap();
+        let other = at(&mut policy, t0, secs(0), &alert(DEV, 6, ANA, "b")).unwrap();
+        // Message 5 is what OPS's notification shows: it goes, and its burst ends.
+        assert_eq!(policy.on_retract(5), Some(first.key));
+        assert_eq!(policy.on_retract(5), None, "withdrawn once");
+        let next = at(&mut policy, t0, secs(1), &alert(OPS, 7, ANA, "c")).unwrap();
+        assert_ne!(
+            next.key, first.key,
+            "a new notification, not an update of the closed one"
+        );
+        // In a burst, only the newest message is on screen: an older one leaves it alone.
+        let grown = at(&mut policy, t0, secs(2), &alert(OPS, 8, ANA, "d")).unwrap();
+        assert_eq!(grown.key, next.key);
+        assert_eq!(policy.on_retract(7), None);
+        assert_eq!(policy.on_retract(8), Some(next.key));
+        // Never shown: nothing to withdraw.
+        assert_eq!(policy.on_retract(99), None);
+        assert_eq!(policy.on_retract(6), Some(other.key));
     }
 
     #[test]

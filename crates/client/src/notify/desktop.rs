@@ -6,6 +6,10 @@
 //! key, the id the service gave the burst's notification, and sends an update with that id so
 //! the service replaces the notification instead of stacking a new one.
 //!
+//! Withdrawing: the worker closes a burst's notification by its id. notify-rust closes only
+//! through the handle a `Notify` call answers, so the worker sends the burst's last notification
+//! again under its id (nothing on screen changes) and closes the handle it gets.
+//!
 //! Clicks: with a click handler, the worker listens on each live notification for its
 //! `ActionInvoked(id, "default")` signal. A listener ends with the notification: on its first
 //! action, or on the service's `NotificationClosed(id, _)`, which the service sends when the
@@ -41,10 +45,17 @@ const MAX_LISTENERS: usize = 32;
 /// seconds), and an update of a forgotten one would simply show a new notification.
 const REMEMBERED_BURSTS: usize = 64;
 
+/// What the worker is asked to do.
+enum Request {
+    Show(Notification),
+    /// Close the notification of this burst key.
+    Withdraw(u64),
+}
+
 /// A [`Notifier`] that shows notifications on the desktop. Dropping it stops its worker: pending
 /// notifications are dropped, and the click handler is not called any more.
 pub struct DesktopNotifier {
-    queue: mpsc::Sender<Notification>,
+    queue: mpsc::Sender<Request>,
     stop: CancellationToken,
     worker: Option<JoinHandle<()>>,
 }
@@ -76,14 +87,22 @@ impl DesktopNotifier {
     }
 }
 
+impl DesktopNotifier {
+    fn ask(&self, request: Request) -> Result<(), NotifyError> {
+        self.queue.try_send(request).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => NotifyError::Busy,
+            mpsc::error::TrySendError::Closed(_) => NotifyError::Stopped,
+        })
+    }
+}
+
 impl Notifier for DesktopNotifier {
     fn show(&self, notification: &Notification) -> Result<(), NotifyError> {
-        self.queue
-            .try_send(notification.clone())
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => NotifyError::Busy,
-                mpsc::error::TrySendError::Closed(_) => NotifyError::Stopped,
-            })
+        self.ask(Request::Show(notification.clone()))
+    }
+
+    fn withdraw(&self, key: u64) -> Result<(), NotifyError> {
+        self.ask(Request::Withdraw(key))
     }
 }
 
@@ -113,14 +132,14 @@ impl fmt::Debug for DesktopNotifier {
 struct Worker {
     app_name: String,
     on_click: Option<ClickHandler>,
-    /// The service's notification id for each recent burst key.
-    ids: BTreeMap<u64, u32>,
+    /// The service's notification id for each recent burst key, and what it last showed.
+    ids: BTreeMap<u64, (u32, Notification)>,
     /// Whether the last notification failed to show.
     failing: bool,
 }
 
 impl Worker {
-    fn run(mut self, mut requests: mpsc::Receiver<Notification>, stop: CancellationToken) {
+    fn run(mut self, mut requests: mpsc::Receiver<Request>, stop: CancellationToken) {
         // notify-rust's D-Bus connections run on zbus's own executor; this runtime only drives
         // the worker's futures, on this one thread.
         let runtime = match tokio::runtime::Builder::new_current_thread().build() {
@@ -142,7 +161,18 @@ impl Worker {
                         listening.remove(&id);
                     }
                     request = requests.recv() => {
-                        let Some(notification) = request else { break };
+                        let notification = match request {
+                            None => break,
+                            Some(Request::Show(notification)) => notification,
+                            Some(Request::Withdraw(key)) => {
+                                tokio::select! {
+                                    biased;
+                                    () = stop.cancelled() => break,
+                                    () = self.withdraw(key) => {}
+                                }
+                                continue;
+                            }
+                        };
                         tokio::select! {
                             biased;
                             () = stop.cancelled() => break,
@@ -178,7 +208,7 @@ impl Worker {
         };
         self.failing = false;
         let id = handle.id();
-        self.remember(notification.key, id);
+        self.remember(notification, id);
         let on_click = self.on_click.clone()?;
         if listening.contains(&id) {
             return None;
@@ -206,14 +236,30 @@ impl Worker {
             .body(&escape_markup(&notification.body))
             .action("default", "Open")
             .hint(Hint::Category("im.received".to_owned()));
-        if let Some(&id) = self.ids.get(&notification.key) {
-            message.id(id);
+        if let Some((id, _)) = self.ids.get(&notification.key) {
+            message.id(*id);
         }
         message.show_async().await
     }
 
-    fn remember(&mut self, key: u64, id: u32) {
-        self.ids.insert(key, id);
+    /// Closes burst `key`'s notification, if it has one.
+    async fn withdraw(&mut self, key: u64) {
+        let Some((_, last)) = self.ids.get(&key) else {
+            return;
+        };
+        // The same notification under its id (`show` sends the remembered one): the handle that
+        // can close it.
+        let shown = self.show(&last.clone()).await;
+        self.ids.remove(&key);
+        match shown {
+            Ok(handle) => handle.close_async().await,
+            Err(error) => tracing::debug!(%error, "the desktop did not close a notification"),
+        }
+    }
+
+    fn remember(&mut self, notification: &Notification, id: u32) {
+        self.ids
+            .insert(notification.key, (id, notification.clone()));
         // Keys grow with time, so the smallest is the oldest burst.
         while self.ids.len() > REMEMBERED_BURSTS {
             self.ids.pop_first();
