@@ -115,13 +115,14 @@ pub struct Queued {
     client_id: String,
 }
 
-#[tauri::command]
+#[tauri::command(rename_all = "snake_case")]
 pub async fn send(
     desktop: State<'_, Desktop>,
     room: RoomId,
     body: String,
+    reply_to: Option<MessageId>,
 ) -> CommandResult<Queued> {
-    let outgoing = desktop.client.send(room, &body).await?;
+    let outgoing = desktop.client.send_message(room, &body, reply_to).await?;
     Ok(Queued {
         client_id: outgoing.client_id,
     })
@@ -134,6 +135,8 @@ pub struct Pending {
     room: RoomId,
     body: String,
     created_at: i64,
+    #[cfg_attr(test, ts(optional))]
+    reply_to: Option<MessageId>,
 }
 
 #[tauri::command]
@@ -148,6 +151,7 @@ pub async fn outbox(desktop: State<'_, Desktop>) -> CommandResult<Vec<Pending>> 
             room: o.room,
             body: o.body,
             created_at: o.created_at,
+            reply_to: o.reply_to,
         })
         .collect())
 }

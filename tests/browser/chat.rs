@@ -295,4 +295,56 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     assert_eq!(last.body, "", "the body is gone from the server");
     assert!(last.deleted_at.is_some() && last.reactions.is_empty());
     ana.shot("deleted").await;
+
+    // A reply from the toolbar: the composer says what it answers, both browsers show the
+    // quote, and a click on the quote shows the message it answers.
+    let bos = Locator::XPath(
+        "//*[@data-testid='message'][.//*[@data-testid='message-body'][.='hello from bo']]",
+    );
+    let row = ana.wait_for(bos, "bo's message").await;
+    ana.hover(&row).await;
+    row.find(Locator::Css("[data-testid=\"message-reply\"]"))
+        .await
+        .expect("the Reply button")
+        .click()
+        .await
+        .expect("clicking Reply");
+    ana.wait_for(
+        Locator::XPath(
+            "//*[@data-testid='reply-banner'][not(@hidden)][contains(., 'Replying to bo: hello from bo')]",
+        ),
+        "the reply banner",
+    )
+    .await;
+    ana.send("on it").await;
+    let quoted = "//*[@data-testid='message'][.//*[@data-testid='message-body'][.='on it']]\
+                  //*[@data-testid='quote'][contains(., 'hello from bo')]";
+    let quote = ana.wait_for(Locator::XPath(quoted), "the quote").await;
+    bo.wait_for(Locator::XPath(quoted), "the quote, in the other browser")
+        .await;
+    quote.click().await.expect("clicking the quote");
+    ana.wait_for(
+        Locator::XPath(
+            "//*[@data-testid='message'][contains(@class, 'highlight')]\
+             [.//*[@data-testid='message-body'][.='hello from bo']]",
+        ),
+        "the answered message, shown",
+    )
+    .await;
+    ana.shot("replied").await;
+    let page: HistoryPage = server
+        .login("cy", tidings_tests::PASSWORD)
+        .await
+        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
+        .await;
+    let reply = page.messages.last().expect("the reply");
+    let answered = reply.reply_to.as_ref().expect("a quote");
+    assert_eq!(
+        (
+            reply.body.as_str(),
+            answered.author.name.as_str(),
+            answered.preview.as_str()
+        ),
+        ("on it", "bo", "hello from bo")
+    );
 }

@@ -3,6 +3,7 @@
 //! and over long-polling.
 
 use tidings_client::ClientEvent;
+use tidings_client::notify::NotifyLevel;
 use tidings_proto::v1::{ErrorCode, Message, TransportKind};
 use tidings_tests::{TestClient, TestServer};
 
@@ -150,6 +151,102 @@ async fn a_deleted_message_withdraws_its_notification(transport: Option<Transpor
     )
     .await;
     assert_eq!(bob.notes.withdrawn(), [shown.key]);
+}
+
+/// A reply quotes what it answers (as that message now is, on every member's cache), counts
+/// like a mention for its author's notifications, and is refused across rooms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_quotes_its_message_and_notifies_its_author_like_a_mention() {
+    let server = TestServer::start().await;
+    let mut ana = TestClient::new(&server, "ana").await;
+    let mut bob = TestClient::new(&server, "bob").await;
+    let room = ana.client.create_room("plans").await.unwrap().room.id;
+    let elsewhere = ana.client.create_room("other").await.unwrap().room.id;
+    bob.client.join_room(room).await.unwrap();
+    bob.client.join_room(elsewhere).await.unwrap();
+    // Ana hears only of mentions here: a reply to her must count as one.
+    ana.client
+        .set_room_notify_level(room, Some(NotifyLevel::Mentions))
+        .await
+        .unwrap();
+    ana.online().await;
+    let question = ana.client.send(room, "lunch?").await.unwrap();
+    let asked = heard(&mut bob, "lunch?").await;
+    bob.client.send(room, "unrelated").await.unwrap();
+    let answer = bob
+        .client
+        .send_message(room, "yes, at 1", Some(asked.id))
+        .await
+        .unwrap();
+    assert_eq!(answer.reply_to, Some(asked.id));
+    // The reply and its notification come by two ways (chat and feed), in either order.
+    let (mut replied, mut note) = (None, None);
+    ana.until("the reply and its notification", |e| {
+        match e {
+            ClientEvent::Message(m) if m.body == "yes, at 1" => replied = Some(m.clone()),
+            ClientEvent::Notified(n) => note = Some(n.clone()),
+            _ => {}
+        }
+        replied.is_some() && note.is_some()
+    })
+    .await;
+    let (replied, note) = (replied.unwrap(), note.unwrap());
+    let quote = replied
+        .reply_to
+        .clone()
+        .expect("the reply quotes the question");
+    assert_eq!(
+        (
+            quote.id,
+            quote.author.name.as_str(),
+            quote.preview.as_str(),
+            quote.deleted
+        ),
+        (asked.id, "ana", "lunch?", false)
+    );
+    let me = ana.client.account().unwrap().user.id;
+    assert!(replied.mentions.contains(&me));
+    assert_eq!(
+        note.message_id, replied.id,
+        "the reply notifies like a mention; the plain message before it did not"
+    );
+    assert_eq!(question.body, "lunch?");
+
+    // An edit of the question shows in the quote of every cached reply.
+    ana.client
+        .edit_message(asked.id, "lunch at 12?")
+        .await
+        .unwrap();
+    bob.until(
+        "the edit",
+        |e| matches!(e, ClientEvent::Changed(m) if m.id == asked.id),
+    )
+    .await;
+    let cached = tidings_client::store::LocalStore::open(&bob.dir.path().join("client.db"))
+        .unwrap()
+        .history(room, None, 50)
+        .unwrap();
+    let reply = cached.iter().find(|m| m.body == "yes, at 1").unwrap();
+    assert_eq!(
+        reply.reply_to.as_ref().map(|q| q.preview.as_str()),
+        Some("lunch at 12?")
+    );
+
+    // A reply to a message of another room is refused for good, with a clear error.
+    let stray = bob
+        .client
+        .send_message(elsewhere, "wrong room", Some(asked.id))
+        .await
+        .unwrap();
+    let event = bob
+        .until("the refusal", |e| {
+            matches!(e, ClientEvent::SendFailed { client_id, .. } if *client_id == stray.client_id)
+        })
+        .await;
+    let ClientEvent::SendFailed { error, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(error.code, ErrorCode::Invalid, "{}", error.message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,6 +251,7 @@ async fn a_history_page_fetched_during_a_paged_sync_skips_nothing() {
                 room,
                 client_id: format!("{i:032}"),
                 body: format!("m{i}"),
+                reply_to: None,
             })
             .await;
         }

@@ -98,6 +98,7 @@ async fn send_ok(chat: &mut Chat, room: i64, client_id: &str, body: &str) -> i64
         room,
         client_id: client_id.to_owned(),
         body: body.to_owned(),
+        reply_to: None,
     })
     .await;
     match chat
@@ -386,6 +387,7 @@ async fn a_binary_frame_closes_with_1003() {
             room: by.room,
             client_id: "bin-1".into(),
             body: "in a binary frame".into(),
+            reply_to: None,
         })
         .unwrap(),
     ))
@@ -461,6 +463,7 @@ async fn a_frame_over_the_frame_limit_closes_with_1009() {
         room: by.room,
         client_id: "huge-1".into(),
         body: "a".repeat(FRAME_LIMIT),
+        reply_to: None,
     })
     .unwrap();
     assert!(text.len() > FRAME_LIMIT);
@@ -478,6 +481,7 @@ async fn a_frame_over_the_frame_limit_closes_with_1009() {
         room: by.room,
         client_id: "small-1".into(),
         body: "in three fragments".into(),
+        reply_to: None,
     })
     .unwrap();
     send_fragments(&mut chat, &small, 3).await;
@@ -521,6 +525,7 @@ async fn a_body_over_the_body_limit_is_too_large_and_the_connection_stays_open()
             room,
             client_id: client_id.into(),
             body,
+            reply_to: None,
         })
         .await;
         let error = next_error(&mut chat).await;
@@ -540,6 +545,7 @@ async fn a_body_over_the_body_limit_is_too_large_and_the_connection_stays_open()
         .json(&tidings_proto::v1::SendMessage {
             client_id: Some("big-http".into()),
             body: "a".repeat(DEFAULT_MAX_BODY + 1),
+            reply_to: None,
         })
         .send()
         .await
@@ -616,6 +622,7 @@ async fn assert_refused_everywhere(server: &TestServer, client: &Client, room: i
         .json(&tidings_proto::v1::SendMessage {
             client_id: Some("refused".into()),
             body: "let me in".into(),
+            reply_to: None,
         })
         .send()
         .await
@@ -765,6 +772,7 @@ async fn the_session_cookie_from_a_foreign_origin_is_refused_with_403() {
         .json(&tidings_proto::v1::SendMessage {
             client_id: Some("forged-1".into()),
             body: "sent by another site".into(),
+            reply_to: None,
         })
         .send()
         .await
@@ -824,6 +832,7 @@ async fn an_unknown_room_is_unknown_room() {
         room: NO_SUCH_ROOM,
         client_id: "lost-1".into(),
         body: "anyone?".into(),
+        reply_to: None,
     })
     .await;
     let error = next_error(&mut chat).await;
@@ -864,6 +873,7 @@ async fn an_unknown_room_is_unknown_room() {
         .json(&tidings_proto::v1::SendMessage {
             client_id: Some("lost-2".into()),
             body: "anyone?".into(),
+            reply_to: None,
         })
         .send()
         .await
@@ -904,6 +914,7 @@ async fn a_room_the_user_is_not_in_is_not_member() {
             room,
             client_id: client_id.into(),
             body: "let me in".into(),
+            reply_to: None,
         })
         .await;
         let error = next_error(&mut chat).await;
@@ -941,6 +952,7 @@ async fn a_room_the_user_is_not_in_is_not_member() {
         .json(&tidings_proto::v1::SendMessage {
             client_id: Some("nm-3".into()),
             body: "let me in".into(),
+            reply_to: None,
         })
         .send()
         .await
@@ -1001,6 +1013,7 @@ async fn sends_over_the_rate_limit_are_refused_and_not_stored() {
             room: by.room,
             client_id: client_id.clone(),
             body: format!("message {client_id}"),
+            reply_to: None,
         })
         .await;
     }
@@ -1042,6 +1055,7 @@ async fn sends_over_the_rate_limit_are_refused_and_not_stored() {
             .json(&tidings_proto::v1::SendMessage {
                 client_id: Some(client_id.clone()),
                 body: "over http".into(),
+                reply_to: None,
             })
             .send()
             .await
@@ -1075,6 +1089,7 @@ async fn sends_over_the_rate_limit_are_refused_and_not_stored() {
         .json(&tidings_proto::v1::SendMessage {
             client_id: Some(stored_id.clone()),
             body: "a resend".into(),
+            reply_to: None,
         })
         .send()
         .await
@@ -1156,6 +1171,7 @@ async fn posting_the_same_client_id_twice_stores_one_message() {
         .json(&tidings_proto::v1::SendMessage {
             client_id: Some("dup-1".into()),
             body: "only once".into(),
+            reply_to: None,
         })
         .send()
     };

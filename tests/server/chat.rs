@@ -22,6 +22,7 @@ async fn two_users_chat_in_a_room() {
             room: room.room.id,
             client_id: "c1".into(),
             body: "hello @bo".into(),
+            reply_to: None,
         })
         .await;
     let ack = ana_chat
@@ -103,6 +104,7 @@ async fn resending_a_client_id_stores_one_message() {
         room,
         client_id: "same".into(),
         body: "once".into(),
+        reply_to: None,
     };
     chat.send(&send).await;
     chat.send(&send).await;
@@ -433,6 +435,7 @@ async fn shutdown_acks_in_flight_sends_and_loses_none() {
             room,
             client_id: format!("s{i}"),
             body: format!("in flight {i}"),
+            reply_to: None,
         })
         .await;
     }
@@ -573,6 +576,7 @@ async fn a_burst_of_sends_is_stored_in_the_order_sent() {
             room,
             client_id: format!("o{i}"),
             body: format!("{i}"),
+            reply_to: None,
         })
         .await;
     }

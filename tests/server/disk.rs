@@ -47,6 +47,7 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
             room,
             client_id: client_id.clone(),
             body: big(i),
+            reply_to: None,
         })
         .await;
         match chat
@@ -79,6 +80,7 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
             .json(&SendMessage {
                 client_id: Some(format!("http-while-full-{i}")),
                 body: big(1000 + i),
+                reply_to: None,
             })
             .send()
             .await
@@ -119,6 +121,7 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
         room,
         client_id: client_id.clone(),
         body: big(0),
+        reply_to: None,
     })
     .await;
     let ServerFrame::Ack { id, .. } = chat

@@ -49,6 +49,7 @@ async fn flood(sender: &Client, room: i64, count: usize) {
             .json(&SendMessage {
                 client_id: None,
                 body: big_body(i),
+                reply_to: None,
             })
             .send()
             .await

@@ -574,6 +574,7 @@ pub async fn post_message(
             &tidings_proto::v1::SendMessage {
                 client_id: Some(client_id.into()),
                 body: body.into(),
+                reply_to: None,
             },
         )
         .await

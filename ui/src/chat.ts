@@ -18,6 +18,7 @@ import {
   type HistoryPage,
   type LockCause,
   type Message,
+  type MessageId,
   type PresenceStatus,
   type RoomId,
   type RoomState,
@@ -31,6 +32,8 @@ import { TypingIndicator } from './typing';
 
 /** Messages per history page. */
 const PAGE = 50;
+/** The most older pages a jump to a quoted message loads. */
+const JUMP_PAGES = 20;
 /** The User Timing mark of the chat's first usable moment. */
 const INTERACTIVE_MARK = 'tidings:interactive';
 /** After an older page brought nothing new (offline, say), wait this long before asking again. */
@@ -124,12 +127,16 @@ export class Chat {
       remove: (row) => {
         if (row.id !== null) void this.changeMessage(commands.deleteMessage(row.id));
       },
+      reply: (row) => {
+        if (row.id !== null) this.composer.replyingTo(row.id, row.author, row.body);
+      },
+      jump: (id) => void this.jumpTo(id),
       needOlder: (history) => void this.loadOlder(history),
       atBottom: () => this.markRead(),
     });
     this.timeline.setMe(me.id);
     this.composer = new Composer({
-      send: (room, body) => this.send(room, body),
+      send: (room, body, replyTo) => this.send(room, body, replyTo),
       notice: (text) => this.notice.show(text),
     });
     this.settings = new Settings({
@@ -473,10 +480,26 @@ export class Chat {
   /** A message as a change left it: the row shows it as it now is. */
   private onChanged(message: Message): void {
     const history = this.histories.get(message.room);
-    if (history?.change(message) === true) {
-      if (message.deleted_at !== undefined) history.setEditing(message.id, false);
-      this.timeline.changed(history);
+    if (history === undefined) return;
+    const changed = history.change(message);
+    if (changed && message.deleted_at !== undefined) history.setEditing(message.id, false);
+    if (history.requote(message) || changed) this.timeline.changed(history);
+  }
+
+  /** Shows message `id` of the open room, loading older pages until it is held (or the room's
+   * beginning is reached, or `JUMP_PAGES` pages were loaded). */
+  private async jumpTo(id: MessageId): Promise<void> {
+    const room = this.current;
+    if (room === null) return;
+    const history = this.history(room);
+    for (let pages = 0; history.rowOf(id) === undefined && pages < JUMP_PAGES; pages++) {
+      if (!history.hasMore || this.current !== room) break;
+      const before = history.oldestId();
+      await this.loadOlder(history);
+      if (history.oldestId() === before) break;
     }
+    if (this.current !== room) return;
+    if (!this.timeline.reveal(history, id)) this.notice.show('That message is no longer in this room’s history.');
   }
 
   /** Runs a change the user asked for; its answer is shown at once (the event that follows
@@ -539,10 +562,10 @@ export class Chat {
 
   // ---- sending ----
 
-  private async send(room: RoomId, body: string): Promise<void> {
+  private async send(room: RoomId, body: string, replyTo: MessageId | null): Promise<void> {
     let clientId: string;
     try {
-      clientId = (await commands.send(room, body)).client_id;
+      clientId = (await commands.send(room, body, replyTo)).client_id;
     } catch (err) {
       throw new Error(toAppError(err).message);
     }

@@ -1,16 +1,18 @@
-// Writing a message: Enter sends, Shift+Enter starts a new line. Each room keeps its draft (saved
+// Writing a message: Enter sends, Shift+Enter starts a new line. A reply shows what it answers
+// above the text ("Replying to ana: …", × or Escape to cancel). Each room keeps its draft (saved
 // through the shell, debounced), and typing is announced at most once every few seconds.
 
 import { h } from './dom';
-import { commands, type RoomId } from './ipc';
+import { commands, type MessageId, type RoomId, type UserRef } from './ipc';
 
 const DRAFT_SAVE_MS = 500;
 const TYPING_EVERY_MS = 3000;
 const MAX_HEIGHT_PX = 200;
 
 export interface ComposerHooks {
-  /** Sends `body` to `room`; rejects with a message for the person if it could not. */
-  send(room: RoomId, body: string): Promise<void>;
+  /** Sends `body` to `room` (a reply to `replyTo`); rejects with a message for the person if
+   * it could not. */
+  send(room: RoomId, body: string, replyTo: MessageId | null): Promise<void>;
   /** Something went wrong that the person should hear about. */
   notice(text: string): void;
 }
@@ -25,6 +27,10 @@ export class Composer {
   private drafts = new Map<RoomId, string>();
   private saveTimer: number | null = null;
   private lastTyping = new Map<RoomId, number>();
+  /** The message the next send answers, in the open room. */
+  private replyTo: MessageId | null = null;
+  private readonly replyBanner: HTMLElement;
+  private readonly replyText: HTMLElement;
 
   constructor(private readonly hooks: ComposerHooks) {
     this.textarea = h('textarea', {
@@ -37,7 +43,16 @@ export class Composer {
     });
     this.label = h('label', { for: 'composer-input', class: 'visually-hidden' }, 'Message');
     this.button = h('button', { type: 'submit', class: 'primary', testid: 'composer-send' }, 'Send');
-    this.element = h('form', { class: 'composer' }, this.label, this.textarea, this.button);
+    this.replyText = h('span', { class: 'reply-text' });
+    const cancelReply = h(
+      'button',
+      { type: 'button', class: 'link-button', testid: 'reply-cancel', 'aria-label': 'Cancel the reply' },
+      '×',
+    );
+    cancelReply.addEventListener('click', () => this.cancelReply());
+    this.replyBanner = h('div', { class: 'reply-banner', testid: 'reply-banner', hidden: true }, this.replyText, cancelReply);
+    const row = h('div', { class: 'composer-row' }, this.label, this.textarea, this.button);
+    this.element = h('form', { class: 'composer' }, this.replyBanner, row);
 
     this.element.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -47,6 +62,9 @@ export class Composer {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey) {
         event.preventDefault();
         void this.submit();
+      } else if (event.key === 'Escape' && this.replyTo !== null) {
+        event.preventDefault();
+        this.cancelReply();
       }
     });
     this.textarea.addEventListener('input', () => this.onInput());
@@ -54,9 +72,25 @@ export class Composer {
     this.show('');
   }
 
+  /** The next message answers message `id` by `author` (shown as `preview`). */
+  replyingTo(id: MessageId, author: UserRef, preview: string): void {
+    if (this.room === null) return;
+    this.replyTo = id;
+    this.replyText.textContent = `Replying to ${author.name}: ${preview}`;
+    this.replyBanner.hidden = false;
+    this.focus();
+  }
+
+  private cancelReply(): void {
+    this.replyTo = null;
+    this.replyBanner.hidden = true;
+    this.replyText.textContent = '';
+  }
+
   /** Switches to another room's draft, saving the current one first. */
   setRoom(room: RoomId | null, title: string): void {
     if (room === this.room) return;
+    this.cancelReply();
     this.flush();
     this.room = room;
     this.show(title);
@@ -162,8 +196,10 @@ export class Composer {
     this.saveDraft(room, '');
     // A new message ends "typing": the next keystroke may announce again.
     this.lastTyping.delete(room);
+    const replyTo = this.replyTo;
+    this.cancelReply();
     try {
-      await this.hooks.send(room, body);
+      await this.hooks.send(room, body, replyTo);
     } catch (err) {
       // Give the text back rather than lose it.
       if (this.room === room && this.textarea.value === '') {

@@ -1,7 +1,7 @@
 // What the UI holds of one room's history: the stored messages it has seen, oldest first and
 // without duplicates, followed by the user's own messages still in the outbox. No DOM here.
 
-import type { Message, MessageId, Millis, OutboxItem, Reaction, RoomId, UserRef } from './ipc';
+import type { Message, MessageId, Millis, OutboxItem, Quote, Reaction, RoomId, UserRef } from './ipc';
 
 export type RowState =
   /** Stored by the server. */
@@ -29,6 +29,8 @@ export interface Row {
   /** Deleted: a placeholder without a body. */
   deleted: boolean;
   reactions: readonly Reaction[];
+  /** The message it answers, as that one now is. */
+  replyTo: Quote | null;
   /** Shown as an editor of its body. */
   editing: boolean;
   /** Raised by every change, so the row is drawn again. */
@@ -59,6 +61,7 @@ function storedRow(m: Message): Row {
     editedAt: m.edited_at ?? null,
     deleted: m.deleted_at !== undefined,
     reactions: m.reactions ?? [],
+    replyTo: m.reply_to ?? null,
     editing: false,
     version: 0,
     state: 'stored',
@@ -174,6 +177,23 @@ export class RoomHistory {
     return true;
   }
 
+  /** The replies held to `m` quote it as it now is; returns whether any did. */
+  requote(m: Message): boolean {
+    let any = false;
+    for (const row of this.stored) {
+      if (row.replyTo?.id !== m.id) continue;
+      row.replyTo = { id: m.id, author: m.author, preview: m.body, deleted: m.deleted_at !== undefined };
+      this.touched(row);
+      any = true;
+    }
+    return any;
+  }
+
+  /** The held row of message `id`. */
+  rowOf(id: MessageId): Row | undefined {
+    return this.storedRow(id);
+  }
+
   /** Shows (or stops showing) a held message as an editor; false when not held. */
   setEditing(id: MessageId, editing: boolean): boolean {
     const row = this.storedRow(id);
@@ -222,6 +242,7 @@ export class RoomHistory {
       editedAt: null,
       deleted: false,
       reactions: [],
+      replyTo: null,
       editing: false,
       version: 0,
       state: early === undefined ? 'sending' : 'acked',

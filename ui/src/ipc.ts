@@ -81,7 +81,8 @@ export interface Commands {
     limit: number,
     onPage: (page: HistoryPage) => void,
   ): Promise<null>;
-  send(room: RoomId, body: string): Promise<Queued>;
+  /** Sends `body` to `room`, as a reply to message `replyTo` of that room when given. */
+  send(room: RoomId, body: string, replyTo: MessageId | null): Promise<Queued>;
   outbox(): Promise<OutboxItem[]>;
   markRead(room: RoomId, messageId: MessageId): Promise<null>;
   /** One's own message gets a new body; the answer is the message as it now is. */

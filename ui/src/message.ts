@@ -19,6 +19,10 @@ export interface RowActions {
   saveEdit(row: Row, body: string): void;
   /** Deletes one's own message. */
   remove(row: Row): void;
+  /** The next message answers this one. */
+  reply(row: Row): void;
+  /** Shows message `id` of the open room (what a reply answers), loading history as needed. */
+  jump(id: number): void;
 }
 
 /** The reactions offered by a message's toolbar. */
@@ -88,6 +92,7 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
     el.appendChild(h('div', { class: 'message-body message-deleted', testid: 'message-deleted' }, 'Message deleted'));
     return el;
   }
+  if (row.replyTo !== null) el.appendChild(renderQuote(row, actions));
   if (row.editing) {
     el.appendChild(renderEditor(row, actions));
   } else {
@@ -142,6 +147,22 @@ function renderReactions(row: Row, me: number, actions: RowActions): HTMLElement
   return list;
 }
 
+/** What a reply answers, as that message now is; a click shows it. */
+function renderQuote(row: Row, actions: RowActions): HTMLElement {
+  const quote = row.replyTo;
+  const text = quote === null ? '' : quote.deleted ? 'Message deleted' : quote.preview;
+  const button = h(
+    'button',
+    { type: 'button', class: quote?.deleted === true ? 'quote deleted' : 'quote', testid: 'quote', 'data-reply-to': quote?.id },
+    h('span', { class: 'quote-author' }, quote?.author.name ?? ''),
+    h('span', { class: 'quote-text' }, text),
+  );
+  button.addEventListener('click', () => {
+    if (quote !== null) actions.jump(quote.id);
+  });
+  return button;
+}
+
 /** The row's toolbar, shown on hover or focus: quick reactions, and on one's own message Edit
  * and Delete. */
 function renderTools(row: Row, me: number, actions: RowActions): HTMLElement {
@@ -156,6 +177,9 @@ function renderTools(row: Row, me: number, actions: RowActions): HTMLElement {
     button.addEventListener('click', () => actions.react(row, emoji, !mine));
     tools.appendChild(button);
   }
+  const reply = h('button', { type: 'button', class: 'tool', testid: 'message-reply' }, 'Reply');
+  reply.addEventListener('click', () => actions.reply(row));
+  tools.appendChild(reply);
   if (row.author.id === me) {
     const edit = h('button', { type: 'button', class: 'tool', testid: 'message-edit' }, 'Edit');
     edit.addEventListener('click', () => actions.edit(row, row.body));

@@ -15,6 +15,11 @@ import { h, setText } from './dom';
 import type { RoomHistory, Row } from './history';
 import type { RoomId } from './ipc';
 import { renderRow, rowLook, type RowActions } from './message';
+
+/** How far below the top a revealed message shows. */
+const REVEAL_MARGIN_PX = 80;
+/** How long a revealed message stays marked. */
+const HIGHLIGHT_MS = 2000;
 import { anchorAt, prefixOffsets, scrollTopFor, visibleRange } from './virtual';
 
 /** Rows drawn beyond each edge of the viewport. */
@@ -133,6 +138,24 @@ export class Timeline {
     if (history !== this.history) return;
     this.dirty = true;
     this.render();
+  }
+
+  /** Scrolls the open room so that message `id` shows near the top, and marks it for a moment;
+   * false when the room does not hold it. */
+  reveal(history: RoomHistory, id: number): boolean {
+    if (history !== this.history) return false;
+    const row = history.rowOf(id);
+    if (row === undefined) return false;
+    this.stick = false;
+    this.anchor = { row, delta: -REVEAL_MARGIN_PX };
+    this.dirty = true;
+    this.render();
+    const el = this.element.querySelector<HTMLElement>(`[data-testid="message"][data-id="${id}"]`);
+    if (el !== null) {
+      el.classList.add('highlight');
+      window.setTimeout(() => el.classList.remove('highlight'), HIGHLIGHT_MS);
+    }
+    return true;
   }
 
   /** The room's name changed (a rename, or a DM peer's name). */

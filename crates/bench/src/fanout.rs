@@ -703,6 +703,7 @@ impl Publisher {
                 room,
                 client_id: format!("p{seq}"),
                 body,
+                reply_to: None,
             })?,
             None => body,
         };

@@ -199,6 +199,7 @@ async fn send_loop(
                         room,
                         client_id: format!("b{seq}"),
                         body: format!("persistence {index} {seq}"),
+                        reply_to: None,
                     };
                     socket.feed(WsMessage::text(serde_json::to_string(&frame)?)).await?;
                     in_flight.insert(seq, Instant::now());

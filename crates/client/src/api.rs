@@ -299,6 +299,7 @@ impl Api {
         let body = SendMessage {
             client_id: Some(client_id.into()),
             body: body.into(),
+            reply_to: None,
         };
         self.call(
             Method::POST,

@@ -286,6 +286,7 @@ impl<C: Transport> Conn<C> {
                 room: outgoing.room,
                 client_id: outgoing.client_id.clone(),
                 body: outgoing.body,
+                reply_to: outgoing.reply_to,
             })
             .await?;
             self.in_flight.insert(outgoing.client_id);

@@ -504,10 +504,20 @@ impl Client {
     /// Sends a message: it goes to the outbox first (durably), then out as soon as the chat
     /// channel is up; it survives restarts and is never stored twice by the server.
     pub async fn send(&self, room: RoomId, body: &str) -> Result<Outgoing, ClientError> {
+        self.send_message(room, body, None).await
+    }
+
+    /// Like [`Client::send`], as a reply to message `reply_to` of the same room when given.
+    pub async fn send_message(
+        &self,
+        room: RoomId,
+        body: &str,
+        reply_to: Option<MessageId>,
+    ) -> Result<Outgoing, ClientError> {
         let body = body.to_owned();
         let outgoing = self
             .inner
-            .local(move |s| s.enqueue(room, &body, now_ms()))
+            .local(move |s| s.enqueue(room, &body, reply_to, now_ms()))
             .await?;
         self.inner.outbox_wake.notify_one();
         Ok(outgoing)

@@ -41,6 +41,7 @@ pub fn declarations() -> String {
         RoomState,
         Message,
         Reaction,
+        Quote,
         HistoryPage,
         PresenceStatus,
         // Errors.

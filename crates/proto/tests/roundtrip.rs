@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
     ClientFrame, CreateRoom, ErrorBody, ErrorCode, Hello, HistoryPage, Invite, Lock, LockReason,
-    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Reaction,
-    ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind, RoomState,
-    SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
+    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Quote,
+    Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
+    RoomState, SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
     decode_client_frame,
 };
 
@@ -179,10 +179,23 @@ prop_compose! {
         edited_at in prop::option::of(any::<i64>()),
         deleted_at in prop::option::of(any::<i64>()),
         reactions in prop::collection::vec(reaction(), 0..3),
+        reply_to in prop::option::of(quote()),
     ) -> Message {
         Message {
             id, room, author, body, sent_at, client_id, mentions, edited_at, deleted_at, reactions,
+            reply_to,
         }
+    }
+}
+
+prop_compose! {
+    fn quote()(
+        id in any::<i64>(),
+        author in user_ref(),
+        preview in text(),
+        deleted in any::<bool>(),
+    ) -> Quote {
+        Quote { id, author, preview, deleted }
     }
 }
 
@@ -227,11 +240,14 @@ prop_compose! {
 
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
-        (any::<i64>(), text(), text()).prop_map(|(room, client_id, body)| ClientFrame::Send {
-            room,
-            client_id,
-            body,
-        }),
+        (any::<i64>(), text(), text(), prop::option::of(any::<i64>())).prop_map(
+            |(room, client_id, body, reply_to)| ClientFrame::Send {
+                room,
+                client_id,
+                body,
+                reply_to,
+            }
+        ),
         (any::<i64>(), any::<i64>())
             .prop_map(|(room, message_id)| ClientFrame::Read { room, message_id }),
         any::<i64>().prop_map(|room| ClientFrame::Typing { room }),
@@ -409,7 +425,13 @@ fn open_dm() -> impl Strategy<Value = OpenDm> {
 }
 
 fn send_message() -> impl Strategy<Value = SendMessage> {
-    (opt_text(), text()).prop_map(|(client_id, body)| SendMessage { client_id, body })
+    (opt_text(), text(), prop::option::of(any::<i64>())).prop_map(|(client_id, body, reply_to)| {
+        SendMessage {
+            client_id,
+            body,
+            reply_to,
+        }
+    })
 }
 
 fn read_marker() -> impl Strategy<Value = ReadMarker> {

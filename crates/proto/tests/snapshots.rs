@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
     ClientFrame, CreateRoom, ErrorBody, ErrorCode, Hello, HistoryPage, Invite, Lock, LockReason,
-    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Reaction,
-    ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind, RoomState,
-    SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
+    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Quote,
+    Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
+    RoomState, SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
     decode_client_frame,
 };
 
@@ -79,6 +79,12 @@ fn full_message() -> Message {
             emoji: "👍".to_owned(),
             users: vec![2, 1],
         }],
+        reply_to: Some(Quote {
+            id: 40,
+            author: grace(),
+            preview: "who's around?".to_owned(),
+            deleted: false,
+        }),
     }
 }
 
@@ -96,6 +102,7 @@ fn bare_message() -> Message {
         edited_at: None,
         deleted_at: None,
         reactions: vec![],
+        reply_to: None,
     }
 }
 
@@ -107,6 +114,7 @@ fn client_send() {
         room: 3,
         client_id: "c-0001".to_owned(),
         body: "hi @grace".to_owned(),
+        reply_to: None,
     };
     let json = serde_json::to_string(&frame).unwrap();
     assert_eq!(decode_client_frame(&json), Ok(frame.clone()));
@@ -474,6 +482,7 @@ fn api_send_message() {
     pin_json!(SendMessage {
         client_id: Some("c-0002".to_owned()),
         body: "posted over HTTP".to_owned(),
+        reply_to: None,
     });
 }
 
@@ -482,6 +491,7 @@ fn api_send_message_without_client_id() {
     pin_json!(SendMessage {
         client_id: None,
         body: "posted over HTTP".to_owned(),
+        reply_to: None,
     });
 }
 

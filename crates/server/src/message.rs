@@ -39,8 +39,11 @@ pub async fn post(
     room: RoomId,
     client_id: Option<String>,
     body: String,
+    reply_to: Option<MessageId>,
 ) -> ApiResult<Sent> {
-    queue(state, author, room, client_id, body).await?.await
+    queue(state, author, room, client_id, body, reply_to)
+        .await?
+        .await
 }
 
 /// Validates and rate-limits a message and queues it to the store, returning as soon as it is
@@ -53,6 +56,7 @@ pub async fn queue(
     room: RoomId,
     client_id: Option<String>,
     body: String,
+    reply_to: Option<MessageId>,
 ) -> ApiResult<Committing> {
     check_body(state, &body)?;
     if let Some(id) = &client_id
@@ -87,6 +91,7 @@ pub async fn queue(
         client_id,
         body,
         sent_at: state.now_ms(),
+        reply_to,
     };
     // The store checks, in the same transaction, that the room exists and the author is in it.
     // Fan-out follows the store's log (see `crate::run`), not this send.
@@ -105,6 +110,10 @@ pub async fn queue(
             Err(StoreError::NotAllowed) => Err(ApiError::new(
                 ErrorCode::NotMember,
                 "you are not a member of this room",
+            )),
+            Err(StoreError::NotInRoom) => Err(ApiError::new(
+                ErrorCode::Invalid,
+                "a reply answers a message of the same room that is still there",
             )),
             Err(err) => Err(err.into()),
         }
@@ -297,7 +306,15 @@ pub async fn send(
     Path(room): Path<RoomId>,
     Json(req): Json<SendMessage>,
 ) -> ApiResult<(StatusCode, axum::Json<Message>)> {
-    let sent = post(&state, &authed.user, room, req.client_id, req.body).await?;
+    let sent = post(
+        &state,
+        &authed.user,
+        room,
+        req.client_id,
+        req.body,
+        req.reply_to,
+    )
+    .await?;
     let status = if sent.duplicate {
         StatusCode::OK
     } else {

@@ -27,8 +27,10 @@ pub async fn start(state: &AppState, user: &User, frame: ClientFrame) -> Result<
             room,
             client_id,
             body,
+            reply_to,
         } => {
-            let queued = message::queue(&state, &user, room, Some(client_id.clone()), body).await;
+            let queued =
+                message::queue(&state, &user, room, Some(client_id.clone()), body, reply_to).await;
             Box::pin(async move {
                 let answer = match queued {
                     Ok(committing) => committing.await,

@@ -62,6 +62,15 @@ pub fn message(message: store::Message) -> proto::Message {
                 users: r.users,
             })
             .collect(),
+        reply_to: message.reply_to.map(|quote| proto::Quote {
+            id: quote.id,
+            author: proto::UserRef {
+                id: quote.author.id,
+                name: quote.author.name,
+            },
+            preview: proto::preview(&quote.body),
+            deleted: quote.deleted,
+        }),
     }
 }
 

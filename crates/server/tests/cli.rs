@@ -177,6 +177,7 @@ async fn author(
                 room,
                 client_id: client_id(n),
                 body: format!("author {me} message {n}"),
+                reply_to: None,
             };
             Message::text(serde_json::to_string(&frame).unwrap())
         };

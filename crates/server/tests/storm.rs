@@ -227,6 +227,7 @@ async fn write_missed(db: &std::path::Path, devices: &[Device]) -> MessageId {
                 client_id: None,
                 body: format!("while the server was down, {n}"),
                 sent_at: now_ms(),
+                reply_to: None,
             };
             match store.insert_message(message).await.unwrap() {
                 Inserted::New(stored) => latest = latest.max(stored.id),

@@ -106,6 +106,7 @@ const TABLES: &[Table] = &[
             ("sent_at", "bigint"),
             ("edited_at", "bigint"),
             ("deleted_at", "bigint"),
+            ("reply_to", "bigint"),
         ],
     },
     Table {

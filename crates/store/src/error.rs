@@ -46,6 +46,9 @@ pub enum StoreError {
     /// DM with oneself, or posting to a room one is not a member of.
     #[error("not allowed")]
     NotAllowed,
+    /// A reply to a message that is not one of the same room (or is deleted).
+    #[error("the message replied to is not in this room")]
+    NotInRoom,
     /// A limit on what one thing may hold was reached (the reactions of a message).
     #[error("too many {0}")]
     TooMany(&'static str),

@@ -57,7 +57,7 @@ pub use copy::{Copied, copy_sqlite_to_postgres};
 pub use error::StoreError;
 pub use message::{
     Author, Change, Changed, Inserted, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
-    NewMessage, Reaction, Replayed, parse_mentions,
+    NewMessage, Quote, Reaction, Replayed, parse_mentions,
 };
 pub use queued::Queued;
 pub use room::{Room, RoomKind, RoomSummary};

@@ -28,6 +28,17 @@ pub struct Message {
     pub deleted_at: Option<Millis>,
     /// Its reactions, each emoji once, in the order they were first added.
     pub reactions: Vec<Reaction>,
+    /// The message it answers, as that one now is.
+    pub reply_to: Option<Quote>,
+}
+
+/// The message a reply answers, as it now is (an edit shows, a deletion empties it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub id: MessageId,
+    pub author: Author,
+    pub body: String,
+    pub deleted: bool,
 }
 
 /// One emoji on a message and who added it, in the order they did.
@@ -171,13 +182,15 @@ pub(crate) fn allowed(
 }
 
 /// A message to store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewMessage {
     pub room_id: RoomId,
     pub author_id: UserId,
     pub client_id: Option<String>,
     pub body: String,
     pub sent_at: Millis,
+    /// The message it answers: one of the same room, not deleted. Its author is mentioned.
+    pub reply_to: Option<MessageId>,
 }
 
 /// What [`Store::insert_message`] did.

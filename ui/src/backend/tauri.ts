@@ -49,7 +49,8 @@ const commands: Commands = {
     return invoke<null>('history', { room, before, limit, pages });
   },
 
-  send: (room: RoomId, body: string): Promise<Queued> => invoke<Queued>('send', { room, body }),
+  send: (room: RoomId, body: string, replyTo: MessageId | null): Promise<Queued> =>
+    invoke<Queued>('send', { room, body, reply_to: replyTo }),
 
   outbox: (): Promise<OutboxItem[]> => invoke<OutboxItem[]>('outbox'),
 

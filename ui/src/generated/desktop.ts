@@ -31,7 +31,7 @@ export type Hosted = { host: HostInfo, invite: string, };
 
 export type Queued = { client_id: string, };
 
-export type Pending = { client_id: string, room: number, body: string, created_at: number, };
+export type Pending = { client_id: string, room: number, body: string, created_at: number, reply_to?: number, };
 
 export type InviteCode = { code: string, };
 

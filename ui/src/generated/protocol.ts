@@ -68,7 +68,8 @@ body: string, sent_at: number,
  */
 client_id?: string, 
 /**
- * Users mentioned with `@name`, ascending by id. Left out when there are none.
+ * Users mentioned with `@name` (and the author of the message it answers), ascending by id.
+ * Left out when there are none.
  */
 mentions?: Array<number>, 
 /**
@@ -83,12 +84,25 @@ deleted_at?: number,
 /**
  * Its reactions, each emoji once, in the order first added. Left out when there are none.
  */
-reactions?: Array<Reaction>, };
+reactions?: Array<Reaction>, 
+/**
+ * The message this one answers, as that one now is. Its author is among `mentions`.
+ */
+reply_to?: Quote, };
 
 /**
  * One emoji on a message, and who added it, in the order they did.
  */
 export type Reaction = { emoji: string, users: Array<number>, };
+
+/**
+ * The message a reply answers, as it now is: its start, or nothing once deleted.
+ */
+export type Quote = { id: number, author: UserRef, 
+/**
+ * The start of its body (as the feed's previews are cut); empty once deleted.
+ */
+preview: string, deleted: boolean, };
 
 /**
  * One page of a room's history, oldest message first.
@@ -208,7 +222,11 @@ client_id?: string,
 /**
  * Plain text, not only white space, at most the server's `max_body_bytes`.
  */
-body: string, };
+body: string, 
+/**
+ * A message of the same room (not deleted) this one answers.
+ */
+reply_to?: number, };
 
 /**
  * `PATCH /api/messages/{id}`: one's own message gets a new body.
@@ -232,7 +250,11 @@ export type Invite = { code: string, expires_at?: number, };
 /**
  * A frame from the client.
  */
-export type ClientFrame = { "type": "send", room: number, client_id: string, body: string, } | { "type": "read", room: number, message_id: number, } | { "type": "typing", room: number, } | { "type": "history", room: number, before?: number | null, limit?: number | null, } | { "type": "sync", since: number, } | { "type": "edit", message_id: number, body: string, } | { "type": "delete", message_id: number, } | { "type": "react", message_id: number, emoji: string, } | { "type": "unreact", message_id: number, emoji: string, };
+export type ClientFrame = { "type": "send", room: number, client_id: string, body: string, 
+/**
+ * A message of the same room this one answers.
+ */
+reply_to?: number | null, } | { "type": "read", room: number, message_id: number, } | { "type": "typing", room: number, } | { "type": "history", room: number, before?: number | null, limit?: number | null, } | { "type": "sync", since: number, } | { "type": "edit", message_id: number, body: string, } | { "type": "delete", message_id: number, } | { "type": "react", message_id: number, emoji: string, } | { "type": "unreact", message_id: number, emoji: string, };
 
 /**
  * A frame from the server.

@@ -55,6 +55,7 @@ pub(super) fn message(id: MessageId, room: RoomId, author: UserId, body: &str) -
         edited_at: None,
         deleted_at: None,
         reactions: Vec::new(),
+        reply_to: None,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::Row;
 use rusqlite::types::Type;
-use tidings_proto::v1::{Message, MessageId, Reaction, RoomId, UserId, UserRef};
+use tidings_proto::v1::{Message, MessageId, Quote, Reaction, RoomId, UserId, UserRef, preview};
 
 use super::{LocalError, LocalStore, bad_value};
 
@@ -25,6 +25,13 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         Some(json) => serde_json::from_str::<Vec<Reaction>>(json)
             .map_err(|err| bad_value(10, Type::Text, format!("bad reactions: {err}")))?,
     };
+    let reply_to = match row.get_ref(11)?.as_str_or_null()? {
+        None => None,
+        Some(json) => Some(
+            serde_json::from_str::<Quote>(json)
+                .map_err(|err| bad_value(11, Type::Text, format!("bad quote: {err}")))?,
+        ),
+    };
     Ok(Message {
         id: row.get(0)?,
         room: row.get(1)?,
@@ -39,7 +46,26 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         edited_at: row.get(8)?,
         deleted_at: row.get(9)?,
         reactions,
+        reply_to,
     })
+}
+
+/// The quote column: the wire's JSON of the message answered.
+fn quote_json(message: &Message) -> Option<String> {
+    message
+        .reply_to
+        .as_ref()
+        .map(|quote| serde_json::to_string(quote).unwrap_or_default())
+}
+
+/// How a reply quotes `message`, as it now is.
+fn quote_of(message: &Message) -> Quote {
+    Quote {
+        id: message.id,
+        author: message.author.clone(),
+        preview: preview(&message.body),
+        deleted: message.deleted_at.is_some(),
+    }
 }
 
 /// The reactions column: the wire's JSON, or NULL when there are none.
@@ -66,8 +92,8 @@ impl LocalStore {
             let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?1)")?;
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO messages (id, room_id, author_id, author_name, body, sent_at, client_id,
-                                       edited_at, deleted_at, reactions)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                       edited_at, deleted_at, reactions, reply_to, quote)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (id) DO UPDATE SET
                      room_id = excluded.room_id,
                      author_id = excluded.author_id,
@@ -77,7 +103,9 @@ impl LocalStore {
                      client_id = excluded.client_id,
                      edited_at = excluded.edited_at,
                      deleted_at = excluded.deleted_at,
-                     reactions = excluded.reactions",
+                     reactions = excluded.reactions,
+                     reply_to = excluded.reply_to,
+                     quote = excluded.quote",
             )?;
             let mut clear_mentions = tx.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?;
             let mut mention =
@@ -106,6 +134,8 @@ impl LocalStore {
                     message.edited_at,
                     message.deleted_at,
                     reactions_json(message),
+                    message.reply_to.as_ref().map(|quote| quote.id),
+                    quote_json(message),
                 ))?;
                 clear_mentions.execute([message.id])?;
                 for user in &message.mentions {
@@ -139,6 +169,10 @@ impl LocalStore {
                     message.deleted_at,
                     reactions_json(message),
                 ))?;
+            // The replies to it quote it as it now is.
+            let quote = serde_json::to_string(&quote_of(message)).unwrap_or_default();
+            tx.prepare_cached("UPDATE messages SET quote = ?2 WHERE reply_to = ?1")?
+                .execute((message.id, quote))?;
             if updated == 0 {
                 return Ok(false);
             }
@@ -165,7 +199,7 @@ impl LocalStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT m.id, m.room_id, m.author_id, m.author_name, m.body, m.sent_at, m.client_id,
                         (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id),
-                        m.edited_at, m.deleted_at, m.reactions
+                        m.edited_at, m.deleted_at, m.reactions, m.quote
                  FROM messages m
                  WHERE m.room_id = ?1 AND m.id < ?2
                  ORDER BY m.id DESC

@@ -5,7 +5,7 @@
 //! because the server deduplicates by `client_id`.
 
 use rusqlite::Row;
-use tidings_proto::v1::{Millis, RoomId};
+use tidings_proto::v1::{MessageId, Millis, RoomId};
 
 use super::{LocalError, LocalStore};
 
@@ -22,6 +22,8 @@ pub struct Outgoing {
     pub attempts: u32,
     /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+    /// The message of the same room it answers.
+    pub reply_to: Option<MessageId>,
 }
 
 fn outgoing_from_row(row: &Row<'_>) -> rusqlite::Result<Outgoing> {
@@ -32,6 +34,7 @@ fn outgoing_from_row(row: &Row<'_>) -> rusqlite::Result<Outgoing> {
         created_at: row.get(3)?,
         attempts: row.get(4)?,
         last_error: row.get(5)?,
+        reply_to: row.get(6)?,
     })
 }
 
@@ -43,7 +46,13 @@ fn new_client_id() -> String {
 impl LocalStore {
     /// Writes a message to the outbox under a new random `client_id`; it is on disk when this
     /// returns.
-    pub fn enqueue(&self, room: RoomId, body: &str, now: Millis) -> Result<Outgoing, LocalError> {
+    pub fn enqueue(
+        &self,
+        room: RoomId,
+        body: &str,
+        reply_to: Option<MessageId>,
+        now: Millis,
+    ) -> Result<Outgoing, LocalError> {
         let outgoing = Outgoing {
             client_id: new_client_id(),
             room,
@@ -51,12 +60,14 @@ impl LocalStore {
             created_at: now,
             attempts: 0,
             last_error: None,
+            reply_to,
         };
         self.run(|conn| {
             let mut stmt = conn.prepare_cached(
-                "INSERT INTO outbox (client_id, room_id, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO outbox (client_id, room_id, body, created_at, reply_to)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            stmt.execute((&outgoing.client_id, room, body, now))?;
+            stmt.execute((&outgoing.client_id, room, body, now, reply_to))?;
             Ok(())
         })?;
         Ok(outgoing)
@@ -66,7 +77,7 @@ impl LocalStore {
     pub fn outbox(&self) -> Result<Vec<Outgoing>, LocalError> {
         self.run(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT client_id, room_id, body, created_at, attempts, last_error
+                "SELECT client_id, room_id, body, created_at, attempts, last_error, reply_to
                  FROM outbox ORDER BY seq",
             )?;
             let outbox = stmt
@@ -104,8 +115,8 @@ mod tests {
     #[test]
     fn client_ids_are_128_bit_hex_and_distinct() {
         let store = LocalStore::open_in_memory().unwrap();
-        let a = store.enqueue(1, "a", 1).unwrap();
-        let b = store.enqueue(1, "b", 1).unwrap();
+        let a = store.enqueue(1, "a", None, 1).unwrap();
+        let b = store.enqueue(1, "b", None, 1).unwrap();
         for id in [&a.client_id, &b.client_id] {
             assert_eq!(id.len(), 32);
             assert!(
@@ -120,10 +131,10 @@ mod tests {
     fn outbox_is_oldest_first_and_remove_takes_one() {
         let store = LocalStore::open_in_memory().unwrap();
         assert!(store.outbox().unwrap().is_empty());
-        let first = store.enqueue(1, "first", 300).unwrap();
+        let first = store.enqueue(1, "first", None, 300).unwrap();
         // Enqueue order wins over timestamps, which a clock change can reorder.
-        let second = store.enqueue(2, "second", 100).unwrap();
-        let third = store.enqueue(1, "third", 200).unwrap();
+        let second = store.enqueue(2, "second", None, 100).unwrap();
+        let third = store.enqueue(1, "third", None, 200).unwrap();
         assert_eq!(
             first,
             Outgoing {
@@ -133,6 +144,7 @@ mod tests {
                 created_at: 300,
                 attempts: 0,
                 last_error: None,
+                reply_to: None,
             }
         );
         assert_eq!(
@@ -149,7 +161,7 @@ mod tests {
     #[test]
     fn attempts_count_and_keep_the_last_error() {
         let store = LocalStore::open_in_memory().unwrap();
-        let out = store.enqueue(1, "hi", 5).unwrap();
+        let out = store.enqueue(1, "hi", None, 5).unwrap();
         store
             .note_attempt(&out.client_id, Some("timed out"))
             .unwrap();
@@ -174,8 +186,8 @@ mod tests {
         let path = dir.path().join("local.db");
         let (a, b) = {
             let store = LocalStore::open(&path).unwrap();
-            let a = store.enqueue(1, "before the crash", 10).unwrap();
-            let b = store.enqueue(2, "and this", 11).unwrap();
+            let a = store.enqueue(1, "before the crash", None, 10).unwrap();
+            let b = store.enqueue(2, "and this", None, 11).unwrap();
             store.note_attempt(&a.client_id, Some("offline")).unwrap();
             (a, b)
         };

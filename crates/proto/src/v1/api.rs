@@ -119,6 +119,9 @@ pub struct SendMessage {
     /// Plain text, not only white space, at most the server's `max_body_bytes`.
     #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub body: String,
+    /// A message of the same room (not deleted) this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
 }
 
 /// `PATCH /api/messages/{id}`: one's own message gets a new body.

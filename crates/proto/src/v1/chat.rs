@@ -24,6 +24,9 @@ pub enum ClientFrame {
         room: RoomId,
         client_id: String,
         body: String,
+        /// A message of the same room this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<MessageId>,
     },
     /// Move the read marker of a room forward.
     Read { room: RoomId, message_id: MessageId },
@@ -314,6 +317,7 @@ mod tests {
                 room: 3,
                 client_id: "c-1".to_owned(),
                 body: "hi".to_owned(),
+                reply_to: None,
             })
         );
     }
@@ -325,6 +329,7 @@ mod tests {
                 room: 1,
                 client_id: "c".to_owned(),
                 body: "b".to_owned(),
+                reply_to: None,
             },
             ClientFrame::Read {
                 room: 1,

@@ -93,7 +93,8 @@ pub struct Message {
     /// The id the author's client chose for idempotency, echoed so the author can match its outbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// Users mentioned with `@name`, ascending by id. Left out when there are none.
+    /// Users mentioned with `@name` (and the author of the message it answers), ascending by id.
+    /// Left out when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<UserId>>", optional))]
     pub mentions: Vec<UserId>,
@@ -108,6 +109,21 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<Reaction>>", optional))]
     pub reactions: Vec<Reaction>,
+    /// The message this one answers, as that one now is. Its author is among `mentions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+}
+
+/// The message a reply answers, as it now is: its start, or nothing once deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Quote {
+    pub id: MessageId,
+    pub author: UserRef,
+    /// The start of its body (as the feed's previews are cut); empty once deleted.
+    pub preview: String,
+    pub deleted: bool,
 }
 
 /// One emoji on a message, and who added it, in the order they did.

@@ -6,7 +6,7 @@ use tokio_postgres::{IsolationLevel, Row};
 
 use super::writer::MENTION;
 use super::{Postgres, get, log_entry};
-use crate::message::{Target, allowed, group_reactions, merge_replay};
+use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
 use crate::queued::Queued;
 use crate::{
     Author, Change, Changed, Inserted, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
@@ -20,24 +20,31 @@ macro_rules! message_columns {
         "SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
        ARRAY(SELECT mn.user_id FROM mentions mn WHERE mn.message_id = m.id ORDER BY mn.user_id),
        m.edited_at, m.deleted_at,
-       ARRAY(SELECT r.emoji FROM reactions r WHERE r.message_id = m.id
-             ORDER BY r.at, r.user_id, r.emoji),
-       ARRAY(SELECT r.user_id FROM reactions r WHERE r.message_id = m.id
-             ORDER BY r.at, r.user_id, r.emoji)"
+       ARRAY(SELECT x.emoji FROM reactions x WHERE x.message_id = m.id
+             ORDER BY x.at, x.user_id, x.emoji),
+       ARRAY(SELECT x.user_id FROM reactions x WHERE x.message_id = m.id
+             ORDER BY x.at, x.user_id, x.emoji),
+       m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL"
+    };
+}
+
+/// The joins `message_columns!` reads the author and the message answered from.
+macro_rules! message_joins {
+    () => {
+        " JOIN users u ON u.id = m.author_id \
+         LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id"
     };
 }
 
 /// Messages; callers add the WHERE clause.
-pub(super) const MESSAGE_SELECT: &str = concat!(
-    message_columns!(),
-    " FROM messages m JOIN users u ON u.id = m.author_id"
-);
+pub(super) const MESSAGE_SELECT: &str =
+    concat!(message_columns!(), " FROM messages m", message_joins!());
 
 /// A changed message as it now is, and after its columns the change's id.
 pub(super) const CHANGE_SELECT: &str = concat!(
     message_columns!(),
-    ", c.id FROM log_changes c JOIN messages m ON m.id = c.message_id \
-     JOIN users u ON u.id = m.author_id"
+    ", c.id FROM log_changes c JOIN messages m ON m.id = c.message_id",
+    message_joins!()
 );
 
 /// The kinds of `log_changes` that change a message.
@@ -67,6 +74,18 @@ pub(super) fn message_from(row: &Row) -> Result<Message, StoreError> {
         edited_at: get(row, 8)?,
         deleted_at: get(row, 9)?,
         reactions: group_reactions(reactions),
+        reply_to: match get::<Option<MessageId>>(row, 12)? {
+            None => None,
+            Some(id) => Some(Quote {
+                id,
+                author: Author {
+                    id: get(row, 13)?,
+                    name: get(row, 14)?,
+                },
+                body: get(row, 15)?,
+                deleted: get(row, 16)?,
+            }),
+        },
     })
 }
 
@@ -148,7 +167,7 @@ impl Postgres {
             .collect::<Result<Vec<_>, _>>()?;
         let changes = changes
             .iter()
-            .map(|row| Ok((get(row, 12)?, message_from(row)?)))
+            .map(|row| Ok((get(row, 17)?, message_from(row)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         tx.commit().await?;
         Ok(merge_replay(messages, changes, limit as usize))
@@ -252,8 +271,21 @@ async fn apply(
                 .prepare_cached("DELETE FROM mentions WHERE message_id = $1")
                 .await?;
             tx.execute(&stmt, &[&id]).await?;
+            // The author of the message it answers counts as mentioned.
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT u.name FROM messages m JOIN messages r ON r.id = m.reply_to \
+                     JOIN users u ON u.id = r.author_id \
+                     WHERE m.id = $1 AND r.author_id <> m.author_id",
+                )
+                .await?;
+            let answered: Option<String> = match tx.query_opt(&stmt, &[&id]).await? {
+                Some(row) => Some(get(&row, 0)?),
+                None => None,
+            };
             let names: Vec<String> = parse_mentions(body)
                 .into_iter()
+                .chain(answered.as_deref())
                 .map(str::to_lowercase)
                 .collect();
             if !names.is_empty() {

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/postgres/0001_init.sql"),
     include_str!("../../../../migrations/postgres/0002_everyone.sql"),
     include_str!("../../../../migrations/postgres/0003_changes.sql"),
+    include_str!("../../../../migrations/postgres/0004_replies.sql"),
 ];
 
 /// The schema version a fully migrated database has.

@@ -30,7 +30,7 @@ use tokio_postgres::types::ToSql;
 
 use super::message::load_message;
 use crate::queued::{Answer, Queued};
-use crate::{Author, Inserted, Message, NewMessage, StoreError, parse_mentions};
+use crate::{Author, Inserted, Message, NewMessage, Quote, StoreError, parse_mentions};
 
 /// How many messages may wait for the writer before callers are made to wait.
 const QUEUE_DEPTH: usize = 4096;
@@ -40,13 +40,20 @@ pub(crate) const LOG_CHANNEL: &str = "tidings_log";
 
 /// The checks of a whole batch in one statement, row `i` for message `i`: an earlier message
 /// with the same author and client id, whether the room exists, whether the author is a member,
-/// and the author's name.
+/// the author's name, and the message it answers (its author's id and name, and its body) when
+/// that is a message of the same room, not deleted.
 const CHECK: &str = "\
 SELECT (SELECT id FROM messages m WHERE m.author_id = b.author AND m.client_id = b.client),
        EXISTS (SELECT 1 FROM rooms r WHERE r.id = b.room),
        EXISTS (SELECT 1 FROM members mb WHERE mb.room_id = b.room AND mb.user_id = b.author),
-       (SELECT name FROM users u WHERE u.id = b.author)
-FROM unnest($1::bigint[], $2::bigint[], $3::text[]) WITH ORDINALITY AS b(room, author, client, i)
+       (SELECT name FROM users u WHERE u.id = b.author),
+       q.author_id, q.name, q.body
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[])
+     WITH ORDINALITY AS b(room, author, client, reply, i)
+LEFT JOIN LATERAL (
+    SELECT r.author_id, u.name, r.body FROM messages r JOIN users u ON u.id = r.author_id
+    WHERE r.id = b.reply AND r.room_id = b.room AND r.deleted_at IS NULL
+) q ON true
 ORDER BY b.i";
 
 /// The batch's ids: the last of `$1` new ones. The row lock this takes is held until commit.
@@ -54,9 +61,9 @@ const TAKE_IDS: &str = "UPDATE log_head SET last_id = last_id + $1 RETURNING las
 
 /// Every new message of the batch in one statement.
 const INSERT: &str = "\
-INSERT INTO messages (id, room_id, author_id, client_id, body, sent_at)
+INSERT INTO messages (id, room_id, author_id, client_id, body, sent_at, reply_to)
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                     $6::bigint[])";
+                     $6::bigint[], $7::bigint[])";
 
 /// The batch's mentions in one statement: (message, room, lowercased name) triples, kept when
 /// the name is a member of the room. Answers who was mentioned in which message.
@@ -209,8 +216,11 @@ async fn commit(
     let rooms: Vec<i64> = messages.iter().map(|m| m.room_id).collect();
     let authors: Vec<i64> = messages.iter().map(|m| m.author_id).collect();
     let clients: Vec<Option<&str>> = messages.iter().map(|m| m.client_id.as_deref()).collect();
+    let replies: Vec<Option<i64>> = messages.iter().map(|m| m.reply_to).collect();
     let check = tx.prepare_cached(CHECK).await?;
-    let checks = tx.query(&check, &[&rooms, &authors, &clients]).await?;
+    let checks = tx
+        .query(&check, &[&rooms, &authors, &clients, &replies])
+        .await?;
     if checks.len() != messages.len() {
         return Err(StoreError::Unreadable(format!(
             "the batch's checks answered {} rows for {} messages",
@@ -221,12 +231,27 @@ async fn commit(
 
     let mut fates = Vec::with_capacity(messages.len());
     let mut names = Vec::with_capacity(messages.len());
+    let mut quotes: Vec<Option<Quote>> = Vec::with_capacity(messages.len());
     let mut new = Vec::new();
     for (index, (msg, row)) in messages.iter().zip(&checks).enumerate() {
         let earlier: Option<i64> = row.try_get(0)?;
         let found: bool = row.try_get(1)?;
         let member: bool = row.try_get(2)?;
         names.push(row.try_get::<_, Option<String>>(3)?.unwrap_or_default());
+        let quote = match (msg.reply_to, row.try_get::<_, Option<i64>>(4)?) {
+            (Some(id), Some(author)) => Some(Quote {
+                id,
+                author: Author {
+                    id: author,
+                    name: row.try_get(5)?,
+                },
+                body: row.try_get(6)?,
+                deleted: false,
+            }),
+            _ => None,
+        };
+        let bad_reply = msg.reply_to.is_some() && quote.is_none();
+        quotes.push(quote);
         // A retry that arrived in the same batch as its first try.
         let repeat = msg.client_id.as_ref().and_then(|client_id| {
             new.iter().position(|&n: &usize| {
@@ -239,6 +264,7 @@ async fn commit(
             (None, Some(n)) => Fate::Repeat(n),
             (None, None) if !found => Fate::Refused(StoreError::NotFound),
             (None, None) if !member => Fate::Refused(StoreError::NotAllowed),
+            (None, None) if bad_reply => Fate::Refused(StoreError::NotInRoom),
             (None, None) => {
                 new.push(index);
                 Fate::New(new.len() - 1)
@@ -270,7 +296,15 @@ async fn commit(
         let bodies: Vec<&str> = new.iter().map(|&n| messages[n].body.as_str()).collect();
         let (mut by_message, mut by_room, mut by_name) = (Vec::new(), Vec::new(), Vec::new());
         for (k, &n) in new.iter().enumerate() {
-            for name in parse_mentions(&messages[n].body) {
+            // The author of the message it answers counts as mentioned.
+            let answered = quotes[n]
+                .as_ref()
+                .filter(|q| q.author.id != messages[n].author_id)
+                .map(|q| q.author.name.as_str());
+            for name in parse_mentions(&messages[n].body)
+                .into_iter()
+                .chain(answered)
+            {
                 by_message.push(ids[k]);
                 by_room.push(messages[n].room_id);
                 by_name.push(name.to_lowercase());
@@ -279,7 +313,9 @@ async fn commit(
         let insert = tx.prepare_cached(INSERT).await?;
         let mention = tx.prepare_cached(MENTION).await?;
         // Sent back to back on the one connection; PostgreSQL runs them in this order.
-        let columns: [&(dyn ToSql + Sync); 6] = [&ids, &rooms, &authors, &clients, &bodies, &sent];
+        let answering: Vec<Option<i64>> = new.iter().map(|&n| messages[n].reply_to).collect();
+        let columns: [&(dyn ToSql + Sync); 7] =
+            [&ids, &rooms, &authors, &clients, &bodies, &sent, &answering];
         let (_, mentioned, _) = futures_util::try_join!(
             tx.execute(&insert, &columns),
             async {
@@ -322,6 +358,7 @@ async fn commit(
             edited_at: None,
             deleted_at: None,
             reactions: Vec::new(),
+            reply_to: quotes[n].clone(),
         }
     };
     let mut results = Vec::with_capacity(messages.len());

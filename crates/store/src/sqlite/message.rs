@@ -7,35 +7,42 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Sqlite;
 use super::room::{is_member, load_room};
 use crate::Queued;
-use crate::message::{Target, allowed, group_reactions, merge_replay};
+use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
 use crate::{
     Author, Change, Changed, Inserted, LogEntry, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
     MessageId, Millis, NewMessage, Replayed, RoomId, StoreError, UserId, parse_mentions,
 };
 
-/// The columns of a message, with its author's name, its mentions (a comma-separated list) and
-/// its reactions (records of emoji, user and time), parsed by `message_from`.
+/// The columns of a message, with its author's name, its mentions (a comma-separated list), its
+/// reactions (records of emoji, user and time) and the message it answers (`r`, its author `ru`),
+/// parsed by `message_from`.
 macro_rules! message_columns {
     () => {
         "SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
        (SELECT group_concat(mn.user_id) FROM mentions mn WHERE mn.message_id = m.id),
        m.edited_at, m.deleted_at,
-       (SELECT group_concat(r.emoji || char(31) || r.user_id || char(31) || r.at, char(30))
-        FROM reactions r WHERE r.message_id = m.id)"
+       (SELECT group_concat(x.emoji || char(31) || x.user_id || char(31) || x.at, char(30))
+        FROM reactions x WHERE x.message_id = m.id),
+       m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL"
+    };
+}
+
+/// The joins `message_columns!` reads the author and the message answered from.
+macro_rules! message_joins {
+    () => {
+        " JOIN users u ON u.id = m.author_id \
+         LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id"
     };
 }
 
 /// Messages; callers add the WHERE clause.
-const MESSAGE_SELECT: &str = concat!(
-    message_columns!(),
-    " FROM messages m JOIN users u ON u.id = m.author_id"
-);
+const MESSAGE_SELECT: &str = concat!(message_columns!(), " FROM messages m", message_joins!());
 
 /// A changed message as it now is, and after its columns the change's id.
 const CHANGE_SELECT: &str = concat!(
     message_columns!(),
-    ", c.id FROM message_changes c JOIN messages m ON m.id = c.message_id \
-     JOIN users u ON u.id = m.author_id"
+    ", c.id FROM message_changes c JOIN messages m ON m.id = c.message_id",
+    message_joins!()
 );
 
 fn unreadable(at: usize, err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
@@ -77,6 +84,18 @@ fn message_from(row: &Row<'_>) -> rusqlite::Result<Message> {
         edited_at: row.get(8)?,
         deleted_at: row.get(9)?,
         reactions: group_reactions(reactions),
+        reply_to: match row.get::<_, Option<MessageId>>(11)? {
+            None => None,
+            Some(id) => Some(Quote {
+                id,
+                author: Author {
+                    id: row.get(12)?,
+                    name: row.get(13)?,
+                },
+                body: row.get(14)?,
+                deleted: row.get(15)?,
+            }),
+        },
     })
 }
 
@@ -109,20 +128,49 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
     let author_name: String = conn
         .prepare_cached("SELECT name FROM users WHERE id = ?1")?
         .query_row([msg.author_id], |row| row.get(0))?;
+    let quote = match msg.reply_to {
+        None => None,
+        Some(answered) => Some(
+            conn.prepare_cached(
+                "SELECT r.author_id, u.name, r.body FROM messages r \
+                 JOIN users u ON u.id = r.author_id \
+                 WHERE r.id = ?1 AND r.room_id = ?2 AND r.deleted_at IS NULL",
+            )?
+            .query_row(params![answered, msg.room_id], |row| {
+                Ok(Quote {
+                    id: answered,
+                    author: Author {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                    },
+                    body: row.get(2)?,
+                    deleted: false,
+                })
+            })
+            .optional()?
+            .ok_or(StoreError::NotInRoom)?,
+        ),
+    };
     conn.prepare_cached(
-        "INSERT INTO messages (room_id, author_id, client_id, body, sent_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO messages (room_id, author_id, client_id, body, sent_at, reply_to) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         msg.room_id,
         msg.author_id,
         msg.client_id,
         msg.body,
-        msg.sent_at
+        msg.sent_at,
+        msg.reply_to
     ])?;
     let id = conn.last_insert_rowid();
 
-    let mentions = record_mentions(conn, msg.room_id, id, &msg.body)?;
+    // The author of the message answered counts as mentioned (unless it is the same person).
+    let answered = quote
+        .as_ref()
+        .filter(|q| q.author.id != msg.author_id)
+        .map(|q| q.author.name.as_str());
+    let mentions = record_mentions(conn, msg.room_id, id, &msg.body, answered)?;
 
     Ok(Inserted::New(Message {
         id,
@@ -138,19 +186,21 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
         edited_at: None,
         deleted_at: None,
         reactions: Vec::new(),
+        reply_to: quote,
     }))
 }
 
-/// Records the members of `room` that `body` mentions as mentioned by message `id`; returns
-/// them, sorted.
+/// Records the members of `room` that `body` mentions (and `answered`, the author of the message
+/// it replies to) as mentioned by message `id`; returns them, sorted.
 fn record_mentions(
     conn: &Connection,
     room: RoomId,
     id: MessageId,
     body: &str,
+    answered: Option<&str>,
 ) -> Result<Vec<UserId>, StoreError> {
     let mut mentions = Vec::new();
-    for name in parse_mentions(body) {
+    for name in parse_mentions(body).into_iter().chain(answered) {
         // `u.name` compares case-insensitively: the column is COLLATE NOCASE.
         let member: Option<UserId> = conn
             .prepare_cached(
@@ -204,7 +254,15 @@ fn change(conn: &Connection, change: MessageChange) -> Result<Changed, StoreErro
                 .execute(params![id, body, change.at])?;
             conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
                 .execute([id])?;
-            record_mentions(conn, target.room_id, id, body)?;
+            let answered: Option<String> = conn
+                .prepare_cached(
+                    "SELECT u.name FROM messages m JOIN messages r ON r.id = m.reply_to \
+                     JOIN users u ON u.id = r.author_id \
+                     WHERE m.id = ?1 AND r.author_id != m.author_id",
+                )?
+                .query_row([id], |row| row.get(0))
+                .optional()?;
+            record_mentions(conn, target.room_id, id, body, answered.as_deref())?;
             "edited"
         }
         Change::Delete => {
@@ -334,7 +392,7 @@ impl Sqlite {
                      ORDER BY c.id LIMIT ?3"
                 ))?
                 .query_map(params![user, after, limit], |row| {
-                    Ok((row.get(11)?, message_from(row)?))
+                    Ok((row.get(16)?, message_from(row)?))
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(merge_replay(messages, changes, limit as usize))
@@ -443,6 +501,7 @@ mod tests {
                     client_id: Some(format!("c{i}")),
                     body: format!("message {i}"),
                     sent_at: 2,
+                    reply_to: None,
                 };
                 store.queue_message(msg).await?.await
             }));

@@ -11,6 +11,7 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0001_init.sql"),
     include_str!("../../../../migrations/server/0002_everyone.sql"),
     include_str!("../../../../migrations/server/0003_changes.sql"),
+    include_str!("../../../../migrations/server/0004_replies.sql"),
 ]);
 
 /// The schema version a fully migrated database has.

@@ -16,6 +16,7 @@ async fn say(store: &Store, room: i64, author: &User, body: &str) -> Message {
             client_id: None,
             body: body.to_owned(),
             sent_at: 5,
+            reply_to: None,
         })
         .await
         .unwrap();
@@ -226,7 +227,99 @@ async fn a_message_holds_a_bounded_number_of_emoji(store: Store) {
     assert_eq!(message.reactions[0].users, [ana.id, bob.id]);
 }
 
+async fn reply(
+    store: &Store,
+    room: i64,
+    author: &User,
+    body: &str,
+    to: i64,
+) -> Result<Message, StoreError> {
+    let sent = store
+        .insert_message(NewMessage {
+            room_id: room,
+            author_id: author.id,
+            client_id: None,
+            body: body.to_owned(),
+            sent_at: 6,
+            reply_to: Some(to),
+        })
+        .await?;
+    match sent {
+        Inserted::New(m) => Ok(m),
+        other => panic!("expected a new message, got {other:?}"),
+    }
+}
+
+async fn a_reply_quotes_its_message_as_it_now_is_and_mentions_its_author(store: Store) {
+    let ana = super::user(&store, "ana").await;
+    let bob = super::user(&store, "bob").await;
+    let room = super::room(&store, "general", &ana).await;
+    let other = super::room(&store, "other", &ana).await;
+    store.join_room(room.id, bob.id, 1).await.unwrap();
+    let question = say(&store, room.id, &bob, "lunch?").await;
+    let elsewhere = say(&store, other.id, &ana, "elsewhere").await;
+
+    let answer = reply(&store, room.id, &ana, "yes", question.id)
+        .await
+        .unwrap();
+    let quote = answer.reply_to.clone().expect("a quote");
+    assert_eq!(
+        (
+            quote.id,
+            quote.author.id,
+            quote.body.as_str(),
+            quote.deleted
+        ),
+        (question.id, bob.id, "lunch?", false)
+    );
+    assert_eq!(
+        answer.mentions,
+        [bob.id],
+        "a reply mentions whom it answers"
+    );
+    let own = reply(&store, room.id, &ana, "and 1pm", answer.id)
+        .await
+        .unwrap();
+    assert!(own.mentions.is_empty(), "answering oneself mentions no one");
+    assert_eq!(
+        store.rooms_of(bob.id).await.unwrap()[0].unread_mentions,
+        1,
+        "the reply counts for bob like a mention"
+    );
+
+    // Only a message of the same room, still there.
+    for to in [elsewhere.id, 9999] {
+        assert!(matches!(
+            reply(&store, room.id, &ana, "?", to).await,
+            Err(StoreError::NotInRoom)
+        ));
+    }
+
+    // The quote follows its message: an edit shows, an edit of the reply keeps the mention, a
+    // deletion empties it.
+    let edit = |body: &str| Change::Edit {
+        body: body.to_owned(),
+    };
+    logged(&store, by(&bob, &question, edit("lunch at 1?"), 7)).await;
+    let (_, edited_answer) = logged(&store, by(&ana, &answer, edit("yes!"), 8)).await;
+    assert_eq!(edited_answer.mentions, [bob.id]);
+    assert_eq!(
+        edited_answer.reply_to.as_ref().map(|q| q.body.as_str()),
+        Some("lunch at 1?")
+    );
+    logged(&store, by(&bob, &question, Change::Delete, 9)).await;
+    let page = store.history(room.id, None, 10).await.unwrap();
+    let shown = page.iter().find(|m| m.id == answer.id).unwrap();
+    let quote = shown.reply_to.as_ref().unwrap();
+    assert!(quote.deleted && quote.body.is_empty());
+    assert!(matches!(
+        reply(&store, room.id, &ana, "too late", question.id).await,
+        Err(StoreError::NotInRoom)
+    ));
+}
+
 on_both!(
     edits_deletes_and_reactions_are_entries_of_the_log,
-    a_message_holds_a_bounded_number_of_emoji
+    a_message_holds_a_bounded_number_of_emoji,
+    a_reply_quotes_its_message_as_it_now_is_and_mentions_its_author
 );

@@ -27,6 +27,7 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
                 client_id: Some(format!("c{i}")),
                 body: format!("message {i} for @bob"),
                 sent_at: 10 + i,
+                reply_to: None,
             })
             .await
             .unwrap();
@@ -136,6 +137,7 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
             client_id: Some("after".into()),
             body: "after the move".into(),
             sent_at: 30,
+            reply_to: None,
         })
         .await
         .unwrap()
@@ -154,6 +156,7 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
             client_id: Some("c1".into()),
             body: "again".into(),
             sent_at: 31,
+            reply_to: None,
         })
         .await
         .unwrap(),

@@ -9,6 +9,7 @@ fn new(room: i64, author: &User, client_id: Option<&str>, body: &str, sent_at: i
         client_id: client_id.map(str::to_owned),
         body: body.to_owned(),
         sent_at,
+        reply_to: None,
     }
 }
 

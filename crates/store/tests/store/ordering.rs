@@ -132,6 +132,7 @@ async fn a_batch_in_flight_on_another_node_holds_back_the_next_id_until_it_commi
                 client_id: Some("c1".into()),
                 body: "from node 2".into(),
                 sent_at: 2,
+                reply_to: None,
             })
             .await
     });
@@ -207,6 +208,7 @@ async fn three_nodes_with_eight_writers_each_give_a_follower_contiguous_ids() {
                         client_id: Some(format!("n{n}w{w}m{i}")),
                         body: format!("node {n} writer {w} message {i}"),
                         sent_at: 1,
+                        reply_to: None,
                     };
                     match node.insert_message(msg).await.unwrap() {
                         Inserted::New(m) => acked.push(m.id),
@@ -307,6 +309,7 @@ async fn a_follower_hears_every_node_and_survives_losing_its_listen_connection()
                     client_id: Some(format!("c{i}")),
                     body: format!("m{i}"),
                     sent_at: 1,
+                    reply_to: None,
                 })
                 .await
                 .unwrap()

@@ -124,11 +124,12 @@ const commands: Commands = {
     return null;
   },
 
-  async send(room: RoomId, body: string): Promise<Queued> {
+  async send(room: RoomId, body: string, replyTo: MessageId | null): Promise<Queued> {
     const s = need();
     // Sending is something the user did: the moment to ask about notifications, once.
     if (alerts.permission() === 'default') void alerts.ask();
     const item: OutboxItem = { client_id: clientId(), room, body, created_at: Date.now() };
+    if (replyTo !== null) item.reply_to = replyTo;
     await s.send(item);
     return { client_id: item.client_id };
   },

@@ -140,7 +140,13 @@ export class Session {
 
   async send(item: OutboxItem): Promise<void> {
     await this.outbox.add(item);
-    this.sendFrame({ type: 'send', room: item.room, client_id: item.client_id, body: item.body });
+    this.sendFrame({
+      type: 'send',
+      room: item.room,
+      client_id: item.client_id,
+      body: item.body,
+      ...(item.reply_to === undefined ? {} : { reply_to: item.reply_to }),
+    });
   }
 
   // ---- the loop ----
@@ -364,7 +370,13 @@ export class Session {
     if (TRANSIENT.has(error.code)) {
       const wait = error.retry_after_ms ?? TRANSIENT_RETRY_MS;
       window.setTimeout(() => {
-        this.sendFrame({ type: 'send', room: item.room, client_id: item.client_id, body: item.body });
+        this.sendFrame({
+      type: 'send',
+      room: item.room,
+      client_id: item.client_id,
+      body: item.body,
+      ...(item.reply_to === undefined ? {} : { reply_to: item.reply_to }),
+    });
       }, wait);
       return;
     }
@@ -382,7 +394,13 @@ export class Session {
       return;
     }
     for (const item of items) {
-      this.sendFrame({ type: 'send', room: item.room, client_id: item.client_id, body: item.body });
+      this.sendFrame({
+      type: 'send',
+      room: item.room,
+      client_id: item.client_id,
+      body: item.body,
+      ...(item.reply_to === undefined ? {} : { reply_to: item.reply_to }),
+    });
     }
   }
 
