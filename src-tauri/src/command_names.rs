@@ -26,6 +26,7 @@ pub const COMMANDS: &[&str] = &[
     "join_room",
     "directory",
     "users",
+    "members",
     "invite",
     "lock_now",
     "unlock",

@@ -245,6 +245,11 @@ pub async fn users(desktop: State<'_, Desktop>) -> CommandResult<Vec<UserRef>> {
     Ok(desktop.client.users().await?)
 }
 
+#[tauri::command]
+pub async fn members(desktop: State<'_, Desktop>, room: RoomId) -> CommandResult<Vec<UserRef>> {
+    Ok(desktop.client.members(room).await?)
+}
+
 #[derive(Debug, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct InviteCode {

@@ -135,6 +135,7 @@ pub fn run() {
             commands::join_room,
             commands::directory,
             commands::users,
+            commands::members,
             commands::invite,
             commands::lock_now,
             commands::unlock,

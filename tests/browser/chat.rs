@@ -347,4 +347,51 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
         ),
         ("on it", "bo", "hello from bo")
     );
+
+    // `@` and the start of a name list the room's members; Tab puts the name in.
+    ana.type_into("composer", "thanks @b").await;
+    ana.wait_for(
+        Locator::Css("[data-testid=\"mention-option\"][data-name=\"bo\"]"),
+        "bo in the completion list",
+    )
+    .await;
+    ana.type_into("composer", "\u{E004}").await;
+    ana.type_into("composer", "for the reply\u{E007}").await;
+    ana.message("thanks @bo for the reply").await;
+    let bo_id = server.login("bo", tidings_tests::PASSWORD).await.user.id;
+    let page: HistoryPage = server
+        .login("cy", tidings_tests::PASSWORD)
+        .await
+        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
+        .await;
+    let thanks = page.messages.last().expect("the completed message");
+    assert_eq!(thanks.body, "thanks @bo for the reply");
+    assert!(
+        thanks.mentions.contains(&bo_id),
+        "the completed name mentions bo"
+    );
+
+    // Away from #ops, bo gets two messages there; opening it shows the "New" line above them.
+    bo.click(&format!("room-{dm}")).await;
+    bo.room_open(dm).await;
+    cy.client.send(ops, "while you were away").await.unwrap();
+    cy.client.send(ops, "and this too").await.unwrap();
+    bo.attr_is(&format!("room-{ops}"), "data-unread", "2").await;
+    bo.click(&format!("room-{ops}")).await;
+    bo.room_open(ops).await;
+    bo.wait_for(
+        Locator::XPath(
+            "//*[@data-testid='message'][.//*[@data-testid='unread-divider']]\
+             [.//*[@data-testid='message-body'][.='while you were away']]",
+        ),
+        "the New line above the first unread message",
+    )
+    .await;
+    let dividers = bo
+        .driver
+        .find_all(Locator::Css("[data-testid=\"unread-divider\"]"))
+        .await
+        .unwrap();
+    assert_eq!(dividers.len(), 1, "one New line");
+    bo.shot("unread-divider").await;
 }

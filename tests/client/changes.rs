@@ -164,6 +164,17 @@ async fn a_reply_quotes_its_message_and_notifies_its_author_like_a_mention() {
     let elsewhere = ana.client.create_room("other").await.unwrap().room.id;
     bob.client.join_room(room).await.unwrap();
     bob.client.join_room(elsewhere).await.unwrap();
+    // The names `@` completes from: the room's members, not everyone on the server.
+    drop(server.user("cy").await);
+    let names: Vec<String> = bob
+        .client
+        .members(room)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["ana", "bob"]);
     // Ana hears only of mentions here: a reply to her must count as one.
     ana.client
         .set_room_notify_level(room, Some(NotifyLevel::Mentions))

@@ -383,6 +383,8 @@ export class Chat {
     const state = room === null ? undefined : this.rooms.get(room);
     const title = state === undefined ? '' : roomTitle(state);
     const history = room === null ? null : this.history(room);
+    // The "New" line: above the first message not read when the room was opened.
+    history?.setDivider(state !== undefined && state.unread > 0 ? state.last_read_id : null, this.account.user.id);
     this.empty.hidden = room !== null;
     this.timeline.show(history, state === undefined ? '' : beginning(state));
     this.composer.setRoom(room, title);

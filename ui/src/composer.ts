@@ -4,6 +4,7 @@
 
 import { h } from './dom';
 import { commands, type MessageId, type RoomId, type UserRef } from './ipc';
+import { MentionList } from './mentions';
 
 const DRAFT_SAVE_MS = 500;
 const TYPING_EVERY_MS = 3000;
@@ -31,6 +32,7 @@ export class Composer {
   private replyTo: MessageId | null = null;
   private readonly replyBanner: HTMLElement;
   private readonly replyText: HTMLElement;
+  private readonly mentions: MentionList;
 
   constructor(private readonly hooks: ComposerHooks) {
     this.textarea = h('textarea', {
@@ -52,13 +54,15 @@ export class Composer {
     cancelReply.addEventListener('click', () => this.cancelReply());
     this.replyBanner = h('div', { class: 'reply-banner', testid: 'reply-banner', hidden: true }, this.replyText, cancelReply);
     const row = h('div', { class: 'composer-row' }, this.label, this.textarea, this.button);
-    this.element = h('form', { class: 'composer' }, this.replyBanner, row);
+    this.mentions = new MentionList(this.textarea, () => this.room, () => this.onInput());
+    this.element = h('form', { class: 'composer' }, this.mentions.element, this.replyBanner, row);
 
     this.element.addEventListener('submit', (event) => {
       event.preventDefault();
       void this.submit();
     });
     this.textarea.addEventListener('keydown', (event) => {
+      if (this.mentions.key(event)) return;
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey) {
         event.preventDefault();
         void this.submit();
@@ -67,7 +71,12 @@ export class Composer {
         this.cancelReply();
       }
     });
-    this.textarea.addEventListener('input', () => this.onInput());
+    this.textarea.addEventListener('input', () => {
+      this.onInput();
+      this.mentions.update();
+    });
+    this.textarea.addEventListener('click', () => this.mentions.update());
+    this.textarea.addEventListener('blur', () => this.mentions.close());
     // No room is open yet: nothing can be written or sent until one is.
     this.show('');
   }
@@ -91,6 +100,7 @@ export class Composer {
   setRoom(room: RoomId | null, title: string): void {
     if (room === this.room) return;
     this.cancelReply();
+    this.mentions.close();
     this.flush();
     this.room = room;
     this.show(title);

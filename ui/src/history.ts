@@ -33,6 +33,9 @@ export interface Row {
   replyTo: Quote | null;
   /** Shown as an editor of its body. */
   editing: boolean;
+  /** The first message the person had not read when they opened the room: the "New" line
+   * goes above it. */
+  unreadMark: boolean;
   /** Raised by every change, so the row is drawn again. */
   version: number;
   state: RowState;
@@ -63,6 +66,7 @@ function storedRow(m: Message): Row {
     reactions: m.reactions ?? [],
     replyTo: m.reply_to ?? null,
     editing: false,
+    unreadMark: false,
     version: 0,
     state: 'stored',
     error: null,
@@ -85,6 +89,8 @@ export class RoomHistory {
   /** `sent` events that came before the `send` command answered with the client id. */
   private ackedEarly = new Map<string, MessageId>();
 
+  /** Where the "New" line goes (see `setDivider`). */
+  private divider: { lastRead: MessageId; me: number } | null = null;
   /** Whether the first page was asked for. */
   started = false;
   /** Whether a history request is in flight. */
@@ -244,6 +250,7 @@ export class RoomHistory {
       reactions: [],
       replyTo: null,
       editing: false,
+      unreadMark: false,
       version: 0,
       state: early === undefined ? 'sending' : 'acked',
       error: null,
@@ -299,13 +306,33 @@ export class RoomHistory {
   }
 
   /** Recomputes which rows continue the previous author's group; true if any changed. */
+  /** Marks where unread messages start: the first one after `lastRead` not by `me` (none when
+   * `lastRead` is null). Kept while the room stays open; applied by `regroup`. */
+  setDivider(lastRead: MessageId | null, me: number): void {
+    this.divider = lastRead === null ? null : { lastRead, me };
+  }
+
   regroup(): boolean {
     let changed = false;
     let prev: Row | undefined;
+    let marked = false;
     const n = this.length;
     for (let i = 0; i < n; i++) {
       const row = this.row(i);
       if (row === undefined) continue;
+      const divider = this.divider;
+      const mark =
+        !marked &&
+        divider !== null &&
+        row.id !== null &&
+        row.id > divider.lastRead &&
+        row.author.id !== divider.me;
+      if (mark) marked = true;
+      if (mark !== row.unreadMark) {
+        row.unreadMark = mark;
+        this.touched(row);
+        changed = true;
+      }
       const compact =
         prev !== undefined &&
         prev.author.id === row.author.id &&

@@ -100,6 +100,8 @@ export interface Commands {
   joinRoom(room: RoomId): Promise<RoomState>;
   directory(): Promise<Room[]>;
   users(): Promise<UserRef[]>;
+  /** The members of a room the user is in (for `@` completion). */
+  members(room: RoomId): Promise<UserRef[]>;
   invite(): Promise<InviteCode>;
   lockNow(): Promise<null>;
   unlock(password: string): Promise<null>;

@@ -92,6 +92,10 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
     el.appendChild(h('div', { class: 'message-body message-deleted', testid: 'message-deleted' }, 'Message deleted'));
     return el;
   }
+  if (row.unreadMark) {
+    el.classList.add('first-unread');
+    el.prepend(h('div', { class: 'unread-divider', testid: 'unread-divider', role: 'separator' }, h('span', {}, 'New')));
+  }
   if (row.replyTo !== null) el.appendChild(renderQuote(row, actions));
   if (row.editing) {
     el.appendChild(renderEditor(row, actions));

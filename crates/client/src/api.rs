@@ -232,6 +232,11 @@ impl Api {
             .await
     }
 
+    pub async fn members(&self, token: &str, room: RoomId) -> Result<Vec<UserRef>, ClientError> {
+        let path = format!("/api/rooms/{room}/members");
+        self.call(Method::GET, &path, Some(token), None).await
+    }
+
     pub async fn rooms(&self, token: &str) -> Result<Vec<RoomState>, ClientError> {
         self.call(Method::GET, "/api/rooms", Some(token), None)
             .await

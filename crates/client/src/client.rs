@@ -671,6 +671,13 @@ impl Client {
             .await
     }
 
+    /// The members of a room the user is in, by name (for `@` completion).
+    pub async fn members(&self, room: RoomId) -> Result<Vec<UserRef>, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.members(&token, room).await })
+            .await
+    }
+
     /// A new invite code (the owner only).
     pub async fn invite(&self) -> Result<Invite, ClientError> {
         self.inner

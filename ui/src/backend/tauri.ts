@@ -85,6 +85,8 @@ const commands: Commands = {
 
   users: (): Promise<UserRef[]> => invoke<UserRef[]>('users'),
 
+  members: (room: RoomId): Promise<UserRef[]> => invoke<UserRef[]>('members', { room }),
+
   invite: (): Promise<InviteCode> => invoke<InviteCode>('invite'),
 
   lockNow: (): Promise<null> => invoke<null>('lock_now'),

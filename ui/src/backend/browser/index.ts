@@ -190,6 +190,8 @@ const commands: Commands = {
 
   users: (): Promise<UserRef[]> => call<UserRef[]>('GET', '/api/users'),
 
+  members: (room: RoomId): Promise<UserRef[]> => call<UserRef[]>('GET', `/api/rooms/${room}/members`),
+
   invite: async (): Promise<InviteCode> => ({ code: (await call<Invite>('POST', '/api/invites')).code }),
 
   /** Locks, and ends the session on the server: a locked tab holds no live cookie. */
