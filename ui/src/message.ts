@@ -87,14 +87,14 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
       ),
     );
   }
+  if (row.unreadMark) {
+    el.classList.add('first-unread');
+    el.prepend(h('div', { class: 'unread-divider', testid: 'unread-divider', role: 'separator' }, h('span', {}, 'New')));
+  }
   if (row.deleted) {
     el.classList.add('deleted');
     el.appendChild(h('div', { class: 'message-body message-deleted', testid: 'message-deleted' }, 'Message deleted'));
     return el;
-  }
-  if (row.unreadMark) {
-    el.classList.add('first-unread');
-    el.prepend(h('div', { class: 'unread-divider', testid: 'unread-divider', role: 'separator' }, h('span', {}, 'New')));
   }
   if (row.replyTo !== null) el.appendChild(renderQuote(row, actions));
   if (row.editing) {
