@@ -188,11 +188,7 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     bo.click(&format!("room-{ops}")).await;
     bo.room_open(ops).await;
     bo.message("typed while offline").await;
-    let page: HistoryPage = server
-        .login("cy", tidings_tests::PASSWORD)
-        .await
-        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
-        .await;
+    let page = stored(&server, ops).await;
     let bodies: Vec<&str> = page.messages.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(
         bodies,
@@ -283,11 +279,7 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
         .await;
         assert_eq!(page.count_messages("typed while offline").await, 0);
     }
-    let page: HistoryPage = server
-        .login("cy", tidings_tests::PASSWORD)
-        .await
-        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
-        .await;
+    let page = stored(&server, ops).await;
     let last = page
         .messages
         .last()
@@ -332,11 +324,7 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     )
     .await;
     ana.shot("replied").await;
-    let page: HistoryPage = server
-        .login("cy", tidings_tests::PASSWORD)
-        .await
-        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
-        .await;
+    let page = stored(&server, ops).await;
     let reply = page.messages.last().expect("the reply");
     let answered = reply.reply_to.as_ref().expect("a quote");
     assert_eq!(
@@ -359,11 +347,7 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
     ana.type_into("composer", "for the reply\u{E007}").await;
     ana.message("thanks @bo for the reply").await;
     let bo_id = server.login("bo", tidings_tests::PASSWORD).await.user.id;
-    let page: HistoryPage = server
-        .login("cy", tidings_tests::PASSWORD)
-        .await
-        .get(&format!("/api/rooms/{ops}/messages?limit=50"))
-        .await;
+    let page = stored(&server, ops).await;
     let thanks = page.messages.last().expect("the completed message");
     assert_eq!(thanks.body, "thanks @bo for the reply");
     assert!(
@@ -394,4 +378,13 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
         .unwrap();
     assert_eq!(dividers.len(), 1, "one New line");
     bo.shot("unread-divider").await;
+}
+
+/// What the server holds of `room` (its newest 50 messages), as cy, a member, reads it.
+async fn stored(server: &TestServer, room: i64) -> HistoryPage {
+    server
+        .login("cy", tidings_tests::PASSWORD)
+        .await
+        .get(&format!("/api/rooms/{room}/messages?limit=50"))
+        .await
 }

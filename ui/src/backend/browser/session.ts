@@ -44,6 +44,13 @@ const TRANSIENT_RETRY_MS = 1000;
 /** Message ids a notification was considered for, kept so a replay does not raise it again. */
 const NOTIFIED_KEEP = 2000;
 
+/** The `send` frame of an outbox message (the same each time it is offered). */
+function sendFrame(item: OutboxItem): ClientFrame {
+  const frame: ClientFrame = { type: 'send', room: item.room, client_id: item.client_id, body: item.body };
+  if (item.reply_to !== undefined) frame.reply_to = item.reply_to;
+  return frame;
+}
+
 /** Refusals worth trying again; any other refusal of a send is final. */
 const TRANSIENT = new Set(['rate_limited', 'overloaded', 'storage', 'internal']);
 
@@ -140,13 +147,7 @@ export class Session {
 
   async send(item: OutboxItem): Promise<void> {
     await this.outbox.add(item);
-    this.sendFrame({
-      type: 'send',
-      room: item.room,
-      client_id: item.client_id,
-      body: item.body,
-      ...(item.reply_to === undefined ? {} : { reply_to: item.reply_to }),
-    });
+    this.sendFrame(sendFrame(item));
   }
 
   // ---- the loop ----
@@ -370,13 +371,7 @@ export class Session {
     if (TRANSIENT.has(error.code)) {
       const wait = error.retry_after_ms ?? TRANSIENT_RETRY_MS;
       window.setTimeout(() => {
-        this.sendFrame({
-      type: 'send',
-      room: item.room,
-      client_id: item.client_id,
-      body: item.body,
-      ...(item.reply_to === undefined ? {} : { reply_to: item.reply_to }),
-    });
+        this.sendFrame(sendFrame(item));
       }, wait);
       return;
     }
@@ -394,13 +389,7 @@ export class Session {
       return;
     }
     for (const item of items) {
-      this.sendFrame({
-      type: 'send',
-      room: item.room,
-      client_id: item.client_id,
-      body: item.body,
-      ...(item.reply_to === undefined ? {} : { reply_to: item.reply_to }),
-    });
+      this.sendFrame(sendFrame(item));
     }
   }
 
