@@ -80,10 +80,7 @@ pub async fn queue(
                 return Ok(Box::pin(std::future::ready(Ok(sent))));
             }
         }
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        return Err(ApiError::rate_limited(wait));
+        return Err(too_fast(&not_until));
     }
     let new = NewMessage {
         room_id: room,
@@ -118,6 +115,12 @@ pub async fn queue(
             Err(err) => Err(err.into()),
         }
     }))
+}
+
+/// The refusal of a user over the send rate, saying when to try again.
+fn too_fast(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+    ApiError::rate_limited(not_until.wait_time_from(now))
 }
 
 /// A body a message may have: not blank, and within the size limit.
@@ -173,10 +176,7 @@ pub async fn change(
         Change::Delete => {}
     }
     if let Err(not_until) = state.sends.check_key(&user.id) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        return Err(ApiError::rate_limited(wait));
+        return Err(too_fast(&not_until));
     }
     let refusal = match &change {
         Change::Edit { .. } => "only its author edits a message, and not once it is deleted",
