@@ -44,6 +44,10 @@ pub fn declarations() -> String {
         Quote,
         HistoryPage,
         PresenceStatus,
+        // Search.
+        SearchResults,
+        SearchHit,
+        Fragment,
         // Errors.
         ErrorCode,
         ErrorBody,

@@ -10,11 +10,11 @@ use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
-    ClientFrame, CreateRoom, ErrorBody, ErrorCode, Hello, HistoryPage, Invite, Lock, LockReason,
-    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Quote,
-    Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
-    RoomState, SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
-    decode_client_frame,
+    ClientFrame, CreateRoom, ErrorBody, ErrorCode, Fragment, Hello, HistoryPage, Invite, Lock,
+    LockReason, LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus,
+    Quote, Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
+    RoomState, SearchHit, SearchResults, SendMessage, ServerFrame, SessionInfo, SessionState,
+    SessionStatus, UserRef, decode_client_frame,
 };
 
 /// Enough cases to meet every variant and option many times over, few enough to run in a blink.
@@ -215,6 +215,26 @@ prop_compose! {
         has_more in any::<bool>(),
     ) -> HistoryPage {
         HistoryPage { room, messages, has_more }
+    }
+}
+
+prop_compose! {
+    fn search_results()(
+        hits in prop::collection::vec(
+            (message(), prop::collection::vec((text(), any::<bool>()), 0..4)),
+            0..3,
+        ),
+        has_more in any::<bool>(),
+        cached in any::<bool>(),
+    ) -> SearchResults {
+        let hits = hits
+            .into_iter()
+            .map(|(message, pieces)| SearchHit {
+                message,
+                highlight: pieces.into_iter().map(|(text, hit)| Fragment { text, hit }).collect(),
+            })
+            .collect();
+        SearchResults { hits, has_more, cached }
     }
 }
 
@@ -498,6 +518,11 @@ proptest! {
     #[test]
     fn history_page_round_trips(page in history_page()) {
         assert_round_trip(&page)?;
+    }
+
+    #[test]
+    fn search_results_round_trip(results in search_results()) {
+        assert_round_trip(&results)?;
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::fmt::Debug;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
-    ClientFrame, CreateRoom, ErrorBody, ErrorCode, Hello, HistoryPage, Invite, Lock, LockReason,
-    LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus, Quote,
-    Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
-    RoomState, SendMessage, ServerFrame, SessionInfo, SessionState, SessionStatus, UserRef,
-    decode_client_frame,
+    ClientFrame, CreateRoom, ErrorBody, ErrorCode, Fragment, Hello, HistoryPage, Invite, Lock,
+    LockReason, LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus,
+    Quote, Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
+    RoomState, SearchHit, SearchResults, SendMessage, ServerFrame, SessionInfo, SessionState,
+    SessionStatus, UserRef, decode_client_frame,
 };
 
 /// Pins the pretty JSON of a value under the name of the test that calls it. A macro rather than a
@@ -248,6 +248,29 @@ fn server_history() {
         messages: vec![full_message(), bare_message()],
         has_more: true,
     }));
+}
+
+/// The answer to a search: each hit's text as pieces, the matched words marked.
+#[test]
+fn search_results() {
+    let results = SearchResults {
+        hits: vec![SearchHit {
+            message: bare_message(),
+            highlight: vec![
+                Fragment {
+                    text: "say ".to_owned(),
+                    hit: false,
+                },
+                Fragment {
+                    text: "hello".to_owned(),
+                    hit: true,
+                },
+            ],
+        }],
+        has_more: false,
+        cached: false,
+    };
+    pin_json!(results);
 }
 
 #[test]

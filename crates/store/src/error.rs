@@ -52,6 +52,10 @@ pub enum StoreError {
     /// A limit on what one thing may hold was reached (the reactions of a message).
     #[error("too many {0}")]
     TooMany(&'static str),
+    /// A read ran past its time limit and was stopped (a search, see
+    /// [`crate::SEARCH_TIME_LIMIT`]).
+    #[error("the query took too long and was stopped")]
+    TimedOut,
     /// The writer thread has stopped (the store was closed), so the write was not performed.
     #[error("the store writer has stopped")]
     WriterGone,

@@ -57,7 +57,7 @@ pub use copy::{Copied, copy_sqlite_to_postgres};
 pub use error::StoreError;
 pub use message::{
     Author, Change, Changed, Inserted, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
-    NewMessage, Quote, Reaction, Replayed, parse_mentions,
+    NewMessage, Quote, Reaction, Replayed, SEARCH_TIME_LIMIT, Search, parse_mentions,
 };
 pub use queued::Queued;
 pub use room::{Room, RoomKind, RoomSummary};
@@ -533,6 +533,17 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.messages_since(user, after, limit).await,
             Backend::Postgres(p) => Box::pin(p.messages_since(user, after, limit)).await,
+        }
+    }
+
+    /// The messages of `search.user`'s rooms that have every word of the search, newest first, at
+    /// most `search.limit`: never one of a room they are not in, never a deleted one (its words
+    /// are gone from the index with its body). A search running past [`SEARCH_TIME_LIMIT`] is
+    /// stopped with [`StoreError::TimedOut`].
+    pub async fn search(&self, search: Search) -> Result<Vec<Message>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.search(search).await,
+            Backend::Postgres(p) => Box::pin(p.search(search)).await,
         }
     }
 

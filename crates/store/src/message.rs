@@ -48,6 +48,26 @@ pub struct Reaction {
     pub users: Vec<UserId>,
 }
 
+/// A full-text search of the messages a user can read (see [`crate::Store::search`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// Whose rooms are searched: never a room they are not a member of.
+    pub user: UserId,
+    /// Only this room (of theirs), when set.
+    pub room: Option<RoomId>,
+    /// Only messages older than this id: the next page after a hit.
+    pub before: Option<MessageId>,
+    pub limit: u32,
+    /// The words, in SQLite FTS5's query syntax. The store does not parse what a person typed:
+    /// `tidings-proto`'s `Query` renders it for each backend.
+    pub fts5: String,
+    /// The same words for PostgreSQL's `to_tsquery('simple', …)`.
+    pub tsquery: String,
+}
+
+/// How long one search may run before it is stopped with [`crate::StoreError::TimedOut`].
+pub const SEARCH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The most distinct emoji one message carries.
 pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
 

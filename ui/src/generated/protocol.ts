@@ -119,6 +119,40 @@ has_more: boolean, };
 export type PresenceStatus = "online" | "offline";
 
 /**
+ * Search results, newest first.
+ */
+export type SearchResults = { hits: Array<SearchHit>, 
+/**
+ * Whether older hits exist: ask again with `before` set to the last hit's id.
+ */
+has_more: boolean, 
+/**
+ * Answered from a client's own copy of the messages, because the server could not be
+ * asked (offline or locked): what that client never loaded is missing. The server always
+ * says `false`.
+ */
+cached: boolean, };
+
+/**
+ * A message that matched, and the stretch of its body to show with the matched words marked.
+ */
+export type SearchHit = { message: Message, 
+/**
+ * The body (or, when long, the stretch around its first match, with `…` where it was cut)
+ * as consecutive pieces; joined they are the text to show. Plain text, never HTML.
+ */
+highlight: Array<Fragment>, };
+
+/**
+ * A piece of a hit's text: a matched word, or the text between matches.
+ */
+export type Fragment = { text: string, 
+/**
+ * Whether this piece is a word the query matched.
+ */
+hit: boolean, };
+
+/**
  * What went wrong, as a stable machine-readable code. The message beside it is for people and may
  * change; clients branch on the code only.
  */

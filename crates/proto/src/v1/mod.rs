@@ -6,6 +6,7 @@ pub mod close;
 pub mod error;
 pub mod feed;
 mod model;
+pub mod search;
 pub mod transport;
 
 pub use api::*;
@@ -13,6 +14,7 @@ pub use chat::*;
 pub use error::{ErrorBody, ErrorCode};
 pub use feed::*;
 pub use model::*;
+pub use search::{Fragment, SearchHit, SearchResults};
 pub use transport::*;
 
 /// The WebSocket subprotocol for this version, offered in `Sec-WebSocket-Protocol`.

@@ -1,6 +1,7 @@
 //! Messages on PostgreSQL: history pages and catch-up; inserts are the writer's (see `writer`).
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Row};
 
@@ -10,7 +11,8 @@ use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
 use crate::queued::Queued;
 use crate::{
     Author, Change, Changed, Inserted, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
-    MessageId, NewMessage, Replayed, RoomId, StoreError, UserId, parse_mentions,
+    MessageId, NewMessage, Replayed, RoomId, SEARCH_TIME_LIMIT, Search, StoreError, UserId,
+    parse_mentions,
 };
 
 /// The columns of a message, with its author's name, its mentions (sorted) and its reactions
@@ -171,6 +173,47 @@ impl Postgres {
             .collect::<Result<Vec<_>, StoreError>>()?;
         tx.commit().await?;
         Ok(merge_replay(messages, changes, limit as usize))
+    }
+
+    pub async fn search(&self, search: Search) -> Result<Vec<Message>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.build_transaction().read_only(true).start().await?;
+        // The limit as PostgreSQL's own, for this transaction only.
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            SEARCH_TIME_LIMIT.as_millis()
+        ))
+        .await?;
+        let stmt = tx
+            .prepare_cached(&format!(
+                "{MESSAGE_SELECT} WHERE to_tsvector('simple', m.body) @@ to_tsquery('simple', $1) \
+                 AND m.id < $2 \
+                 AND m.room_id IN (SELECT room_id FROM members WHERE user_id = $3) \
+                 AND ($4::bigint IS NULL OR m.room_id = $4) AND m.deleted_at IS NULL \
+                 ORDER BY m.id DESC LIMIT $5"
+            ))
+            .await?;
+        let found = tx
+            .query(
+                &stmt,
+                &[
+                    &search.tsquery,
+                    &search.before.unwrap_or(MessageId::MAX),
+                    &search.user,
+                    &search.room,
+                    &i64::from(search.limit),
+                ],
+            )
+            .await
+            .map_err(|err| match err.code() {
+                Some(&SqlState::QUERY_CANCELED) => StoreError::TimedOut,
+                _ => err.into(),
+            })?
+            .iter()
+            .map(message_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(found)
     }
 
     pub async fn message_by_client_id(

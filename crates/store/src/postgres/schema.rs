@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/postgres/0002_everyone.sql"),
     include_str!("../../../../migrations/postgres/0003_changes.sql"),
     include_str!("../../../../migrations/postgres/0004_replies.sql"),
+    include_str!("../../../../migrations/postgres/0005_search.sql"),
 ];
 
 /// The schema version a fully migrated database has.

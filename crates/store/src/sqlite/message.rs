@@ -10,7 +10,8 @@ use crate::Queued;
 use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
 use crate::{
     Author, Change, Changed, Inserted, LogEntry, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
-    MessageId, Millis, NewMessage, Replayed, RoomId, StoreError, UserId, parse_mentions,
+    MessageId, Millis, NewMessage, Replayed, RoomId, SEARCH_TIME_LIMIT, Search, StoreError, UserId,
+    parse_mentions,
 };
 
 /// The columns of a message, with its author's name, its mentions (a comma-separated list), its
@@ -396,6 +397,47 @@ impl Sqlite {
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(merge_replay(messages, changes, limit as usize))
+        })
+        .await
+    }
+
+    pub async fn search(&self, search: Search) -> Result<Vec<Message>, StoreError> {
+        self.read(move |conn| {
+            // Stopped by SQLite's progress handler once past the limit: a search of a word in
+            // millions of messages of rooms the user is not in walks them all.
+            let deadline = std::time::Instant::now() + SEARCH_TIME_LIMIT;
+            conn.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))?;
+            let found = conn
+                .prepare_cached(&format!(
+                    "{MESSAGE_SELECT} JOIN message_search s ON s.rowid = m.id \
+                     WHERE message_search MATCH ?1 AND s.rowid < ?2 \
+                     AND m.room_id IN (SELECT room_id FROM members WHERE user_id = ?3) \
+                     AND (?4 IS NULL OR m.room_id = ?4) AND m.deleted_at IS NULL \
+                     ORDER BY s.rowid DESC LIMIT ?5"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        params![
+                            search.fts5,
+                            search.before.unwrap_or(MessageId::MAX),
+                            search.user,
+                            search.room,
+                            search.limit
+                        ],
+                        message_from,
+                    )?
+                    .collect::<Result<Vec<_>, _>>()
+                });
+            conn.progress_handler(0, None::<fn() -> bool>)?;
+            match found {
+                Err(err)
+                    if err.sqlite_error_code()
+                        == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+                {
+                    Err(StoreError::TimedOut)
+                }
+                other => Ok(other?),
+            }
         })
         .await
     }

@@ -12,6 +12,7 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0002_everyone.sql"),
     include_str!("../../../../migrations/server/0003_changes.sql"),
     include_str!("../../../../migrations/server/0004_replies.sql"),
+    include_str!("../../../../migrations/server/0005_search.sql"),
 ]);
 
 /// The schema version a fully migrated database has.
@@ -60,5 +61,40 @@ mod tests {
             }
             other => panic!("expected TooNew, got {other:?}"),
         }
+    }
+
+    /// A database from before search has its messages indexed by the migration that adds it.
+    #[test]
+    fn messages_stored_before_search_existed_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        const BEFORE_SEARCH: Schema = Schema::new(&[
+            include_str!("../../../../migrations/server/0001_init.sql"),
+            include_str!("../../../../migrations/server/0002_everyone.sql"),
+            include_str!("../../../../migrations/server/0003_changes.sql"),
+            include_str!("../../../../migrations/server/0004_replies.sql"),
+        ]);
+        BEFORE_SEARCH.migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, name, password_hash, role, created_at) \
+                 VALUES (1, 'ana', 'x', 'owner', 0);
+             INSERT INTO rooms (id, kind, name, created_by, created_at) \
+                 VALUES (1, 'group', 'ops', 1, 0);
+             INSERT INTO messages (room_id, author_id, body, sent_at) \
+                 VALUES (1, 1, 'an old needle', 0), (1, 1, 'hay', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let found: Vec<String> = conn
+            .prepare(
+                "SELECT body FROM messages WHERE id IN \
+                      (SELECT rowid FROM message_search WHERE message_search MATCH 'needle')",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(found, ["an old needle"]);
     }
 }

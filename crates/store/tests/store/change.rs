@@ -8,7 +8,7 @@ use tidings_store::{
     Replayed, Store, StoreError, User,
 };
 
-async fn say(store: &Store, room: i64, author: &User, body: &str) -> Message {
+pub(crate) async fn say(store: &Store, room: i64, author: &User, body: &str) -> Message {
     let sent = store
         .insert_message(NewMessage {
             room_id: room,

@@ -9,6 +9,7 @@ mod message;
 mod open;
 mod ordering;
 mod room;
+mod search;
 
 use std::path::Path;
 
