@@ -6,6 +6,7 @@ mod cluster;
 mod disk;
 mod feed;
 mod http1;
+mod search;
 mod stalled;
 mod transports;
 mod web;

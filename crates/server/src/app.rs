@@ -3,6 +3,7 @@
 use std::num::NonZeroU32;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -12,7 +13,7 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tidings_proto::v1::{self as v1, ErrorCode, LockReason, ServerFrame};
+use tidings_proto::v1::{self as v1, LockReason, ServerFrame};
 use tidings_store::{LogEntry, SessionId, Store, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,7 @@ use crate::auth::SessionCache;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::{account, chat, comet, feed, message, openapi, room, web};
+use crate::{account, chat, comet, feed, message, openapi, room, search, web};
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     /// Per-user send rate.
     pub sends: DefaultKeyedRateLimiter<UserId>,
+    /// One permit per search running ([`crate::search::SEARCHES_AT_ONCE`]).
+    pub searches: Semaphore,
     /// One permit per live chat or feed connection.
     pub connections: Arc<Semaphore>,
     /// One permit per chat or feed connection being set up ([`Turn`]).
@@ -70,6 +73,7 @@ impl AppState {
         AppState(Arc::new(Shared {
             sends: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             connections,
+            searches: Semaphore::new(crate::search::SEARCHES_AT_ONCE),
             connecting: Arc::new(Semaphore::new(config.limits.max_connecting.max(1))),
             sessions: SessionCache::default(),
             clock: if config.testing.paused_clock {
@@ -136,9 +140,7 @@ impl AppState {
     /// that says they are all taken, with when to try again.
     pub fn connection_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         self.connections.clone().try_acquire_owned().map_err(|_| {
-            let mut err = ApiError::new(ErrorCode::Overloaded, "server at its connection limit");
-            err.body.retry_after_ms = Some(crate::auth::millis(self.config.feed.retry) as u64);
-            err
+            ApiError::overloaded("server at its connection limit", self.config.feed.retry)
         })
     }
 }
@@ -163,14 +165,10 @@ impl FromRequestParts<AppState> for Turn {
         .await
         {
             Ok(Ok(permit)) => Ok(Turn(permit)),
-            _ => {
-                let mut err = ApiError::new(
-                    ErrorCode::Overloaded,
-                    "too many connections being set up; try again shortly",
-                );
-                err.body.retry_after_ms = Some(1000);
-                Err(err)
-            }
+            _ => Err(ApiError::overloaded(
+                "too many connections being set up; try again shortly",
+                Duration::from_secs(1),
+            )),
         }
     }
 }
@@ -240,6 +238,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(message::edit, message::delete))
         .routes(routes!(message::react, message::unreact))
         .routes(routes!(room::open_dm))
+        .routes(routes!(search::search))
 }
 
 /// Whether the server is up (for load balancers and supervisors).

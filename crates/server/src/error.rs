@@ -35,6 +35,14 @@ impl ApiError {
         e
     }
 
+    /// A 503 for a request the server has no room for now (a limit on work at once, a
+    /// database out of reach), saying when to try again.
+    pub fn overloaded(message: impl Into<String>, retry: Duration) -> Self {
+        let mut e = Self::new(ErrorCode::Overloaded, message);
+        e.body.retry_after_ms = Some(retry.as_millis().max(1) as u64);
+        e
+    }
+
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(%err, "internal error");
         Self::new(ErrorCode::Internal, "internal server error")
@@ -95,12 +103,10 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Unavailable(why) => {
                 tracing::warn!(%why, "the database is unavailable");
-                let mut unavailable = ApiError::new(
-                    ErrorCode::Overloaded,
+                ApiError::overloaded(
                     "the database is unavailable; nothing was stored, try again",
-                );
-                unavailable.body.retry_after_ms = Some(1000);
-                unavailable
+                    Duration::from_secs(1),
+                )
             }
             other => ApiError::internal(other),
         }

@@ -31,6 +31,7 @@ mod openapi;
 mod presence;
 mod request;
 mod room;
+mod search;
 mod sse;
 mod web;
 mod wire;
