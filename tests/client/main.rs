@@ -7,4 +7,5 @@ mod disk;
 mod lock;
 mod notify;
 mod proxies;
+mod search;
 mod transports;

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
     CreateRoom, EditMessage, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest,
     LoginResponse, Me, Message, MessageId, OpenDm, ReadMarker, RegisterRequest, Revoked, Room,
-    RoomId, RoomState, SendMessage, SessionId, SessionInfo, TRANSPORTS_PATH, Transports, UserRef,
+    RoomId, RoomState, SearchResults, SendMessage, SessionId, SessionInfo, TRANSPORTS_PATH,
+    Transports, UserRef,
 };
 
 use crate::error::ClientError;
@@ -288,6 +289,26 @@ impl Api {
         limit: u32,
     ) -> Result<HistoryPage, ClientError> {
         let mut path = format!("/api/rooms/{room}/messages?limit={limit}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        self.call(Method::GET, &path, Some(token), None).await
+    }
+
+    /// Searches the user's rooms (or `room`) for what was typed, older than `before` when set.
+    pub async fn search(
+        &self,
+        token: &str,
+        typed: &str,
+        room: Option<RoomId>,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<SearchResults, ClientError> {
+        let q = utf8_percent_encode(typed, NON_ALPHANUMERIC);
+        let mut path = format!("/api/search?q={q}&limit={limit}");
+        if let Some(room) = room {
+            path.push_str(&format!("&room={room}"));
+        }
         if let Some(before) = before {
             path.push_str(&format!("&before={before}"));
         }

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tidings_proto::v1::search::{DEFAULT_SEARCH_LIMIT, Query};
 use tidings_proto::v1::{
-    HistoryPage, Invite, Message, MessageId, Millis, Room, RoomId, RoomState, SessionId,
-    SessionInfo, TransportKind, UserRef,
+    ErrorBody, ErrorCode, HistoryPage, Invite, Message, MessageId, Millis, Room, RoomId, RoomState,
+    SearchHit, SearchResults, SessionId, SessionInfo, TransportKind, UserRef,
 };
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -499,6 +500,54 @@ impl Client {
             }),
             Err(err) => Err(err),
         }
+    }
+
+    /// Searches the user's rooms (or `room` alone) for messages with every word typed, newest
+    /// first, older than `before` when set. The server is asked; when it cannot be (offline, or
+    /// the session is locked) the cached messages are searched instead and the results say
+    /// `cached`. A query that cannot be searched is refused here as the server would refuse it
+    /// (`invalid`, saying why), without asking.
+    pub async fn search(
+        &self,
+        typed: &str,
+        room: Option<RoomId>,
+        before: Option<MessageId>,
+    ) -> Result<SearchResults, ClientError> {
+        let query = Query::parse(typed).map_err(|err| {
+            ClientError::Server(ErrorBody::new(ErrorCode::Invalid, err.to_string()))
+        })?;
+        if self.inner.session().is_ok() {
+            let typed = typed.to_owned();
+            let asked = self
+                .inner
+                .call(|api, token| async move {
+                    api.search(&token, &typed, room, before, DEFAULT_SEARCH_LIMIT)
+                        .await
+                })
+                .await;
+            match asked {
+                Err(ClientError::Unreachable(_) | ClientError::Locked) => {}
+                answered => return answered,
+            }
+        }
+        let fts5 = query.fts5();
+        let mut found = self
+            .inner
+            .local(move |s| s.search(&fts5, room, before, DEFAULT_SEARCH_LIMIT + 1))
+            .await?;
+        let has_more = found.len() > DEFAULT_SEARCH_LIMIT as usize;
+        found.truncate(DEFAULT_SEARCH_LIMIT as usize);
+        Ok(SearchResults {
+            hits: found
+                .into_iter()
+                .map(|message| SearchHit {
+                    highlight: query.highlight(&message.body),
+                    message,
+                })
+                .collect(),
+            has_more,
+            cached: true,
+        })
     }
 
     /// Sends a message: it goes to the outbox first (durably), then out as soon as the chat

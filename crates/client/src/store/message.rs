@@ -188,6 +188,38 @@ impl LocalStore {
         })
     }
 
+    /// The cached messages of the user's rooms (of `room` alone when set) with id < `before` that
+    /// have every word of `fts5` (a query in FTS5's syntax, as the protocol's `Query` renders
+    /// it), newest first, at most `limit`; never a deleted one.
+    pub fn search(
+        &self,
+        fts5: &str,
+        room: Option<RoomId>,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, LocalError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.id, m.room_id, m.author_id, m.author_name, m.body, m.sent_at, m.client_id,
+                        (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id),
+                        m.edited_at, m.deleted_at, m.reactions, m.quote
+                 FROM message_search s JOIN messages m ON m.id = s.rowid
+                 WHERE message_search MATCH ?1 AND s.rowid < ?2
+                   AND m.room_id IN (SELECT id FROM rooms) AND (?3 IS NULL OR m.room_id = ?3)
+                   AND m.deleted_at IS NULL
+                 ORDER BY s.rowid DESC
+                 LIMIT ?4",
+            )?;
+            let found = stmt
+                .query_map(
+                    (fts5, before.unwrap_or(MessageId::MAX), room, limit),
+                    message_from_row,
+                )?
+                .collect::<Result<_, _>>()?;
+            Ok(found)
+        })
+    }
+
     /// Up to `limit` cached messages of `room` with id < before (newest when None), oldest first.
     pub fn history(
         &self,
@@ -228,6 +260,45 @@ mod tests {
     fn counts(store: &LocalStore, room: RoomId) -> (MessageId, u64, u64) {
         let room = store.room(room).unwrap().unwrap();
         (room.latest_id, room.unread, room.unread_mentions)
+    }
+
+    /// The cache's index follows every way a cached message changes: saved again with a new
+    /// body, changed, deleted, or dropped with its room.
+    #[test]
+    fn search_follows_the_cached_messages() {
+        let store = LocalStore::open_in_memory().unwrap();
+        store.upsert_room(&group(1, "ops")).unwrap();
+        let found = |fts5: &str| -> Vec<MessageId> {
+            store
+                .search(fts5, None, None, 10)
+                .unwrap()
+                .iter()
+                .map(|m| m.id)
+                .collect()
+        };
+        store
+            .save_messages(
+                &[
+                    message(10, 1, 2, "old words"),
+                    message(11, 1, 2, "old news"),
+                ],
+                ME,
+            )
+            .unwrap();
+        assert_eq!(found("\"old\""), [11, 10]);
+        store
+            .save_messages(&[message(10, 1, 2, "new words")], ME)
+            .unwrap();
+        assert_eq!(found("\"old\""), [11]);
+        assert_eq!(found("\"words\""), [10]);
+        let deleted = Message {
+            deleted_at: Some(5),
+            ..message(11, 1, 2, "")
+        };
+        store.apply_change(&deleted).unwrap();
+        assert!(found("\"old\"").is_empty());
+        store.replace_rooms(&[]).unwrap();
+        assert!(found("\"words\"").is_empty());
     }
 
     #[test]
