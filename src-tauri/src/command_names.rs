@@ -27,6 +27,7 @@ pub const COMMANDS: &[&str] = &[
     "directory",
     "users",
     "members",
+    "search",
     "invite",
     "lock_now",
     "unlock",

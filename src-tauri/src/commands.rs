@@ -7,8 +7,8 @@ use tauri::{AppHandle, State};
 use tidings_client::ConnectionState;
 use tidings_client::notify::NotifyLevel;
 use tidings_proto::v1::{
-    HistoryPage, Message, MessageId, Room, RoomId, RoomState, SessionId, SessionInfo,
-    TransportKind, UserRef,
+    HistoryPage, Message, MessageId, Room, RoomId, RoomState, SearchResults, SessionId,
+    SessionInfo, TransportKind, UserRef,
 };
 
 use crate::Desktop;
@@ -167,6 +167,16 @@ pub async fn mark_read(
     let result = desktop.client.mark_read(room, message_id).await;
     crate::tray::refresh_unread(&app, &desktop.client).await;
     Ok(result?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn search(
+    desktop: State<'_, Desktop>,
+    query: String,
+    room: Option<RoomId>,
+    before: Option<MessageId>,
+) -> CommandResult<SearchResults> {
+    Ok(desktop.client.search(&query, room, before).await?)
 }
 
 #[tauri::command(rename_all = "snake_case")]

@@ -136,6 +136,7 @@ pub fn run() {
             commands::directory,
             commands::users,
             commands::members,
+            commands::search,
             commands::invite,
             commands::lock_now,
             commands::unlock,

@@ -378,6 +378,37 @@ async fn two_browsers_and_a_client_chat_and_nothing_is_lost_or_sent_twice() {
         .unwrap();
     assert_eq!(dividers.len(), 1, "one New line");
     bo.shot("unread-divider").await;
+
+    // Search: from the DM, bo finds a word of #ops, marked, and a click opens it there.
+    bo.click(&format!("room-{dm}")).await;
+    bo.room_open(dm).await;
+    bo.click("search-button").await;
+    bo.type_into("search-input", "HELLO bo\u{E007}").await;
+    let hit = bo
+        .wait_for(
+            Locator::XPath(
+                "//*[@data-testid='search-hit'][.//mark[.='hello']]\
+                 [contains(., '#ops')][contains(., 'hello from bo')]",
+            ),
+            "the hit in #ops, the word marked",
+        )
+        .await;
+    bo.wait_for(
+        Locator::XPath("//*[@data-testid='search-status'][contains(., '1 message found')]"),
+        "the count of hits",
+    )
+    .await;
+    bo.shot("search").await;
+    hit.click().await.expect("clicking the hit");
+    bo.room_open(ops).await;
+    bo.wait_for(
+        Locator::XPath(
+            "//*[@data-testid='message'][contains(@class, 'highlight')]\
+             [.//*[@data-testid='message-body'][.='hello from bo']]",
+        ),
+        "the message found, shown in its room",
+    )
+    .await;
 }
 
 /// What the server holds of `room` (its newest 50 messages), as cy, a member, reads it.

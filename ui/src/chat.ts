@@ -26,6 +26,7 @@ import {
 } from './ipc';
 import { Notice } from './notice';
 import { directoryDialog, inviteDialog, newDmDialog, newRoomDialog, roomTitle, RoomList, type RoomDialogs } from './rooms';
+import { SearchPanel } from './search';
 import { Settings } from './settings';
 import { Timeline } from './timeline';
 import { TypingIndicator } from './typing';
@@ -73,6 +74,9 @@ export class Chat {
   /** How many connection states the shell has announced since `start`. */
   private stateEvents = 0;
   private readonly settings: Settings;
+  private readonly search: SearchPanel;
+  /** The first page of each room being loaded, for a jump to wait on. */
+  private readonly firstPages = new Map<RoomId, Promise<void>>();
   private readonly notice: Notice;
   private readonly dialogs: RoomDialogs;
 
@@ -89,8 +93,9 @@ export class Chat {
     this.connection = new ConnectionBar();
     this.connection.set(status.state);
     this.roomList = new RoomList((room) => {
-      // Picking a room from the sidebar always shows it, even from settings.
+      // Picking a room from the sidebar always shows it, even from settings or search.
       this.closeSettings();
+      this.closeSearch();
       this.select(room);
     });
     this.typing = new TypingIndicator();
@@ -143,6 +148,11 @@ export class Chat {
       lockNow: () => this.lockNow(),
       close: () => this.closeSettings(),
     });
+    this.search = new SearchPanel({
+      open: (message) => void this.openFound(message),
+      close: () => this.closeSearch(),
+      room: (id) => this.rooms.get(id),
+    });
     this.settings.setAccount(this.account, status.hosting);
     this.settings.setDnd(status.dnd);
 
@@ -155,6 +165,24 @@ export class Chat {
     settingsButton.addEventListener('click', () =>
       this.settings.isOpen ? this.closeSettings() : this.openSettings(),
     );
+    const searchButton = h(
+      'button',
+      {
+        type: 'button',
+        class: 'icon-button search-button',
+        testid: 'search-button',
+        'aria-label': 'Search messages',
+        title: 'Search messages (Ctrl+Shift+F)',
+      },
+      '⌕',
+    );
+    searchButton.addEventListener('click', () => (this.search.isOpen ? this.closeSearch() : this.openSearch()));
+    document.addEventListener('keydown', (event) => {
+      if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === 'f') {
+        event.preventDefault();
+        if (!this.lock.isLocked()) this.openSearch();
+      }
+    });
     const newRoom = h('button', { type: 'button', class: 'side-action', testid: 'new-room' }, '+ New room');
     const browse = h('button', { type: 'button', class: 'side-action', testid: 'browse-rooms' }, 'Browse rooms');
     const newDm = h('button', { type: 'button', class: 'side-action', testid: 'new-dm' }, '+ Direct message');
@@ -179,7 +207,7 @@ export class Chat {
         'header',
         { class: 'sidebar-head' },
         h('div', { class: 'me' }, h('span', { class: 'app-name' }, 'Tidings'), h('span', { class: 'muted small' }, me.name)),
-        settingsButton,
+        h('div', { class: 'head-actions' }, searchButton, settingsButton),
       ),
       this.connection.element,
       this.roomList.element,
@@ -203,7 +231,7 @@ export class Chat {
       this.composer.element,
     );
 
-    this.layout.append(sidebar, this.conversation, this.settings.element);
+    this.layout.append(sidebar, this.conversation, this.settings.element, this.search.element);
     root.replaceChildren(this.layout, this.notice.element);
     this.showRoomHead();
   }
@@ -363,6 +391,7 @@ export class Chat {
     }
     if (this.rooms.has(room)) {
       this.closeSettings();
+      this.closeSearch();
       this.select(room);
     }
   }
@@ -392,7 +421,11 @@ export class Chat {
     this.settings.setRoom(state ?? null);
     this.renderRooms();
     this.showRoomHead();
-    if (history !== null && !history.started) void this.loadFirst(history);
+    if (history !== null && !history.started) {
+      const loading = this.loadFirst(history);
+      this.firstPages.set(history.room, loading);
+      void loading.finally(() => this.firstPages.delete(history.room));
+    }
     this.syncFocus();
   }
 
@@ -494,6 +527,7 @@ export class Chat {
     const room = this.current;
     if (room === null) return;
     const history = this.history(room);
+    await this.firstPages.get(room);
     for (let pages = 0; history.rowOf(id) === undefined && pages < JUMP_PAGES; pages++) {
       if (!history.hasMore || this.current !== room) break;
       const before = history.oldestId();
@@ -501,7 +535,12 @@ export class Chat {
       if (history.oldestId() === before) break;
     }
     if (this.current !== room) return;
-    if (!this.timeline.reveal(history, id)) this.notice.show('That message is no longer in this room’s history.');
+    if (this.timeline.reveal(history, id)) return;
+    this.notice.show(
+      history.rowOf(id) === undefined && history.hasMore
+        ? `That message is more than ${JUMP_PAGES * PAGE} messages back: scroll up to load it.`
+        : 'That message is no longer in this room’s history.',
+    );
   }
 
   /** Runs a change the user asked for; its answer is shown at once (the event that follows
@@ -584,7 +623,9 @@ export class Chat {
 
   /** The room a person is looking at: open, in a focused window, not covered. */
   private visibleRoom(): RoomId | null {
-    if (this.current === null || !this.windowFocused || this.lock.isLocked() || this.settings.isOpen) return null;
+    if (this.current === null || !this.windowFocused || this.lock.isLocked() || this.conversation.hidden) {
+      return null;
+    }
     return this.current;
   }
 
@@ -624,6 +665,7 @@ export class Chat {
 
   private openSettings(): void {
     closeDialog();
+    this.closeSearch(false);
     this.composer.flush();
     this.timeline.freeze();
     this.conversation.hidden = true;
@@ -632,13 +674,47 @@ export class Chat {
     this.syncFocus();
   }
 
-  private closeSettings(): void {
+  /** Shows the search pane in place of the open room. */
+  private openSearch(): void {
+    closeDialog();
+    this.closeSettings(false);
+    if (!this.search.isOpen) {
+      this.composer.flush();
+      this.timeline.freeze();
+      this.conversation.hidden = true;
+    }
+    this.search.open(this.current === null ? null : (this.rooms.get(this.current) ?? null));
+    this.syncFocus();
+  }
+
+  /** Back to the open room; `refocus` puts the cursor back in the composer. */
+  private closeSearch(refocus = true): void {
+    if (!this.search.isOpen) return;
+    this.search.close();
+    this.conversation.hidden = false;
+    this.timeline.thaw();
+    this.syncFocus();
+    if (refocus) this.composer.focus();
+  }
+
+  /** A search hit was picked: its room, scrolled to it. */
+  private async openFound(message: Message): Promise<void> {
+    if (!this.rooms.has(message.room)) {
+      this.notice.show('You are no longer in that room.');
+      return;
+    }
+    this.closeSearch(false);
+    this.select(message.room);
+    await this.jumpTo(message.id);
+  }
+
+  private closeSettings(refocus = true): void {
     if (!this.settings.isOpen) return;
     this.settings.close();
     this.conversation.hidden = false;
     this.timeline.thaw();
     this.syncFocus();
-    this.composer.focus();
+    if (refocus) this.composer.focus();
   }
 
   private lockNow(): void {

@@ -12,6 +12,7 @@ import type {
   Message,
   Room,
   RoomState,
+  SearchResults,
   SessionInfo,
   SessionStatus,
   TransportKind,
@@ -91,6 +92,10 @@ export interface Commands {
   deleteMessage(message: MessageId): Promise<Message>;
   /** Adds (`on`) or takes back the user's reaction. */
   react(message: MessageId, emoji: string, on: boolean): Promise<Message>;
+  /** Messages of the user's rooms (or `room`) with every word typed, newest first, older than
+   * `before` when set. The desktop answers from its own copy when the server cannot be asked
+   * (`cached`). */
+  search(query: string, room: RoomId | null, before: MessageId | null): Promise<SearchResults>;
   typing(room: RoomId): Promise<null>;
   setDraft(room: RoomId, text: string): Promise<null>;
   draft(room: RoomId): Promise<string | null>;

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod features;
 mod first_run;
 mod footprint;
 mod lock;

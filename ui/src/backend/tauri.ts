@@ -20,6 +20,7 @@ import type {
   Room,
   RoomId,
   RoomState,
+  SearchResults,
   SessionId,
   SessionInfo,
   TransportKind,
@@ -53,6 +54,9 @@ const commands: Commands = {
     invoke<Queued>('send', { room, body, reply_to: replyTo }),
 
   outbox: (): Promise<OutboxItem[]> => invoke<OutboxItem[]>('outbox'),
+
+  search: (query: string, room: RoomId | null, before: MessageId | null): Promise<SearchResults> =>
+    invoke<SearchResults>('search', { query, room, before }),
 
   markRead: (room: RoomId, messageId: MessageId): Promise<null> =>
     invoke<null>('mark_read', { room, message_id: messageId }),

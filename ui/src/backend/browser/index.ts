@@ -23,6 +23,7 @@ import type {
   Room,
   RoomId,
   RoomState,
+  SearchResults,
   SessionId,
   SessionInfo,
   TransportKind,
@@ -143,6 +144,13 @@ const commands: Commands = {
 
   react: (message: MessageId, emoji: string, on: boolean): Promise<Message> =>
     call<Message>(on ? 'PUT' : 'DELETE', `/api/messages/${message}/reactions/${encodeURIComponent(emoji)}`),
+
+  search(query: string, room: RoomId | null, before: MessageId | null): Promise<SearchResults> {
+    const params = new URLSearchParams({ q: query });
+    if (room !== null) params.set('room', String(room));
+    if (before !== null) params.set('before', String(before));
+    return call<SearchResults>('GET', `/api/search?${params.toString()}`);
+  },
 
   async markRead(room: RoomId, messageId: MessageId): Promise<null> {
     if (!need().sendFrame({ type: 'read', room, message_id: messageId })) {
