@@ -6,7 +6,8 @@
 //!
 //! Shape:
 //! - `suite` — the whole run: sections, rounds, the time budget, a fresh server per run;
-//! - `fanout`, `persistence`, `history`, `web`, `cluster` — one benchmark each (`web`: the web
+//! - `fanout`, `persistence`, `history`, `fulltext`, `web`, `cluster` — one benchmark each
+//!   (`fulltext`: search, only with `--only search`; `web`: the web
 //!   app in Chromium, only with `--only web`; `cluster`: nodes on PostgreSQL, only with
 //!   `--only cluster`);
 //! - `seed` — databases written directly with SQLite before their server starts;
@@ -18,6 +19,7 @@
 
 mod cluster;
 mod fanout;
+mod fulltext;
 mod history;
 mod latency;
 mod peer;
@@ -84,6 +86,9 @@ struct RunArgs {
     /// Messages seeded into the history room [default: 10,000,000; quick: 100,000].
     #[arg(long)]
     history_rows: Option<u64>,
+    /// Messages the search benchmark searches [default: 10,000,000; quick: 100,000].
+    #[arg(long)]
+    search_rows: Option<u64>,
     /// Messages in the room the web app scrolls through [default: 100,000].
     #[arg(long)]
     web_rows: Option<u64>,
@@ -275,6 +280,13 @@ fn settings(args: RunArgs) -> Result<Settings> {
                 .max(1),
             pages: pick(quick, 100, 300),
             replays: pick(quick, 10, 20),
+        },
+        fulltext: fulltext::Plan {
+            rows: args
+                .search_rows
+                .unwrap_or(pick(quick, 100_000, 10_000_000))
+                .max(1),
+            queries: pick(quick, 50, 300),
         },
         web: web::Plan {
             rows: args.web_rows.unwrap_or(100_000).max(1),

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cluster;
 use crate::fanout;
+use crate::fulltext;
 use crate::history;
 use crate::latency::median;
 use crate::persistence;
@@ -176,6 +177,7 @@ pub struct Report {
     pub ratios: Vec<Ratio>,
     pub persistence: Option<persistence::Outcome>,
     pub history: Option<history::Outcome>,
+    pub search: Option<fulltext::Outcome>,
     pub web: Option<web::Outcome>,
     pub cluster: Option<cluster::Outcome>,
     /// Parts that did not run, and why.
@@ -350,6 +352,44 @@ impl Report {
                     &h.replay,
                 ),
             ];
+            out.push_str(&table(&rows));
+        }
+
+        if let Some(s) = &self.search {
+            let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+            let _ = writeln!(
+                out,
+                "\nSearch: {} messages of made-up text in {} rooms (seeded and indexed in {:.1} s, \
+                 {}/s); database {:.0} MiB, of which the messages {:.0} MiB and the full-text \
+                 index {:.0} MiB",
+                count(s.rows as f64),
+                s.rooms,
+                s.seed_secs,
+                count(s.seed_rows_per_sec),
+                mib(s.database_bytes),
+                mib(s.messages_bytes),
+                mib(s.index_bytes),
+            );
+            let mut rows = vec![vec![
+                "one-word query, newest 20 hits".to_owned(),
+                "reader".to_owned(),
+                "hits".to_owned(),
+                "samples".to_owned(),
+                "median".to_owned(),
+                "p99".to_owned(),
+                "max".to_owned(),
+            ]];
+            for q in &s.queries {
+                rows.push(vec![
+                    q.kind.clone(),
+                    q.reader.clone(),
+                    format!("{:.1}", q.mean_hits),
+                    q.latency.count.to_string(),
+                    ms(q.latency.p50_ms),
+                    ms(q.latency.p99_ms),
+                    ms(q.latency.max_ms),
+                ]);
+            }
             out.push_str(&table(&rows));
         }
 
@@ -812,6 +852,7 @@ mod tests {
             ratios: Vec::new(),
             persistence: None,
             history: None,
+            search: None,
             web: None,
             cluster: None,
             skipped: Vec::new(),

@@ -134,6 +134,22 @@ impl Seeder {
 
     /// `count` messages by `author` in `room`, in one transaction. Returns the last id.
     pub fn messages(&mut self, room: i64, author: i64, count: u64) -> Result<i64> {
+        self.messages_with(author, count, |i, body| {
+            use std::fmt::Write as _;
+            let _ = write!(body, "history message {i}: the quick brown fox");
+            room
+        })
+    }
+
+    /// `count` messages by `author`, one a millisecond, in one transaction through one prepared
+    /// statement: `write(i, body)` writes the `i`th message's body into the empty `body` and
+    /// says which room it goes to. Then indexes them for search. Returns the last id.
+    pub fn messages_with(
+        &mut self,
+        author: i64,
+        count: u64,
+        mut write: impl FnMut(u64, &mut String) -> i64,
+    ) -> Result<i64> {
         let tx = self.conn.transaction()?;
         let mut last = 0;
         {
@@ -141,11 +157,10 @@ impl Seeder {
                 "INSERT INTO messages (room_id, author_id, body, sent_at) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let start = self.now - i64::try_from(count).unwrap_or(i64::MAX / 2);
-            let mut body = String::with_capacity(64);
+            let mut body = String::with_capacity(128);
             for i in 0..count {
                 body.clear();
-                use std::fmt::Write as _;
-                let _ = write!(body, "history message {i}: the quick brown fox");
+                let room = write(i, &mut body);
                 let sent_at = start + i64::try_from(i).unwrap_or(0);
                 insert.execute(params![room, author, body, sent_at])?;
             }
@@ -154,7 +169,36 @@ impl Seeder {
             }
         }
         tx.commit()?;
+        self.index_for_search()?;
         Ok(last)
+    }
+
+    /// Adds every message to the full-text index, as the server's store does in bulk (see
+    /// `migrations/server/0006_search_in_bulk.sql`), so the server starts with nothing to index.
+    fn index_for_search(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO message_search (rowid, body) \
+             SELECT id, body FROM messages WHERE id > (SELECT indexed_up_to FROM search_state)",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE search_state SET indexed_up_to = (SELECT coalesce(max(id), 0) FROM messages)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Bytes of the database's pages that the tables and indexes whose name is `LIKE` `pattern`
+    /// hold (SQLite's `dbstat`): what a table or an index costs on disk.
+    pub fn bytes_of(&self, pattern: &str) -> Result<u64> {
+        let bytes: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE ?1",
+            [pattern],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
     /// `count` senders for the persistence benchmark, each a user alone in a room of its own
@@ -249,13 +293,21 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
-    /// The schema is the server's; these tests apply its migration file the way SQLite would, to
-    /// check the seeder's statements against the real tables.
+    /// The schema is the server's; these tests apply its migration files in order the way
+    /// SQLite would, to check the seeder's statements against the real tables.
     fn template(dir: &Path) -> PathBuf {
         let db = dir.join("template.db");
         let conn = Connection::open(&db).unwrap();
-        conn.execute_batch(include_str!("../../../migrations/server/0001_init.sql"))
-            .unwrap();
+        for step in [
+            include_str!("../../../migrations/server/0001_init.sql"),
+            include_str!("../../../migrations/server/0002_everyone.sql"),
+            include_str!("../../../migrations/server/0003_changes.sql"),
+            include_str!("../../../migrations/server/0004_replies.sql"),
+            include_str!("../../../migrations/server/0005_search.sql"),
+            include_str!("../../../migrations/server/0006_search_in_bulk.sql"),
+        ] {
+            conn.execute_batch(step).unwrap();
+        }
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         db
     }
@@ -298,6 +350,16 @@ mod tests {
             )
             .unwrap();
         assert_eq!(seq, seeded.last_id);
+        // And every message is in the search index, as the server's store would have it.
+        let (indexed, found): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT indexed_up_to FROM search_state), \
+                        (SELECT count(*) FROM message_search WHERE message_search MATCH 'fox')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((indexed, found), (seeded.last_id, 1000));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tokio::process::Command;
 
 use crate::cluster;
 use crate::fanout;
+use crate::fulltext;
 use crate::history;
 use crate::peer;
 use crate::persistence;
@@ -27,6 +28,8 @@ pub enum Section {
     Fanout,
     Persistence,
     History,
+    /// Full-text search over millions of messages (not in the default run).
+    Search,
     /// The web app in Chromium: start time and memory (not in the default run).
     Web,
     /// Several nodes on PostgreSQL beside one on SQLite (not in the default run).
@@ -58,6 +61,7 @@ pub struct Settings {
     pub fanout: fanout::Shape,
     pub persistence: persistence::Plan,
     pub history: history::Plan,
+    pub fulltext: fulltext::Plan,
     pub web: web::Plan,
     pub cluster: cluster::Plan,
 }
@@ -98,6 +102,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         ratios: Vec::new(),
         persistence: None,
         history: None,
+        search: None,
         web: None,
         cluster: None,
         skipped: Vec::new(),
@@ -179,6 +184,13 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         match history_section(&settings, &template, work.path()).await {
             Ok(outcome) => report.history = Some(outcome),
             Err(err) => report.failures.push(format!("history: {err:#}")),
+        }
+    }
+
+    if settings.sections.contains(&Section::Search) && !over_budget("search", &mut report) {
+        match search_section(&settings, &template, work.path()).await {
+            Ok(outcome) => report.search = Some(outcome),
+            Err(err) => report.failures.push(format!("search: {err:#}")),
         }
     }
 
@@ -329,6 +341,29 @@ async fn history_section(
     );
     let server = start_tidings(settings, &data, 16, &work.join("history.log"), &[]).await?;
     let outcome = history::run(&server, &seeded, &settings.history).await;
+    server.stop().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    outcome
+}
+
+async fn search_section(
+    settings: &Settings,
+    template: &Path,
+    work: &Path,
+) -> Result<fulltext::Outcome> {
+    let data = work.join("search");
+    let rows = settings.fulltext.rows;
+    tracing::info!(rows, "seeding the search corpus");
+    let template = template.to_owned();
+    let data_in = data.clone();
+    let seeded =
+        tokio::task::spawn_blocking(move || fulltext::seed(&template, &data_in, rows)).await??;
+    tracing::info!(
+        seconds = format!("{:.1}", seeded.seconds),
+        "search corpus seeded"
+    );
+    let server = start_tidings(settings, &data, 16, &work.join("search.log"), &[]).await?;
+    let outcome = fulltext::run(&server, &seeded, &settings.fulltext).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
     outcome

@@ -13,6 +13,7 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0003_changes.sql"),
     include_str!("../../../../migrations/server/0004_replies.sql"),
     include_str!("../../../../migrations/server/0005_search.sql"),
+    include_str!("../../../../migrations/server/0006_search_in_bulk.sql"),
 ]);
 
 /// The schema version a fully migrated database has.

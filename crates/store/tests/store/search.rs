@@ -4,7 +4,7 @@
 use crate::on_both;
 
 use tidings_proto::v1::search::Query;
-use tidings_store::{Change, Message, MessageChange, Search, Store, User};
+use tidings_store::{Change, Message, MessageChange, NewMessage, Search, Store, User};
 
 use super::change::say;
 
@@ -36,6 +36,7 @@ on_both!(
     searches_only_the_users_rooms,
     edits_and_deletions_change_what_is_found,
     pages_go_back_with_before,
+    what_is_indexed_in_bulk_is_found_as_it_now_is,
 );
 
 async fn finds_every_word_newest_first(store: Store) {
@@ -196,4 +197,68 @@ async fn pages_go_back_with_before(store: Store) {
         next.iter().map(|m| m.id).collect::<Vec<_>>(),
         [ids[2], ids[1]]
     );
+}
+
+/// More messages than SQLite indexes at a time (1,024), some changed before and some after they
+/// were indexed: a search finds each as it now is, the newest ones too.
+async fn what_is_indexed_in_bulk_is_found_as_it_now_is(store: Store) {
+    let ana = super::user(&store, "ana").await;
+    let room = super::room(&store, "ops", &ana).await;
+    let mut queued = Vec::new();
+    for i in 0..1100 {
+        let body = match i {
+            3 | 1090 => format!("needle {i}"),
+            _ => format!("hay {i}"),
+        };
+        queued.push(
+            store
+                .queue_message(NewMessage {
+                    room_id: room.id,
+                    author_id: ana.id,
+                    body,
+                    sent_at: 5,
+                    ..NewMessage::default()
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let mut ids = Vec::new();
+    for sent in queued {
+        match sent.await.unwrap() {
+            tidings_store::Inserted::New(m) => ids.push(m.id),
+            other => panic!("expected a new message, got {other:?}"),
+        }
+    }
+    let edit = |id: i64, body: &str| MessageChange {
+        message_id: id,
+        user_id: ana.id,
+        change: Change::Edit {
+            body: body.to_owned(),
+        },
+        may_delete_any: false,
+        at: 50,
+    };
+    // One indexed long ago, one not yet: each is found by its new words only.
+    store
+        .change_message(edit(ids[3], "hay again"))
+        .await
+        .unwrap();
+    store
+        .change_message(edit(ids[1095], "needle, edited in"))
+        .await
+        .unwrap();
+    assert_eq!(
+        found(&store, search(&ana, "needle")).await,
+        ["needle, edited in", "needle 1090"]
+    );
+    assert_eq!(found(&store, search(&ana, "again")).await, ["hay again"]);
+    let hay = store
+        .search(Search {
+            limit: 2000,
+            ..search(&ana, "hay")
+        })
+        .await
+        .unwrap();
+    assert_eq!(hay.len(), 1098);
 }
