@@ -47,6 +47,7 @@ pub struct SearchQuery {
         (status = OK, description = "The hits, newest first", body = SearchResults),
         (status = BAD_REQUEST, description = "No word to search for, or too many", body = ErrorBody),
         (status = FORBIDDEN, description = "The room asked for is not one of the user's", body = ErrorBody),
+        (status = NOT_FOUND, description = "The room asked for does not exist", body = ErrorBody),
         (
             status = SERVICE_UNAVAILABLE, description = "Too many searches at once, or it took too long",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
