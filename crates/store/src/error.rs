@@ -52,6 +52,9 @@ pub enum StoreError {
     /// A limit on what one thing may hold was reached (the reactions of a message).
     #[error("too many {0}")]
     TooMany(&'static str),
+    /// The user's attachments would add up to more than their quota: `used` bytes are taken.
+    #[error("upload quota reached: {used} of {quota} bytes used")]
+    QuotaExceeded { used: u64, quota: u64 },
     /// A read ran past its time limit and was stopped (a search, see
     /// [`crate::SEARCH_TIME_LIMIT`]).
     #[error("the query took too long and was stopped")]

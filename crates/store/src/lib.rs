@@ -42,6 +42,7 @@ macro_rules! text_enum {
 }
 
 mod account;
+mod attachment;
 mod copy;
 mod error;
 mod message;
@@ -53,6 +54,7 @@ mod sqlite;
 use std::path::Path;
 
 pub use account::{Role, Session, User};
+pub use attachment::{Attachment, NewAttachment};
 pub use copy::{Copied, copy_sqlite_to_postgres};
 pub use error::StoreError;
 pub use message::{
@@ -504,6 +506,33 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.set_read_marker(room, user, message_id).await,
             Backend::Postgres(p) => Box::pin(p.set_read_marker(room, user, message_id)).await,
+        }
+    }
+
+    // Attachments.
+    /// Records an attachment uploaded to a room. A missing room is [`StoreError::NotFound`]; an
+    /// uploader who is not a member, [`StoreError::NotAllowed`]; one whose attachments would add
+    /// up to more than `quota` bytes, [`StoreError::QuotaExceeded`] (checked in the same
+    /// transaction as the insert, so two uploads at once cannot both slip under it).
+    pub async fn add_attachment(&self, new: NewAttachment) -> Result<Attachment, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.add_attachment(new).await,
+            Backend::Postgres(p) => Box::pin(p.add_attachment(new)).await,
+        }
+    }
+
+    pub async fn attachment(&self, id: &str) -> Result<Option<Attachment>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.attachment(id).await,
+            Backend::Postgres(p) => Box::pin(p.attachment(id)).await,
+        }
+    }
+
+    /// The bytes `user`'s attachments add up to.
+    pub async fn attachment_usage(&self, user: UserId) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.attachment_usage(user).await,
+            Backend::Postgres(p) => Box::pin(p.attachment_usage(user)).await,
         }
     }
 

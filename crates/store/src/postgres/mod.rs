@@ -11,6 +11,7 @@
 //!   message, run on a pooled connection of their own; PostgreSQL orders them.
 
 mod account;
+mod attachment;
 mod follower;
 mod message;
 mod room;

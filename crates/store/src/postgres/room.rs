@@ -35,7 +35,10 @@ fn summary_from(row: &Row) -> Result<RoomSummary, StoreError> {
     })
 }
 
-async fn load_room(c: &impl GenericClient, id: RoomId) -> Result<Option<Room>, StoreError> {
+pub(super) async fn load_room(
+    c: &impl GenericClient,
+    id: RoomId,
+) -> Result<Option<Room>, StoreError> {
     let stmt = c
         .prepare_cached(&format!("{ROOM_SELECT} WHERE id = $1"))
         .await?;

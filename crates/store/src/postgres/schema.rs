@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/postgres/0003_changes.sql"),
     include_str!("../../../../migrations/postgres/0004_replies.sql"),
     include_str!("../../../../migrations/postgres/0005_search.sql"),
+    include_str!("../../../../migrations/postgres/0006_attachments.sql"),
 ];
 
 /// The schema version a fully migrated database has.

@@ -11,6 +11,7 @@
 //! - `account`, `room`, `message` — the queries, by domain.
 
 mod account;
+mod attachment;
 mod message;
 mod pool;
 mod room;

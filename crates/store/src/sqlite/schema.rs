@@ -14,6 +14,7 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0004_replies.sql"),
     include_str!("../../../../migrations/server/0005_search.sql"),
     include_str!("../../../../migrations/server/0006_search_in_bulk.sql"),
+    include_str!("../../../../migrations/server/0007_attachments.sql"),
 ]);
 
 /// The schema version a fully migrated database has.

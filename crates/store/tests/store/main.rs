@@ -3,6 +3,7 @@
 //! this process starts (see `tidings-engines`) — so both are held to exactly the same answers.
 
 mod account;
+mod attachment;
 mod change;
 mod copy;
 mod message;
