@@ -1,5 +1,6 @@
 //! End-to-end tests of the server: real server, real SQLite, real WebSocket/SSE/HTTP clients.
 
+mod attachments;
 mod bad_input;
 mod chat;
 mod cluster;

@@ -44,6 +44,8 @@ pub fn declarations() -> String {
         Quote,
         HistoryPage,
         PresenceStatus,
+        Attachment,
+        ImageSize,
         // Search.
         SearchResults,
         SearchHit,

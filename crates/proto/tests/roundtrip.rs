@@ -10,11 +10,11 @@ use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
-    ClientFrame, CreateRoom, ErrorBody, ErrorCode, Fragment, Hello, HistoryPage, Invite, Lock,
-    LockReason, LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus,
-    Quote, Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
-    RoomState, SearchHit, SearchResults, SendMessage, ServerFrame, SessionInfo, SessionState,
-    SessionStatus, UserRef, decode_client_frame,
+    Attachment, ClientFrame, CreateRoom, ErrorBody, ErrorCode, Fragment, Hello, HistoryPage,
+    ImageSize, Invite, Lock, LockReason, LoginRequest, LoginResponse, Me, Message, MessageAlert,
+    OpenDm, PresenceStatus, Quote, Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked,
+    Role, Room, RoomKind, RoomState, SearchHit, SearchResults, SendMessage, ServerFrame,
+    SessionInfo, SessionState, SessionStatus, UserRef, decode_client_frame,
 };
 
 /// Enough cases to meet every variant and option many times over, few enough to run in a blink.
@@ -235,6 +235,20 @@ prop_compose! {
             })
             .collect();
         SearchResults { hits, has_more, cached }
+    }
+}
+
+prop_compose! {
+    fn attachment()(
+        id in text(),
+        room in any::<i64>(),
+        name in text(),
+        content_type in text(),
+        size in any::<u64>(),
+        image in prop::option::of((any::<u32>(), any::<u32>())),
+    ) -> Attachment {
+        let image = image.map(|(width, height)| ImageSize { width, height });
+        Attachment { id, room, name, content_type, size, image }
     }
 }
 
@@ -518,6 +532,11 @@ proptest! {
     #[test]
     fn history_page_round_trips(page in history_page()) {
         assert_round_trip(&page)?;
+    }
+
+    #[test]
+    fn attachment_round_trips(attachment in attachment()) {
+        assert_round_trip(&attachment)?;
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::fmt::Debug;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
-    ClientFrame, CreateRoom, ErrorBody, ErrorCode, Fragment, Hello, HistoryPage, Invite, Lock,
-    LockReason, LoginRequest, LoginResponse, Me, Message, MessageAlert, OpenDm, PresenceStatus,
-    Quote, Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked, Role, Room, RoomKind,
-    RoomState, SearchHit, SearchResults, SendMessage, ServerFrame, SessionInfo, SessionState,
-    SessionStatus, UserRef, decode_client_frame,
+    Attachment, ClientFrame, CreateRoom, ErrorBody, ErrorCode, Fragment, Hello, HistoryPage,
+    ImageSize, Invite, Lock, LockReason, LoginRequest, LoginResponse, Me, Message, MessageAlert,
+    OpenDm, PresenceStatus, Quote, Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked,
+    Role, Room, RoomKind, RoomState, SearchHit, SearchResults, SendMessage, ServerFrame,
+    SessionInfo, SessionState, SessionStatus, UserRef, decode_client_frame,
 };
 
 /// Pins the pretty JSON of a value under the name of the test that calls it. A macro rather than a
@@ -248,6 +248,22 @@ fn server_history() {
         messages: vec![full_message(), bare_message()],
         has_more: true,
     }));
+}
+
+/// An uploaded image: its size in pixels is there; a file has none.
+#[test]
+fn attachment_image() {
+    pin_json!(Attachment {
+        id: "Zm9vYmFy".to_owned(),
+        room: 3,
+        name: "photo.png".to_owned(),
+        content_type: "image/png".to_owned(),
+        size: 48_213,
+        image: Some(ImageSize {
+            width: 800,
+            height: 600,
+        }),
+    });
 }
 
 /// The answer to a search: each hit's text as pieces, the matched words marked.

@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::Clock;
+use crate::attachment::{self, Attachments};
 use crate::auth::SessionCache;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub clock: Clock,
     pub store: Store,
     pub hub: Arc<Hub>,
+    /// Where attachments' bytes are kept.
+    pub attachments: Attachments,
     /// Per-user send rate.
     pub sends: DefaultKeyedRateLimiter<UserId>,
     /// One permit per search running ([`crate::search::SEARCHES_AT_ONCE`]).
@@ -66,7 +69,13 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, hub: Arc<Hub>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        hub: Arc<Hub>,
+        attachments: Attachments,
+        shutdown: CancellationToken,
+    ) -> Self {
         let rate = NonZeroU32::new(config.limits.messages_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.message_burst).unwrap_or(rate);
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -84,6 +93,7 @@ impl AppState {
             config,
             store,
             hub,
+            attachments,
             shutdown,
             drain_over: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -180,6 +190,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         // A body that trickles in is cut off: the connection and its task are not held for it.
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        // Uploads read their own, larger, body, and have longer to send it.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(attachment::upload))
+                .layer(RequestBodyTimeoutLayer::new(
+                    state.config.attachments.upload_timeout,
+                )),
+        )
         .split_for_parts();
     openapi::finish(&mut doc);
     let doc = Bytes::from(doc.to_json().unwrap_or_default());
@@ -239,6 +257,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(message::react, message::unreact))
         .routes(routes!(room::open_dm))
         .routes(routes!(search::search))
+        .routes(routes!(attachment::download))
+        .routes(routes!(attachment::thumbnail))
 }
 
 /// Whether the server is up (for load balancers and supervisors).

@@ -35,7 +35,31 @@ pub struct Config {
     pub chat: ChatConfig,
     pub feed: FeedConfig,
     pub transports: TransportsConfig,
+    pub attachments: AttachmentsConfig,
     pub testing: TestingConfig,
+}
+
+/// Files and images shared in rooms, kept in `data_dir/attachments`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// The largest file one upload may carry, in bytes.
+    pub max_size: u64,
+    /// The most bytes one user's attachments may add up to.
+    pub quota_per_user: u64,
+    /// An upload must arrive within this long: room for a slow connection, not for a stalled one.
+    #[serde(with = "humantime_serde")]
+    pub upload_timeout: Duration,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        AttachmentsConfig {
+            max_size: 25 * 1024 * 1024,
+            quota_per_user: 1024 * 1024 * 1024,
+            upload_timeout: Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 /// Hooks for tests of the server itself; all off. Never turn one on for a server people use.
@@ -183,6 +207,7 @@ impl Default for Config {
             chat: ChatConfig::default(),
             feed: FeedConfig::default(),
             transports: TransportsConfig::default(),
+            attachments: AttachmentsConfig::default(),
             testing: TestingConfig::default(),
         }
     }

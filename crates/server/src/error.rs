@@ -88,6 +88,10 @@ impl From<StoreError> for ApiError {
                 "the invite code is unknown, used or expired",
             ),
             StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "not found"),
+            StoreError::QuotaExceeded { used, quota } => ApiError::new(
+                ErrorCode::TooLarge,
+                format!("upload quota reached: {used} of {quota} bytes used"),
+            ),
             StoreError::TooMany(what) => {
                 ApiError::new(ErrorCode::Invalid, format!("too many {what}"))
             }

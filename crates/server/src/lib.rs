@@ -16,6 +16,7 @@
 
 pub mod account;
 mod app;
+mod attachment;
 mod auth;
 mod chat;
 mod clock;
@@ -151,7 +152,8 @@ pub async fn run(
         config.transports.presence_grace,
     ));
     let token = CancellationToken::new();
-    let state = app::AppState::new(config, store.clone(), hub, token.clone());
+    let attachments = attachment::Attachments::in_dir(&config.data_dir.join("attachments"))?;
+    let state = app::AppState::new(config, store.clone(), hub, attachments, token.clone());
     // This node's fan-out follows the store's log — on PostgreSQL, every node's.
     let follower = state.clone();
     store.follow(latest, move |entry| follower.apply(entry))?;

@@ -119,6 +119,33 @@ has_more: boolean, };
 export type PresenceStatus = "online" | "offline";
 
 /**
+ * A file or image uploaded to a room, which its members may download.
+ */
+export type Attachment = { 
+/**
+ * Random and unguessable: `GET /api/attachments/{id}` downloads it.
+ */
+id: string, room: number, 
+/**
+ * The file's name as uploaded, without any directory.
+ */
+name: string, 
+/**
+ * What the server found it to be (an image's own format), or what the uploader said.
+ */
+content_type: string, size: number, 
+/**
+ * For an image the server could open: its size in pixels. It then has a thumbnail,
+ * `GET /api/attachments/{id}/thumbnail`, and is shown inline.
+ */
+image?: ImageSize | null, };
+
+/**
+ * An image's width and height in pixels.
+ */
+export type ImageSize = { width: number, height: number, };
+
+/**
  * Search results, newest first.
  */
 export type SearchResults = { hits: Array<SearchHit>, 

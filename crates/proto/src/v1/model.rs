@@ -135,6 +135,34 @@ pub struct Reaction {
     pub users: Vec<UserId>,
 }
 
+/// A file or image uploaded to a room, which its members may download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attachment {
+    /// Random and unguessable: `GET /api/attachments/{id}` downloads it.
+    pub id: String,
+    pub room: RoomId,
+    /// The file's name as uploaded, without any directory.
+    pub name: String,
+    /// What the server found it to be (an image's own format), or what the uploader said.
+    pub content_type: String,
+    pub size: u64,
+    /// For an image the server could open: its size in pixels. It then has a thumbnail,
+    /// `GET /api/attachments/{id}/thumbnail`, and is shown inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSize>,
+}
+
+/// An image's width and height in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImageSize {
+    pub width: u32,
+    pub height: u32,
+}
+
 /// One page of a room's history, oldest message first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(ts_rs::TS))]

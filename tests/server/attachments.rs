@@ -1,0 +1,338 @@
+//! Attachments on the real server: an image and a file uploaded, downloaded by members only and
+//! never served as a page; and each bad upload refused with a clear error and nothing kept.
+
+use std::io::Cursor;
+
+use reqwest::{Method, StatusCode};
+use tidings_proto::v1::{Attachment, ErrorBody, ErrorCode};
+use tidings_tests::{Client, TestServer};
+
+/// A PNG of `width` × `height` pixels with something in it.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .unwrap();
+    bytes
+}
+
+/// The CRC-32 a PNG chunk ends with.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A decompression bomb: a few dozen bytes whose header promises `side` × `side` RGBA pixels.
+fn bomb(side: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    };
+    let mut header = Vec::new();
+    header.extend(side.to_be_bytes());
+    header.extend(side.to_be_bytes());
+    header.extend([8, 6, 0, 0, 0]);
+    chunk(b"IHDR", &header);
+    // A zlib stream of a few zero bytes: what follows would be inflated into gigabytes.
+    chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01],
+    );
+    chunk(b"IEND", &[]);
+    out
+}
+
+async fn upload(
+    client: &Client,
+    room: i64,
+    name: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    client
+        .request(
+            Method::POST,
+            &format!("/api/rooms/{room}/attachments?name={name}"),
+        )
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn refused(response: reqwest::Response) -> (StatusCode, ErrorBody) {
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// What the server keeps in its attachments directory.
+fn kept(server: &TestServer) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(server.config.data_dir.join("attachments"))
+        .map(|dir| {
+            dir.map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn members_download_an_image_its_thumbnail_and_a_file_never_served_as_a_page() {
+    let server = TestServer::start().await;
+    let ana = server.owner().await;
+    let bob = server.user("bob").await;
+    let cy = server.user("cy").await;
+    let ops = ana.create_room("ops").await.room.id;
+    bob.join(ops).await;
+
+    let photo = png(800, 600);
+    let response = upload(&ana, ops, "..%2F..%2Fphoto.png", "image/png", photo.clone()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let image: Attachment = response.json().await.unwrap();
+    assert_eq!(
+        (image.name.as_str(), image.content_type.as_str(), image.size),
+        ("photo.png", "image/png", photo.len() as u64),
+        "the directories are dropped from the name"
+    );
+    let size = image.image.expect("an image's size");
+    assert_eq!((size.width, size.height), (800, 600));
+
+    let got = bob
+        .request(Method::GET, &format!("/api/attachments/{}", image.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    let headers = got.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline")
+    );
+    assert_eq!(got.bytes().await.unwrap().as_ref(), photo.as_slice());
+
+    let thumb = bob
+        .request(
+            Method::GET,
+            &format!("/api/attachments/{}/thumbnail", image.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thumb.status(), StatusCode::OK);
+    assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+    let small = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
+    assert_eq!((small.width(), small.height()), (320, 240));
+
+    // A page uploaded as a file is served only to be saved.
+    let page = b"<html><script>alert(1)</script></html>".to_vec();
+    let response = upload(&ana, ops, "x.html", "text/html", page.clone()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let file: Attachment = response.json().await.unwrap();
+    assert_eq!(
+        (file.content_type.as_str(), file.image),
+        ("text/html", None)
+    );
+    let got = bob
+        .request(Method::GET, &format!("/api/attachments/{}", file.id))
+        .send()
+        .await
+        .unwrap();
+    let headers = got.headers().clone();
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert_eq!(got.bytes().await.unwrap().as_ref(), page.as_slice());
+    let (status, body) = refused(
+        bob.request(
+            Method::GET,
+            &format!("/api/attachments/{}/thumbnail", file.id),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body.code),
+        (StatusCode::NOT_FOUND, ErrorCode::NotFound)
+    );
+
+    // Not a member of the room: neither the file nor its thumbnail.
+    for path in [
+        format!("/api/attachments/{}", image.id),
+        format!("/api/attachments/{}/thumbnail", image.id),
+    ] {
+        let (status, body) = refused(cy.request(Method::GET, &path).send().await.unwrap()).await;
+        assert_eq!(
+            (status, body.code),
+            (StatusCode::FORBIDDEN, ErrorCode::NotMember)
+        );
+    }
+    // Kept under their ids only, nothing under a name the uploader chose.
+    let mut expected = vec![
+        image.id.clone(),
+        format!("{}.thumbnail", image.id),
+        file.id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(kept(&server), expected);
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_nothing_is_kept() {
+    let server = TestServer::start_with(|config| {
+        config.attachments.max_size = 64 * 1024;
+        config.attachments.quota_per_user = 100 * 1024;
+    })
+    .await;
+    let ana = server.owner().await;
+    let cy = server.user("cy").await;
+    let ops = ana.create_room("ops").await.room.id;
+
+    // What is sent, as what type, the answer expected, and what its message must say.
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<u8>,
+        StatusCode,
+        ErrorCode,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "over the size limit",
+            "application/octet-stream",
+            vec![7; 64 * 1024 + 1],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TooLarge,
+            "at most 65536 bytes",
+        ),
+        (
+            "an empty file",
+            "text/plain",
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
+            "empty",
+        ),
+        (
+            "text that says it is a PNG",
+            "image/png",
+            b"not an image at all".to_vec(),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
+            "not a PNG, JPEG, GIF or WebP",
+        ),
+        (
+            "a PNG bomb within the side limit",
+            "image/png",
+            bomb(16_000),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
+            "too big to open",
+        ),
+        (
+            "a PNG bomb past it",
+            "image/png",
+            bomb(100_000),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
+            "too big to open",
+        ),
+    ];
+    for (what, content_type, body, status, code, says) in cases {
+        let (got, error) = refused(upload(&ana, ops, "f.bin", content_type, body).await).await;
+        assert_eq!(
+            (got, error.code),
+            (status, code),
+            "{what}: {}",
+            error.message
+        );
+        assert!(error.message.contains(says), "{what}: {}", error.message);
+    }
+
+    let gzipped = ana
+        .request(
+            Method::POST,
+            &format!("/api/rooms/{ops}/attachments?name=a.zip"),
+        )
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 8, 0])
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = refused(gzipped).await;
+    assert_eq!(
+        (status, error.code),
+        (StatusCode::BAD_REQUEST, ErrorCode::Invalid)
+    );
+
+    let (status, error) = refused(upload(&cy, ops, "f.bin", "text/plain", vec![1; 10]).await).await;
+    assert_eq!(
+        (status, error.code),
+        (StatusCode::FORBIDDEN, ErrorCode::NotMember)
+    );
+    assert!(kept(&server).is_empty(), "{:?}", kept(&server));
+
+    // The quota: 60 KiB fits, 60 KiB more does not.
+    let first = upload(
+        &ana,
+        ops,
+        "a.bin",
+        "application/octet-stream",
+        vec![1; 60 * 1024],
+    )
+    .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let (status, error) = refused(
+        upload(
+            &ana,
+            ops,
+            "b.bin",
+            "application/octet-stream",
+            vec![2; 60 * 1024],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error.code),
+        (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge)
+    );
+    assert!(error.message.contains("quota"), "{}", error.message);
+    assert_eq!(kept(&server).len(), 1);
+}
