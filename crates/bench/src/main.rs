@@ -7,7 +7,8 @@
 //! Shape:
 //! - `suite` — the whole run: sections, rounds, the time budget, a fresh server per run;
 //! - `fanout`, `persistence`, `history`, `fulltext`, `web`, `cluster` — one benchmark each
-//!   (`fulltext`: search, only with `--only search`; `web`: the web
+//!   (`fulltext`: search, only with `--only search`; `upload`: attachments, only with
+//!   `--only upload`; `web`: the web
 //!   app in Chromium, only with `--only web`; `cluster`: nodes on PostgreSQL, only with
 //!   `--only cluster`);
 //! - `seed` — databases written directly with SQLite before their server starts;
@@ -33,6 +34,7 @@ mod seed;
 mod sse;
 mod suite;
 mod target;
+mod upload;
 mod web;
 
 use std::io::IsTerminal;
@@ -287,6 +289,10 @@ fn settings(args: RunArgs) -> Result<Settings> {
                 .unwrap_or(pick(quick, 100_000, 10_000_000))
                 .max(1),
             queries: pick(quick, 50, 300),
+        },
+        upload: upload::Plan {
+            bytes: 25 * 1024 * 1024,
+            uploads: pick(quick, 3, 10),
         },
         web: web::Plan {
             rows: args.web_rows.unwrap_or(100_000).max(1),

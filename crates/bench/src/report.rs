@@ -13,6 +13,7 @@ use crate::history;
 use crate::latency::median;
 use crate::persistence;
 use crate::target::Target;
+use crate::upload;
 use crate::web;
 
 /// Where the figures were taken.
@@ -178,6 +179,7 @@ pub struct Report {
     pub persistence: Option<persistence::Outcome>,
     pub history: Option<history::Outcome>,
     pub search: Option<fulltext::Outcome>,
+    pub upload: Option<upload::Outcome>,
     pub web: Option<web::Outcome>,
     pub cluster: Option<cluster::Outcome>,
     /// Parts that did not run, and why.
@@ -390,6 +392,36 @@ impl Report {
                     ms(q.latency.max_ms),
                 ]);
             }
+            out.push_str(&table(&rows));
+        }
+
+        if let Some(u) = &self.upload {
+            let _ = writeln!(
+                out,
+                "\nUploads over loopback: a {:.0} MiB file at {:.0} MB/s (median)",
+                u.bytes as f64 / (1024.0 * 1024.0),
+                u.file_mb_per_sec
+            );
+            let rows = vec![
+                vec![
+                    "upload, request → 201".to_owned(),
+                    "samples".to_owned(),
+                    "median".to_owned(),
+                    "p99".to_owned(),
+                    "max".to_owned(),
+                ],
+                summary_row(
+                    &format!("{:.0} MiB file", u.bytes as f64 / (1024.0 * 1024.0)),
+                    &u.file,
+                ),
+                summary_row(
+                    &format!(
+                        "4000×3000 PNG ({:.1} MiB), thumbnailed",
+                        u.image_bytes as f64 / (1024.0 * 1024.0)
+                    ),
+                    &u.image,
+                ),
+            ];
             out.push_str(&table(&rows));
         }
 
@@ -853,6 +885,7 @@ mod tests {
             persistence: None,
             history: None,
             search: None,
+            upload: None,
             web: None,
             cluster: None,
             skipped: Vec::new(),

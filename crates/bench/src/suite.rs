@@ -19,6 +19,7 @@ use crate::process::ServerProcess;
 use crate::report::{Machine, Report, now_utc};
 use crate::seed::{self, Seeder};
 use crate::target::{Access, Endpoint, Target};
+use crate::upload;
 use crate::web;
 
 /// Sections of the suite.
@@ -30,6 +31,8 @@ pub enum Section {
     History,
     /// Full-text search over millions of messages (not in the default run).
     Search,
+    /// Uploads of a 25 MiB file and of an image (not in the default run).
+    Upload,
     /// The web app in Chromium: start time and memory (not in the default run).
     Web,
     /// Several nodes on PostgreSQL beside one on SQLite (not in the default run).
@@ -62,6 +65,7 @@ pub struct Settings {
     pub persistence: persistence::Plan,
     pub history: history::Plan,
     pub fulltext: fulltext::Plan,
+    pub upload: upload::Plan,
     pub web: web::Plan,
     pub cluster: cluster::Plan,
 }
@@ -103,6 +107,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         persistence: None,
         history: None,
         search: None,
+        upload: None,
         web: None,
         cluster: None,
         skipped: Vec::new(),
@@ -191,6 +196,13 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         match search_section(&settings, &template, work.path()).await {
             Ok(outcome) => report.search = Some(outcome),
             Err(err) => report.failures.push(format!("search: {err:#}")),
+        }
+    }
+
+    if settings.sections.contains(&Section::Upload) && !over_budget("upload", &mut report) {
+        match upload_section(&settings, &template, work.path()).await {
+            Ok(outcome) => report.upload = Some(outcome),
+            Err(err) => report.failures.push(format!("upload: {err:#}")),
         }
     }
 
@@ -364,6 +376,22 @@ async fn search_section(
     );
     let server = start_tidings(settings, &data, 16, &work.join("search.log"), &[]).await?;
     let outcome = fulltext::run(&server, &seeded, &settings.fulltext).await;
+    server.stop().await?;
+    let _ = std::fs::remove_dir_all(&data);
+    outcome
+}
+
+async fn upload_section(
+    settings: &Settings,
+    template: &Path,
+    work: &Path,
+) -> Result<upload::Outcome> {
+    let data = work.join("upload");
+    let template = template.to_owned();
+    let data_in = data.clone();
+    let seeded = tokio::task::spawn_blocking(move || upload::seed(&template, &data_in)).await??;
+    let server = start_tidings(settings, &data, 16, &work.join("upload.log"), &[]).await?;
+    let outcome = upload::run(&server, &seeded, &settings.upload).await;
     server.stop().await?;
     let _ = std::fs::remove_dir_all(&data);
     outcome
