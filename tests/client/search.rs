@@ -2,27 +2,8 @@
 //! the server is gone — the user's rooms only, deletions respected, the words marked.
 
 use tidings_client::{ClientEvent, ConnectionState};
-use tidings_proto::v1::{ErrorCode, SearchResults};
-use tidings_tests::{TestClient, TestServer};
-
-fn marked(results: &SearchResults) -> Vec<String> {
-    results
-        .hits
-        .iter()
-        .map(|hit| {
-            hit.highlight
-                .iter()
-                .map(|f| {
-                    if f.hit {
-                        format!("[{}]", f.text)
-                    } else {
-                        f.text.clone()
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
+use tidings_proto::v1::ErrorCode;
+use tidings_tests::{TestClient, TestServer, marked};
 
 #[tokio::test]
 async fn searches_the_server_online_and_the_cache_offline() {

@@ -3,26 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use tidings_proto::v1::{ErrorBody, ErrorCode, SearchResults};
-use tidings_tests::{Client, TestServer, post_message};
-
-fn marked(results: &SearchResults) -> Vec<String> {
-    results
-        .hits
-        .iter()
-        .map(|hit| {
-            hit.highlight
-                .iter()
-                .map(|f| {
-                    if f.hit {
-                        format!("[{}]", f.text)
-                    } else {
-                        f.text.clone()
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
+use tidings_tests::{Client, TestServer, marked, post_message};
 
 async fn refused(client: &Client, path: &str) -> (StatusCode, ErrorBody) {
     let response = client.request(Method::GET, path).send().await.unwrap();

@@ -561,6 +561,26 @@ impl Feed {
     }
 }
 
+/// Each search hit's text with its matched words in brackets: "[deploy] at noon".
+pub fn marked(results: &tidings_proto::v1::SearchResults) -> Vec<String> {
+    results
+        .hits
+        .iter()
+        .map(|hit| {
+            hit.highlight
+                .iter()
+                .map(|f| {
+                    if f.hit {
+                        format!("[{}]", f.text)
+                    } else {
+                        f.text.clone()
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Sends a message over HTTP and returns it.
 pub async fn post_message(
     client: &Client,

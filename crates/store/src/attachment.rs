@@ -22,6 +22,23 @@ pub struct Attachment {
     pub created_at: Millis,
 }
 
+impl NewAttachment {
+    /// The attachment as stored once recorded: carried by no message yet.
+    pub(crate) fn recorded(self) -> Attachment {
+        Attachment {
+            id: self.id,
+            room_id: self.room_id,
+            uploader_id: self.uploader_id,
+            message_id: None,
+            name: self.name,
+            content_type: self.content_type,
+            size: self.size,
+            image: self.image,
+            created_at: self.now,
+        }
+    }
+}
+
 /// An attachment to record: see [`crate::Store::add_attachment`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAttachment {

@@ -94,17 +94,7 @@ impl Postgres {
         )
         .await?;
         tx.commit().await?;
-        Ok(Attachment {
-            id: new.id,
-            room_id: new.room_id,
-            uploader_id: new.uploader_id,
-            message_id: None,
-            name: new.name,
-            content_type: new.content_type,
-            size: new.size,
-            image: new.image,
-            created_at: new.now,
-        })
+        Ok(new.recorded())
     }
 
     pub async fn attachment(&self, id: &str) -> Result<Option<Attachment>, StoreError> {

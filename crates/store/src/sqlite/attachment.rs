@@ -63,17 +63,7 @@ impl Sqlite {
                 new.image.map(|(_, h)| h),
                 new.now
             ])?;
-            Ok(Attachment {
-                id: new.id,
-                room_id: new.room_id,
-                uploader_id: new.uploader_id,
-                message_id: None,
-                name: new.name,
-                content_type: new.content_type,
-                size: new.size,
-                image: new.image,
-                created_at: new.now,
-            })
+            Ok(new.recorded())
         })
         .await
     }
