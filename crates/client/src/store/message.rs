@@ -6,6 +6,16 @@ use tidings_proto::v1::{Message, MessageId, Quote, Reaction, RoomId, UserId, Use
 
 use super::{LocalError, LocalStore, bad_value};
 
+/// The columns of a cached message `m`, in the order `message_from_row` reads them; callers add
+/// the FROM and what follows.
+macro_rules! message_columns {
+    () => {
+        "SELECT m.id, m.room_id, m.author_id, m.author_name, m.body, m.sent_at, m.client_id,
+                (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id),
+                m.edited_at, m.deleted_at, m.reactions, m.quote"
+    };
+}
+
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     // The mentioned ids come as one comma-separated list (NULL when none).
     let mut mentions = match row.get_ref(7)?.as_str_or_null()? {
@@ -199,17 +209,15 @@ impl LocalStore {
         limit: u32,
     ) -> Result<Vec<Message>, LocalError> {
         self.run(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT m.id, m.room_id, m.author_id, m.author_name, m.body, m.sent_at, m.client_id,
-                        (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id),
-                        m.edited_at, m.deleted_at, m.reactions, m.quote
-                 FROM message_search s JOIN messages m ON m.id = s.rowid
+            let mut stmt = conn.prepare_cached(concat!(
+                message_columns!(),
+                " FROM message_search s JOIN messages m ON m.id = s.rowid
                  WHERE message_search MATCH ?1 AND s.rowid < ?2
                    AND m.room_id IN (SELECT id FROM rooms) AND (?3 IS NULL OR m.room_id = ?3)
                    AND m.deleted_at IS NULL
                  ORDER BY s.rowid DESC
-                 LIMIT ?4",
-            )?;
+                 LIMIT ?4"
+            ))?;
             let found = stmt
                 .query_map(
                     (fts5, before.unwrap_or(MessageId::MAX), room, limit),
@@ -228,15 +236,13 @@ impl LocalStore {
         limit: u32,
     ) -> Result<Vec<Message>, LocalError> {
         self.run(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT m.id, m.room_id, m.author_id, m.author_name, m.body, m.sent_at, m.client_id,
-                        (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id),
-                        m.edited_at, m.deleted_at, m.reactions, m.quote
-                 FROM messages m
+            let mut stmt = conn.prepare_cached(concat!(
+                message_columns!(),
+                " FROM messages m
                  WHERE m.room_id = ?1 AND m.id < ?2
                  ORDER BY m.id DESC
-                 LIMIT ?3",
-            )?;
+                 LIMIT ?3"
+            ))?;
             let mut page: Vec<Message> = stmt
                 .query_map(
                     (room, before.unwrap_or(MessageId::MAX), limit),
