@@ -413,6 +413,8 @@ impl<C: Transport> Conn<C> {
                     self.send(&ClientFrame::Sync { since: latest_id }).await?;
                 } else {
                     self.caught_up = true;
+                    self.local(move |s| s.start_feed_cursor(latest_id)).await?;
+                    self.inner.feed_cursor_started.notify_waiters();
                     self.inner.emit(ClientEvent::Synced { latest_id });
                 }
             }

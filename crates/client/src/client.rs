@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     pub commands: Mutex<Option<mpsc::Sender<Command>>>,
     /// The chat channel carries what the feed would (on the HTTP transports): the feed waits.
     feed_rides_chat: watch::Sender<bool>,
+    /// The chat's first sync has given the feed a cursor to start from.
+    pub feed_cursor_started: Notify,
     shutdown: CancellationToken,
 }
 
@@ -290,6 +292,7 @@ impl Client {
             policy: Mutex::new(Policy::new(me)),
             commands: Mutex::new(None),
             feed_rides_chat: watch::Sender::new(false),
+            feed_cursor_started: Notify::new(),
             shutdown: CancellationToken::new(),
         });
         match account {

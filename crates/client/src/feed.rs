@@ -1,5 +1,6 @@
 //! The event feed, client side: one supervisor task per live session reading the server's SSE
-//! stream with eventsource-client, resuming with `Last-Event-ID` from the local store.
+//! stream with eventsource-client, resuming with `Last-Event-ID` from the local store (on a
+//! client's first connection, from where its chat's first sync left off).
 //!
 //! - `session` events go to the UI as they are;
 //! - `lock` locks the client;
@@ -64,8 +65,8 @@ async fn stream(
     token: &str,
     backoff: &mut Backoff,
 ) -> Option<LockCause> {
-    let cursor = inner.local(|s| s.feed_cursor()).await.ok().flatten();
-    let client = match build(api, token, cursor) {
+    let cursor = start_cursor(inner).await;
+    let client = match build(api, token, &cursor) {
         Ok(client) => client,
         Err(err) => {
             tracing::error!(%err, "cannot build the feed client");
@@ -94,17 +95,35 @@ async fn stream(
     None
 }
 
-fn build(api: &Api, token: &str, cursor: Option<String>) -> Result<impl es::Client, es::Error> {
+/// Where the feed resumes. A client that has never had a feed waits for its chat's first sync
+/// to say where that left off: a feed opened without a cursor would start from whenever its
+/// request happened to land, and a message committed between the sync and then would be in the
+/// history yet never notified.
+async fn start_cursor(inner: &Arc<Inner>) -> String {
+    loop {
+        let started = inner.feed_cursor_started.notified();
+        tokio::pin!(started);
+        started.as_mut().enable();
+        match inner.local(|s| s.feed_cursor()).await {
+            Ok(Some(cursor)) => return cursor,
+            Ok(None) => started.await,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the feed cursor");
+                started.await
+            }
+        }
+    }
+}
+
+fn build(api: &Api, token: &str, cursor: &str) -> Result<impl es::Client, es::Error> {
     let transport = launchdarkly_sdk_transport::HyperTransport::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .build_http()
         .map_err(|e| es::Error::InvalidParameter(Box::new(e)))?;
-    let mut builder = es::ClientBuilder::for_url(&format!("{}/api/events", api.base()))?
+    let builder = es::ClientBuilder::for_url(&format!("{}/api/events", api.base()))?
         .header("Authorization", &format!("Bearer {token}"))?
-        .reconnect(es::ReconnectOptions::reconnect(false).build());
-    if let Some(cursor) = cursor {
-        builder = builder.last_event_id(cursor);
-    }
+        .reconnect(es::ReconnectOptions::reconnect(false).build())
+        .last_event_id(cursor.to_owned());
     Ok(builder.build_with_transport(transport))
 }
 

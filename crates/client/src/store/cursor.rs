@@ -42,6 +42,18 @@ impl LocalStore {
             Ok(())
         })
     }
+
+    /// Starts the feed's cursor at `id` if the feed has none yet: a client's first sync says
+    /// from where the feed owes it notifications, so a message that lands between that sync and
+    /// the feed's first connection is not missed.
+    pub fn start_feed_cursor(&self, id: MessageId) -> Result<(), LocalError> {
+        self.run(|conn| {
+            let mut stmt =
+                conn.prepare_cached("UPDATE state SET feed_cursor = ?1 WHERE feed_cursor IS NULL")?;
+            stmt.execute([id.to_string()])?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +94,15 @@ mod tests {
         assert_eq!(store.feed_cursor().unwrap().as_deref(), Some("17"));
         store.set_feed_cursor("16:reset").unwrap();
         assert_eq!(store.feed_cursor().unwrap().as_deref(), Some("16:reset"));
+    }
+
+    #[test]
+    fn the_first_sync_starts_the_feed_cursor_and_only_the_first() {
+        let store = LocalStore::open_in_memory().unwrap();
+        store.start_feed_cursor(4).unwrap();
+        assert_eq!(store.feed_cursor().unwrap().as_deref(), Some("4"));
+        store.set_feed_cursor("9").unwrap();
+        store.start_feed_cursor(6).unwrap();
+        assert_eq!(store.feed_cursor().unwrap().as_deref(), Some("9"));
     }
 }
