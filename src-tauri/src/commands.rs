@@ -6,6 +6,7 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 use tidings_client::ConnectionState;
 use tidings_client::notify::NotifyLevel;
+use tidings_client::store::Draft;
 use tidings_proto::v1::{
     HistoryPage, Message, MessageId, Room, RoomId, RoomState, SearchResults, SessionId,
     SessionInfo, TransportKind, UserRef,
@@ -122,7 +123,13 @@ pub async fn send(
     body: String,
     reply_to: Option<MessageId>,
 ) -> CommandResult<Queued> {
-    let outgoing = desktop.client.send_message(room, &body, reply_to).await?;
+    let draft = Draft {
+        room,
+        body,
+        reply_to,
+        attachments: Vec::new(),
+    };
+    let outgoing = desktop.client.send_message(draft).await?;
     Ok(Queued {
         client_id: outgoing.client_id,
     })

@@ -4,6 +4,7 @@
 
 use tidings_client::ClientEvent;
 use tidings_client::notify::NotifyLevel;
+use tidings_client::store::Draft;
 use tidings_proto::v1::{ErrorCode, Message, TransportKind};
 use tidings_tests::{TestClient, TestServer};
 
@@ -186,7 +187,10 @@ async fn a_reply_quotes_its_message_and_notifies_its_author_like_a_mention() {
     bob.client.send(room, "unrelated").await.unwrap();
     let answer = bob
         .client
-        .send_message(room, "yes, at 1", Some(asked.id))
+        .send_message(Draft {
+            reply_to: Some(asked.id),
+            ..Draft::text(room, "yes, at 1")
+        })
         .await
         .unwrap();
     assert_eq!(answer.reply_to, Some(asked.id));
@@ -246,7 +250,10 @@ async fn a_reply_quotes_its_message_and_notifies_its_author_like_a_mention() {
     // A reply to a message of another room is refused for good, with a clear error.
     let stray = bob
         .client
-        .send_message(elsewhere, "wrong room", Some(asked.id))
+        .send_message(Draft {
+            reply_to: Some(asked.id),
+            ..Draft::text(elsewhere, "wrong room")
+        })
         .await
         .unwrap();
     let event = bob

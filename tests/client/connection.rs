@@ -252,6 +252,7 @@ async fn a_history_page_fetched_during_a_paged_sync_skips_nothing() {
                 client_id: format!("{i:032}"),
                 body: format!("m{i}"),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .await;
         }

@@ -99,6 +99,7 @@ async fn send_ok(chat: &mut Chat, room: i64, client_id: &str, body: &str) -> i64
         client_id: client_id.to_owned(),
         body: body.to_owned(),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .await;
     match chat
@@ -388,6 +389,7 @@ async fn a_binary_frame_closes_with_1003() {
             client_id: "bin-1".into(),
             body: "in a binary frame".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .unwrap(),
     ))
@@ -464,6 +466,7 @@ async fn a_frame_over_the_frame_limit_closes_with_1009() {
         client_id: "huge-1".into(),
         body: "a".repeat(FRAME_LIMIT),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .unwrap();
     assert!(text.len() > FRAME_LIMIT);
@@ -482,6 +485,7 @@ async fn a_frame_over_the_frame_limit_closes_with_1009() {
         client_id: "small-1".into(),
         body: "in three fragments".into(),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .unwrap();
     send_fragments(&mut chat, &small, 3).await;
@@ -526,6 +530,7 @@ async fn a_body_over_the_body_limit_is_too_large_and_the_connection_stays_open()
             client_id: client_id.into(),
             body,
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
         let error = next_error(&mut chat).await;
@@ -546,6 +551,7 @@ async fn a_body_over_the_body_limit_is_too_large_and_the_connection_stays_open()
             client_id: Some("big-http".into()),
             body: "a".repeat(DEFAULT_MAX_BODY + 1),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .send()
         .await
@@ -623,6 +629,7 @@ async fn assert_refused_everywhere(server: &TestServer, client: &Client, room: i
             client_id: Some("refused".into()),
             body: "let me in".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .send()
         .await
@@ -773,6 +780,7 @@ async fn the_session_cookie_from_a_foreign_origin_is_refused_with_403() {
             client_id: Some("forged-1".into()),
             body: "sent by another site".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .send()
         .await
@@ -833,6 +841,7 @@ async fn an_unknown_room_is_unknown_room() {
         client_id: "lost-1".into(),
         body: "anyone?".into(),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .await;
     let error = next_error(&mut chat).await;
@@ -874,6 +883,7 @@ async fn an_unknown_room_is_unknown_room() {
             client_id: Some("lost-2".into()),
             body: "anyone?".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .send()
         .await
@@ -915,6 +925,7 @@ async fn a_room_the_user_is_not_in_is_not_member() {
             client_id: client_id.into(),
             body: "let me in".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
         let error = next_error(&mut chat).await;
@@ -953,6 +964,7 @@ async fn a_room_the_user_is_not_in_is_not_member() {
             client_id: Some("nm-3".into()),
             body: "let me in".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .send()
         .await
@@ -1014,6 +1026,7 @@ async fn sends_over_the_rate_limit_are_refused_and_not_stored() {
             client_id: client_id.clone(),
             body: format!("message {client_id}"),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
     }
@@ -1056,6 +1069,7 @@ async fn sends_over_the_rate_limit_are_refused_and_not_stored() {
                 client_id: Some(client_id.clone()),
                 body: "over http".into(),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .send()
             .await
@@ -1090,6 +1104,7 @@ async fn sends_over_the_rate_limit_are_refused_and_not_stored() {
             client_id: Some(stored_id.clone()),
             body: "a resend".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .send()
         .await
@@ -1172,6 +1187,7 @@ async fn posting_the_same_client_id_twice_stores_one_message() {
             client_id: Some("dup-1".into()),
             body: "only once".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .send()
     };

@@ -23,6 +23,7 @@ async fn two_users_chat_in_a_room() {
             client_id: "c1".into(),
             body: "hello @bo".into(),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
     let ack = ana_chat
@@ -105,6 +106,7 @@ async fn resending_a_client_id_stores_one_message() {
         client_id: "same".into(),
         body: "once".into(),
         reply_to: None,
+        attachments: Vec::new(),
     };
     chat.send(&send).await;
     chat.send(&send).await;
@@ -436,6 +438,7 @@ async fn shutdown_acks_in_flight_sends_and_loses_none() {
             client_id: format!("s{i}"),
             body: format!("in flight {i}"),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
     }
@@ -577,6 +580,7 @@ async fn a_burst_of_sends_is_stored_in_the_order_sent() {
             client_id: format!("o{i}"),
             body: format!("{i}"),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
     }

@@ -120,6 +120,7 @@ async fn a_client_hopping_nodes_resumes_from_its_cursor_and_a_retried_send_is_st
         client_id: "b1".into(),
         body: "once".into(),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .await;
     let first = chat

@@ -48,6 +48,7 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
             client_id: client_id.clone(),
             body: big(i),
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await;
         match chat
@@ -81,6 +82,7 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
                 client_id: Some(format!("http-while-full-{i}")),
                 body: big(1000 + i),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .send()
             .await
@@ -122,6 +124,7 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
         client_id: client_id.clone(),
         body: big(0),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .await;
     let ServerFrame::Ack { id, .. } = chat

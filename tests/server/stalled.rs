@@ -50,6 +50,7 @@ async fn flood(sender: &Client, room: i64, count: usize) {
                 client_id: None,
                 body: big_body(i),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .send()
             .await

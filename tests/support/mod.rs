@@ -595,6 +595,7 @@ pub async fn post_message(
                 client_id: Some(client_id.into()),
                 body: body.into(),
                 reply_to: None,
+                attachments: Vec::new(),
             },
         )
         .await

@@ -704,6 +704,7 @@ impl Publisher {
                 client_id: format!("p{seq}"),
                 body,
                 reply_to: None,
+                attachments: Vec::new(),
             })?,
             None => body,
         };

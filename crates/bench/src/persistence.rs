@@ -200,6 +200,7 @@ async fn send_loop(
                         client_id: format!("b{seq}"),
                         body: format!("persistence {index} {seq}"),
                         reply_to: None,
+                        attachments: Vec::new(),
                     };
                     socket.feed(WsMessage::text(serde_json::to_string(&frame)?)).await?;
                     in_flight.insert(seq, Instant::now());

@@ -3,18 +3,45 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
-    CreateRoom, EditMessage, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest,
+    Attachment, CreateRoom, EditMessage, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest,
     LoginResponse, Me, Message, MessageId, OpenDm, ReadMarker, RegisterRequest, Revoked, Room,
     RoomId, RoomState, SearchResults, SendMessage, SessionId, SessionInfo, TRANSPORTS_PATH,
     Transports, UserRef,
 };
 
 use crate::error::ClientError;
+
+/// The body of a successful response (empty for 204); an error's body as the error it says.
+async fn answer(response: reqwest::Response) -> Result<Bytes, ClientError> {
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if status == StatusCode::NO_CONTENT {
+        return Ok(Bytes::new());
+    }
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+        ErrorBody::new(
+            ErrorCode::Unknown,
+            format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+        )
+    });
+    if body.code == ErrorCode::Unauthorized {
+        return Err(ClientError::Locked);
+    }
+    Err(ClientError::Server(body))
+}
+
+/// How much of an upload goes out between two progress reports.
+const UPLOAD_CHUNK: usize = 64 * 1024;
 
 /// How long one HTTP request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -163,27 +190,67 @@ impl Api {
                 .header("content-type", "application/json")
                 .body(body.to_json());
         }
-        let response = request.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        if status.is_success() {
-            let bytes = if bytes.is_empty() || status == StatusCode::NO_CONTENT {
-                &b"null"[..]
-            } else {
-                &bytes[..]
-            };
-            return serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()));
-        }
-        let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-            ErrorBody::new(
-                ErrorCode::Unknown,
-                format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
-            )
+        let bytes = answer(request.send().await?).await?;
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Uploads `bytes` to `room` as the file `name`, calling `progress(sent, total)` as the
+    /// body goes out. Dropping the future cancels the upload: the server keeps nothing of it.
+    pub async fn upload(
+        &self,
+        token: &str,
+        room: RoomId,
+        name: &str,
+        content_type: &str,
+        bytes: Bytes,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<Attachment, ClientError> {
+        let total = bytes.len() as u64;
+        let mut sent = 0;
+        let chunks = futures_util::stream::iter(
+            (0..bytes.len())
+                .step_by(UPLOAD_CHUNK)
+                .map(move |at| bytes.slice(at..bytes.len().min(at + UPLOAD_CHUNK))),
+        )
+        .map(move |chunk| {
+            sent += chunk.len() as u64;
+            progress(sent, total);
+            Ok::<_, std::io::Error>(chunk)
         });
-        if body.code == ErrorCode::Unauthorized {
-            return Err(ClientError::Locked);
-        }
-        Err(ClientError::Server(body))
+        let name = utf8_percent_encode(name, NON_ALPHANUMERIC);
+        let request = self
+            .streaming
+            .post(format!(
+                "{}/api/rooms/{room}/attachments?name={name}",
+                self.base
+            ))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(reqwest::Body::wrap_stream(chunks));
+        let answer = answer(request.send().await?).await?;
+        serde_json::from_slice(&answer).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// The bytes of attachment `id`, or of its thumbnail.
+    pub async fn download(
+        &self,
+        token: &str,
+        id: &str,
+        thumbnail: bool,
+    ) -> Result<Bytes, ClientError> {
+        let id = utf8_percent_encode(id, NON_ALPHANUMERIC);
+        let suffix = if thumbnail { "/thumbnail" } else { "" };
+        let request = self
+            .streaming
+            .get(format!("{}/api/attachments/{id}{suffix}", self.base))
+            .bearer_auth(token);
+        answer(request.send().await?).await
     }
 
     pub async fn login(
@@ -326,6 +393,7 @@ impl Api {
             client_id: Some(client_id.into()),
             body: body.into(),
             reply_to: None,
+            attachments: Vec::new(),
         };
         self.call(
             Method::POST,

@@ -287,6 +287,7 @@ impl<C: Transport> Conn<C> {
                 client_id: outgoing.client_id.clone(),
                 body: outgoing.body,
                 reply_to: outgoing.reply_to,
+                attachments: outgoing.attachments.into_iter().map(|a| a.id).collect(),
             })
             .await?;
             self.in_flight.insert(outgoing.client_id);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tidings_proto::v1::search::{DEFAULT_SEARCH_LIMIT, Query};
 use tidings_proto::v1::{
-    ErrorBody, ErrorCode, HistoryPage, Invite, Message, MessageId, Millis, Room, RoomId, RoomState,
-    SearchHit, SearchResults, SessionId, SessionInfo, TransportKind, UserRef,
+    Attachment, ErrorBody, ErrorCode, HistoryPage, Invite, Message, MessageId, Millis, Room,
+    RoomId, RoomState, SearchHit, SearchResults, SessionId, SessionInfo, TransportKind, UserRef,
 };
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use crate::api::Api;
 use crate::error::ClientError;
 use crate::event::{ClientEvent, ConnectionState, LockCause};
 use crate::notify::{Notifier, NotifyLevel, Policy};
-use crate::store::{Account, LocalStore, Outgoing};
+use crate::store::{Account, Draft, LocalStore, Outgoing};
 use crate::{chat, feed};
 
 /// How a client is set up.
@@ -556,23 +556,44 @@ impl Client {
     /// Sends a message: it goes to the outbox first (durably), then out as soon as the chat
     /// channel is up; it survives restarts and is never stored twice by the server.
     pub async fn send(&self, room: RoomId, body: &str) -> Result<Outgoing, ClientError> {
-        self.send_message(room, body, None).await
+        self.send_message(Draft::text(room, body)).await
     }
 
-    /// Like [`Client::send`], as a reply to message `reply_to` of the same room when given.
-    pub async fn send_message(
-        &self,
-        room: RoomId,
-        body: &str,
-        reply_to: Option<MessageId>,
-    ) -> Result<Outgoing, ClientError> {
-        let body = body.to_owned();
+    /// Like [`Client::send`], for a message that may answer another or carry attachments.
+    pub async fn send_message(&self, draft: Draft) -> Result<Outgoing, ClientError> {
         let outgoing = self
             .inner
-            .local(move |s| s.enqueue(room, &body, reply_to, now_ms()))
+            .local(move |s| s.enqueue(&draft, now_ms()))
             .await?;
         self.inner.outbox_wake.notify_one();
         Ok(outgoing)
+    }
+
+    /// Uploads a file to `room` for a message to carry (see [`Draft::attachments`]), calling
+    /// `progress(sent, total)` as it goes out. Needs the server: an upload is not queued. Dropping
+    /// the future cancels it, and the server keeps nothing of it; an upload no message carries
+    /// is deleted by the server after a while.
+    pub async fn upload(
+        &self,
+        room: RoomId,
+        name: &str,
+        content_type: &str,
+        bytes: bytes::Bytes,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<Attachment, ClientError> {
+        self.inner
+            .call(|api, token| async move {
+                api.upload(&token, room, name, content_type, bytes, progress)
+                    .await
+            })
+            .await
+    }
+
+    /// The bytes of attachment `id` (or of its thumbnail), from the server.
+    pub async fn attachment(&self, id: &str, thumbnail: bool) -> Result<bytes::Bytes, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.download(&token, id, thumbnail).await })
+            .await
     }
 
     /// Messages written but not yet stored by the server.

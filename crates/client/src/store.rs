@@ -39,7 +39,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use account::Account;
 pub use error::LocalError;
-pub use outbox::Outgoing;
+pub use outbox::{Draft, Outgoing};
 pub use settings::NotifyLevel;
 
 /// A handle on one account's local database. Cheap to clone; clones share one connection.

@@ -184,6 +184,7 @@ prop_compose! {
         Message {
             id, room, author, body, sent_at, client_id, mentions, edited_at, deleted_at, reactions,
             reply_to,
+            attachments: Vec::new(),
         }
     }
 }
@@ -280,6 +281,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 client_id,
                 body,
                 reply_to,
+                attachments: Vec::new(),
             }
         ),
         (any::<i64>(), any::<i64>())
@@ -464,6 +466,7 @@ fn send_message() -> impl Strategy<Value = SendMessage> {
             client_id,
             body,
             reply_to,
+            attachments: Vec::new(),
         }
     })
 }

@@ -85,6 +85,7 @@ fn full_message() -> Message {
             preview: "who's around?".to_owned(),
             deleted: false,
         }),
+        attachments: Vec::new(),
     }
 }
 
@@ -103,6 +104,7 @@ fn bare_message() -> Message {
         deleted_at: None,
         reactions: vec![],
         reply_to: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -115,6 +117,7 @@ fn client_send() {
         client_id: "c-0001".to_owned(),
         body: "hi @grace".to_owned(),
         reply_to: None,
+        attachments: Vec::new(),
     };
     let json = serde_json::to_string(&frame).unwrap();
     assert_eq!(decode_client_frame(&json), Ok(frame.clone()));
@@ -522,6 +525,7 @@ fn api_send_message() {
         client_id: Some("c-0002".to_owned()),
         body: "posted over HTTP".to_owned(),
         reply_to: None,
+        attachments: Vec::new(),
     });
 }
 
@@ -531,6 +535,7 @@ fn api_send_message_without_client_id() {
         client_id: None,
         body: "posted over HTTP".to_owned(),
         reply_to: None,
+        attachments: Vec::new(),
     });
 }
 

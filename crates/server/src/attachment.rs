@@ -25,9 +25,12 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Deserialize;
+use std::time::Duration;
 use tidings_proto::v1::{Attachment, ErrorBody, ErrorCode, ImageSize, RoomId};
 use tidings_store::{NewAttachment, StoreError};
-use tokio::sync::Semaphore;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::auth::Authed;
@@ -45,10 +48,17 @@ pub const THUMBNAIL_SIDE: u32 = 320;
 /// The longest file name kept, in characters.
 const MAX_NAME_CHARS: usize = 200;
 
+/// How often attachments no one reads again are looked for, at most (see [`sweep`]).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+/// Attachments forgotten per store call while sweeping.
+const SWEEP_BATCH: u32 = 256;
+
 /// Where attachments' bytes are kept, and the turns to open images.
 pub struct Attachments {
     objects: Arc<dyn ObjectStore>,
     images: Semaphore,
+    /// Wakes the sweeper (a message was deleted).
+    sweep_now: Notify,
 }
 
 impl Attachments {
@@ -60,7 +70,53 @@ impl Attachments {
         Ok(Attachments {
             objects: Arc::new(objects),
             images: Semaphore::new(IMAGES_AT_ONCE),
+            sweep_now: Notify::new(),
         })
+    }
+
+    /// Asks the sweeper to run soon: a deleted message's attachments are to go.
+    pub fn sweep_soon(&self) {
+        self.sweep_now.notify_one();
+    }
+}
+
+/// Deletes the bytes of attachments no one reads again — those of deleted messages, and uploads
+/// no message carried within `attachments.unsent_kept_for` — every [`SWEEP_EVERY`] (or the
+/// grace period, if shorter) and whenever a message is deleted, until `cancel`. The store forgets
+/// them first, so no message can claim one whose bytes are going; bytes left behind by a crash
+/// between the two are not looked for.
+pub async fn sweep(state: AppState, cancel: CancellationToken) {
+    let kept_for = state.config.attachments.unsent_kept_for;
+    let every = SWEEP_EVERY.min(kept_for.max(Duration::from_secs(1)));
+    loop {
+        let unsent_before = state
+            .now_ms()
+            .saturating_sub(i64::try_from(kept_for.as_millis()).unwrap_or(i64::MAX));
+        loop {
+            match state
+                .store
+                .forget_attachments(unsent_before, SWEEP_BATCH)
+                .await
+            {
+                Ok(ids) => {
+                    for id in &ids {
+                        forget(&state, id).await;
+                    }
+                    if ids.len() < SWEEP_BATCH as usize {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "could not sweep attachments");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+            _ = state.attachments.sweep_now.notified() => {}
+        }
     }
 }
 
@@ -198,7 +254,10 @@ pub async fn upload(
         })
         .await;
     match recorded {
-        Ok(attachment) => Ok((StatusCode::CREATED, axum::Json(wire(attachment)))),
+        Ok(attachment) => Ok((
+            StatusCode::CREATED,
+            axum::Json(crate::wire::attachment(attachment)),
+        )),
         Err(err) => {
             forget(&state, &id).await;
             Err(err.into())
@@ -206,13 +265,13 @@ pub async fn upload(
     }
 }
 
-/// Deletes what was kept of an upload that was then refused.
+/// Deletes the bytes kept for attachment `id` (an upload refused, or one forgotten).
 async fn forget(state: &AppState, id: &str) {
     for path in [object(id), thumbnail_object(id)] {
         if let Err(err) = state.attachments.objects.delete(&path).await
             && !matches!(err, object_store::Error::NotFound { .. })
         {
-            tracing::warn!(%err, id, "could not delete a refused upload's bytes");
+            tracing::warn!(%err, id, "could not delete an attachment's bytes");
         }
     }
 }
@@ -313,17 +372,6 @@ fn plain_content_type(declared: &str) -> String {
     match essence.split_once('/') {
         Some((kind, sub)) if token(kind) && token(sub) => essence.to_ascii_lowercase(),
         _ => "application/octet-stream".to_owned(),
-    }
-}
-
-fn wire(a: tidings_store::Attachment) -> Attachment {
-    Attachment {
-        id: a.id,
-        room: a.room_id,
-        name: a.name,
-        content_type: a.content_type,
-        size: a.size,
-        image: a.image.map(|(width, height)| ImageSize { width, height }),
     }
 }
 

@@ -50,6 +50,9 @@ pub struct AttachmentsConfig {
     /// An upload must arrive within this long: room for a slow connection, not for a stalled one.
     #[serde(with = "humantime_serde")]
     pub upload_timeout: Duration,
+    /// An upload no message carries is deleted after this long (a message then cannot carry it).
+    #[serde(with = "humantime_serde")]
+    pub unsent_kept_for: Duration,
 }
 
 impl Default for AttachmentsConfig {
@@ -58,6 +61,7 @@ impl Default for AttachmentsConfig {
             max_size: 25 * 1024 * 1024,
             quota_per_user: 1024 * 1024 * 1024,
             upload_timeout: Duration::from_secs(10 * 60),
+            unsent_kept_for: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

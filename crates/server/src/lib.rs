@@ -162,6 +162,7 @@ pub async fn run(
         presence::start(url, Arc::clone(&state.hub), token.clone())
             .map_err(|err| ServerError::Config(format!("redis = {url:?}: {err}")))?;
     }
+    tokio::spawn(attachment::sweep(state.clone(), token.clone()));
     let router = app::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "serving");
     web::warn_if_missing();

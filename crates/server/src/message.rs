@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tidings_proto::v1::{
-    EditMessage, ErrorBody, ErrorCode, HistoryPage, MAX_CLIENT_ID_LEN, MAX_HISTORY_LIMIT, Message,
-    MessageId, ReadMarker, RoomId, SendMessage,
+    EditMessage, ErrorBody, ErrorCode, HistoryPage, MAX_ATTACHMENTS, MAX_CLIENT_ID_LEN,
+    MAX_HISTORY_LIMIT, Message, MessageId, ReadMarker, RoomId, SendMessage,
 };
 use tidings_store::{
     Change, Changed, Inserted, MessageChange, NewMessage, Role, StoreError, User, UserId,
@@ -37,13 +37,9 @@ pub async fn post(
     state: &AppState,
     author: &User,
     room: RoomId,
-    client_id: Option<String>,
-    body: String,
-    reply_to: Option<MessageId>,
+    send: SendMessage,
 ) -> ApiResult<Sent> {
-    queue(state, author, room, client_id, body, reply_to)
-        .await?
-        .await
+    queue(state, author, room, send).await?.await
 }
 
 /// Validates and rate-limits a message and queues it to the store, returning as soon as it is
@@ -54,11 +50,22 @@ pub async fn queue(
     state: &AppState,
     author: &User,
     room: RoomId,
-    client_id: Option<String>,
-    body: String,
-    reply_to: Option<MessageId>,
+    send: SendMessage,
 ) -> ApiResult<Committing> {
-    check_body(state, &body)?;
+    let SendMessage {
+        client_id,
+        body,
+        reply_to,
+        attachments,
+    } = send;
+    if attachments.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("a message carries at most {MAX_ATTACHMENTS} attachments"),
+        ));
+    }
+    // A message of files alone need say nothing.
+    check_body(state, &body, !attachments.is_empty())?;
     if let Some(id) = &client_id
         && (id.is_empty() || id.len() > MAX_CLIENT_ID_LEN)
     {
@@ -89,6 +96,7 @@ pub async fn queue(
         body,
         sent_at: state.now_ms(),
         reply_to,
+        attachments,
     };
     // The store checks, in the same transaction, that the room exists and the author is in it.
     // Fan-out follows the store's log (see `crate::run`), not this send.
@@ -112,6 +120,11 @@ pub async fn queue(
                 ErrorCode::Invalid,
                 "a reply answers a message of the same room that is still there",
             )),
+            Err(StoreError::AttachmentUnavailable) => Err(ApiError::new(
+                ErrorCode::Invalid,
+                "a message carries only your own uploads to its room, each once, \
+                 and not after a day unsent",
+            )),
             Err(err) => Err(err.into()),
         }
     }))
@@ -123,9 +136,9 @@ fn too_fast(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> A
     ApiError::rate_limited(not_until.wait_time_from(now))
 }
 
-/// A body a message may have: not blank, and within the size limit.
-fn check_body(state: &AppState, body: &str) -> ApiResult<()> {
-    if body.trim().is_empty() {
+/// A body a message may have: not blank (unless `may_be_blank`), and within the size limit.
+fn check_body(state: &AppState, body: &str, may_be_blank: bool) -> ApiResult<()> {
+    if !may_be_blank && body.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::Invalid, "the message is empty"));
     }
     if body.len() > state.config.limits.max_body_bytes {
@@ -171,7 +184,7 @@ pub async fn change(
     change: Change,
 ) -> ApiResult<Message> {
     match &change {
-        Change::Edit { body } => check_body(state, body)?,
+        Change::Edit { body } => check_body(state, body, false)?,
         Change::React { emoji } | Change::Unreact { emoji } => check_emoji(emoji)?,
         Change::Delete => {}
     }
@@ -192,10 +205,15 @@ pub async fn change(
         may_delete_any: user.role == Role::Owner,
         at: state.now_ms(),
     };
+    let deleting = matches!(request.change, Change::Delete);
     match state.store.change_message(request).await {
-        Ok(Changed::Logged { message, .. } | Changed::Unchanged(message)) => {
+        Ok(Changed::Logged { message, .. }) => {
+            if deleting {
+                state.attachments.sweep_soon();
+            }
             Ok(wire::message(message))
         }
+        Ok(Changed::Unchanged(message)) => Ok(wire::message(message)),
         Err(StoreError::NotFound) => Err(ApiError::new(ErrorCode::NotFound, "no such message")),
         Err(StoreError::NotAllowed) => Err(ApiError::new(ErrorCode::Forbidden, refusal)),
         Err(err) => Err(err.into()),
@@ -290,7 +308,7 @@ pub async fn history(
     responses(
         (status = CREATED, description = "Stored", body = Message),
         (status = OK, description = "Stored before, by a send with the same client id", body = Message),
-        (status = BAD_REQUEST, description = "An empty message or a bad client id", body = ErrorBody),
+        (status = BAD_REQUEST, description = "An empty message, a bad client id, or an attachment that is not the sender's unsent upload to the room", body = ErrorBody),
         (status = FORBIDDEN, description = "Not a member of the room", body = ErrorBody),
         (status = NOT_FOUND, description = "No such room", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "The message is over the size limit", body = ErrorBody),
@@ -306,15 +324,7 @@ pub async fn send(
     Path(room): Path<RoomId>,
     Json(req): Json<SendMessage>,
 ) -> ApiResult<(StatusCode, axum::Json<Message>)> {
-    let sent = post(
-        &state,
-        &authed.user,
-        room,
-        req.client_id,
-        req.body,
-        req.reply_to,
-    )
-    .await?;
+    let sent = post(&state, &authed.user, room, req).await?;
     let status = if sent.duplicate {
         StatusCode::OK
     } else {

@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 
-use tidings_proto::v1::{ClientFrame, ErrorBody, MessageId, ServerFrame};
+use tidings_proto::v1::{ClientFrame, ErrorBody, MessageId, SendMessage, ServerFrame};
 use tidings_store::{Change, User};
 
 use crate::app::AppState;
@@ -28,9 +28,15 @@ pub async fn start(state: &AppState, user: &User, frame: ClientFrame) -> Result<
             client_id,
             body,
             reply_to,
+            attachments,
         } => {
-            let queued =
-                message::queue(&state, &user, room, Some(client_id.clone()), body, reply_to).await;
+            let send = SendMessage {
+                client_id: Some(client_id.clone()),
+                body,
+                reply_to,
+                attachments,
+            };
+            let queued = message::queue(&state, &user, room, send).await;
             Box::pin(async move {
                 let answer = match queued {
                     Ok(committing) => committing.await,

@@ -71,6 +71,20 @@ pub fn message(message: store::Message) -> proto::Message {
             preview: proto::preview(&quote.body),
             deleted: quote.deleted,
         }),
+        attachments: message.attachments.into_iter().map(attachment).collect(),
+    }
+}
+
+pub fn attachment(a: store::Attachment) -> proto::Attachment {
+    proto::Attachment {
+        id: a.id,
+        room: a.room_id,
+        name: a.name,
+        content_type: a.content_type,
+        size: a.size,
+        image: a
+            .image
+            .map(|(width, height)| proto::ImageSize { width, height }),
     }
 }
 

@@ -178,6 +178,7 @@ async fn author(
                 client_id: client_id(n),
                 body: format!("author {me} message {n}"),
                 reply_to: None,
+                attachments: Vec::new(),
             };
             Message::text(serde_json::to_string(&frame).unwrap())
         };

@@ -228,6 +228,7 @@ async fn write_missed(db: &std::path::Path, devices: &[Device]) -> MessageId {
                 body: format!("while the server was down, {n}"),
                 sent_at: now_ms(),
                 reply_to: None,
+                attachments: Vec::new(),
             };
             match store.insert_message(message).await.unwrap() {
                 Inserted::New(stored) => latest = latest.max(stored.id),

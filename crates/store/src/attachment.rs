@@ -2,7 +2,7 @@
 //! room, uploader, name, type, size, an image's dimensions); the bytes are the server's to keep,
 //! under the attachment's id.
 
-use crate::{MessageId, Millis, RoomId, UserId};
+use crate::{MessageId, Millis, NewMessage, RoomId, StoreError, UserId};
 
 /// An attachment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,4 +52,82 @@ pub struct NewAttachment {
     pub now: Millis,
     /// The most bytes the uploader's attachments may add up to, this one included.
     pub quota: u64,
+}
+
+/// The attachments `msg` asks to carry, each once, in the order asked.
+pub(crate) fn asked(msg: &NewMessage) -> Vec<&str> {
+    let mut ids: Vec<&str> = Vec::with_capacity(msg.attachments.len());
+    for id in &msg.attachments {
+        if !ids.contains(&id.as_str()) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// Decides whether `msg` may carry the attachments `found` for what it [`asked`] (`None` where
+/// no attachment has that id): each must be its author's upload to its room that no message
+/// carries yet. Returns them as the message will show them, in upload order.
+pub(crate) fn claim(
+    msg: &NewMessage,
+    found: Vec<Option<Attachment>>,
+) -> Result<Vec<Attachment>, StoreError> {
+    let mut claimed = Vec::with_capacity(found.len());
+    for attachment in found {
+        match attachment {
+            Some(a)
+                if a.room_id == msg.room_id
+                    && a.uploader_id == msg.author_id
+                    && a.message_id.is_none() =>
+            {
+                claimed.push(a);
+            }
+            _ => return Err(StoreError::AttachmentUnavailable),
+        }
+    }
+    claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(claimed)
+}
+
+/// One attachment as a message's read gives it: `[id, name, content_type, size, width, height,
+/// created_at]` (see the backends' `message_columns!`).
+type CarriedRow = (
+    String,
+    String,
+    String,
+    u64,
+    Option<u32>,
+    Option<u32>,
+    Millis,
+);
+
+/// The attachments of a message read from its JSON column (`None` or `[]`: none), already in
+/// upload order.
+pub(crate) fn carried(
+    json: Option<&str>,
+    room_id: RoomId,
+    uploader_id: UserId,
+    message_id: MessageId,
+) -> Result<Vec<Attachment>, StoreError> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<CarriedRow> = serde_json::from_str(json)
+        .map_err(|err| StoreError::Unreadable(format!("a message's attachments: {err}")))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, name, content_type, size, width, height, created_at)| Attachment {
+                id,
+                room_id,
+                uploader_id,
+                message_id: Some(message_id),
+                name,
+                content_type,
+                size,
+                image: width.zip(height),
+                created_at,
+            },
+        )
+        .collect())
 }

@@ -49,6 +49,10 @@ pub enum StoreError {
     /// A reply to a message that is not one of the same room (or is deleted).
     #[error("the message replied to is not in this room")]
     NotInRoom,
+    /// A message names an attachment that is not its author's upload to the same room, or one
+    /// another message already carries, or one no longer kept.
+    #[error("an attachment is not your unsent upload to this room")]
+    AttachmentUnavailable,
     /// A limit on what one thing may hold was reached (the reactions of a message).
     #[error("too many {0}")]
     TooMany(&'static str),
@@ -99,6 +103,7 @@ impl StoreError {
             StoreError::InviteInvalid => StoreError::InviteInvalid,
             StoreError::NotFound => StoreError::NotFound,
             StoreError::NotAllowed => StoreError::NotAllowed,
+            StoreError::AttachmentUnavailable => StoreError::AttachmentUnavailable,
             StoreError::WriterGone => StoreError::WriterGone,
             StoreError::DiskFull => StoreError::DiskFull,
             StoreError::WritePanicked => StoreError::WritePanicked,

@@ -521,10 +521,25 @@ impl Store {
         }
     }
 
+    /// The attachment `id`, unless its message was deleted.
     pub async fn attachment(&self, id: &str) -> Result<Option<Attachment>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.attachment(id).await,
             Backend::Postgres(p) => Box::pin(p.attachment(id)).await,
+        }
+    }
+
+    /// Forgets at most `limit` attachments no one will read again: those of deleted messages,
+    /// and uploads no message carried that were made before `unsent_before`. Returns their ids,
+    /// whose bytes the caller then removes (a send cannot claim an attachment once forgotten).
+    pub async fn forget_attachments(
+        &self,
+        unsent_before: Millis,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.forget_attachments(unsent_before, limit).await,
+            Backend::Postgres(p) => Box::pin(p.forget_attachments(unsent_before, limit)).await,
         }
     }
 
@@ -619,8 +634,11 @@ impl Store {
     /// body that match (case-insensitively) a member of the room are recorded as mentions. A new
     /// message reaches the log's follower (see [`Store::follow`]) once committed.
     ///
+    /// The attachments it names become its own, in the same transaction.
+    ///
     /// A missing room is [`StoreError::NotFound`]; an author who is not a member of the room,
-    /// [`StoreError::NotAllowed`].
+    /// [`StoreError::NotAllowed`]; an attachment that is not the author's upload to the room, or
+    /// is already carried, [`StoreError::AttachmentUnavailable`].
     pub async fn insert_message(&self, msg: NewMessage) -> Result<Inserted, StoreError> {
         self.queue_message(msg).await?.await
     }

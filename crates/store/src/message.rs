@@ -1,6 +1,6 @@
 //! Messages and the `@name` mentions they carry.
 
-use crate::{MessageId, Millis, RoomId, UserId};
+use crate::{Attachment, MessageId, Millis, RoomId, UserId};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// The message it answers, as that one now is.
     pub reply_to: Option<Quote>,
+    /// The files it carries, in the order they were uploaded; none once it is deleted.
+    pub attachments: Vec<Attachment>,
 }
 
 /// The message a reply answers, as it now is (an edit shows, a deletion empties it).
@@ -211,6 +213,8 @@ pub struct NewMessage {
     pub sent_at: Millis,
     /// The message it answers: one of the same room, not deleted. Its author is mentioned.
     pub reply_to: Option<MessageId>,
+    /// Ids of the author's uploads to the room that no message carries yet.
+    pub attachments: Vec<String>,
 }
 
 /// What [`Store::insert_message`] did.

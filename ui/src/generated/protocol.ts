@@ -88,7 +88,12 @@ reactions?: Array<Reaction>,
 /**
  * The message this one answers, as that one now is. Its author is among `mentions`.
  */
-reply_to?: Quote, };
+reply_to?: Quote, 
+/**
+ * The files and images it carries, in the order they were uploaded. Left out when there
+ * are none; a deleted message has none.
+ */
+attachments?: Array<Attachment>, };
 
 /**
  * One emoji on a message, and who added it, in the order they did.
@@ -281,13 +286,18 @@ export type SendMessage = {
  */
 client_id?: string, 
 /**
- * Plain text, not only white space, at most the server's `max_body_bytes`.
+ * Plain text, at most the server's `max_body_bytes`; not only white space unless the
+ * message carries attachments.
  */
 body: string, 
 /**
  * A message of the same room (not deleted) this one answers.
  */
-reply_to?: number, };
+reply_to?: number, 
+/**
+ * Ids of the sender's own uploads to this room that no message carries yet, at most 10.
+ */
+attachments?: Array<string>, };
 
 /**
  * `PATCH /api/messages/{id}`: one's own message gets a new body.
@@ -315,7 +325,12 @@ export type ClientFrame = { "type": "send", room: number, client_id: string, bod
 /**
  * A message of the same room this one answers.
  */
-reply_to?: number | null, } | { "type": "read", room: number, message_id: number, } | { "type": "typing", room: number, } | { "type": "history", room: number, before?: number | null, limit?: number | null, } | { "type": "sync", since: number, } | { "type": "edit", message_id: number, body: string, } | { "type": "delete", message_id: number, } | { "type": "react", message_id: number, emoji: string, } | { "type": "unreact", message_id: number, emoji: string, };
+reply_to?: number | null, 
+/**
+ * Ids of the sender's own uploads to this room that no message carries yet (at most
+ * [`MAX_ATTACHMENTS`]); with some, the body may be empty.
+ */
+attachments?: Array<string>, } | { "type": "read", room: number, message_id: number, } | { "type": "typing", room: number, } | { "type": "history", room: number, before?: number | null, limit?: number | null, } | { "type": "sync", since: number, } | { "type": "edit", message_id: number, body: string, } | { "type": "delete", message_id: number, } | { "type": "react", message_id: number, emoji: string, } | { "type": "unreact", message_id: number, emoji: string, };
 
 /**
  * A frame from the server.

@@ -56,6 +56,7 @@ pub(super) fn message(id: MessageId, room: RoomId, author: UserId, body: &str) -
         deleted_at: None,
         reactions: Vec::new(),
         reply_to: None,
+        attachments: Vec::new(),
     }
 }
 

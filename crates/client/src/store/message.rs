@@ -2,7 +2,9 @@
 
 use rusqlite::Row;
 use rusqlite::types::Type;
-use tidings_proto::v1::{Message, MessageId, Quote, Reaction, RoomId, UserId, UserRef, preview};
+use tidings_proto::v1::{
+    Attachment, Message, MessageId, Quote, Reaction, RoomId, UserId, UserRef, preview,
+};
 
 use super::{LocalError, LocalStore, bad_value};
 
@@ -12,7 +14,7 @@ macro_rules! message_columns {
     () => {
         "SELECT m.id, m.room_id, m.author_id, m.author_name, m.body, m.sent_at, m.client_id,
                 (SELECT group_concat(user_id) FROM mentions WHERE message_id = m.id),
-                m.edited_at, m.deleted_at, m.reactions, m.quote"
+                m.edited_at, m.deleted_at, m.reactions, m.quote, m.attachments"
     };
 }
 
@@ -42,6 +44,11 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
                 .map_err(|err| bad_value(11, Type::Text, format!("bad quote: {err}")))?,
         ),
     };
+    let attachments = match row.get_ref(12)?.as_str_or_null()? {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str::<Vec<Attachment>>(json)
+            .map_err(|err| bad_value(12, Type::Text, format!("bad attachments: {err}")))?,
+    };
     Ok(Message {
         id: row.get(0)?,
         room: row.get(1)?,
@@ -57,6 +64,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         deleted_at: row.get(9)?,
         reactions,
         reply_to,
+        attachments,
     })
 }
 
@@ -76,6 +84,12 @@ fn quote_of(message: &Message) -> Quote {
         preview: preview(&message.body),
         deleted: message.deleted_at.is_some(),
     }
+}
+
+/// The attachments column: the wire's JSON, or NULL when there are none.
+fn attachments_json(message: &Message) -> Option<String> {
+    (!message.attachments.is_empty())
+        .then(|| serde_json::to_string(&message.attachments).unwrap_or_default())
 }
 
 /// The reactions column: the wire's JSON, or NULL when there are none.
@@ -102,8 +116,9 @@ impl LocalStore {
             let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?1)")?;
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO messages (id, room_id, author_id, author_name, body, sent_at, client_id,
-                                       edited_at, deleted_at, reactions, reply_to, quote)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                       edited_at, deleted_at, reactions, reply_to, quote,
+                                       attachments)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (id) DO UPDATE SET
                      room_id = excluded.room_id,
                      author_id = excluded.author_id,
@@ -115,7 +130,8 @@ impl LocalStore {
                      deleted_at = excluded.deleted_at,
                      reactions = excluded.reactions,
                      reply_to = excluded.reply_to,
-                     quote = excluded.quote",
+                     quote = excluded.quote,
+                     attachments = excluded.attachments",
             )?;
             let mut clear_mentions = tx.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?;
             let mut mention =
@@ -146,6 +162,7 @@ impl LocalStore {
                     reactions_json(message),
                     message.reply_to.as_ref().map(|quote| quote.id),
                     quote_json(message),
+                    attachments_json(message),
                 ))?;
                 clear_mentions.execute([message.id])?;
                 for user in &message.mentions {
@@ -169,7 +186,8 @@ impl LocalStore {
         self.write(|tx| {
             let updated = tx
                 .prepare_cached(
-                    "UPDATE messages SET body = ?2, edited_at = ?3, deleted_at = ?4, reactions = ?5
+                    "UPDATE messages SET body = ?2, edited_at = ?3, deleted_at = ?4, reactions = ?5,
+                                         attachments = ?6
                      WHERE id = ?1",
                 )?
                 .execute((
@@ -178,6 +196,7 @@ impl LocalStore {
                     message.edited_at,
                     message.deleted_at,
                     reactions_json(message),
+                    attachments_json(message),
                 ))?;
             // The replies to it quote it as it now is.
             let quote = serde_json::to_string(&quote_of(message)).unwrap_or_default();

@@ -5,9 +5,11 @@
 //! because the server deduplicates by `client_id`.
 
 use rusqlite::Row;
-use tidings_proto::v1::{MessageId, Millis, RoomId};
+use tidings_proto::v1::{Attachment, MessageId, Millis, RoomId};
 
-use super::{LocalError, LocalStore};
+use rusqlite::types::Type;
+
+use super::{LocalError, LocalStore, bad_value};
 
 /// A message waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,31 @@ pub struct Outgoing {
     pub last_error: Option<String>,
     /// The message of the same room it answers.
     pub reply_to: Option<MessageId>,
+    /// The uploads it carries (already on the server).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A message as its author wrote it, before it goes to the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub room: RoomId,
+    pub body: String,
+    /// A message of the same room it answers.
+    pub reply_to: Option<MessageId>,
+    /// Files uploaded to the room for it (see `Client::upload`).
+    pub attachments: Vec<Attachment>,
+}
+
+impl Draft {
+    /// Plain text, answering nothing, carrying nothing.
+    pub fn text(room: RoomId, body: &str) -> Draft {
+        Draft {
+            room,
+            body: body.to_owned(),
+            reply_to: None,
+            attachments: Vec::new(),
+        }
+    }
 }
 
 fn outgoing_from_row(row: &Row<'_>) -> rusqlite::Result<Outgoing> {
@@ -35,6 +62,12 @@ fn outgoing_from_row(row: &Row<'_>) -> rusqlite::Result<Outgoing> {
         attempts: row.get(4)?,
         last_error: row.get(5)?,
         reply_to: row.get(6)?,
+        attachments: match row.get_ref(7)?.as_str_or_null()? {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(json).map_err(|err| {
+                bad_value(7, Type::Text, format!("bad outbox attachments: {err}"))
+            })?,
+        },
     })
 }
 
@@ -46,28 +79,32 @@ fn new_client_id() -> String {
 impl LocalStore {
     /// Writes a message to the outbox under a new random `client_id`; it is on disk when this
     /// returns.
-    pub fn enqueue(
-        &self,
-        room: RoomId,
-        body: &str,
-        reply_to: Option<MessageId>,
-        now: Millis,
-    ) -> Result<Outgoing, LocalError> {
+    pub fn enqueue(&self, draft: &Draft, now: Millis) -> Result<Outgoing, LocalError> {
         let outgoing = Outgoing {
             client_id: new_client_id(),
-            room,
-            body: body.to_owned(),
+            room: draft.room,
+            body: draft.body.clone(),
             created_at: now,
             attempts: 0,
             last_error: None,
-            reply_to,
+            reply_to: draft.reply_to,
+            attachments: draft.attachments.clone(),
         };
+        let attachments = (!draft.attachments.is_empty())
+            .then(|| serde_json::to_string(&draft.attachments).unwrap_or_default());
         self.run(|conn| {
             let mut stmt = conn.prepare_cached(
-                "INSERT INTO outbox (client_id, room_id, body, created_at, reply_to)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO outbox (client_id, room_id, body, created_at, reply_to, attachments)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            stmt.execute((&outgoing.client_id, room, body, now, reply_to))?;
+            stmt.execute((
+                &outgoing.client_id,
+                draft.room,
+                &draft.body,
+                now,
+                draft.reply_to,
+                attachments,
+            ))?;
             Ok(())
         })?;
         Ok(outgoing)
@@ -77,7 +114,8 @@ impl LocalStore {
     pub fn outbox(&self) -> Result<Vec<Outgoing>, LocalError> {
         self.run(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT client_id, room_id, body, created_at, attempts, last_error, reply_to
+                "SELECT client_id, room_id, body, created_at, attempts, last_error, reply_to,
+                        attachments
                  FROM outbox ORDER BY seq",
             )?;
             let outbox = stmt
@@ -115,8 +153,8 @@ mod tests {
     #[test]
     fn client_ids_are_128_bit_hex_and_distinct() {
         let store = LocalStore::open_in_memory().unwrap();
-        let a = store.enqueue(1, "a", None, 1).unwrap();
-        let b = store.enqueue(1, "b", None, 1).unwrap();
+        let a = store.enqueue(&Draft::text(1, "a"), 1).unwrap();
+        let b = store.enqueue(&Draft::text(1, "b"), 1).unwrap();
         for id in [&a.client_id, &b.client_id] {
             assert_eq!(id.len(), 32);
             assert!(
@@ -128,13 +166,40 @@ mod tests {
     }
 
     #[test]
+    fn a_draft_keeps_its_reply_and_attachments() {
+        let store = LocalStore::open_in_memory().unwrap();
+        let photo = Attachment {
+            id: "a1".to_owned(),
+            room: 3,
+            name: "photo.png".to_owned(),
+            content_type: "image/png".to_owned(),
+            size: 1234,
+            image: Some(tidings_proto::v1::ImageSize {
+                width: 40,
+                height: 30,
+            }),
+        };
+        let draft = Draft {
+            room: 3,
+            body: String::new(),
+            reply_to: Some(9),
+            attachments: vec![photo.clone()],
+        };
+        let queued = store.enqueue(&draft, 7).unwrap();
+        let stored = store.outbox().unwrap();
+        assert_eq!(stored, [queued]);
+        assert_eq!(stored[0].attachments, [photo]);
+        assert_eq!(stored[0].reply_to, Some(9));
+    }
+
+    #[test]
     fn outbox_is_oldest_first_and_remove_takes_one() {
         let store = LocalStore::open_in_memory().unwrap();
         assert!(store.outbox().unwrap().is_empty());
-        let first = store.enqueue(1, "first", None, 300).unwrap();
+        let first = store.enqueue(&Draft::text(1, "first"), 300).unwrap();
         // Enqueue order wins over timestamps, which a clock change can reorder.
-        let second = store.enqueue(2, "second", None, 100).unwrap();
-        let third = store.enqueue(1, "third", None, 200).unwrap();
+        let second = store.enqueue(&Draft::text(2, "second"), 100).unwrap();
+        let third = store.enqueue(&Draft::text(1, "third"), 200).unwrap();
         assert_eq!(
             first,
             Outgoing {
@@ -145,6 +210,7 @@ mod tests {
                 attempts: 0,
                 last_error: None,
                 reply_to: None,
+                attachments: Vec::new(),
             }
         );
         assert_eq!(
@@ -161,7 +227,7 @@ mod tests {
     #[test]
     fn attempts_count_and_keep_the_last_error() {
         let store = LocalStore::open_in_memory().unwrap();
-        let out = store.enqueue(1, "hi", None, 5).unwrap();
+        let out = store.enqueue(&Draft::text(1, "hi"), 5).unwrap();
         store
             .note_attempt(&out.client_id, Some("timed out"))
             .unwrap();
@@ -186,8 +252,10 @@ mod tests {
         let path = dir.path().join("local.db");
         let (a, b) = {
             let store = LocalStore::open(&path).unwrap();
-            let a = store.enqueue(1, "before the crash", None, 10).unwrap();
-            let b = store.enqueue(2, "and this", None, 11).unwrap();
+            let a = store
+                .enqueue(&Draft::text(1, "before the crash"), 10)
+                .unwrap();
+            let b = store.enqueue(&Draft::text(2, "and this"), 11).unwrap();
             store.note_attempt(&a.client_id, Some("offline")).unwrap();
             (a, b)
         };

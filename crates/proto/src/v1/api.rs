@@ -116,12 +116,17 @@ pub struct SendMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub client_id: Option<String>,
-    /// Plain text, not only white space, at most the server's `max_body_bytes`.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    /// Plain text, at most the server's `max_body_bytes`; not only white space unless the
+    /// message carries attachments.
     pub body: String,
     /// A message of the same room (not deleted) this one answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<MessageId>,
+    /// Ids of the sender's own uploads to this room that no message carries yet, at most 10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10))]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<String>>", optional))]
+    pub attachments: Vec<String>,
 }
 
 /// `PATCH /api/messages/{id}`: one's own message gets a new body.

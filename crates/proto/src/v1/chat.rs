@@ -13,6 +13,9 @@ pub const MAX_CLIENT_ID_LEN: usize = 64;
 /// Largest history page; larger `limit`s are clamped to it.
 pub const MAX_HISTORY_LIMIT: u32 = 200;
 
+/// The most files one message carries.
+pub const MAX_ATTACHMENTS: usize = 10;
+
 /// A frame from the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
@@ -27,6 +30,11 @@ pub enum ClientFrame {
         /// A message of the same room this one answers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<MessageId>,
+        /// Ids of the sender's own uploads to this room that no message carries yet (at most
+        /// [`MAX_ATTACHMENTS`]); with some, the body may be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<String>>", optional))]
+        attachments: Vec<String>,
     },
     /// Move the read marker of a room forward.
     Read { room: RoomId, message_id: MessageId },
@@ -318,6 +326,7 @@ mod tests {
                 client_id: "c-1".to_owned(),
                 body: "hi".to_owned(),
                 reply_to: None,
+                attachments: Vec::new(),
             })
         );
     }
@@ -330,6 +339,7 @@ mod tests {
                 client_id: "c".to_owned(),
                 body: "b".to_owned(),
                 reply_to: None,
+                attachments: Vec::new(),
             },
             ClientFrame::Read {
                 room: 1,

@@ -6,12 +6,12 @@ use tokio_postgres::Row;
 
 use super::room::load_room;
 use super::{Postgres, get};
-use crate::{Attachment, NewAttachment, StoreError, UserId};
+use crate::{Attachment, Millis, NewAttachment, StoreError, UserId};
 
-const ATTACHMENT_SELECT: &str = "SELECT id, room_id, uploader_id, message_id, name, content_type, \
+pub(super) const ATTACHMENT_SELECT: &str = "SELECT id, room_id, uploader_id, message_id, name, content_type, \
      size, width, height, created_at FROM attachments";
 
-fn attachment_from(row: &Row) -> Result<Attachment, StoreError> {
+pub(super) fn attachment_from(row: &Row) -> Result<Attachment, StoreError> {
     let size: i64 = get(row, 6)?;
     let width: Option<i32> = get(row, 7)?;
     let height: Option<i32> = get(row, 8)?;
@@ -100,13 +100,34 @@ impl Postgres {
     pub async fn attachment(&self, id: &str) -> Result<Option<Attachment>, StoreError> {
         let c = self.client().await?;
         let stmt = c
-            .prepare_cached(&format!("{ATTACHMENT_SELECT} WHERE id = $1"))
+            .prepare_cached(&format!(
+                "{ATTACHMENT_SELECT} WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM messages m WHERE m.id = message_id AND m.deleted_at IS NOT NULL)"
+            ))
             .await?;
         c.query_opt(&stmt, &[&id])
             .await?
             .as_ref()
             .map(attachment_from)
             .transpose()
+    }
+
+    pub async fn forget_attachments(
+        &self,
+        unsent_before: Millis,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let c = self.writable().await?;
+        let stmt = c
+            .prepare_cached(
+                "DELETE FROM attachments WHERE id IN (SELECT id FROM attachments \
+                 WHERE message_id IS NULL AND created_at < $1 \
+                 OR message_id IN (SELECT id FROM messages WHERE deleted_at IS NOT NULL) \
+                 LIMIT $2) RETURNING id",
+            )
+            .await?;
+        let rows = c.query(&stmt, &[&unsent_before, &i64::from(limit)]).await?;
+        rows.iter().map(|row| get(row, 0)).collect()
     }
 
     pub async fn attachment_usage(&self, user: UserId) -> Result<u64, StoreError> {

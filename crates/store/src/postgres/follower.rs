@@ -156,7 +156,7 @@ async fn catch_up(
             .collect::<Result<Vec<(MessageId, LogEntry<'static>)>, StoreError>>()?;
         let changed = changed
             .iter()
-            .map(|row| Ok((get(row, 17)?, message_from(row)?)))
+            .map(|row| Ok((get(row, 18)?, message_from(row)?)))
             .collect::<Result<Vec<(MessageId, Message)>, StoreError>>()?;
         // Merged by id: the log's order.
         let mut entries: Vec<(MessageId, LogEntry<'_>)> = messages

@@ -7,6 +7,7 @@ use tokio_postgres::{IsolationLevel, Row};
 
 use super::writer::MENTION;
 use super::{Postgres, get, log_entry};
+use crate::attachment::carried;
 use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
 use crate::queued::Queued;
 use crate::{
@@ -15,8 +16,9 @@ use crate::{
     parse_mentions,
 };
 
-/// The columns of a message, with its author's name, its mentions (sorted) and its reactions
-/// (emoji and user, in the order they came), read by `message_from`.
+/// The columns of a message, with its author's name, its mentions (sorted), its reactions
+/// (emoji and user, in the order they came), the message it answers and its attachments (a JSON
+/// array, see `attachment::carried`), read by `message_from`.
 macro_rules! message_columns {
     () => {
         "SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
@@ -26,7 +28,10 @@ macro_rules! message_columns {
              ORDER BY x.at, x.user_id, x.emoji),
        ARRAY(SELECT x.user_id FROM reactions x WHERE x.message_id = m.id
              ORDER BY x.at, x.user_id, x.emoji),
-       m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL"
+       m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL,
+       (SELECT json_agg(json_build_array(a.id, a.name, a.content_type, a.size, a.width,
+                                         a.height, a.created_at) ORDER BY a.created_at, a.id)
+        FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL)::text"
     };
 }
 
@@ -62,11 +67,18 @@ pub(super) fn message_from(row: &Row) -> Result<Message, StoreError> {
         .zip(0..)
         .map(|((emoji, user), at)| (emoji, user, at))
         .collect();
+    let (id, room_id, author_id) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
+    let attachments = carried(
+        get::<Option<String>>(row, 17)?.as_deref(),
+        room_id,
+        author_id,
+        id,
+    )?;
     Ok(Message {
-        id: get(row, 0)?,
-        room_id: get(row, 1)?,
+        id,
+        room_id,
         author: Author {
-            id: get(row, 2)?,
+            id: author_id,
             name: get(row, 3)?,
         },
         body: get(row, 4)?,
@@ -88,6 +100,7 @@ pub(super) fn message_from(row: &Row) -> Result<Message, StoreError> {
                 deleted: get(row, 16)?,
             }),
         },
+        attachments,
     })
 }
 
@@ -169,7 +182,7 @@ impl Postgres {
             .collect::<Result<Vec<_>, _>>()?;
         let changes = changes
             .iter()
-            .map(|row| Ok((get(row, 17)?, message_from(row)?)))
+            .map(|row| Ok((get(row, 18)?, message_from(row)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         tx.commit().await?;
         Ok(merge_replay(messages, changes, limit as usize))

@@ -21,6 +21,7 @@
 //! with the same client id, which stores the message at most once. Fan-out does not start here
 //! but from the log (`follower`), which holds every node's messages in one order.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,9 +29,11 @@ use deadpool_postgres::{GenericClient, Pool};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
 
+use super::attachment::{ATTACHMENT_SELECT, attachment_from};
 use super::message::load_message;
+use crate::attachment::{asked, claim};
 use crate::queued::{Answer, Queued};
-use crate::{Author, Inserted, Message, NewMessage, Quote, StoreError, parse_mentions};
+use crate::{Attachment, Author, Inserted, Message, NewMessage, Quote, StoreError, parse_mentions};
 
 /// How many messages may wait for the writer before callers are made to wait.
 const QUEUE_DEPTH: usize = 4096;
@@ -74,6 +77,13 @@ FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(message, room, name)
 JOIN users u ON lower(u.name) = t.name
 JOIN members mb ON mb.user_id = u.id AND mb.room_id = t.room
 RETURNING message_id, user_id";
+
+/// The batch's attachments become their messages': (attachment, message) pairs, each taken only
+/// if no message has it yet. Answers how many were.
+const LINK: &str = "\
+UPDATE attachments SET message_id = t.message
+FROM unnest($1::text[], $2::bigint[]) AS t(id, message)
+WHERE attachments.id = t.id AND attachments.message_id IS NULL";
 
 struct Job {
     msg: NewMessage,
@@ -229,6 +239,20 @@ async fn commit(
         )));
     }
 
+    // The attachments the batch's messages ask for, as recorded (one query, if any).
+    let mut recorded: HashMap<String, Attachment> = HashMap::new();
+    let asking: Vec<&str> = messages.iter().flat_map(|m| asked(m)).collect();
+    if !asking.is_empty() {
+        let select = tx
+            .prepare_cached(&format!("{ATTACHMENT_SELECT} WHERE id = ANY($1)"))
+            .await?;
+        for row in tx.query(&select, &[&asking]).await? {
+            let attachment = attachment_from(&row)?;
+            recorded.insert(attachment.id.clone(), attachment);
+        }
+    }
+    let mut claimed: Vec<Vec<Attachment>> = vec![Vec::new(); messages.len()];
+
     let mut fates = Vec::with_capacity(messages.len());
     let mut names = Vec::with_capacity(messages.len());
     let mut quotes: Vec<Option<Quote>> = Vec::with_capacity(messages.len());
@@ -266,8 +290,24 @@ async fn commit(
             (None, None) if !member => Fate::Refused(StoreError::NotAllowed),
             (None, None) if bad_reply => Fate::Refused(StoreError::NotInRoom),
             (None, None) => {
-                new.push(index);
-                Fate::New(new.len() - 1)
+                let found = asked(msg)
+                    .into_iter()
+                    .map(|id| recorded.get(id).cloned())
+                    .collect();
+                match claim(msg, found) {
+                    Ok(attachments) => {
+                        // Taken: a later message of the batch cannot claim them too.
+                        for a in &attachments {
+                            if let Some(taken) = recorded.get_mut(&a.id) {
+                                taken.message_id = Some(0);
+                            }
+                        }
+                        claimed[index] = attachments;
+                        new.push(index);
+                        Fate::New(new.len() - 1)
+                    }
+                    Err(err) => Fate::Refused(err),
+                }
             }
         });
     }
@@ -310,6 +350,18 @@ async fn commit(
                 by_name.push(name.to_lowercase());
             }
         }
+        for (k, &n) in new.iter().enumerate() {
+            for a in &mut claimed[n] {
+                a.message_id = Some(ids[k]);
+            }
+        }
+        let (mut linked_ids, mut linked_to) = (Vec::new(), Vec::new());
+        for (k, &n) in new.iter().enumerate() {
+            for a in &claimed[n] {
+                linked_ids.push(a.id.as_str());
+                linked_to.push(ids[k]);
+            }
+        }
         let insert = tx.prepare_cached(INSERT).await?;
         let mention = tx.prepare_cached(MENTION).await?;
         // Sent back to back on the one connection; PostgreSQL runs them in this order.
@@ -327,6 +379,15 @@ async fn commit(
             },
             tx.execute("SELECT pg_notify($1, '')", &[&LOG_CHANNEL]),
         )?;
+        if !linked_ids.is_empty() {
+            let link = tx.prepare_cached(LINK).await?;
+            let linked = tx.execute(&link, &[&linked_ids, &linked_to]).await?;
+            // Fewer: another node's message took one since the checks. The batch fails, and
+            // its messages, retried one by one, are checked again.
+            if linked != linked_ids.len() as u64 {
+                return Err(StoreError::AttachmentUnavailable);
+            }
+        }
         for row in mentioned {
             let message: i64 = row.try_get(0)?;
             let user: i64 = row.try_get(1)?;
@@ -359,6 +420,7 @@ async fn commit(
             deleted_at: None,
             reactions: Vec::new(),
             reply_to: quotes[n].clone(),
+            attachments: claimed[n].clone(),
         }
     };
     let mut results = Vec::with_capacity(messages.len());

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Sqlite;
 use super::room::{is_member, load_room};
-use crate::{Attachment, NewAttachment, StoreError, UserId};
+use crate::{Attachment, MessageId, Millis, NewAttachment, StoreError, UserId};
 
 const ATTACHMENT_SELECT: &str = "SELECT id, room_id, uploader_id, message_id, name, content_type, \
      size, width, height, created_at FROM attachments";
@@ -23,6 +23,23 @@ fn attachment_from(row: &Row<'_>) -> rusqlite::Result<Attachment> {
         image: width.zip(height),
         created_at: row.get(9)?,
     })
+}
+
+/// Attachment `id` as recorded, whatever became of its message.
+pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<Attachment>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("{ATTACHMENT_SELECT} WHERE id = ?1"))?
+        .query_row([id], attachment_from)
+        .optional()?)
+}
+
+/// Attachments no one reads again (see `Store::forget_attachments`): `?1` is `unsent_before`.
+const FORGOTTEN: &str = "message_id IS NULL AND created_at < ?1 \
+     OR message_id IN (SELECT id FROM messages WHERE deleted_at IS NOT NULL)";
+
+fn is_deleted(conn: &Connection, message: MessageId) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT deleted_at IS NOT NULL FROM messages WHERE id = ?1")?
+        .query_row([message], |row| row.get(0))
 }
 
 fn usage(conn: &Connection, user: UserId) -> Result<u64, StoreError> {
@@ -71,10 +88,28 @@ impl Sqlite {
     pub async fn attachment(&self, id: &str) -> Result<Option<Attachment>, StoreError> {
         let id = id.to_owned();
         self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&format!("{ATTACHMENT_SELECT} WHERE id = ?1"))?
-                .query_row([id], attachment_from)
-                .optional()?)
+            Ok(load(conn, &id)?.filter(|a| match a.message_id {
+                None => true,
+                Some(message) => !is_deleted(conn, message).unwrap_or(true),
+            }))
+        })
+        .await
+    }
+
+    pub async fn forget_attachments(
+        &self,
+        unsent_before: Millis,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.write(move |conn| {
+            let ids = conn
+                .prepare_cached(&format!(
+                    "DELETE FROM attachments WHERE id IN \
+                     (SELECT id FROM attachments WHERE {FORGOTTEN} LIMIT ?2) RETURNING id"
+                ))?
+                .query_map(params![unsent_before, limit], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(ids)
         })
         .await
     }

@@ -7,16 +7,17 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Sqlite;
 use super::room::{is_member, load_room};
 use crate::Queued;
+use crate::attachment::{asked, carried, claim};
 use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
 use crate::{
-    Author, Change, Changed, Inserted, LogEntry, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
-    MessageId, Millis, NewMessage, Replayed, RoomId, SEARCH_TIME_LIMIT, Search, StoreError, UserId,
-    parse_mentions,
+    Attachment, Author, Change, Changed, Inserted, LogEntry, MAX_REACTIONS_PER_MESSAGE, Message,
+    MessageChange, MessageId, Millis, NewMessage, Replayed, RoomId, SEARCH_TIME_LIMIT, Search,
+    StoreError, UserId, parse_mentions,
 };
 
 /// The columns of a message, with its author's name, its mentions (a comma-separated list), its
-/// reactions (records of emoji, user and time) and the message it answers (`r`, its author `ru`),
-/// parsed by `message_from`.
+/// reactions (records of emoji, user and time), the message it answers (`r`, its author `ru`)
+/// and its attachments (a JSON array, see `attachment::carried`), parsed by `message_from`.
 macro_rules! message_columns {
     () => {
         "SELECT m.id, m.room_id, m.author_id, u.name, m.body, m.sent_at, m.client_id,
@@ -24,7 +25,10 @@ macro_rules! message_columns {
        m.edited_at, m.deleted_at,
        (SELECT group_concat(x.emoji || char(31) || x.user_id || char(31) || x.at, char(30))
         FROM reactions x WHERE x.message_id = m.id),
-       m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL"
+       m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL,
+       (SELECT json_group_array(json_array(a.id, a.name, a.content_type, a.size, a.width,
+                                           a.height, a.created_at) ORDER BY a.created_at, a.id)
+        FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL)"
     };
 }
 
@@ -71,11 +75,14 @@ fn message_from(row: &Row<'_>) -> rusqlite::Result<Message> {
             reactions.push((emoji.to_owned(), user, at));
         }
     }
+    let (id, room_id, author_id) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    let attachments = carried(row.get_ref(16)?.as_str_or_null()?, room_id, author_id, id)
+        .map_err(|err| unreadable(16, err))?;
     Ok(Message {
-        id: row.get(0)?,
-        room_id: row.get(1)?,
+        id,
+        room_id,
         author: Author {
-            id: row.get(2)?,
+            id: author_id,
             name: row.get(3)?,
         },
         body: row.get(4)?,
@@ -97,6 +104,7 @@ fn message_from(row: &Row<'_>) -> rusqlite::Result<Message> {
                 deleted: row.get(15)?,
             }),
         },
+        attachments,
     })
 }
 
@@ -184,6 +192,7 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
             .ok_or(StoreError::NotInRoom)?,
         ),
     };
+    let attachments = claim_attachments(conn, &msg)?;
     conn.prepare_cached(
         "INSERT INTO messages (room_id, author_id, client_id, body, sent_at, reply_to) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -197,6 +206,10 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
         msg.reply_to
     ])?;
     let id = conn.last_insert_rowid();
+    for attachment in &attachments {
+        conn.prepare_cached("UPDATE attachments SET message_id = ?1 WHERE id = ?2")?
+            .execute(params![id, attachment.id])?;
+    }
     if id - indexed_up_to(conn)? >= SEARCH_INDEX_BATCH {
         index_for_search(conn)?;
     }
@@ -223,7 +236,23 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
         deleted_at: None,
         reactions: Vec::new(),
         reply_to: quote,
+        attachments: attachments
+            .into_iter()
+            .map(|a| Attachment {
+                message_id: Some(id),
+                ..a
+            })
+            .collect(),
     }))
+}
+
+/// The attachments `msg` may carry (see `attachment::claim`), read in the writer's transaction.
+fn claim_attachments(conn: &Connection, msg: &NewMessage) -> Result<Vec<Attachment>, StoreError> {
+    let mut found = Vec::with_capacity(msg.attachments.len());
+    for id in asked(msg) {
+        found.push(super::attachment::load(conn, id)?);
+    }
+    claim(msg, found)
 }
 
 /// Records the members of `room` that `body` mentions (and `answered`, the author of the message
@@ -428,7 +457,7 @@ impl Sqlite {
                      ORDER BY c.id LIMIT ?3"
                 ))?
                 .query_map(params![user, after, limit], |row| {
-                    Ok((row.get(16)?, message_from(row)?))
+                    Ok((row.get(17)?, message_from(row)?))
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(merge_replay(messages, changes, limit as usize))
@@ -581,6 +610,7 @@ mod tests {
                     body: format!("message {i}"),
                     sent_at: 2,
                     reply_to: None,
+                    attachments: Vec::new(),
                 };
                 store.queue_message(msg).await?.await
             }));

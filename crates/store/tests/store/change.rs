@@ -17,6 +17,7 @@ pub(crate) async fn say(store: &Store, room: i64, author: &User, body: &str) -> 
             body: body.to_owned(),
             sent_at: 5,
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await
         .unwrap();
@@ -242,6 +243,7 @@ async fn reply(
             body: body.to_owned(),
             sent_at: 6,
             reply_to: Some(to),
+            attachments: Vec::new(),
         })
         .await?;
     match sent {

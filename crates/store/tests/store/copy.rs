@@ -28,6 +28,7 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
                 body: format!("message {i} for @bob"),
                 sent_at: 10 + i,
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .await
             .unwrap();
@@ -138,6 +139,7 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
             body: "after the move".into(),
             sent_at: 30,
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await
         .unwrap()
@@ -157,6 +159,7 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
             body: "again".into(),
             sent_at: 31,
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await
         .unwrap(),

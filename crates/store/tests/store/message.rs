@@ -10,6 +10,7 @@ fn new(room: i64, author: &User, client_id: Option<&str>, body: &str, sent_at: i
         body: body.to_owned(),
         sent_at,
         reply_to: None,
+        attachments: Vec::new(),
     }
 }
 

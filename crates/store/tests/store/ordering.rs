@@ -133,6 +133,7 @@ async fn a_batch_in_flight_on_another_node_holds_back_the_next_id_until_it_commi
                 body: "from node 2".into(),
                 sent_at: 2,
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .await
     });
@@ -209,6 +210,7 @@ async fn three_nodes_with_eight_writers_each_give_a_follower_contiguous_ids() {
                         body: format!("node {n} writer {w} message {i}"),
                         sent_at: 1,
                         reply_to: None,
+                        attachments: Vec::new(),
                     };
                     match node.insert_message(msg).await.unwrap() {
                         Inserted::New(m) => acked.push(m.id),
@@ -310,6 +312,7 @@ async fn a_follower_hears_every_node_and_survives_losing_its_listen_connection()
                     body: format!("m{i}"),
                     sent_at: 1,
                     reply_to: None,
+                    attachments: Vec::new(),
                 })
                 .await
                 .unwrap()

@@ -10,6 +10,7 @@ async fn say(store: &Store, room: i64, author: &User, body: &str) -> i64 {
         body: body.to_owned(),
         sent_at: 2_000,
         reply_to: None,
+        attachments: Vec::new(),
     };
     match store.insert_message(msg).await.unwrap() {
         tidings_store::Inserted::New(m) => m.id,
