@@ -4,7 +4,9 @@
 use std::io::Cursor;
 
 use reqwest::{Method, StatusCode};
-use tidings_proto::v1::{Attachment, ErrorBody, ErrorCode};
+use tidings_proto::v1::{
+    Attachment, ClientFrame, ErrorBody, ErrorCode, HistoryPage, SendMessage, ServerFrame,
+};
 use tidings_tests::{Client, TestServer};
 
 /// A PNG of `width` × `height` pixels with something in it.
@@ -335,4 +337,167 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
     );
     assert!(error.message.contains("quota"), "{}", error.message);
     assert_eq!(kept(&server).len(), 1);
+}
+
+/// Waits (at most 10 s) until the server keeps exactly `expected` in its attachments directory:
+/// the sweeper works in the background, so the test follows the directory.
+async fn until_kept(server: &TestServer, expected: &[String], what: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = kept(server);
+        if now == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still keeping {now:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn uploaded(client: &Client, room: i64, name: &str, kind: &str, body: Vec<u8>) -> Attachment {
+    let response = upload(client, room, name, kind, body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_message_carries_its_uploads_to_the_room_and_takes_them_when_deleted() {
+    let server = TestServer::start().await;
+    let ana = server.owner().await;
+    let bob = server.user("bob").await;
+    let ops = ana.create_room("ops").await.room.id;
+    let other = ana.create_room("other").await.room.id;
+    bob.join(ops).await;
+    bob.join(other).await;
+    let mut bobs = bob.chat().await;
+    let mut anas = ana.chat().await;
+
+    let photo = uploaded(&ana, ops, "photo.png", "image/png", png(64, 48)).await;
+    let notes = uploaded(&ana, ops, "notes.txt", "text/plain", b"agenda".to_vec()).await;
+    let elsewhere = uploaded(&ana, other, "x.txt", "text/plain", b"x".to_vec()).await;
+    let bobs_own = uploaded(&bob, ops, "b.txt", "text/plain", b"b".to_vec()).await;
+
+    // Files alone, no words: over the chat channel, bob hears them with the message.
+    anas.send(&ClientFrame::Send {
+        room: ops,
+        client_id: "with-files".into(),
+        body: String::new(),
+        reply_to: None,
+        attachments: vec![notes.id.clone(), photo.id.clone()],
+    })
+    .await;
+    let ServerFrame::Ack { id, .. } = anas
+        .expect("the ack", |f| matches!(f, ServerFrame::Ack { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    let ServerFrame::Message(heard) = bobs
+        .expect("the message", |f| matches!(f, ServerFrame::Message(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(heard.id, id);
+    assert_eq!(
+        heard.attachments,
+        [photo.clone(), notes.clone()],
+        "upload order"
+    );
+    let page: HistoryPage = bob.get(&format!("/api/rooms/{ops}/messages")).await;
+    assert_eq!(page.messages, [heard.clone()]);
+
+    // Each refused with a clear error, and nothing stored: ana's upload sent by bob, an upload
+    // to another room, one already carried, an unknown id, more than ten.
+    let too_many: Vec<String> = (0..11).map(|n| format!("id{n}")).collect();
+    for (sender, room, ids) in [
+        (&bob, ops, vec![photo.id.clone()]),
+        (&ana, ops, vec![elsewhere.id.clone()]),
+        (&ana, ops, vec![notes.id.clone()]),
+        (&ana, ops, vec!["no-such-upload".to_owned()]),
+        (&bob, ops, too_many),
+    ] {
+        let response = sender
+            .request(Method::POST, &format!("/api/rooms/{room}/messages"))
+            .json(&SendMessage {
+                client_id: None,
+                body: "look".into(),
+                reply_to: None,
+                attachments: ids.clone(),
+            })
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = refused(response).await;
+        assert_eq!(
+            (status, body.code),
+            (StatusCode::BAD_REQUEST, ErrorCode::Invalid),
+            "{ids:?}: {}",
+            body.message
+        );
+    }
+    let page: HistoryPage = bob.get(&format!("/api/rooms/{ops}/messages")).await;
+    assert_eq!(page.messages.len(), 1, "nothing stored");
+
+    // Deleted: bob hears the message without them, cannot fetch them, and their bytes go.
+    let deleted = ana
+        .request(Method::DELETE, &format!("/api/messages/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let ServerFrame::Changed { message, .. } = bobs
+        .expect("the deletion", |f| matches!(f, ServerFrame::Changed { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(message.deleted_at.is_some() && message.attachments.is_empty());
+    for path in [
+        format!("/api/attachments/{}", photo.id),
+        format!("/api/attachments/{}/thumbnail", photo.id),
+        format!("/api/attachments/{}", notes.id),
+    ] {
+        let (status, _) = refused(bob.request(Method::GET, &path).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let mut left = vec![elsewhere.id.clone(), bobs_own.id.clone()];
+    left.sort();
+    until_kept(&server, &left, "the deleted message's files").await;
+}
+
+#[tokio::test]
+async fn an_upload_no_message_carries_is_deleted_after_its_grace() {
+    let server = TestServer::start_with(|config| {
+        config.attachments.unsent_kept_for = std::time::Duration::ZERO;
+    })
+    .await;
+    let ana = server.owner().await;
+    let ops = ana.create_room("ops").await.room.id;
+    let notes = uploaded(&ana, ops, "notes.txt", "text/plain", b"agenda".to_vec()).await;
+    until_kept(&server, &[], "the unsent upload").await;
+    let response = ana
+        .request(Method::POST, &format!("/api/rooms/{ops}/messages"))
+        .json(&SendMessage {
+            client_id: None,
+            body: "too late".into(),
+            reply_to: None,
+            attachments: vec![notes.id.clone()],
+        })
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = refused(response).await;
+    assert_eq!(
+        (status, body.code),
+        (StatusCode::BAD_REQUEST, ErrorCode::Invalid)
+    );
+    assert!(
+        ana.get::<HistoryPage>(&format!("/api/rooms/{ops}/messages"))
+            .await
+            .messages
+            .is_empty()
+    );
 }

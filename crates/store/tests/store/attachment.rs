@@ -83,7 +83,6 @@ fn ids(message: &Message) -> Vec<&str> {
     message.attachments.iter().map(|a| a.id.as_str()).collect()
 }
 
-
 async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(store: Store) {
     let ana = super::user(&store, "ana").await;
     let bob = super::user(&store, "bob").await;
@@ -112,7 +111,11 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
     }
 
     // Refused whole, nothing claimed: bob's upload, an upload to another room, an unknown id.
-    for (client_id, wanted) in [("c1", ["p1", "b1"]), ("c2", ["p1", "o1"]), ("c3", ["p1", "zz"])] {
+    for (client_id, wanted) in [
+        ("c1", ["p1", "b1"]),
+        ("c2", ["p1", "o1"]),
+        ("c3", ["p1", "zz"]),
+    ] {
         assert!(
             matches!(
                 store
@@ -124,7 +127,10 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
         );
     }
     assert!(store.history(room.id, None, 10).await.unwrap().is_empty());
-    assert_eq!(store.attachment("p1").await.unwrap().unwrap().message_id, None);
+    assert_eq!(
+        store.attachment("p1").await.unwrap().unwrap().message_id,
+        None
+    );
 
     let Inserted::New(sent) = store
         .insert_message(carrying(room.id, ana.id, "c4", &["p3", "p1", "p3"]))
@@ -134,7 +140,11 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
         panic!("a new message")
     };
     assert_eq!(ids(&sent), ["p1", "p3"], "upload order, each once");
-    assert!(sent.attachments.iter().all(|a| a.message_id == Some(sent.id)));
+    assert!(
+        sent.attachments
+            .iter()
+            .all(|a| a.message_id == Some(sent.id))
+    );
     assert_eq!(sent.attachments[0], {
         let mut stored = store.attachment("p1").await.unwrap().unwrap();
         assert_eq!(stored.message_id, Some(sent.id));
@@ -142,7 +152,10 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
         stored
     });
     // Read back the same way everywhere: history, a replay, a resend's duplicate.
-    assert_eq!(store.history(room.id, None, 10).await.unwrap(), [sent.clone()]);
+    assert_eq!(
+        store.history(room.id, None, 10).await.unwrap(),
+        [sent.clone()]
+    );
     let replayed = store.messages_since(bob.id, 0, 10).await.unwrap();
     assert_eq!(replayed, [Replayed::Message(sent.clone())]);
     let Inserted::Duplicate(again) = store
@@ -161,7 +174,10 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
             .await,
         Err(StoreError::AttachmentUnavailable)
     ));
-    assert_eq!(store.attachment("p2").await.unwrap().unwrap().message_id, None);
+    assert_eq!(
+        store.attachment("p2").await.unwrap().unwrap().message_id,
+        None
+    );
 
     // Nothing to forget yet: p2 is unsent but newer than the cut-off.
     assert!(store.forget_attachments(8, 10).await.unwrap().is_empty());
@@ -185,6 +201,10 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
     forgotten.sort();
     assert_eq!(forgotten, ["p1", "p2", "p3"]);
     assert!(store.forget_attachments(9, 10).await.unwrap().is_empty());
-    assert_eq!(store.attachment_usage(ana.id).await.unwrap(), 10, "o1 is left");
+    assert_eq!(
+        store.attachment_usage(ana.id).await.unwrap(),
+        10,
+        "o1 is left"
+    );
     assert!(store.attachment("b1").await.unwrap().is_some());
 }
