@@ -407,7 +407,7 @@ async fn a_message_carries_its_uploads_to_the_room_and_takes_them_when_deleted()
         "upload order"
     );
     let page: HistoryPage = bob.get(&format!("/api/rooms/{ops}/messages")).await;
-    assert_eq!(page.messages, [heard.clone()]);
+    assert_eq!(page.messages, std::slice::from_ref(&heard));
 
     // Each refused with a clear error, and nothing stored: ana's upload sent by bob, an upload
     // to another room, one already carried, an unknown id, more than ten.

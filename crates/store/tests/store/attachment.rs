@@ -154,7 +154,7 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
     // Read back the same way everywhere: history, a replay, a resend's duplicate.
     assert_eq!(
         store.history(room.id, None, 10).await.unwrap(),
-        [sent.clone()]
+        std::slice::from_ref(&sent)
     );
     let replayed = store.messages_since(bob.id, 0, 10).await.unwrap();
     assert_eq!(replayed, [Replayed::Message(sent.clone())]);
