@@ -1,6 +1,7 @@
 //! End-to-end tests of the client core against the real server: reconnects, the outbox, the
 //! feed's resume, the session lock, and notifications.
 
+mod attachments;
 mod changes;
 mod connection;
 mod disk;

@@ -1,25 +1,11 @@
 //! Attachments on the real server: an image and a file uploaded, downloaded by members only and
 //! never served as a page; and each bad upload refused with a clear error and nothing kept.
 
-use std::io::Cursor;
-
 use reqwest::{Method, StatusCode};
 use tidings_proto::v1::{
     Attachment, ClientFrame, ErrorBody, ErrorCode, HistoryPage, SendMessage, ServerFrame,
 };
-use tidings_tests::{Client, TestServer};
-
-/// A PNG of `width` × `height` pixels with something in it.
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
-    });
-    let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .unwrap();
-    bytes
-}
+use tidings_tests::{Client, TestServer, png};
 
 /// The CRC-32 a PNG chunk ends with.
 fn crc32(bytes: &[u8]) -> u32 {
@@ -83,18 +69,6 @@ async fn upload(
 async fn refused(response: reqwest::Response) -> (StatusCode, ErrorBody) {
     let status = response.status();
     (status, response.json().await.unwrap())
-}
-
-/// What the server keeps in its attachments directory.
-fn kept(server: &TestServer) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(server.config.data_dir.join("attachments"))
-        .map(|dir| {
-            dir.map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 #[tokio::test]
@@ -211,7 +185,7 @@ async fn members_download_an_image_its_thumbnail_and_a_file_never_served_as_a_pa
         file.id.clone(),
     ];
     expected.sort();
-    assert_eq!(kept(&server), expected);
+    assert_eq!(server.attachments_kept(), expected);
 }
 
 #[tokio::test]
@@ -308,7 +282,11 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
         (status, error.code),
         (StatusCode::FORBIDDEN, ErrorCode::NotMember)
     );
-    assert!(kept(&server).is_empty(), "{:?}", kept(&server));
+    assert!(
+        server.attachments_kept().is_empty(),
+        "{:?}",
+        server.attachments_kept()
+    );
 
     // The quota: 60 KiB fits, 60 KiB more does not.
     let first = upload(
@@ -336,24 +314,7 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
         (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge)
     );
     assert!(error.message.contains("quota"), "{}", error.message);
-    assert_eq!(kept(&server).len(), 1);
-}
-
-/// Waits (at most 10 s) until the server keeps exactly `expected` in its attachments directory:
-/// the sweeper works in the background, so the test follows the directory.
-async fn until_kept(server: &TestServer, expected: &[String], what: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let now = kept(server);
-        if now == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: still keeping {now:?}, expected {expected:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    assert_eq!(server.attachments_kept().len(), 1);
 }
 
 async fn uploaded(client: &Client, room: i64, name: &str, kind: &str, body: Vec<u8>) -> Attachment {
@@ -465,7 +426,9 @@ async fn a_message_carries_its_uploads_to_the_room_and_takes_them_when_deleted()
     }
     let mut left = vec![elsewhere.id.clone(), bobs_own.id.clone()];
     left.sort();
-    until_kept(&server, &left, "the deleted message's files").await;
+    server
+        .until_attachments_kept(&left, "the deleted message's files")
+        .await;
 }
 
 #[tokio::test]
@@ -477,7 +440,9 @@ async fn an_upload_no_message_carries_is_deleted_after_its_grace() {
     let ana = server.owner().await;
     let ops = ana.create_room("ops").await.room.id;
     let notes = uploaded(&ana, ops, "notes.txt", "text/plain", b"agenda".to_vec()).await;
-    until_kept(&server, &[], "the unsent upload").await;
+    server
+        .until_attachments_kept(&[], "the unsent upload")
+        .await;
     let response = ana
         .request(Method::POST, &format!("/api/rooms/{ops}/messages"))
         .json(&SendMessage {

@@ -172,6 +172,41 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// What the server keeps in its attachments directory, sorted.
+    pub fn attachments_kept(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.config.data_dir.join("attachments"))
+            .map(|dir| {
+                dir.map(|entry| {
+                    entry
+                        .expect("an entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Waits (at most [`WAIT`]) until the server keeps exactly `expected` in its attachments
+    /// directory: its sweeper works in the background, so the test follows the directory.
+    pub async fn until_attachments_kept(&self, expected: &[String], what: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let kept = self.attachments_kept();
+            if kept == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: still keeping {kept:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/api/ws", self.addr)
     }
@@ -599,6 +634,21 @@ pub async fn post_message(
             },
         )
         .await
+}
+
+/// A PNG of `width` × `height` pixels with something in it.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("a PNG");
+    bytes
 }
 
 /// A client core for `name` (registered with an invite if new), with its own data dir, quick
