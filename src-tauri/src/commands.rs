@@ -8,13 +8,14 @@ use tidings_client::ConnectionState;
 use tidings_client::notify::NotifyLevel;
 use tidings_client::store::Draft;
 use tidings_proto::v1::{
-    HistoryPage, Message, MessageId, Room, RoomId, RoomState, SearchResults, SessionId,
+    Attachment, HistoryPage, Message, MessageId, Room, RoomId, RoomState, SearchResults, SessionId,
     SessionInfo, TransportKind, UserRef,
 };
 
 use crate::Desktop;
 use crate::error::{CommandError, CommandResult};
 use crate::host::{Host, HostInfo};
+use crate::view::{UiEvent, UploadProgressEvent};
 
 #[derive(Debug, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -122,12 +123,13 @@ pub async fn send(
     room: RoomId,
     body: String,
     reply_to: Option<MessageId>,
+    attachments: Option<Vec<Attachment>>,
 ) -> CommandResult<Queued> {
     let draft = Draft {
         room,
         body,
         reply_to,
-        attachments: Vec::new(),
+        attachments: attachments.unwrap_or_default(),
     };
     let outgoing = desktop.client.send_message(draft).await?;
     Ok(Queued {
@@ -144,6 +146,7 @@ pub struct Pending {
     created_at: i64,
     #[cfg_attr(test, ts(optional))]
     reply_to: Option<MessageId>,
+    attachments: Vec<Attachment>,
 }
 
 #[tauri::command]
@@ -159,8 +162,91 @@ pub async fn outbox(desktop: State<'_, Desktop>) -> CommandResult<Vec<Pending>> 
             body: o.body,
             created_at: o.created_at,
             reply_to: o.reply_to,
+            attachments: o.attachments,
         })
         .collect())
+}
+
+/// Uploads a file to a room for a message to carry. The file is the request's raw body; its
+/// room, name (percent-encoded) and the UI's id for the upload come as the headers `x-room`,
+/// `x-name` and `x-upload`, its type as `content-type`. Progress comes as `upload_progress`
+/// events; `cancel_upload` with the same id stops it.
+#[tauri::command]
+pub async fn upload(
+    desktop: State<'_, Desktop>,
+    app: AppHandle,
+    request: tauri::ipc::Request<'_>,
+) -> CommandResult<Attachment> {
+    let tauri::ipc::InvokeBody::Raw(bytes) = request.body() else {
+        return Err(CommandError::new(
+            "invalid",
+            "the file comes as the request's raw body",
+        ));
+    };
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let room: RoomId = header("x-room")
+        .parse()
+        .map_err(|_| CommandError::new("invalid", "x-room names the room"))?;
+    let name = percent_encoding::percent_decode_str(&header("x-name"))
+        .decode_utf8_lossy()
+        .into_owned();
+    let content_type = Some(header("content-type"))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let id = header("x-upload");
+    let bytes = bytes::Bytes::copy_from_slice(bytes);
+    let client = desktop.client.clone();
+    let progress_id = id.clone();
+    let task = tokio::spawn(async move {
+        client
+            .upload(room, &name, &content_type, bytes, move |sent, total| {
+                let progress = UploadProgressEvent {
+                    upload: progress_id.clone(),
+                    sent,
+                    total,
+                };
+                crate::view::emit(&app, &UiEvent::UploadProgress(progress));
+            })
+            .await
+    });
+    desktop.uploads().insert(id.clone(), task.abort_handle());
+    let outcome = task.await;
+    desktop.uploads().remove(&id);
+    match outcome {
+        Ok(result) => Ok(result?),
+        Err(err) if err.is_cancelled() => {
+            Err(CommandError::new("cancelled", "The upload was cancelled."))
+        }
+        Err(err) => Err(CommandError::internal(err)),
+    }
+}
+
+/// Stops the upload the UI named `upload`, if it is still going.
+#[tauri::command]
+pub fn cancel_upload(desktop: State<'_, Desktop>, upload: String) -> CommandResult<()> {
+    if let Some(task) = desktop.uploads().remove(&upload) {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// The bytes of an attachment (or of an image's thumbnail), for the UI to show: the webview
+/// cannot ask the server itself.
+#[tauri::command]
+pub async fn attachment(
+    desktop: State<'_, Desktop>,
+    id: String,
+    thumbnail: bool,
+) -> CommandResult<tauri::ipc::Response> {
+    let bytes = desktop.client.attachment(&id, thumbnail).await?;
+    Ok(tauri::ipc::Response::new(bytes.to_vec()))
 }
 
 // Arguments arrive with the contract's snake_case names, not Tauri's default camelCase.

@@ -14,15 +14,15 @@ use crate::error::CommandError;
 use crate::host::HostInfo;
 use crate::view::{
     LockedEvent, OpenRoomEvent, PresenceEvent, ReadEvent, SendFailedEvent, SentEvent, TypingEvent,
-    UiEvent,
+    UiEvent, UploadProgressEvent,
 };
 
 const PATH: &str = "ui/src/generated/desktop.ts";
 const TEST: &str = "-p tidings-desktop --lib contract";
 
 /// The protocol's types the contract refers to.
-const IMPORTS: &str = "import type { ErrorBody, Message, PresenceStatus, RoomState, SessionStatus, \
-                       TransportKind, UserRef } from './protocol';\n";
+const IMPORTS: &str = "import type { Attachment, ErrorBody, Message, PresenceStatus, RoomState, \
+                       SessionStatus, TransportKind, UserRef } from './protocol';\n";
 
 fn declarations() -> String {
     let cfg = config();
@@ -58,6 +58,7 @@ fn declarations() -> String {
         ReadEvent,
         LockedEvent,
         OpenRoomEvent,
+        UploadProgressEvent,
         UiEvent,
     );
     out

@@ -17,6 +17,7 @@ mod host;
 mod tray;
 mod view;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -32,9 +33,15 @@ pub struct Desktop {
     pub client: Client,
     pub data_dir: PathBuf,
     host: Mutex<Option<Host>>,
+    /// The uploads going on, by the UI's id for each, to cancel them.
+    uploads: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Desktop {
+    pub fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::AbortHandle>> {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn host_info(&self) -> Option<HostInfo> {
         self.host
             .lock()
@@ -102,6 +109,7 @@ pub fn run() {
                 client,
                 data_dir: data,
                 host: Mutex::new(host),
+                uploads: Mutex::new(HashMap::new()),
             });
             let items = tray::build(&handle)?;
             app.manage(items);
@@ -137,6 +145,9 @@ pub fn run() {
             commands::users,
             commands::members,
             commands::search,
+            commands::upload,
+            commands::cancel_upload,
+            commands::attachment,
             commands::invite,
             commands::lock_now,
             commands::unlock,

@@ -35,6 +35,17 @@ pub enum UiEvent {
     OpenRoom(OpenRoomEvent),
     /// Do not disturb was switched (from the tray).
     Dnd(bool),
+    /// How far an upload has gone.
+    UploadProgress(UploadProgressEvent),
+}
+
+/// `sent` of `total` bytes of the upload the UI named `upload` have gone out.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct UploadProgressEvent {
+    pub upload: String,
+    pub sent: u64,
+    pub total: u64,
 }
 
 /// An outbox message was stored by the server.

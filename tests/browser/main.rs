@@ -7,6 +7,7 @@
 
 mod support;
 
+mod attachments;
 mod chat;
 mod lock;
 mod markup;

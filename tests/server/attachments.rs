@@ -364,8 +364,8 @@ async fn a_message_carries_its_uploads_to_the_room_and_takes_them_when_deleted()
     assert_eq!(heard.id, id);
     assert_eq!(
         heard.attachments,
-        [photo.clone(), notes.clone()],
-        "upload order"
+        [notes.clone(), photo.clone()],
+        "in the order sent"
     );
     let page: HistoryPage = bob.get(&format!("/api/rooms/{ops}/messages")).await;
     assert_eq!(page.messages, std::slice::from_ref(&heard));

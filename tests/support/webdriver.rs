@@ -451,6 +451,65 @@ impl Page {
             .await;
     }
 
+    /// Attaches `files` from the composer's file picker (as a person choosing them) and waits
+    /// until every one has uploaded.
+    pub async fn attach(&self, files: &[&Path]) {
+        let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        self.find("attach-input")
+            .await
+            .send_keys(&paths.join("\n"))
+            .await
+            .unwrap_or_else(|err| panic!("choosing {paths:?}: {err}"));
+        let done = format!("{}[data-state=\"done\"]", testid("upload"));
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            let uploaded = self
+                .driver
+                .find_all(Locator::Css(&done))
+                .await
+                .expect("finding uploads")
+                .len();
+            if uploaded == files.len() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.shot("failed").await;
+                panic!(
+                    "{uploaded} of {} files uploaded within {UI_WAIT:?}",
+                    files.len()
+                );
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The natural width of the first image matching `css` once it has loaded (0 never).
+    pub async fn image_width(&self, css: &str) -> u64 {
+        let script = format!(
+            "const img = document.querySelector({}); \
+             return img !== null && img.complete ? img.naturalWidth : 0;",
+            serde_json::Value::String(css.to_owned())
+        );
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            let width = self
+                .driver
+                .execute(&script, vec![])
+                .await
+                .expect("reading an image")
+                .as_u64()
+                .unwrap_or(0);
+            if width > 0 {
+                return width;
+            }
+            if Instant::now() >= deadline {
+                self.shot("failed").await;
+                panic!("{css} has not loaded within {UI_WAIT:?}");
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Writes `text` in the composer and presses Enter.
     pub async fn send(&self, text: &str) {
         self.type_into(

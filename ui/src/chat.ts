@@ -14,6 +14,7 @@ import {
   on,
   toAppError,
   type Account,
+  type Attachment,
   type AppStatus,
   type HistoryPage,
   type LockCause,
@@ -141,7 +142,7 @@ export class Chat {
     });
     this.timeline.setMe(me.id);
     this.composer = new Composer({
-      send: (room, body, replyTo) => this.send(room, body, replyTo),
+      send: (room, body, replyTo, attachments) => this.send(room, body, replyTo, attachments),
       notice: (text) => this.notice.show(text),
     });
     this.settings = new Settings({
@@ -603,16 +604,16 @@ export class Chat {
 
   // ---- sending ----
 
-  private async send(room: RoomId, body: string, replyTo: MessageId | null): Promise<void> {
+  private async send(room: RoomId, body: string, replyTo: MessageId | null, attachments: Attachment[]): Promise<void> {
     let clientId: string;
     try {
-      clientId = (await commands.send(room, body, replyTo)).client_id;
+      clientId = (await commands.send(room, body, replyTo, attachments)).client_id;
     } catch (err) {
       throw new Error(toAppError(err).message);
     }
     const history = this.history(room);
     history.addPending(
-      { client_id: clientId, room, body, created_at: Date.now() },
+      { client_id: clientId, room, body, created_at: Date.now(), attachments },
       this.account.user,
     );
     if (room === this.current) this.timeline.scrollToBottom();

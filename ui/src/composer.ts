@@ -1,9 +1,11 @@
 // Writing a message: Enter sends, Shift+Enter starts a new line. A reply shows what it answers
-// above the text ("Replying to ana: …", × or Escape to cancel). Each room keeps its draft (saved
-// through the shell, debounced), and typing is announced at most once every few seconds.
+// above the text ("Replying to ana: …", × or Escape to cancel). Files (the 📎 button, or pasted
+// or dropped) upload at once, each with its progress and a × that cancels it; the message carries
+// those done, and waits for the rest. Each room keeps its draft (saved through the shell,
+// debounced) and its uploads, and typing is announced at most once every few seconds.
 
 import { h } from './dom';
-import { commands, type MessageId, type RoomId, type UserRef } from './ipc';
+import { commands, toAppError, type Attachment, type MessageId, type RoomId, type UserRef } from './ipc';
 import { MentionList } from './mentions';
 
 const DRAFT_SAVE_MS = 500;
@@ -13,9 +15,27 @@ const MAX_HEIGHT_PX = 200;
 export interface ComposerHooks {
   /** Sends `body` to `room` (a reply to `replyTo`); rejects with a message for the person if
    * it could not. */
-  send(room: RoomId, body: string, replyTo: MessageId | null): Promise<void>;
+  send(room: RoomId, body: string, replyTo: MessageId | null, attachments: Attachment[]): Promise<void>;
   /** Something went wrong that the person should hear about. */
   notice(text: string): void;
+}
+
+/** A file being uploaded for the next message, or uploaded. */
+interface Upload {
+  id: string;
+  file: File;
+  attachment: Attachment | null;
+  chip: HTMLElement;
+  bar: HTMLProgressElement;
+}
+
+let uploadCount = 0;
+
+/** "1.2 MB", for people. */
+export function fileSize(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1_000_000) return `${(bytes / 1000).toFixed(bytes < 10_000 ? 1 : 0)} kB`;
+  return `${(bytes / 1_000_000).toFixed(bytes < 10_000_000 ? 1 : 0)} MB`;
 }
 
 export class Composer {
@@ -33,6 +53,11 @@ export class Composer {
   private readonly replyBanner: HTMLElement;
   private readonly replyText: HTMLElement;
   private readonly mentions: MentionList;
+  /** Each room's uploads for its next message. */
+  private uploads = new Map<RoomId, Upload[]>();
+  private readonly uploadList: HTMLElement;
+  private readonly attach: HTMLButtonElement;
+  private readonly picker: HTMLInputElement;
 
   constructor(private readonly hooks: ComposerHooks) {
     this.textarea = h('textarea', {
@@ -53,9 +78,36 @@ export class Composer {
     );
     cancelReply.addEventListener('click', () => this.cancelReply());
     this.replyBanner = h('div', { class: 'reply-banner', testid: 'reply-banner', hidden: true }, this.replyText, cancelReply);
-    const row = h('div', { class: 'composer-row' }, this.label, this.textarea, this.button);
+    this.picker = h('input', { type: 'file', multiple: true, class: 'visually-hidden', testid: 'attach-input', tabindex: -1 });
+    this.picker.addEventListener('change', () => {
+      for (const file of Array.from(this.picker.files ?? [])) this.startUpload(file);
+      this.picker.value = '';
+    });
+    this.attach = h(
+      'button',
+      { type: 'button', class: 'attach', testid: 'attach-button', title: 'Attach files', 'aria-label': 'Attach files' },
+      '📎',
+    );
+    this.attach.addEventListener('click', () => this.picker.click());
+    this.uploadList = h('div', { class: 'uploads', testid: 'uploads', hidden: true });
+    const row = h('div', { class: 'composer-row' }, this.label, this.attach, this.picker, this.textarea, this.button);
     this.mentions = new MentionList(this.textarea, () => this.room, () => this.onInput());
-    this.element = h('form', { class: 'composer' }, this.mentions.element, this.replyBanner, row);
+    this.element = h('form', { class: 'composer' }, this.mentions.element, this.replyBanner, this.uploadList, row);
+    this.textarea.addEventListener('paste', (event) => {
+      const files = Array.from(event.clipboardData?.files ?? []);
+      if (files.length === 0) return;
+      event.preventDefault();
+      for (const file of files) this.startUpload(file);
+    });
+    this.element.addEventListener('dragover', (event) => {
+      if (this.room !== null && event.dataTransfer?.types.includes('Files') === true) event.preventDefault();
+    });
+    this.element.addEventListener('drop', (event) => {
+      const files = Array.from(event.dataTransfer?.files ?? []);
+      if (files.length === 0 || this.room === null) return;
+      event.preventDefault();
+      for (const file of files) this.startUpload(file);
+    });
 
     this.element.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -104,6 +156,7 @@ export class Composer {
     this.flush();
     this.room = room;
     this.show(title);
+    this.showUploads();
     if (room === null) {
       this.setValue('');
       return;
@@ -129,6 +182,7 @@ export class Composer {
     const disabled = this.room === null;
     this.textarea.disabled = disabled;
     this.button.disabled = disabled;
+    this.attach.disabled = disabled;
     const placeholder = disabled ? 'Pick a room to start talking' : `Message ${title}`;
     this.textarea.placeholder = placeholder;
     this.label.textContent = placeholder;
@@ -198,7 +252,15 @@ export class Composer {
     if (room === null) return;
     const text = this.textarea.value;
     const body = text.trim();
-    if (body === '') return;
+    const uploads = this.uploads.get(room) ?? [];
+    if (uploads.some((u) => u.attachment === null)) {
+      this.hooks.notice('Wait for the files to finish uploading, or cancel them.');
+      return;
+    }
+    const attachments = uploads.map((u) => u.attachment).filter((a): a is Attachment => a !== null);
+    if (body === '' && attachments.length === 0) return;
+    this.uploads.delete(room);
+    this.showUploads();
     if (this.saveTimer !== null) window.clearTimeout(this.saveTimer);
     this.saveTimer = null;
     this.drafts.set(room, '');
@@ -209,15 +271,77 @@ export class Composer {
     const replyTo = this.replyTo;
     this.cancelReply();
     try {
-      await this.hooks.send(room, body, replyTo);
+      await this.hooks.send(room, body, replyTo, attachments);
     } catch (err) {
-      // Give the text back rather than lose it.
+      // Give the text and the files back rather than lose them.
       if (this.room === room && this.textarea.value === '') {
         this.drafts.set(room, text);
         this.setValue(text);
         this.saveDraft(room, text);
       }
+      if (uploads.length > 0 && !this.uploads.has(room)) {
+        this.uploads.set(room, uploads);
+        this.showUploads();
+      }
       this.hooks.notice(err instanceof Error ? err.message : String(err));
     }
+  }
+
+  /** Uploads `file` to the open room at once, shown as a chip with its progress. */
+  private startUpload(file: File): void {
+    const room = this.room;
+    if (room === null) return;
+    const id = `u${Date.now()}-${++uploadCount}`;
+    const bar = h('progress', { class: 'upload-progress', testid: 'upload-progress', max: 1, value: 0 });
+    const cancel = h(
+      'button',
+      { type: 'button', class: 'link-button', testid: 'upload-cancel', 'aria-label': `Remove ${file.name}` },
+      '×',
+    );
+    const chip = h(
+      'div',
+      { class: 'upload', testid: 'upload', 'data-state': 'uploading' },
+      h('span', { class: 'upload-name' }, file.name),
+      h('span', { class: 'upload-size' }, fileSize(file.size)),
+      bar,
+      cancel,
+    );
+    const upload: Upload = { id, file, attachment: null, chip, bar };
+    const list = this.uploads.get(room) ?? [];
+    list.push(upload);
+    this.uploads.set(room, list);
+    this.showUploads();
+    const drop = (): void => {
+      const left = (this.uploads.get(room) ?? []).filter((u) => u !== upload);
+      if (left.length === 0) this.uploads.delete(room);
+      else this.uploads.set(room, left);
+      this.showUploads();
+    };
+    cancel.addEventListener('click', () => {
+      if (upload.attachment === null) commands.cancelUpload(id).catch(() => undefined);
+      drop();
+    });
+    commands
+      .upload(room, file, id, (sent, total) => {
+        bar.max = total > 0 ? total : 1;
+        bar.value = sent;
+      })
+      .then((attachment) => {
+        upload.attachment = attachment;
+        bar.value = bar.max;
+        chip.dataset['state'] = 'done';
+      })
+      .catch((err: unknown) => {
+        const error = toAppError(err);
+        drop();
+        if (error.code !== 'cancelled') this.hooks.notice(`${file.name} was not uploaded: ${error.message}`);
+      });
+  }
+
+  /** The open room's uploads. */
+  private showUploads(): void {
+    const list = this.room === null ? [] : (this.uploads.get(this.room) ?? []);
+    this.uploadList.replaceChildren(...list.map((u) => u.chip));
+    this.uploadList.hidden = list.length === 0;
   }
 }

@@ -1,7 +1,7 @@
 // What the UI holds of one room's history: the stored messages it has seen, oldest first and
 // without duplicates, followed by the user's own messages still in the outbox. No DOM here.
 
-import type { Message, MessageId, Millis, OutboxItem, Quote, Reaction, RoomId, UserRef } from './ipc';
+import type { Attachment, Message, MessageId, Millis, OutboxItem, Quote, Reaction, RoomId, UserRef } from './ipc';
 
 export type RowState =
   /** Stored by the server. */
@@ -31,6 +31,8 @@ export interface Row {
   reactions: readonly Reaction[];
   /** The message it answers, as that one now is. */
   replyTo: Quote | null;
+  /** The files it carries. */
+  attachments: readonly Attachment[];
   /** Shown as an editor of its body. */
   editing: boolean;
   /** The first message the person had not read when they opened the room: the "New" line
@@ -65,6 +67,7 @@ function storedRow(m: Message): Row {
     deleted: m.deleted_at !== undefined,
     reactions: m.reactions ?? [],
     replyTo: m.reply_to ?? null,
+    attachments: m.attachments ?? [],
     editing: false,
     unreadMark: false,
     version: 0,
@@ -178,6 +181,7 @@ export class RoomHistory {
     row.editedAt = m.edited_at ?? null;
     row.deleted = m.deleted_at !== undefined;
     row.reactions = m.reactions ?? [];
+    row.attachments = m.attachments ?? [];
     if (row.deleted) row.editing = false;
     this.touched(row);
     return true;
@@ -249,6 +253,8 @@ export class RoomHistory {
       deleted: false,
       reactions: [],
       replyTo: null,
+      // An outbox written before attachments existed has none.
+      attachments: item.attachments ?? [],
       editing: false,
       unreadMark: false,
       version: 0,

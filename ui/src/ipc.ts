@@ -8,6 +8,7 @@ import { browser } from './backend/browser';
 import { tauri } from './backend/tauri';
 
 import type {
+  Attachment,
   HistoryPage,
   Message,
   Room,
@@ -82,8 +83,15 @@ export interface Commands {
     limit: number,
     onPage: (page: HistoryPage) => void,
   ): Promise<null>;
-  /** Sends `body` to `room`, as a reply to message `replyTo` of that room when given. */
-  send(room: RoomId, body: string, replyTo: MessageId | null): Promise<Queued>;
+  /** Sends `body` to `room`, as a reply to message `replyTo` of that room when given, carrying
+   * `attachments` (uploaded with `upload`). */
+  send(room: RoomId, body: string, replyTo: MessageId | null, attachments: Attachment[]): Promise<Queued>;
+  /** Uploads `file` to `room` for a message to carry, reporting how far it has gone. `upload`
+   * names it for `cancelUpload`, which makes this reject with code `cancelled`. */
+  upload(room: RoomId, file: File, upload: string, onProgress: (sent: number, total: number) => void): Promise<Attachment>;
+  cancelUpload(upload: string): Promise<null>;
+  /** A URL an `<img>` (or a download link) can load the attachment, or its thumbnail, from. */
+  attachmentUrl(attachment: Attachment, thumbnail: boolean): Promise<string>;
   outbox(): Promise<OutboxItem[]>;
   markRead(room: RoomId, messageId: MessageId): Promise<null>;
   /** One's own message gets a new body; the answer is the message as it now is. */

@@ -1,6 +1,7 @@
 // Drawing one message row. The body is text nodes and DOM-built links only: a body of
 // `<img src=x onerror=alert(1)>` shows exactly those characters.
 
+import { renderAttachments } from './attachments';
 import { h } from './dom';
 import type { Row } from './history';
 import { splitLinks } from './link';
@@ -99,7 +100,7 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
   if (row.replyTo !== null) el.appendChild(renderQuote(row, actions));
   if (row.editing) {
     el.appendChild(renderEditor(row, actions));
-  } else {
+  } else if (row.body !== '' || row.editedAt !== null || row.attachments.length === 0) {
     const body = renderBody(row.body, actions.openLink);
     if (row.editedAt !== null) {
       body.appendChild(
@@ -108,6 +109,7 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
     }
     el.appendChild(body);
   }
+  if (row.attachments.length > 0) el.appendChild(renderAttachments(row.attachments));
   if (row.reactions.length > 0) el.appendChild(renderReactions(row, me, actions));
   if (!pending && !row.editing) el.appendChild(renderTools(row, me, actions));
 

@@ -11,6 +11,7 @@
 // how far into it the viewport starts), or kept at the bottom when the person was at the bottom.
 // Prepending an older page is just such a change, so the view does not jump.
 
+import { attachmentsHeight } from './attachments';
 import { h, setText } from './dom';
 import type { RoomHistory, Row } from './history';
 import type { RoomId } from './ipc';
@@ -392,5 +393,5 @@ function estimate(row: Row): number {
     row.lines = lines;
   }
   const status = row.state === 'stored' || row.state === 'acked' ? 0 : 18;
-  return (row.compact ? 6 : 30) + row.lines * 21 + status;
+  return (row.compact ? 6 : 30) + row.lines * 21 + status + attachmentsHeight(row.attachments);
 }

@@ -67,7 +67,7 @@ pub(crate) fn asked(msg: &NewMessage) -> Vec<&str> {
 
 /// Decides whether `msg` may carry the attachments `found` for what it [`asked`] (`None` where
 /// no attachment has that id): each must be its author's upload to its room that no message
-/// carries yet. Returns them as the message will show them, in upload order.
+/// carries yet. Returns them as the message will show them, in the order asked.
 pub(crate) fn claim(
     msg: &NewMessage,
     found: Vec<Option<Attachment>>,
@@ -85,7 +85,6 @@ pub(crate) fn claim(
             _ => return Err(StoreError::AttachmentUnavailable),
         }
     }
-    claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(claimed)
 }
 
@@ -102,7 +101,7 @@ type CarriedRow = (
 );
 
 /// The attachments of a message read from its JSON column (`None` or `[]`: none), already in
-/// upload order.
+/// the order the message put them.
 pub(crate) fn carried(
     json: Option<&str>,
     room_id: RoomId,

@@ -30,7 +30,7 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// The message it answers, as that one now is.
     pub reply_to: Option<Quote>,
-    /// The files it carries, in the order they were uploaded; none once it is deleted.
+    /// The files it carries, in the order its author put them; none once it is deleted.
     pub attachments: Vec<Attachment>,
 }
 

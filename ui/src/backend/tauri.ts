@@ -6,6 +6,7 @@ import { listen } from '@tauri-apps/api/event';
 
 import type {
   AppStatus,
+  Attachment,
   Backend,
   Commands,
   EventMap,
@@ -26,6 +27,9 @@ import type {
   TransportKind,
   UserRef,
 } from '../ipc';
+
+/** Blob URLs of the attachments shown so far, by id (and `/thumbnail`). */
+const blobUrls = new Map<string, Promise<string>>();
 
 const commands: Commands = {
   status: (): Promise<AppStatus> => invoke<AppStatus>('status'),
@@ -50,8 +54,47 @@ const commands: Commands = {
     return invoke<null>('history', { room, before, limit, pages });
   },
 
-  send: (room: RoomId, body: string, replyTo: MessageId | null): Promise<Queued> =>
-    invoke<Queued>('send', { room, body, reply_to: replyTo }),
+  send: (room: RoomId, body: string, replyTo: MessageId | null, attachments: Attachment[]): Promise<Queued> =>
+    invoke<Queued>('send', { room, body, reply_to: replyTo, attachments }),
+
+  /** The file goes to the shell as the raw body (the rest as headers); progress comes back as
+   * `upload_progress` events, which the shell sends as the bytes reach the server. */
+  async upload(room: RoomId, file: File, upload: string, onProgress: (sent: number, total: number) => void): Promise<Attachment> {
+    const stop = await listen<EventMap['upload_progress']>('upload_progress', (event) => {
+      if (event.payload.upload === upload) onProgress(event.payload.sent, event.payload.total);
+    });
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      return await invoke<Attachment>('upload', bytes, {
+        headers: {
+          'x-room': String(room),
+          'x-name': encodeURIComponent(file.name),
+          'x-upload': upload,
+          'content-type': file.type === '' ? 'application/octet-stream' : file.type,
+        },
+      });
+    } finally {
+      stop();
+    }
+  },
+
+  cancelUpload: (upload: string): Promise<null> => invoke<null>('cancel_upload', { upload }),
+
+  /** The webview cannot ask the server: the shell fetches the bytes, shown from a blob URL (one
+   * per attachment, kept for the page's life). */
+  attachmentUrl(attachment: Attachment, thumbnail: boolean): Promise<string> {
+    const key = `${attachment.id}${thumbnail ? '/thumbnail' : ''}`;
+    let url = blobUrls.get(key);
+    if (url === undefined) {
+      url = invoke<ArrayBuffer>('attachment', { id: attachment.id, thumbnail }).then((bytes) =>
+        URL.createObjectURL(new Blob([bytes], thumbnail ? {} : { type: attachment.content_type })),
+      );
+      // A failure is not kept: the next look tries again.
+      url.catch(() => blobUrls.delete(key));
+      blobUrls.set(key, url);
+    }
+    return url;
+  },
 
   outbox: (): Promise<OutboxItem[]> => invoke<OutboxItem[]>('outbox'),
 

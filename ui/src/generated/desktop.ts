@@ -1,7 +1,7 @@
 // Generated from the Rust types of `src-tauri` and `crates/client` (tidings_desktop::contract). Do not edit:
 // regenerate with `TIDINGS_BLESS=1 cargo test -p tidings-desktop --lib contract`.
 
-import type { ErrorBody, Message, PresenceStatus, RoomState, SessionStatus, TransportKind, UserRef } from './protocol';
+import type { Attachment, ErrorBody, Message, PresenceStatus, RoomState, SessionStatus, TransportKind, UserRef } from './protocol';
 
 /**
  * Where the connection to the server stands.
@@ -31,7 +31,7 @@ export type Hosted = { host: HostInfo, invite: string, };
 
 export type Queued = { client_id: string, };
 
-export type Pending = { client_id: string, room: number, body: string, created_at: number, reply_to?: number, };
+export type Pending = { client_id: string, room: number, body: string, created_at: number, reply_to?: number, attachments: Array<Attachment>, };
 
 export type InviteCode = { code: string, };
 
@@ -58,7 +58,12 @@ export type LockedEvent = { cause: LockCause, };
 export type OpenRoomEvent = { room: number, };
 
 /**
+ * `sent` of `total` bytes of the upload the UI named `upload` have gone out.
+ */
+export type UploadProgressEvent = { upload: string, sent: number, total: number, };
+
+/**
  * Every event the shell emits: the variant's name (snake case) is the event's name, its content
  * the payload.
  */
-export type UiEvent = { "name": "state", "payload": ConnectionState } | { "name": "rooms", "payload": Array<RoomState> } | { "name": "message", "payload": Message } | { "name": "changed", "payload": Message } | { "name": "sent", "payload": SentEvent } | { "name": "send_failed", "payload": SendFailedEvent } | { "name": "typing", "payload": TypingEvent } | { "name": "presence", "payload": PresenceEvent } | { "name": "online", "payload": Array<number> } | { "name": "read", "payload": ReadEvent } | { "name": "session", "payload": SessionStatus } | { "name": "locked", "payload": LockedEvent } | { "name": "unlocked", "payload": null } | { "name": "open_room", "payload": OpenRoomEvent } | { "name": "dnd", "payload": boolean };
+export type UiEvent = { "name": "state", "payload": ConnectionState } | { "name": "rooms", "payload": Array<RoomState> } | { "name": "message", "payload": Message } | { "name": "changed", "payload": Message } | { "name": "sent", "payload": SentEvent } | { "name": "send_failed", "payload": SendFailedEvent } | { "name": "typing", "payload": TypingEvent } | { "name": "presence", "payload": PresenceEvent } | { "name": "online", "payload": Array<number> } | { "name": "read", "payload": ReadEvent } | { "name": "session", "payload": SessionStatus } | { "name": "locked", "payload": LockedEvent } | { "name": "unlocked", "payload": null } | { "name": "open_room", "payload": OpenRoomEvent } | { "name": "dnd", "payload": boolean } | { "name": "upload_progress", "payload": UploadProgressEvent };

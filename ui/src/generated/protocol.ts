@@ -90,7 +90,7 @@ reactions?: Array<Reaction>,
  */
 reply_to?: Quote, 
 /**
- * The files and images it carries, in the order they were uploaded. Left out when there
+ * The files and images it carries, in the order its author put them. Left out when there
  * are none; a deleted message has none.
  */
 attachments?: Array<Attachment>, };

@@ -112,7 +112,7 @@ pub struct Message {
     /// The message this one answers, as that one now is. Its author is among `mentions`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Quote>,
-    /// The files and images it carries, in the order they were uploaded. Left out when there
+    /// The files and images it carries, in the order its author put them. Left out when there
     /// are none; a deleted message has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "typescript", ts(as = "Option<Vec<Attachment>>", optional))]

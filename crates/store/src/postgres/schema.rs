@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/postgres/0004_replies.sql"),
     include_str!("../../../../migrations/postgres/0005_search.sql"),
     include_str!("../../../../migrations/postgres/0006_attachments.sql"),
+    include_str!("../../../../migrations/postgres/0007_attachment_order.sql"),
 ];
 
 /// The schema version a fully migrated database has.

@@ -78,11 +78,11 @@ JOIN users u ON lower(u.name) = t.name
 JOIN members mb ON mb.user_id = u.id AND mb.room_id = t.room
 RETURNING message_id, user_id";
 
-/// The batch's attachments become their messages': (attachment, message) pairs, each taken only
-/// if no message has it yet. Answers how many were.
+/// The batch's attachments become their messages': (attachment, message, place in it) triples,
+/// each taken only if no message has it yet. Answers how many were.
 const LINK: &str = "\
-UPDATE attachments SET message_id = t.message
-FROM unnest($1::text[], $2::bigint[]) AS t(id, message)
+UPDATE attachments SET message_id = t.message, position = t.position
+FROM unnest($1::text[], $2::bigint[], $3::int[]) AS t(id, message, position)
 WHERE attachments.id = t.id AND attachments.message_id IS NULL";
 
 struct Job {
@@ -355,11 +355,12 @@ async fn commit(
                 a.message_id = Some(ids[k]);
             }
         }
-        let (mut linked_ids, mut linked_to) = (Vec::new(), Vec::new());
+        let (mut linked_ids, mut linked_to, mut placed) = (Vec::new(), Vec::new(), Vec::new());
         for (k, &n) in new.iter().enumerate() {
-            for a in &claimed[n] {
+            for (position, a) in (0i32..).zip(&claimed[n]) {
                 linked_ids.push(a.id.as_str());
                 linked_to.push(ids[k]);
+                placed.push(position);
             }
         }
         let insert = tx.prepare_cached(INSERT).await?;
@@ -381,7 +382,9 @@ async fn commit(
         )?;
         if !linked_ids.is_empty() {
             let link = tx.prepare_cached(LINK).await?;
-            let linked = tx.execute(&link, &[&linked_ids, &linked_to]).await?;
+            let linked = tx
+                .execute(&link, &[&linked_ids, &linked_to, &placed])
+                .await?;
             // Fewer: another node's message took one since the checks. The batch fails, and
             // its messages, retried one by one, are checked again.
             if linked != linked_ids.len() as u64 {

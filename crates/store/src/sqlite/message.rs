@@ -27,7 +27,7 @@ macro_rules! message_columns {
         FROM reactions x WHERE x.message_id = m.id),
        m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL,
        (SELECT json_group_array(json_array(a.id, a.name, a.content_type, a.size, a.width,
-                                           a.height, a.created_at) ORDER BY a.created_at, a.id)
+                                           a.height, a.created_at) ORDER BY a.position)
         FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL)"
     };
 }
@@ -206,9 +206,9 @@ fn insert(conn: &Connection, msg: NewMessage) -> Result<Inserted, StoreError> {
         msg.reply_to
     ])?;
     let id = conn.last_insert_rowid();
-    for attachment in &attachments {
-        conn.prepare_cached("UPDATE attachments SET message_id = ?1 WHERE id = ?2")?
-            .execute(params![id, attachment.id])?;
+    for (position, attachment) in attachments.iter().enumerate() {
+        conn.prepare_cached("UPDATE attachments SET message_id = ?1, position = ?2 WHERE id = ?3")?
+            .execute(params![id, position as i64, attachment.id])?;
     }
     if id - indexed_up_to(conn)? >= SEARCH_INDEX_BATCH {
         index_for_search(conn)?;

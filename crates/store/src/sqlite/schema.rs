@@ -15,6 +15,7 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0005_search.sql"),
     include_str!("../../../../migrations/server/0006_search_in_bulk.sql"),
     include_str!("../../../../migrations/server/0007_attachments.sql"),
+    include_str!("../../../../migrations/server/0008_attachment_order.sql"),
 ]);
 
 /// The schema version a fully migrated database has.

@@ -89,7 +89,6 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
     let room = super::room(&store, "ops", &ana).await;
     let other = super::room(&store, "other", &ana).await;
     store.join_room(room.id, bob.id, 1).await.unwrap();
-    // Uploaded in this order: a message shows them so, whatever order it names them in.
     for (id, now) in [("p1", 7), ("p2", 8), ("p3", 8)] {
         store
             .add_attachment(NewAttachment {
@@ -139,13 +138,13 @@ async fn a_message_carries_its_authors_uploads_once_and_loses_them_when_deleted(
     else {
         panic!("a new message")
     };
-    assert_eq!(ids(&sent), ["p1", "p3"], "upload order, each once");
+    assert_eq!(ids(&sent), ["p3", "p1"], "in the order asked, each once");
     assert!(
         sent.attachments
             .iter()
             .all(|a| a.message_id == Some(sent.id))
     );
-    assert_eq!(sent.attachments[0], {
+    assert_eq!(sent.attachments[1], {
         let mut stored = store.attachment("p1").await.unwrap().unwrap();
         assert_eq!(stored.message_id, Some(sent.id));
         stored.message_id = Some(sent.id);

@@ -82,3 +82,36 @@ function asError(body: unknown, status: number): ApiFailure {
   }
   return new ApiFailure('internal', `The server answered ${status}.`, status);
 }
+
+/** Uploads `file` as the body of a POST to `path` (with its own type), reporting progress as it
+ * goes out; `signal` cancels it. `fetch` cannot report an upload's progress: this is the one
+ * request made with XMLHttpRequest. */
+export function upload<T>(
+  path: string,
+  file: File,
+  onProgress: (sent: number, total: number) => void,
+  signal: AbortSignal,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.setRequestHeader(CSRF_HEADER, '1');
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.setRequestHeader('content-type', file.type === '' ? 'application/octet-stream' : file.type);
+    xhr.withCredentials = true;
+    xhr.responseType = 'json';
+    xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(xhr.response as T);
+        return;
+      }
+      if (xhr.status === 401) unauthorized?.();
+      reject(asError(xhr.response, xhr.status));
+    };
+    xhr.onerror = () => reject(new ApiFailure('unreachable', 'The server cannot be reached.', 0));
+    xhr.onabort = () => reject(new ApiFailure('cancelled', 'The upload was cancelled.', 0));
+    signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(file);
+  });
+}

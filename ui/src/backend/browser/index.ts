@@ -6,6 +6,7 @@
 import type {
   AlertPermission,
   AppStatus,
+  Attachment,
   Backend,
   Commands,
   EventMap,
@@ -31,12 +32,14 @@ import type {
 } from '../../ipc';
 import { Alerts } from './alerts';
 import { Emitter } from './emitter';
-import { ApiFailure, call, onUnauthorized } from './http';
+import { ApiFailure, call, onUnauthorized, upload } from './http';
 import { Outbox } from './outbox';
 import { Prefs } from './prefs';
 import { Session } from './session';
 
 const events = new Emitter();
+/** The uploads going on, by the UI's id for each, to cancel them. */
+const uploads = new Map<string, AbortController>();
 const alerts = new Alerts((room) => events.emit('open_room', { room }));
 let session: Session | null = null;
 /** Set once the cookie's session is known to be gone: the page shows the login screen. */
@@ -125,15 +128,35 @@ const commands: Commands = {
     return null;
   },
 
-  async send(room: RoomId, body: string, replyTo: MessageId | null): Promise<Queued> {
+  async send(room: RoomId, body: string, replyTo: MessageId | null, attachments: Attachment[]): Promise<Queued> {
     const s = need();
     // Sending is something the user did: the moment to ask about notifications, once.
     if (alerts.permission() === 'default') void alerts.ask();
-    const item: OutboxItem = { client_id: clientId(), room, body, created_at: Date.now() };
+    const item: OutboxItem = { client_id: clientId(), room, body, created_at: Date.now(), attachments };
     if (replyTo !== null) item.reply_to = replyTo;
     await s.send(item);
     return { client_id: item.client_id };
   },
+
+  async upload(room: RoomId, file: File, id: string, onProgress: (sent: number, total: number) => void): Promise<Attachment> {
+    const cancel = new AbortController();
+    uploads.set(id, cancel);
+    try {
+      const path = `/api/rooms/${room}/attachments?name=${encodeURIComponent(file.name)}`;
+      return await upload<Attachment>(path, file, onProgress, cancel.signal);
+    } finally {
+      uploads.delete(id);
+    }
+  },
+
+  cancelUpload(id: string): Promise<null> {
+    uploads.get(id)?.abort();
+    return Promise.resolve(null);
+  },
+
+  /** Same origin: the page loads them itself, with its session cookie. */
+  attachmentUrl: (attachment: Attachment, thumbnail: boolean): Promise<string> =>
+    Promise.resolve(`/api/attachments/${encodeURIComponent(attachment.id)}${thumbnail ? '/thumbnail' : ''}`),
 
   outbox: async (): Promise<OutboxItem[]> => (session === null ? [] : session.outboxItems()),
 

@@ -74,7 +74,8 @@ export class Outbox {
     }
     return rows
       .sort((a, b) => a.created_at - b.created_at)
-      .map(({ client_id, room, body, created_at }) => ({ client_id, room, body, created_at }));
+      // Without the `user` the store keys them by; one written before attachments had none.
+      .map(({ user: _user, ...item }) => ({ ...item, attachments: item.attachments ?? [] }));
   }
 }
 

@@ -48,6 +48,9 @@ const NOTIFIED_KEEP = 2000;
 function sendFrame(item: OutboxItem): ClientFrame {
   const frame: ClientFrame = { type: 'send', room: item.room, client_id: item.client_id, body: item.body };
   if (item.reply_to !== undefined) frame.reply_to = item.reply_to;
+  // An outbox written before attachments existed has none.
+  const carried = item.attachments ?? [];
+  if (carried.length > 0) frame.attachments = carried.map((a) => a.id);
   return frame;
 }
 
