@@ -466,3 +466,57 @@ async fn an_upload_no_message_carries_is_deleted_after_its_grace() {
             .is_empty()
     );
 }
+
+/// A picker that knew no type sends `application/octet-stream`: a real PNG is still shown as an
+/// image, and a bomb is kept as a plain file, never opened.
+#[tokio::test]
+async fn an_image_sent_without_its_type_is_recognised_and_a_bomb_is_not_opened() {
+    let server = TestServer::start().await;
+    let ana = server.owner().await;
+    let ops = ana.create_room("ops").await.room.id;
+    let photo = uploaded(
+        &ana,
+        ops,
+        "photo.png",
+        "application/octet-stream",
+        png(64, 48),
+    )
+    .await;
+    assert_eq!(photo.content_type, "image/png");
+    let size = photo.image.expect("recognised as an image");
+    assert_eq!((size.width, size.height), (64, 48));
+    let thumb = ana
+        .request(
+            Method::GET,
+            &format!("/api/attachments/{}/thumbnail", photo.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thumb.status(), StatusCode::OK);
+
+    let bomb = uploaded(
+        &ana,
+        ops,
+        "b.png",
+        "application/octet-stream",
+        bomb(100_000),
+    )
+    .await;
+    assert_eq!(
+        (bomb.content_type.as_str(), bomb.image),
+        ("application/octet-stream", None)
+    );
+    let got = ana
+        .request(Method::GET, &format!("/api/attachments/{}", bomb.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.headers()["content-type"], "application/octet-stream");
+    assert!(
+        got.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+}

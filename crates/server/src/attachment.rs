@@ -43,6 +43,13 @@ pub const IMAGES_AT_ONCE: usize = 2;
 pub const IMAGE_MAX_SIDE: u32 = 16_384;
 /// The most memory opening one image may take: past it the image is refused unopened.
 pub const IMAGE_MAX_ALLOC: u64 = 256 * 1024 * 1024;
+/// The image formats the server opens, shows inline and makes thumbnails of.
+const SHOWN: [ImageFormat; 4] = [
+    ImageFormat::Png,
+    ImageFormat::Jpeg,
+    ImageFormat::Gif,
+    ImageFormat::WebP,
+];
 /// A thumbnail fits in a square of this many pixels.
 pub const THUMBNAIL_SIDE: u32 = 320;
 /// The longest file name kept, in characters.
@@ -212,8 +219,12 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_owned();
+    // A file that says it is an image must be one. One that does not say (a picker that knew no
+    // type) but starts like one is shown as one if it opens; if not, it is kept as a file.
     let opened = if declared_type.starts_with("image/") {
         Some(open_image(&state, bytes.clone()).await?)
+    } else if image::guess_format(&bytes).is_ok_and(|f| SHOWN.contains(&f)) {
+        open_image(&state, bytes.clone()).await.ok()
     } else {
         None
     };
@@ -298,10 +309,7 @@ fn decode(bytes: &[u8]) -> ApiResult<Opened> {
         .with_guessed_format()
         .map_err(|_| not_an_image())?;
     let format = reader.format().ok_or_else(not_an_image)?;
-    if !matches!(
-        format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP
-    ) {
+    if !SHOWN.contains(&format) {
         return Err(not_an_image());
     }
     let mut limits = Limits::default();

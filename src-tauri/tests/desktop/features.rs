@@ -168,6 +168,45 @@ async fn edit_react_reply_delete_and_search_online_and_offline() {
         )
         .await;
 
+    // Files: an image and a text file chosen from the picker go out with a message; the image
+    // shows as its thumbnail (fetched by the app: the webview cannot ask the server) and opens
+    // full size; bo's client gets both.
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("harbour.png");
+    std::fs::write(&photo, tidings_tests::png(900, 700)).unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "bring maps").unwrap();
+    window.attach(&[&photo, &notes]).await;
+    window.send("the harbour").await;
+    let thumbnail = format!("{} {}", testid("message"), testid("attachment-thumbnail"));
+    assert_eq!(window.image_width(&thumbnail).await, 320);
+    let file = window.find("attachment-file").await;
+    assert_eq!(
+        file.attr("download").await.unwrap().as_deref(),
+        Some("notes.txt"),
+        "saved under its name"
+    );
+    let event = bo
+        .until(
+            "the message with files",
+            |e| matches!(e, ClientEvent::Message(m) if m.body == "the harbour"),
+        )
+        .await;
+    let ClientEvent::Message(carried) = event else {
+        unreachable!()
+    };
+    let names: Vec<&str> = carried
+        .attachments
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["harbour.png", "notes.txt"]);
+    window.shot("attachments").await;
+    window.click("attachment-image").await;
+    assert_eq!(window.image_width(&testid("image-full")).await, 900);
+    window.shot("attachment-viewer").await;
+    window.click("image-viewer").await;
+
     // The server goes away: the app searches its own copy, and says so.
     server.stop().await;
     window
