@@ -520,3 +520,48 @@ async fn an_image_sent_without_its_type_is_recognised_and_a_bomb_is_not_opened()
             .starts_with("attachment")
     );
 }
+
+/// `attachments.object_store` keeps the bytes elsewhere than the data dir (here a directory of
+/// its own, through a `file://` URL); a store this build cannot reach is refused at start.
+#[tokio::test]
+async fn the_bytes_go_to_the_configured_object_store() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/files", elsewhere.path().display());
+    let server = TestServer::start_with(|config| {
+        config.attachments.object_store = Some(url.clone());
+    })
+    .await;
+    let ana = server.owner().await;
+    let ops = ana.create_room("ops").await.room.id;
+    let body = b"kept elsewhere".to_vec();
+    let notes = uploaded(&ana, ops, "notes.txt", "text/plain", body.clone()).await;
+    let kept = elsewhere.path().join("files").join(&notes.id);
+    assert_eq!(std::fs::read(&kept).unwrap(), body);
+    assert!(
+        server.attachments_kept().is_empty(),
+        "nothing in the data dir"
+    );
+    let got = ana
+        .request(Method::GET, &format!("/api/attachments/{}", notes.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), body.as_slice());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tidings_server::config::Config {
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    for (store, says) in [
+        ("s3://bucket/prefix", "attachments.object_store"),
+        ("not a url", "attachments.object_store"),
+    ] {
+        config.attachments.object_store = Some(store.to_owned());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = tidings_server::run(listener, config.clone(), std::future::pending())
+            .await
+            .expect_err(store);
+        assert!(refused.to_string().contains(says), "{store}: {refused}");
+    }
+}

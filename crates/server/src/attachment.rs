@@ -2,7 +2,8 @@
 //! downloaded by its members (`GET /api/attachments/{id}`, and an image's `/thumbnail`).
 //!
 //! The bytes are kept through `object_store` under the attachment's random id, in
-//! `data_dir/attachments`; the store records the rest. An upload is refused whole, with nothing
+//! `data_dir/attachments` or the object store `attachments.object_store` names; the store
+//! records the rest. An upload is refused whole, with nothing
 //! kept, when it is over `attachments.max_size`, over the uploader's quota, compressed in transit,
 //! or says it is an image and is not one the server can open within its limits (a decompression
 //! bomb is refused by the decoder's limits before it is unpacked). Images are opened and their
@@ -23,6 +24,7 @@ use futures_util::TryStreamExt;
 use image::{ImageFormat, ImageReader, Limits};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Deserialize;
 use std::time::Duration;
@@ -69,13 +71,35 @@ pub struct Attachments {
 }
 
 impl Attachments {
-    /// Keeps the bytes in `dir` (created if missing).
-    pub fn in_dir(dir: &std::path::Path) -> std::io::Result<Attachments> {
-        std::fs::create_dir_all(dir)?;
-        let objects = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|err| std::io::Error::other(err.to_string()))?;
+    /// Keeps the bytes where `url` says (see `attachments.object_store`), or in `data_dir`'s
+    /// `attachments` directory; a directory is created if missing.
+    pub fn open(url: Option<&str>, data_dir: &std::path::Path) -> Result<Attachments, String> {
+        let objects: Arc<dyn ObjectStore> = match url {
+            None => {
+                let dir = data_dir.join("attachments");
+                std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+                Arc::new(LocalFileSystem::new_with_prefix(&dir).map_err(|err| err.to_string())?)
+            }
+            Some(url) => {
+                let parsed = url::Url::parse(url).map_err(|err| format!("{url:?}: {err}"))?;
+                if parsed.scheme() == "file" {
+                    let dir = parsed
+                        .to_file_path()
+                        .map_err(|()| format!("{url:?} is not a file path"))?;
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|err| format!("{}: {err}", dir.display()))?;
+                }
+                // The cloud stores read their settings (keys, region, endpoint) from `AWS_*`.
+                let settings = std::env::vars()
+                    .filter(|(key, _)| key.starts_with("AWS_"))
+                    .map(|(key, value)| (key.to_ascii_lowercase(), value));
+                let (store, prefix) = object_store::parse_url_opts(&parsed, settings)
+                    .map_err(|err| format!("{url:?}: {err}"))?;
+                Arc::new(PrefixStore::new(store, prefix))
+            }
+        };
         Ok(Attachments {
-            objects: Arc::new(objects),
+            objects,
             images: Semaphore::new(IMAGES_AT_ONCE),
             sweep_now: Notify::new(),
         })

@@ -50,6 +50,10 @@ pub struct AttachmentsConfig {
     /// An upload must arrive within this long: room for a slow connection, not for a stalled one.
     #[serde(with = "humantime_serde")]
     pub upload_timeout: Duration,
+    /// Where the bytes are kept, as an object store URL: `file:///path` for a directory of its
+    /// own, `s3://bucket/prefix` in a build with the `s3` feature (credentials, region and
+    /// endpoint from the `AWS_*` environment variables). Unset: `data_dir/attachments`.
+    pub object_store: Option<String>,
     /// An upload no message carries is deleted after this long (a message then cannot carry it).
     #[serde(with = "humantime_serde")]
     pub unsent_kept_for: Duration,
@@ -61,6 +65,7 @@ impl Default for AttachmentsConfig {
             max_size: 25 * 1024 * 1024,
             quota_per_user: 1024 * 1024 * 1024,
             upload_timeout: Duration::from_secs(10 * 60),
+            object_store: None,
             unsent_kept_for: Duration::from_secs(24 * 60 * 60),
         }
     }

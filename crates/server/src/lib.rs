@@ -152,7 +152,9 @@ pub async fn run(
         config.transports.presence_grace,
     ));
     let token = CancellationToken::new();
-    let attachments = attachment::Attachments::in_dir(&config.data_dir.join("attachments"))?;
+    let attachments =
+        attachment::Attachments::open(config.attachments.object_store.as_deref(), &config.data_dir)
+            .map_err(|err| ServerError::Config(format!("attachments.object_store: {err}")))?;
     let state = app::AppState::new(config, store.clone(), hub, attachments, token.clone());
     // This node's fan-out follows the store's log — on PostgreSQL, every node's.
     let follower = state.clone();
