@@ -29,9 +29,12 @@ macro_rules! message_columns {
        ARRAY(SELECT x.user_id FROM reactions x WHERE x.message_id = m.id
              ORDER BY x.at, x.user_id, x.emoji),
        m.reply_to, r.author_id, ru.name, r.body, r.deleted_at IS NOT NULL,
-       (SELECT json_agg(json_build_array(a.id, a.name, a.content_type, a.size, a.width,
-                                         a.height, a.created_at) ORDER BY a.position)
-        FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL)::text"
+       CASE WHEN m.deleted_at IS NULL
+                 AND EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) THEN
+         (SELECT json_agg(json_build_array(a.id, a.name, a.content_type, a.size, a.width,
+                                           a.height, a.created_at) ORDER BY a.position)
+          FROM attachments a WHERE a.message_id = m.id)::text
+       END"
     };
 }
 
