@@ -7,6 +7,7 @@ mod cluster;
 mod disk;
 mod feed;
 mod http1;
+mod metrics;
 mod search;
 mod stalled;
 mod transports;

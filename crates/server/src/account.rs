@@ -162,10 +162,13 @@ pub async fn login(
     .await?;
     match user {
         Some(user) if ok => start_session(&state, user, device_label(req.device)).await,
-        _ => Err(ApiError::new(
-            ErrorCode::BadCredentials,
-            "wrong user name or password",
-        )),
+        _ => {
+            state.metrics.logins_rejected.inc();
+            Err(ApiError::new(
+                ErrorCode::BadCredentials,
+                "wrong user name or password",
+            ))
+        }
     }
 }
 

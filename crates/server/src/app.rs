@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -59,6 +59,8 @@ pub struct Shared {
     pub drain_over: CancellationToken,
     /// Work that must finish before the server exits (in-flight sends, session touches).
     pub tasks: TaskTracker,
+    /// What `/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Deref for AppState {
@@ -97,6 +99,7 @@ impl AppState {
             shutdown,
             drain_over: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            metrics: crate::metrics::Metrics::default(),
         }))
     }
 
@@ -105,9 +108,11 @@ impl AppState {
     /// connections are locked, a read marker reaches the user's other devices.
     pub fn apply(&self, entry: LogEntry<'_>) {
         match entry {
-            LogEntry::Message(message) => self
-                .hub
-                .publish_message(crate::wire::message(message.clone())),
+            LogEntry::Message(message) => {
+                self.metrics.messages_stored.inc();
+                self.hub
+                    .publish_message(crate::wire::message(message.clone()));
+            }
             LogEntry::Changed { id, message } => self
                 .hub
                 .publish_changed(id, crate::wire::message(message.clone())),
@@ -217,6 +222,7 @@ pub fn router(state: AppState) -> Router {
     .route("/api/events", get(feed::events))
     // The chat channel over plain HTTP, for networks the WebSocket does not get through.
     .route(v1::TRANSPORTS_PATH, get(comet::transports))
+
     .route(v1::POLL_PATH, get(comet::poll))
     .route(v1::STREAM_PATH, get(comet::stream))
     .route(v1::IFRAME_PATH, get(comet::iframe))
@@ -237,6 +243,7 @@ pub fn router(state: AppState) -> Router {
 pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(health))
+        .routes(routes!(ready))
         .routes(routes!(account::register))
         .routes(routes!(account::login))
         .routes(routes!(account::logout))
@@ -266,8 +273,24 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
     get, path = "/healthz", tag = "accounts", security(()),
     responses((status = OK, description = "Serving", body = String, content_type = "text/plain")),
 )]
-async fn health() -> &'static str {
+pub(crate) async fn health() -> &'static str {
     "ok"
+}
+
+/// Whether the server can take writes now: its store answers a write (on PostgreSQL, from a
+/// primary). 503 says why not.
+#[utoipa::path(
+    get, path = "/readyz", tag = "accounts", security(()),
+    responses(
+        (status = OK, description = "Ready", body = String, content_type = "text/plain"),
+        (status = SERVICE_UNAVAILABLE, description = "The store takes no writes", body = String, content_type = "text/plain"),
+    ),
+)]
+pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.store.check_writable().await {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {err}")),
+    }
 }
 
 /// Routes that exist only for tests of the server itself, each behind its own setting.

@@ -202,6 +202,7 @@ impl Connection {
             presence: Presence::WhileOpen,
             per_session: None,
             status_every: None,
+            transport: "websocket",
         };
         let mut subscription = Subscription::open(
             &state,

@@ -153,6 +153,10 @@ impl Channel {
             presence: Presence::WithGrace,
             per_session: Some((lane, per_session)),
             status_every,
+            transport: match lane {
+                Lane::Poll => "poll",
+                Lane::Stream => "stream",
+            },
         };
         let subscription = Subscription::open(state, &authed.user, authed.session.clone(), wants);
         Channel {

@@ -36,7 +36,17 @@ pub struct Config {
     pub feed: FeedConfig,
     pub transports: TransportsConfig,
     pub attachments: AttachmentsConfig,
+    pub metrics: MetricsConfig,
     pub testing: TestingConfig,
+}
+
+/// What the server counts, for Prometheus.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` (with `/healthz` and `/readyz`) on this address of its own; unset: no
+    /// metrics are served. Keep it private (loopback, or a network only the scraper reaches).
+    pub listen: Option<SocketAddr>,
 }
 
 /// Files and images shared in rooms, kept in `data_dir/attachments`.
@@ -217,6 +227,7 @@ impl Default for Config {
             feed: FeedConfig::default(),
             transports: TransportsConfig::default(),
             attachments: AttachmentsConfig::default(),
+            metrics: MetricsConfig::default(),
             testing: TestingConfig::default(),
         }
     }

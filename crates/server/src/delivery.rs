@@ -36,6 +36,7 @@ use crate::app::AppState;
 use crate::auth;
 use crate::error::ApiError;
 use crate::hub::{Kick, Lane, Listener, Presence, Registration};
+use crate::metrics::Counted;
 use crate::{sse, wire};
 
 /// An item of a connection's queue, shared by every recipient.
@@ -165,6 +166,8 @@ pub struct Wants {
     pub per_session: Option<(Lane, usize)>,
     /// The session's status this often.
     pub status_every: Option<Duration>,
+    /// How it is counted in `tidings_connections`: `websocket`, `feed`, `stream` or `poll`.
+    pub transport: &'static str,
 }
 
 /// The messages after a cursor, from the store.
@@ -209,6 +212,8 @@ pub struct Subscription {
     /// The server's shutdown, waited for by one future for the subscription's life: made anew
     /// for each event, every subscription would take the shared token's lock twice per event.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Counted as an open connection while it lives.
+    _counted: Counted,
 }
 
 impl Subscription {
@@ -233,6 +238,7 @@ impl Subscription {
             ticks
         });
         let mut subscription = Subscription {
+            _counted: state.metrics.connection(wants.transport),
             state: state.clone(),
             user: user.id,
             session,
@@ -317,7 +323,10 @@ impl Subscription {
                 kick = self.registration.kick.kicked() => {
                     return Some(match kick {
                         Kick::Locked(reason) => Event::Lock(reason),
-                        Kick::Lagging => Event::Lagging,
+                        Kick::Lagging => {
+                            self.state.metrics.queue_kicks.inc();
+                            Event::Lagging
+                        }
                         Kick::Superseded => Event::Superseded,
                     });
                 }

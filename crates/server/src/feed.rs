@@ -63,6 +63,7 @@ pub async fn events(
         presence: Presence::No,
         per_session: None,
         status_every: Some(state.config.session.feed_interval),
+        transport: "feed",
     };
     let subscription = Subscription::open(&state, &authed.user, authed.session, wants);
     let feed = Feed::new(state, subscription, permit, cursor, turn);
@@ -165,6 +166,7 @@ impl Feed {
     /// history and continues from the newest message.
     async fn replay(&mut self, cursor: MessageId) -> Result<Bytes, ApiError> {
         let limit = self.state.config.feed.replay_limit;
+        self.state.metrics.feed_replays.inc();
         let replay = self.subscription.replay(cursor, limit).await?;
         if replay.out_of_reach || replay.has_more {
             let latest_id = replay.latest_id;

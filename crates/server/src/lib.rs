@@ -28,6 +28,7 @@ mod error;
 mod feed;
 mod hub;
 mod message;
+mod metrics;
 mod openapi;
 mod presence;
 mod request;
@@ -165,6 +166,20 @@ pub async fn run(
             .map_err(|err| ServerError::Config(format!("redis = {url:?}: {err}")))?;
     }
     tokio::spawn(attachment::sweep(state.clone(), token.clone()));
+    if let Some(addr) = state.config.metrics.listen {
+        let listener = TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, "serving metrics");
+        let routes = metrics::router(state.clone());
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, routes)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(err) = served {
+                tracing::warn!(%err, "the metrics listener failed");
+            }
+        });
+    }
     let router = app::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "serving");
     web::warn_if_missing();

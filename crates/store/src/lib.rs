@@ -620,6 +620,16 @@ impl Store {
         }
     }
 
+    /// Whether the store takes writes now: on SQLite a transaction through the writer (its
+    /// thread alive, the database's write lock to be had), on PostgreSQL a connection to a
+    /// primary, not a read-only standby.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.check_writable().await,
+            Backend::Postgres(p) => Box::pin(p.check_writable()).await,
+        }
+    }
+
     /// The head of the log: no message or change to one has a greater id, and every entry up to
     /// it is committed (on PostgreSQL, the log's other entries count too); 0 when it is empty.
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {

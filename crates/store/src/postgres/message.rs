@@ -249,6 +249,18 @@ impl Postgres {
             .transpose()
     }
 
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let c = self.writable().await?;
+        let stmt = c.prepare_cached("SELECT pg_is_in_recovery()").await?;
+        let standby: bool = get(&c.query_one(&stmt, &[]).await?, 0)?;
+        if standby {
+            return Err(StoreError::Unavailable(
+                "the database is a read-only standby".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
         // The head of the log: every id up to it is committed (its row lock orders commits).
         let c = self.client().await?;

@@ -530,6 +530,14 @@ impl Sqlite {
         .await
     }
 
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn latest_message_id(&self) -> Result<MessageId, StoreError> {
         self.read(move |conn| {
             Ok(conn
