@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::extract::FromRequestParts;
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -222,7 +222,6 @@ pub fn router(state: AppState) -> Router {
     .route("/api/events", get(feed::events))
     // The chat channel over plain HTTP, for networks the WebSocket does not get through.
     .route(v1::TRANSPORTS_PATH, get(comet::transports))
-
     .route(v1::POLL_PATH, get(comet::poll))
     .route(v1::STREAM_PATH, get(comet::stream))
     .route(v1::IFRAME_PATH, get(comet::iframe))

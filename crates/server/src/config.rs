@@ -30,6 +30,9 @@ pub struct Config {
     /// exchanged) before it closes whatever is still open.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// How the log is written to standard error: `text` for people, or `json`, one object per
+    /// line, for a log collector.
+    pub log_format: LogFormat,
     pub session: SessionConfig,
     pub limits: LimitsConfig,
     pub chat: ChatConfig,
@@ -38,6 +41,15 @@ pub struct Config {
     pub attachments: AttachmentsConfig,
     pub metrics: MetricsConfig,
     pub testing: TestingConfig,
+}
+
+/// How the log is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// What the server counts, for Prometheus.
@@ -221,6 +233,7 @@ impl Default for Config {
             redis: None,
             allowed_origins: Vec::new(),
             drain_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Text,
             session: SessionConfig::default(),
             limits: LimitsConfig::default(),
             chat: ChatConfig::default(),

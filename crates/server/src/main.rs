@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use tidings_server::config::{Config, Overrides};
+use tidings_server::config::{Config, LogFormat, Overrides};
 use tidings_server::{Clock, account, open_store};
 use tidings_store::Role;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,26 +76,38 @@ enum UserCommand {
 /// Threads for blocking work (store reads, argon2).
 const BLOCKING_THREADS: usize = 16;
 
+/// The log on standard error, filtered by `RUST_LOG` (`info` by default), in `format`.
+fn log_subscriber(format: LogFormat) -> Box<dyn tracing::Subscriber + Send + Sync> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => Box::new(log.finish()),
+        LogFormat::Json => Box::new(log.json().finish()),
+    }
+}
+
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let listen = match &cli.command {
         Command::Serve { listen } => *listen,
         _ => None,
     };
-    let config = Config::load(
-        cli.config.as_deref(),
-        Overrides {
-            listen,
-            data_dir: cli.data_dir.clone(),
-        },
-    )
+    // The configuration says how to log; what reading it has to say goes out as text.
+    let config = tracing::subscriber::with_default(log_subscriber(LogFormat::Text), || {
+        Config::load(
+            cli.config.as_deref(),
+            Overrides {
+                listen,
+                data_dir: cli.data_dir.clone(),
+            },
+        )
+    })
     .context("reading the configuration")?;
+    log_subscriber(config.log_format)
+        .try_init()
+        .context("starting the log")?;
     // Store reads and password hashing run on the blocking pool. Capped well below tokio's
     // default of 512: a reconnect storm then queues its reads instead of starting a thread (and
     // a SQLite connection) for each one.

@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
 async fn init_invite_serve_and_stop() {
@@ -77,6 +78,38 @@ async fn serve_on_a_fresh_data_dir_prints_how_to_log_in() {
     assert_eq!(after(&invite, "Invite code:").len(), 19);
     let base = listening(&mut lines, &mut seen).await;
     assert_eq!(login(&base, "owner", &password).await, 200);
+    terminate(child).await;
+}
+
+/// `log_format = "json"` (here from the environment) writes the log as one JSON object a line.
+#[tokio::test]
+async fn the_log_can_be_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = command(&dir.path().join("data"));
+    command
+        .env("TIDINGS_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut child = command.spawn().expect("spawn serve");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    listening(&mut stdout, &mut Vec::new()).await;
+    let mut seen = Vec::new();
+    let serving = tokio::time::timeout(WAIT, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            let entry: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+            if entry["fields"]["message"] == "serving" {
+                return entry;
+            }
+            seen.push(line);
+        }
+        panic!("the log ended; saw {seen:?}")
+    })
+    .await
+    .expect("the server logs that it serves");
+    assert_eq!(serving["level"], "INFO");
+    assert!(serving["fields"]["addr"].as_str().is_some(), "{serving}");
     terminate(child).await;
 }
 
