@@ -81,6 +81,7 @@ async fn health_readiness_and_what_the_metrics_count() {
         ("tidings_queue_kicks_total", 0.0),
         ("tidings_connections{transport=\"websocket\"}", 1.0),
         ("tidings_connections{transport=\"feed\"}", 1.0),
+        ("tidings_fanout_seconds_count", 2.0),
     ] {
         assert_eq!(sample(&text, name), Some(value), "{name} in {text}");
     }

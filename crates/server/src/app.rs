@@ -110,8 +110,12 @@ impl AppState {
         match entry {
             LogEntry::Message(message) => {
                 self.metrics.messages_stored.inc();
+                let started = std::time::Instant::now();
                 self.hub
                     .publish_message(crate::wire::message(message.clone()));
+                self.metrics
+                    .fanout_seconds
+                    .observe(started.elapsed().as_secs_f64());
             }
             LogEntry::Changed { id, message } => self
                 .hub

@@ -14,6 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::app::AppState;
@@ -36,6 +37,9 @@ pub struct Metrics {
     pub feed_replays: Counter,
     /// Connections ended because their queue was full (close code 4000).
     pub queue_kicks: Counter,
+    /// How long handing one stored message to every connection of its room took, in seconds:
+    /// the server's part of a fan-out (the sockets' writes follow on each connection's task).
+    pub fanout_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -68,7 +72,15 @@ impl Default for Metrics {
             "queue_kicks",
             "Connections ended because they fell too far behind (close code 4000)",
         );
+        // 10 µs to about 1.3 s.
+        let fanout_seconds = Histogram::new(exponential_buckets(1e-5, 2.0, 18));
+        registry.register(
+            "fanout_seconds",
+            "Time to hand one stored message to every connection of its room",
+            fanout_seconds.clone(),
+        );
         Metrics {
+            fanout_seconds,
             registry,
             connections,
             messages_stored,
