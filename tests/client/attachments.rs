@@ -13,10 +13,7 @@ use tidings_tests::{TestClient, TestServer, png};
 async fn converges_on_attachments(transport: Option<TransportKind>) {
     let server = TestServer::start().await;
     let mut ana = TestClient::new(&server, "ana").await;
-    let mut bob = match transport {
-        Some(transport) => TestClient::over(&server, "bob", transport).await,
-        None => TestClient::new(&server, "bob").await,
-    };
+    let mut bob = TestClient::over(&server, "bob", transport).await;
     let room = ana.client.create_room("plans").await.unwrap().room.id;
     bob.client.join_room(room).await.unwrap();
     ana.online().await;

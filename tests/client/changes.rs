@@ -25,10 +25,7 @@ async fn heard(client: &mut TestClient, body: &str) -> Message {
 async fn a_member_away_converges_on_every_change(transport: Option<TransportKind>) {
     let server = TestServer::start().await;
     let mut ana = TestClient::new(&server, "ana").await;
-    let mut bob = match transport {
-        Some(transport) => TestClient::over(&server, "bob", transport).await,
-        None => TestClient::new(&server, "bob").await,
-    };
+    let mut bob = TestClient::over(&server, "bob", transport).await;
     let room = ana.client.create_room("plans").await.unwrap().room.id;
     bob.client.join_room(room).await.unwrap();
     ana.client.send(room, "lunch at 12, @bob?").await.unwrap();
@@ -126,10 +123,7 @@ async fn a_member_away_converges_on_every_change(transport: Option<TransportKind
 async fn a_deleted_message_withdraws_its_notification(transport: Option<TransportKind>) {
     let server = TestServer::start().await;
     let ana = TestClient::new(&server, "ana").await;
-    let mut bob = match transport {
-        Some(transport) => TestClient::over(&server, "bob", transport).await,
-        None => TestClient::new(&server, "bob").await,
-    };
+    let mut bob = TestClient::over(&server, "bob", transport).await;
     let room = ana.client.create_room("ops").await.unwrap().room.id;
     bob.client.join_room(room).await.unwrap();
     bob.online().await;

@@ -15,7 +15,7 @@ async fn chats_alerts_and_locks_over(kind: TransportKind) {
     let server = TestServer::start().await;
     let owner = server.owner().await;
     let room = owner.create_room("ops").await.room.id;
-    let mut ana = TestClient::over(&server, "ana", kind).await;
+    let mut ana = TestClient::over(&server, "ana", Some(kind)).await;
     ana.client.join_room(room).await.unwrap();
     ana.online().await;
     assert_eq!(

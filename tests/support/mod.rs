@@ -679,13 +679,13 @@ impl TestClient {
         TestClient::with_options(server, name, |_| {}).await
     }
 
-    /// Like [`TestClient::new`], carrying the chat over `transport` only.
+    /// Like [`TestClient::new`], carrying the chat over `transport` only (when given).
     pub async fn over(
         server: &TestServer,
         name: &str,
-        transport: tidings_proto::v1::TransportKind,
+        transport: Option<tidings_proto::v1::TransportKind>,
     ) -> TestClient {
-        TestClient::with_options(server, name, |o| o.transport = Some(transport)).await
+        TestClient::with_options(server, name, |o| o.transport = transport).await
     }
 
     /// Like [`TestClient::new`], with options adjusted.
