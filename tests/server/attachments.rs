@@ -92,11 +92,7 @@ async fn members_download_an_image_its_thumbnail_and_a_file_never_served_as_a_pa
     let size = image.image.expect("an image's size");
     assert_eq!((size.width, size.height), (800, 600));
 
-    let got = bob
-        .request(Method::GET, &format!("/api/attachments/{}", image.id))
-        .send()
-        .await
-        .unwrap();
+    let got = bob.fetch(&format!("/api/attachments/{}", image.id)).await;
     assert_eq!(got.status(), StatusCode::OK);
     let headers = got.headers().clone();
     assert_eq!(headers["content-type"], "image/png");
@@ -110,13 +106,8 @@ async fn members_download_an_image_its_thumbnail_and_a_file_never_served_as_a_pa
     assert_eq!(got.bytes().await.unwrap().as_ref(), photo.as_slice());
 
     let thumb = bob
-        .request(
-            Method::GET,
-            &format!("/api/attachments/{}/thumbnail", image.id),
-        )
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/api/attachments/{}/thumbnail", image.id))
+        .await;
     assert_eq!(thumb.status(), StatusCode::OK);
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
     let small = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
@@ -131,11 +122,7 @@ async fn members_download_an_image_its_thumbnail_and_a_file_never_served_as_a_pa
         (file.content_type.as_str(), file.image),
         ("text/html", None)
     );
-    let got = bob
-        .request(Method::GET, &format!("/api/attachments/{}", file.id))
-        .send()
-        .await
-        .unwrap();
+    let got = bob.fetch(&format!("/api/attachments/{}", file.id)).await;
     let headers = got.headers().clone();
     assert_eq!(headers["content-type"], "application/octet-stream");
     assert_eq!(headers["x-content-type-options"], "nosniff");
@@ -153,13 +140,8 @@ async fn members_download_an_image_its_thumbnail_and_a_file_never_served_as_a_pa
     );
     assert_eq!(got.bytes().await.unwrap().as_ref(), page.as_slice());
     let (status, body) = refused(
-        bob.request(
-            Method::GET,
-            &format!("/api/attachments/{}/thumbnail", file.id),
-        )
-        .send()
-        .await
-        .unwrap(),
+        bob.fetch(&format!("/api/attachments/{}/thumbnail", file.id))
+            .await,
     )
     .await;
     assert_eq!(
@@ -172,7 +154,7 @@ async fn members_download_an_image_its_thumbnail_and_a_file_never_served_as_a_pa
         format!("/api/attachments/{}", image.id),
         format!("/api/attachments/{}/thumbnail", image.id),
     ] {
-        let (status, body) = refused(cy.request(Method::GET, &path).send().await.unwrap()).await;
+        let (status, body) = refused(cy.fetch(&path).await).await;
         assert_eq!(
             (status, body.code),
             (StatusCode::FORBIDDEN, ErrorCode::NotMember)
@@ -421,7 +403,7 @@ async fn a_message_carries_its_uploads_to_the_room_and_takes_them_when_deleted()
         format!("/api/attachments/{}/thumbnail", photo.id),
         format!("/api/attachments/{}", notes.id),
     ] {
-        let (status, _) = refused(bob.request(Method::GET, &path).send().await.unwrap()).await;
+        let (status, _) = refused(bob.fetch(&path).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
     let mut left = vec![elsewhere.id.clone(), bobs_own.id.clone()];
@@ -486,13 +468,8 @@ async fn an_image_sent_without_its_type_is_recognised_and_a_bomb_is_not_opened()
     let size = photo.image.expect("recognised as an image");
     assert_eq!((size.width, size.height), (64, 48));
     let thumb = ana
-        .request(
-            Method::GET,
-            &format!("/api/attachments/{}/thumbnail", photo.id),
-        )
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/api/attachments/{}/thumbnail", photo.id))
+        .await;
     assert_eq!(thumb.status(), StatusCode::OK);
 
     let bomb = uploaded(
@@ -507,11 +484,7 @@ async fn an_image_sent_without_its_type_is_recognised_and_a_bomb_is_not_opened()
         (bomb.content_type.as_str(), bomb.image),
         ("application/octet-stream", None)
     );
-    let got = ana
-        .request(Method::GET, &format!("/api/attachments/{}", bomb.id))
-        .send()
-        .await
-        .unwrap();
+    let got = ana.fetch(&format!("/api/attachments/{}", bomb.id)).await;
     assert_eq!(got.headers()["content-type"], "application/octet-stream");
     assert!(
         got.headers()["content-disposition"]
@@ -541,11 +514,7 @@ async fn the_bytes_go_to_the_configured_object_store() {
         server.attachments_kept().is_empty(),
         "nothing in the data dir"
     );
-    let got = ana
-        .request(Method::GET, &format!("/api/attachments/{}", notes.id))
-        .send()
-        .await
-        .unwrap();
+    let got = ana.fetch(&format!("/api/attachments/{}", notes.id)).await;
     assert_eq!(got.bytes().await.unwrap().as_ref(), body.as_slice());
 
     let dir = tempfile::tempdir().unwrap();

@@ -304,6 +304,14 @@ impl Client {
             .bearer_auth(&self.token)
     }
 
+    /// GET, whatever it answers.
+    pub async fn fetch(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("GET {path}: {err}"))
+    }
+
     /// GET that must succeed.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> T {
         let response = self
