@@ -85,6 +85,16 @@ async fn health_readiness_and_what_the_metrics_count() {
     ] {
         assert_eq!(sample(&text, name), Some(value), "{name} in {text}");
     }
+    // Every write is committed by the store's writer: at least the two messages, the room and
+    // the logins, in transactions that each took some time.
+    let commits = sample(&text, "tidings_store_commit_seconds_count").unwrap();
+    assert!(commits >= 1.0, "{text}");
+    assert_eq!(
+        sample(&text, "tidings_store_commit_writes_count"),
+        Some(commits)
+    );
+    assert!(sample(&text, "tidings_store_commit_writes_sum").unwrap() >= 2.0);
+    assert!(sample(&text, "tidings_store_commit_seconds_sum").unwrap() > 0.0);
 
     // A connection that ends is no longer counted.
     drop(feed);
@@ -96,5 +106,36 @@ async fn health_readiness_and_what_the_metrics_count() {
         }
         assert!(tokio::time::Instant::now() < deadline, "{text}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A store that takes no writes makes the server unready, within a bound, and ready again once it
+/// does: here another process holds SQLite's write lock, as a stuck backup or a full disk would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_so_while_the_store_takes_no_writes() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let ready = async || {
+        let answer = http.get(server.url("/readyz")).send().await.unwrap();
+        (answer.status(), answer.text().await.unwrap())
+    };
+    assert_eq!(ready().await.0, StatusCode::OK);
+
+    let other = rusqlite::Connection::open(server.config.database_path()).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (status, says) = ready().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{says}");
+    assert!(says.starts_with("not ready: "), "{says}");
+
+    other.execute_batch("COMMIT").unwrap();
+    drop(other);
+    // The writer retries its transaction once the lock is gone; bounded by SQLite's busy timeout.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, says) = ready().await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status} {says}");
     }
 }

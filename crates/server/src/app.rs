@@ -280,8 +280,11 @@ pub(crate) async fn health() -> &'static str {
     "ok"
 }
 
+/// How long `/readyz` waits for the store's answer before saying it is not ready.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Whether the server can take writes now: its store answers a write (on PostgreSQL, from a
-/// primary). 503 says why not.
+/// primary) within [`READY_WITHIN`]. 503 says why not.
 #[utoipa::path(
     get, path = "/readyz", tag = "accounts", security(()),
     responses(
@@ -290,9 +293,13 @@ pub(crate) async fn health() -> &'static str {
     ),
 )]
 pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
-    match state.store.check_writable().await {
-        Ok(()) => (StatusCode::OK, "ready".to_owned()),
-        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {err}")),
+    match tokio::time::timeout(READY_WITHIN, state.store.check_writable()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready".to_owned()),
+        Ok(Err(err)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {err}")),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the store took no write within {READY_WITHIN:?}"),
+        ),
     }
 }
 

@@ -160,6 +160,7 @@ pub async fn run(
     // This node's fan-out follows the store's log — on PostgreSQL, every node's.
     let follower = state.clone();
     store.follow(latest, move |entry| follower.apply(entry))?;
+    store.observe_commits(state.metrics.commit_observer())?;
     // Presence and typing, which are not in the log, reach the other nodes through Redis.
     if let Some(url) = &state.config.redis {
         presence::start(url, Arc::clone(&state.hub), token.clone())

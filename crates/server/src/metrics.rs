@@ -40,6 +40,10 @@ pub struct Metrics {
     /// How long handing one stored message to every connection of its room took, in seconds:
     /// the server's part of a fan-out (the sockets' writes follow on each connection's task).
     pub fanout_seconds: Histogram,
+    /// How long the store's write transactions took, from their start to their commit.
+    commit_seconds: Histogram,
+    /// How many writes each of those transactions committed together.
+    commit_writes: Histogram,
 }
 
 impl Default for Metrics {
@@ -79,7 +83,23 @@ impl Default for Metrics {
             "Time to hand one stored message to every connection of its room",
             fanout_seconds.clone(),
         );
+        // 50 µs to about 1.6 s.
+        let commit_seconds = Histogram::new(exponential_buckets(5e-5, 2.0, 16));
+        registry.register(
+            "store_commit_seconds",
+            "Time of each of the store's write transactions, to its commit",
+            commit_seconds.clone(),
+        );
+        // 1 to 1024: the writer commits at most 512 at once.
+        let commit_writes = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "store_commit_writes",
+            "Writes committed together in one of the store's transactions",
+            commit_writes.clone(),
+        );
         Metrics {
+            commit_seconds,
+            commit_writes,
             fanout_seconds,
             registry,
             connections,
@@ -100,6 +120,15 @@ impl Metrics {
             .clone();
         gauge.inc();
         Counted(gauge)
+    }
+
+    /// What to tell of each of the store's commits (see `Store::observe_commits`).
+    pub fn commit_observer(&self) -> impl Fn(tidings_store::Commit) + Send + Sync + 'static {
+        let (seconds, writes) = (self.commit_seconds.clone(), self.commit_writes.clone());
+        move |commit| {
+            seconds.observe(commit.took.as_secs_f64());
+            writes.observe(commit.writes as f64);
+        }
     }
 
     /// Everything, in Prometheus' text exposition format.

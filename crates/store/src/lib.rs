@@ -97,6 +97,41 @@ pub enum LogEntry<'a> {
     },
 }
 
+/// One committed write transaction, as told to [`Store::observe_commits`].
+#[derive(Debug, Clone, Copy)]
+pub struct Commit {
+    /// The writes committed together: every write on SQLite, the messages of one batch of the
+    /// message log on PostgreSQL.
+    pub writes: usize,
+    /// From the transaction's start to its commit's return.
+    pub took: std::time::Duration,
+}
+
+/// What a writer has committed: the count behind [`Store::commits`], and whoever observes.
+#[derive(Default)]
+pub(crate) struct Commits {
+    count: std::sync::atomic::AtomicU64,
+    observer: std::sync::OnceLock<Box<dyn Fn(Commit) + Send + Sync>>,
+}
+
+impl Commits {
+    /// Counts one commit of `writes` that began at `started`.
+    pub(crate) fn record(&self, writes: usize, started: std::time::Instant) {
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(observer) = self.observer.get() {
+            observer(Commit {
+                writes,
+                took: started.elapsed(),
+            });
+        }
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The log's follower: see [`Store::follow`].
 pub(crate) type LogHandler = std::sync::Arc<dyn Fn(LogEntry<'_>) + Send + Sync>;
 
@@ -192,6 +227,23 @@ impl Store {
             Backend::Sqlite(s) => s.commits(),
             Backend::Postgres(p) => p.commits(),
         }
+    }
+
+    /// Calls `observer` after each write transaction commits (on the writer's thread or task, so
+    /// it must be quick): what the server's metrics make of commit latency and batch size. One
+    /// observer per store; a second is refused with [`StoreError::NotAllowed`].
+    pub fn observe_commits(
+        &self,
+        observer: impl Fn(Commit) + Send + Sync + 'static,
+    ) -> Result<(), StoreError> {
+        let commits = match &self.backend {
+            Backend::Sqlite(s) => s.commit_log(),
+            Backend::Postgres(p) => p.commit_log(),
+        };
+        commits
+            .observer
+            .set(Box::new(observer))
+            .map_err(|_| StoreError::NotAllowed)
     }
 
     // Accounts.

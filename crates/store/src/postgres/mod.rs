@@ -86,8 +86,12 @@ impl Postgres {
         self.closed.send_replace(true);
     }
 
-    pub(crate) fn commits(&self) -> u64 {
+    pub(crate) fn commit_log(&self) -> &crate::Commits {
         self.writer.commits()
+    }
+
+    pub(crate) fn commits(&self) -> u64 {
+        self.writer.commits().count()
     }
 
     /// A pooled connection for a write: refused once the store is closed, as the SQLite

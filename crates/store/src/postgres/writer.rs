@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use deadpool_postgres::{GenericClient, Pool};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,6 +31,7 @@ use tokio_postgres::types::ToSql;
 
 use super::attachment::{ATTACHMENT_SELECT, attachment_from};
 use super::message::load_message;
+use crate::Commits;
 use crate::attachment::{asked, claim};
 use crate::queued::{Answer, Queued};
 use crate::{Attachment, Author, Inserted, Message, NewMessage, Quote, StoreError, parse_mentions};
@@ -95,14 +96,14 @@ pub(crate) struct Writer {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     /// Becomes `true` when the task has finished.
     stopped: watch::Receiver<bool>,
-    commits: std::sync::Arc<AtomicU64>,
+    commits: std::sync::Arc<Commits>,
 }
 
 impl Writer {
     pub(crate) fn spawn(pool: Pool, max_batch: usize) -> Writer {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (stopped_tx, stopped) = watch::channel(false);
-        let commits = std::sync::Arc::new(AtomicU64::new(0));
+        let commits = std::sync::Arc::new(Commits::default());
         let counted = std::sync::Arc::clone(&commits);
         tokio::spawn(async move {
             run(pool, receiver, max_batch, &counted).await;
@@ -150,12 +151,12 @@ impl Writer {
             .is_none()
     }
 
-    pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+    pub(crate) fn commits(&self) -> &Commits {
+        &self.commits
     }
 }
 
-async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>, max_batch: usize, commits: &AtomicU64) {
+async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>, max_batch: usize, commits: &Commits) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -165,9 +166,10 @@ async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>, max_batch: usize, commit
             }
         }
         let messages: Vec<&NewMessage> = batch.iter().map(|job| &job.msg).collect();
+        let started = Instant::now();
         match commit(&pool, &messages).await {
             Ok(results) => {
-                commits.fetch_add(1, Ordering::Relaxed);
+                commits.record(batch.len(), started);
                 for (job, result) in batch.into_iter().zip(results) {
                     finish(job, result);
                 }
@@ -176,9 +178,10 @@ async fn run(pool: Pool, mut jobs: mpsc::Receiver<Job>, max_batch: usize, commit
             Err(err) if batch.len() > 1 && !matches!(err, StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %err, size = batch.len(), "a batch of messages failed; retrying one by one");
                 for job in batch {
+                    let started = Instant::now();
                     let result = commit(&pool, &[&job.msg]).await;
                     if result.is_ok() {
-                        commits.fetch_add(1, Ordering::Relaxed);
+                        commits.record(1, started);
                     }
                     let result =
                         result.and_then(|mut one| one.pop().unwrap_or(Err(StoreError::WriterGone)));

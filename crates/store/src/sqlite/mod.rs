@@ -97,8 +97,12 @@ impl Sqlite {
         self.inner.writer.close().await;
     }
 
-    pub(crate) fn commits(&self) -> u64 {
+    pub(crate) fn commit_log(&self) -> &crate::Commits {
         self.inner.writer.commits()
+    }
+
+    pub(crate) fn commits(&self) -> u64 {
+        self.inner.writer.commits().count()
     }
 
     /// A pooled read-only connection.

@@ -20,15 +20,15 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::StoreError;
 use crate::queued::{Answer, Queued};
+use crate::{Commits, StoreError};
 
 /// How many writes may wait for the writer before callers are made to wait in `send`.
 const QUEUE_DEPTH: usize = 4096;
@@ -107,7 +107,7 @@ pub(crate) struct Writer {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     /// Becomes `true` when the thread has finished.
     stopped: watch::Receiver<bool>,
-    commits: Arc<AtomicU64>,
+    commits: Arc<Commits>,
     /// Writes in the queue: counted once their send has completed (a send that has only
     /// reserved its place may not be received yet), uncounted as the thread takes them. Briefly
     /// negative when the thread is quicker than the count.
@@ -134,7 +134,7 @@ impl Writer {
             .map_err(StoreError::Thread)?;
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (stopped_tx, stopped) = watch::channel(false);
-        let commits = Arc::new(AtomicU64::new(0));
+        let commits = Arc::new(Commits::default());
         let in_queue = Arc::new(AtomicIsize::new(0));
         let thread = Counters {
             commits: Arc::clone(&commits),
@@ -235,8 +235,8 @@ impl Writer {
     }
 
     /// How many transactions the writer has committed.
-    pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+    pub(crate) fn commits(&self) -> &Arc<Commits> {
+        &self.commits
     }
 
     /// How many writes are queued and not yet taken by the thread.
@@ -279,7 +279,7 @@ impl Drop for StoppedOnDrop {
 
 /// What the writer thread counts, shared with [`Writer`].
 struct Counters {
-    commits: Arc<AtomicU64>,
+    commits: Arc<Commits>,
     in_queue: Arc<AtomicIsize>,
 }
 
@@ -337,7 +337,8 @@ fn checkpoint(conn: Connection, nudged: std::sync::mpsc::Receiver<()>) {
 
 /// Runs jobs from the front of `jobs` in one transaction and completes them. It stops early,
 /// leaving the rest queued for a fresh transaction, only if SQLite aborted the transaction.
-fn run_transaction(conn: &Connection, jobs: &mut VecDeque<Job>, commits: &AtomicU64) {
+fn run_transaction(conn: &Connection, jobs: &mut VecDeque<Job>, commits: &Commits) {
+    let started = Instant::now();
     if let Err(err) = exec(conn, "BEGIN IMMEDIATE") {
         let err = StoreError::from(err);
         tracing::error!(error = %err, "could not begin a write transaction");
@@ -371,7 +372,7 @@ fn run_transaction(conn: &Connection, jobs: &mut VecDeque<Job>, commits: &Atomic
 
     match exec(conn, "COMMIT") {
         Ok(()) => {
-            commits.fetch_add(1, Ordering::Relaxed);
+            commits.record(ran.len(), started);
             for job in ran {
                 job.finish(Ok(()));
             }

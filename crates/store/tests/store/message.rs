@@ -215,6 +215,15 @@ async fn concurrent_inserts_reach_the_follower_in_id_order(store: Store) {
     let ana = super::user(&store, "ana").await;
     let general = super::room(&store, "general", &ana).await;
     let commits_before = store.commits();
+    let observed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let observer = std::sync::Arc::clone(&observed);
+    store
+        .observe_commits(move |commit| observer.lock().unwrap().push(commit))
+        .unwrap();
+    assert!(matches!(
+        store.observe_commits(|_| {}),
+        Err(StoreError::NotAllowed)
+    ));
 
     let mut followed = super::Followed::start(&store);
     let mut tasks = tokio::task::JoinSet::new();
@@ -247,6 +256,12 @@ async fn concurrent_inserts_reach_the_follower_in_id_order(store: Store) {
     assert_eq!(seen, replied);
     let commits = store.commits() - commits_before;
     assert!((1..=200).contains(&commits));
+    // A commit is observed before its writes are answered: the observer saw each of those
+    // commits, and every message in exactly one of them.
+    let observed = observed.lock().unwrap().clone();
+    assert_eq!(observed.len() as u64, commits);
+    assert_eq!(observed.iter().map(|c| c.writes).sum::<usize>(), 200);
+    assert!(observed.iter().all(|c| c.writes > 0 && !c.took.is_zero()));
     assert_eq!(
         store.history(general.id, None, 500).await.unwrap().len(),
         200
