@@ -1,6 +1,7 @@
 //! End-to-end tests of the server: real server, real SQLite, real WebSocket/SSE/HTTP clients.
 
 mod attachments;
+mod backup;
 mod bad_input;
 mod chat;
 mod cluster;

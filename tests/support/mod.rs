@@ -157,6 +157,12 @@ impl TestServer {
         (self.dir, self.config, self.addr)
     }
 
+    /// Serves the data dir `config` names (kept in `dir`, which the server owns from now on) as
+    /// it is: no owner is created.
+    pub async fn serve_data(dir: TempDir, config: Config) -> TestServer {
+        TestServer::serve(dir, config, None).await
+    }
+
     /// Starts a server again on a data dir and address a stopped one left behind.
     pub async fn serve_again(dir: TempDir, config: Config, addr: SocketAddr) -> TestServer {
         TestServer::serve(dir, config, Some(addr)).await

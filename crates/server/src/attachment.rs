@@ -105,6 +105,33 @@ impl Attachments {
         })
     }
 
+    /// The names the bytes of `attachment` are kept under: its own, and its thumbnail's if it is
+    /// an image the server opened.
+    pub fn objects_of(attachment: &tidings_store::Attachment) -> Vec<String> {
+        let mut names = vec![object(&attachment.id).to_string()];
+        if attachment.image.is_some() {
+            names.push(thumbnail_object(&attachment.id).to_string());
+        }
+        names
+    }
+
+    /// The bytes kept under `name`, or `None` if there are none.
+    pub async fn read(&self, name: &str) -> Result<Option<Bytes>, object_store::Error> {
+        match self.objects.get(&ObjectPath::from(name)).await {
+            Ok(found) => Ok(Some(found.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Keeps `bytes` under `name`, replacing what was there.
+    pub async fn write(&self, name: &str, bytes: Bytes) -> Result<(), object_store::Error> {
+        self.objects
+            .put(&ObjectPath::from(name), bytes.into())
+            .await
+            .map(|_| ())
+    }
+
     /// Asks the sweeper to run soon: a deleted message's attachments are to go.
     pub fn sweep_soon(&self) {
         self.sweep_now.notify_one();

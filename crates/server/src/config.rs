@@ -40,6 +40,7 @@ pub struct Config {
     pub transports: TransportsConfig,
     pub attachments: AttachmentsConfig,
     pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
     pub testing: TestingConfig,
 }
 
@@ -59,6 +60,29 @@ pub struct MetricsConfig {
     /// Serve `/metrics` (with `/healthz` and `/readyz`) on this address of its own; unset: no
     /// metrics are served. Keep it private (loopback, or a network only the scraper reaches).
     pub listen: Option<SocketAddr>,
+}
+
+/// Backups the server makes of itself while serving (on its SQLite database; see `backup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Back up this often, the first one this long after the start; unset: never.
+    #[serde(with = "humantime_serde")]
+    pub every: Option<Duration>,
+    /// Where the backups go; unset: `data_dir/backups`.
+    pub dir: Option<PathBuf>,
+    /// How many of the newest backups there are kept; older ones are deleted.
+    pub keep: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            every: None,
+            dir: None,
+            keep: 7,
+        }
+    }
 }
 
 /// Files and images shared in rooms, kept in `data_dir/attachments`.
@@ -241,6 +265,7 @@ impl Default for Config {
             transports: TransportsConfig::default(),
             attachments: AttachmentsConfig::default(),
             metrics: MetricsConfig::default(),
+            backup: BackupConfig::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -430,6 +455,14 @@ impl Config {
     /// The database file inside the data dir.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("tidings.db")
+    }
+
+    /// Where scheduled backups go.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 }
 

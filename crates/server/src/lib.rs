@@ -18,6 +18,7 @@ pub mod account;
 mod app;
 mod attachment;
 mod auth;
+pub mod backup;
 mod chat;
 mod clock;
 mod comet;
@@ -107,6 +108,9 @@ pub enum ServerError {
     /// The configuration names something the server cannot use.
     #[error("configuration: {0}")]
     Config(String),
+    /// A backup or restore could not be made.
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 /// Opens the database: the PostgreSQL one `store` names, or else (creating it if needed) the data
@@ -167,6 +171,7 @@ pub async fn run(
             .map_err(|err| ServerError::Config(format!("redis = {url:?}: {err}")))?;
     }
     tokio::spawn(attachment::sweep(state.clone(), token.clone()));
+    tokio::spawn(backup::schedule(state.clone(), token.clone()));
     if let Some(addr) = state.config.metrics.listen {
         let listener = TcpListener::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr()?, "serving metrics");

@@ -60,6 +60,17 @@ enum Command {
         /// The target, `postgres://user:password@host:port/database`; it must hold no users yet.
         url: String,
     },
+    /// Back up the database and the attachments into one file, while the server serves (on
+    /// PostgreSQL, use pg_dump).
+    Backup {
+        /// The backup to write (a tar archive); replaced once the new one is whole.
+        file: PathBuf,
+    },
+    /// Restore a backup into an empty (or new) data dir, then serve it as usual.
+    Restore {
+        /// A backup `tidings-server backup` wrote.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +178,33 @@ fn main() -> Result<()> {
                     copied.rooms,
                     copied.messages,
                     from.display()
+                );
+                Ok(())
+            }
+            Command::Backup { file } => {
+                let done = tidings_server::backup::create(&config, &file).await?;
+                println!(
+                    "backed up {} into {} ({} files, {} bytes)",
+                    config.data_dir.display(),
+                    file.display(),
+                    done.files,
+                    done.bytes
+                );
+                if done.missing > 0 {
+                    println!(
+                        "{} files were deleted while the backup was made (their messages were)",
+                        done.missing
+                    );
+                }
+                Ok(())
+            }
+            Command::Restore { file } => {
+                let done = tidings_server::backup::restore(&config, &file).await?;
+                println!(
+                    "restored {} into {} ({} files)",
+                    file.display(),
+                    config.data_dir.display(),
+                    done.files
                 );
                 Ok(())
             }

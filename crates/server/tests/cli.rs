@@ -67,6 +67,54 @@ async fn init_invite_serve_and_stop() {
     terminate(child).await;
 }
 
+/// `backup` and `restore` as the host types them: the restored data dir serves the same owner,
+/// a restore never lands on a data dir in use, and what is not a backup is refused, leaving the
+/// data dir empty.
+#[tokio::test]
+async fn backup_and_restore_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    init_host(&data).await;
+    let file = dir.path().join("nightly.tar");
+
+    let mut backup = command(&data);
+    backup.arg("backup").arg(&file);
+    let (ok, out, err) = run(backup, "").await;
+    assert!(ok, "backup: {err}");
+    assert!(out.contains("backed up"), "{out}");
+    assert!(file.exists());
+
+    let restored = dir.path().join("restored");
+    let mut restore = command(&restored);
+    restore.arg("restore").arg(&file);
+    let (ok, out, err) = run(restore, "").await;
+    assert!(ok, "restore: {err}");
+    assert!(out.contains("restored"), "{out}");
+    let (child, mut lines) = serve(&restored);
+    let base = listening(&mut lines, &mut Vec::new()).await;
+    assert_eq!(login(&base, "host", "a good password").await, 200);
+    terminate(child).await;
+
+    let mut again = command(&restored);
+    again.arg("restore").arg(&file);
+    let (ok, _, err) = run(again, "").await;
+    assert!(!ok);
+    assert!(err.contains("is not empty"), "{err}");
+
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"not an archive at all").unwrap();
+    let empty = dir.path().join("empty");
+    let mut refused = command(&empty);
+    refused.arg("restore").arg(&junk);
+    let (ok, _, err) = run(refused, "").await;
+    assert!(!ok);
+    assert!(err.contains("not a Tidings backup"), "{err}");
+    assert!(
+        !empty.exists(),
+        "a failed restore leaves no data dir behind"
+    );
+}
+
 #[tokio::test]
 async fn serve_on_a_fresh_data_dir_prints_how_to_log_in() {
     let dir = tempfile::tempdir().unwrap();

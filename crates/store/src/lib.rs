@@ -43,6 +43,7 @@ macro_rules! text_enum {
 
 mod account;
 mod attachment;
+mod backup;
 mod copy;
 mod error;
 mod message;
@@ -55,6 +56,7 @@ use std::path::Path;
 
 pub use account::{Role, Session, User};
 pub use attachment::{Attachment, NewAttachment};
+pub use backup::backup_sqlite;
 pub use copy::{Copied, copy_sqlite_to_postgres};
 pub use error::StoreError;
 pub use message::{

@@ -33,6 +33,18 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<Attachment>, St
         .optional()?)
 }
 
+/// The attachments still read or still to be sent: all but a deleted message's, whose bytes go.
+pub(crate) fn kept(conn: &Connection) -> Result<Vec<Attachment>, StoreError> {
+    let mut statement = conn.prepare(&format!(
+        "{ATTACHMENT_SELECT} WHERE message_id IS NULL \
+         OR message_id NOT IN (SELECT id FROM messages WHERE deleted_at IS NOT NULL) ORDER BY id"
+    ))?;
+    let kept = statement
+        .query_map([], attachment_from)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(kept)
+}
+
 /// Attachments no one reads again (see `Store::forget_attachments`): `?1` is `unsent_before`.
 const FORGOTTEN: &str = "message_id IS NULL AND created_at < ?1 \
      OR message_id IN (SELECT id FROM messages WHERE deleted_at IS NOT NULL)";

@@ -11,11 +11,12 @@
 //! - `account`, `room`, `message` — the queries, by domain.
 
 mod account;
-mod attachment;
+pub(crate) mod attachment;
 mod message;
 mod pool;
 mod room;
 mod schema;
+pub(crate) use schema::SUPPORTED_VERSION;
 pub(crate) mod writer;
 
 use std::path::Path;
