@@ -27,6 +27,8 @@ const DATABASE: &str = "tidings.db";
 const ATTACHMENTS: &str = "attachments/";
 /// Attachments read ahead of the archive's writer (or restored behind its reader).
 const IN_FLIGHT: usize = 4;
+/// The most memory a restore sets aside for a file before reading it.
+const PREALLOCATED: usize = 1 << 20;
 
 /// What a backup holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +219,9 @@ async fn unpack(config: &Config, archive: File, database: &Path) -> Result<Resto
                 return Err(format!("not a Tidings backup: it holds {name:?}"));
             };
             let object = object.to_owned();
-            let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+            // The size an archive declares is not trusted with memory: bytes are kept as read.
+            let declared = usize::try_from(entry.size()).unwrap_or(usize::MAX);
+            let mut bytes = Vec::with_capacity(declared.min(PREALLOCATED));
             entry
                 .read_to_end(&mut bytes)
                 .map_err(|err| err.to_string())?;
