@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tidings_proto::v1::{Attachment, HistoryPage, SendMessage};
+use tidings_proto::v1::{Attachment, SendMessage};
 use tidings_server::ServerError;
 use tidings_tests::{OWNER, PASSWORD, TestServer, WAIT, png, post_message};
 use tokio_util::sync::CancellationToken;
@@ -113,20 +113,7 @@ async fn a_backup_taken_while_five_clients_send_restores_every_acknowledged_mess
 
     let server = TestServer::serve_data(new_dir, config).await;
     let owner = server.login(OWNER, PASSWORD).await;
-    let mut history = Vec::new();
-    let mut before_id: Option<i64> = None;
-    loop {
-        let path = match before_id {
-            Some(id) => format!("/api/rooms/{room}/messages?limit=200&before={id}"),
-            None => format!("/api/rooms/{room}/messages?limit=200"),
-        };
-        let page: HistoryPage = owner.get(&path).await;
-        before_id = page.messages.first().map(|m| m.id);
-        history.splice(0..0, page.messages);
-        if !page.has_more {
-            break;
-        }
-    }
+    let history = owner.whole_history(room).await;
     let restored: Vec<(i64, String)> = history.iter().map(|m| (m.id, m.body.clone())).collect();
     for message in &before {
         assert!(

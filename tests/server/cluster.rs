@@ -393,26 +393,12 @@ async fn postgres_restarting_mid_burst_loses_no_acknowledged_message() {
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), SENDS);
     // Every acknowledged message is stored, under its client id, once.
-    let mut stored = Vec::new();
-    let mut before: Option<i64> = None;
-    loop {
-        let path = match before {
-            Some(b) => format!("/api/rooms/{room}/messages?limit=200&before={b}"),
-            None => format!("/api/rooms/{room}/messages?limit=200"),
-        };
-        let page: HistoryPage = ana.get(&path).await;
-        before = page.messages.first().map(|m| m.id);
-        let mut older: Vec<(i64, String)> = page
-            .messages
-            .into_iter()
-            .map(|m| (m.id, m.client_id.unwrap_or_default()))
-            .collect();
-        older.extend(stored);
-        stored = older;
-        if !page.has_more {
-            break;
-        }
-    }
+    let stored: Vec<(i64, String)> = ana
+        .whole_history(room)
+        .await
+        .into_iter()
+        .map(|m| (m.id, m.client_id.unwrap_or_default()))
+        .collect();
     let mut by_id = acked.clone();
     by_id.sort();
     assert_eq!(stored, by_id, "stored exactly what was acknowledged");

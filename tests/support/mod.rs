@@ -331,6 +331,25 @@ impl Client {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
     }
 
+    /// Every message of `room`'s history, oldest first, paged backwards through
+    /// `GET /api/rooms/{id}/messages` as a client catching up would.
+    pub async fn whole_history(&self, room: i64) -> Vec<tidings_proto::v1::Message> {
+        let mut history = Vec::new();
+        let mut before: Option<i64> = None;
+        loop {
+            let path = match before {
+                Some(id) => format!("/api/rooms/{room}/messages?limit=200&before={id}"),
+                None => format!("/api/rooms/{room}/messages?limit=200"),
+            };
+            let page: tidings_proto::v1::HistoryPage = self.get(&path).await;
+            before = page.messages.first().map(|m| m.id);
+            history.splice(0..0, page.messages);
+            if !page.has_more {
+                return history;
+            }
+        }
+    }
+
     /// POST that must succeed.
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> T {
         let response = self
