@@ -9,6 +9,7 @@ pub const COMMANDS: &[&str] = &[
     "status",
     "host_group",
     "join_server",
+    "trust_certificate",
     "rooms",
     "history",
     "send",

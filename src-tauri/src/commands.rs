@@ -85,6 +85,16 @@ pub async fn join_server(
     })
 }
 
+/// Trusts `url`'s certificate by its fingerprint, once the user compared it with the host's.
+#[tauri::command]
+pub async fn trust_certificate(
+    desktop: State<'_, Desktop>,
+    url: String,
+    fingerprint: String,
+) -> CommandResult<()> {
+    Ok(desktop.client.trust_certificate(&url, &fingerprint).await?)
+}
+
 #[tauri::command]
 pub async fn rooms(desktop: State<'_, Desktop>) -> CommandResult<Vec<RoomState>> {
     let client = desktop.client.clone();

@@ -1,5 +1,6 @@
 //! The one error type commands reject with: `{ "code": ..., "message": ... }`, where `code` is a
-//! protocol error code or one of the shell's own (`unreachable`, `locked`, `internal`).
+//! protocol error code or one of the shell's own (`unreachable`, `locked`, `internal`,
+//! `untrusted_certificate` — which also carries the certificate's `fingerprint`, to show).
 
 use serde::Serialize;
 use tidings_client::ClientError;
@@ -10,6 +11,10 @@ use tidings_client::ClientError;
 pub struct CommandError {
     pub code: String,
     pub message: String,
+    /// With `untrusted_certificate`: the SHA-256 fingerprint of the certificate the server showed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub fingerprint: Option<String>,
 }
 
 impl CommandError {
@@ -17,6 +22,7 @@ impl CommandError {
         CommandError {
             code: code.to_owned(),
             message: message.into(),
+            fingerprint: None,
         }
     }
 
@@ -37,11 +43,18 @@ impl From<ClientError> for CommandError {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".to_owned()),
+            ClientError::UntrustedCertificate { .. } => "untrusted_certificate".to_owned(),
+            ClientError::BadFingerprint(_) => "invalid".to_owned(),
             ClientError::Protocol(_) | ClientError::Local(_) => "internal".to_owned(),
+        };
+        let fingerprint = match &err {
+            ClientError::UntrustedCertificate { fingerprint, .. } => Some(fingerprint.clone()),
+            _ => None,
         };
         CommandError {
             code,
             message: err.to_string(),
+            fingerprint,
         }
     }
 }
@@ -55,6 +68,7 @@ impl From<tidings_server::ApiError> for CommandError {
         CommandError {
             code,
             message: err.body.message,
+            fingerprint: None,
         }
     }
 }

@@ -126,6 +126,7 @@ pub fn run() {
             commands::status,
             commands::host_group,
             commands::join_server,
+            commands::trust_certificate,
             commands::rooms,
             commands::history,
             commands::send,

@@ -9,4 +9,5 @@ mod lock;
 mod notify;
 mod proxies;
 mod search;
+mod tls;
 mod transports;

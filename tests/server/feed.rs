@@ -541,7 +541,7 @@ struct RawFeed {
 impl RawFeed {
     async fn open(client: &Client, query: &str) -> RawFeed {
         // No overall timeout: the stream stays open; each read below is bounded instead.
-        let http = reqwest::Client::builder()
+        let http = tidings_client::http_builder()
             .no_proxy()
             .build()
             .expect("http client");

@@ -11,5 +11,6 @@ mod http1;
 mod metrics;
 mod search;
 mod stalled;
+mod tls;
 mod transports;
 mod web;

@@ -23,7 +23,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 async fn health_readiness_and_what_the_metrics_count() {
     let metrics_addr = free_port();
     let server = TestServer::start_with(|config| config.metrics.listen = Some(metrics_addr)).await;
-    let http = reqwest::Client::new();
+    let http = tidings_client::http_builder().build().unwrap();
     for (path, says) in [("/healthz", "ok"), ("/readyz", "ready")] {
         let answer = http.get(server.url(path)).send().await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK, "{path}");
@@ -114,7 +114,7 @@ async fn health_readiness_and_what_the_metrics_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_says_so_while_the_store_takes_no_writes() {
     let server = TestServer::start().await;
-    let http = reqwest::Client::new();
+    let http = tidings_client::http_builder().build().unwrap();
     let ready = async || {
         let answer = http.get(server.url("/readyz")).send().await.unwrap();
         (answer.status(), answer.text().await.unwrap())

@@ -9,6 +9,7 @@
 //! WebDriver.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_client::{self as es, Client as _};
@@ -35,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 pub mod dbus;
 #[cfg(unix)]
 pub mod proxies;
+pub mod tls;
 #[cfg(unix)]
 pub mod webdriver;
 
@@ -53,6 +55,8 @@ pub struct TestServer {
     dir: TempDir,
     stop: CancellationToken,
     task: JoinHandle<Result<(), ServerError>>,
+    /// Over TLS: what the harness's own clients trust it with.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A configuration suited to tests: quick session ticks, everything else as shipped.
@@ -126,6 +130,33 @@ impl TestServer {
             dir,
             stop,
             task,
+            tls: None,
+        }
+    }
+
+    /// A server over TLS with `pair` (its files in the data dir), whose harness clients trust
+    /// `roots` (PEM: the CA's certificate, or the self-signed one).
+    pub async fn start_tls(pair: &tls::Pair, roots: &str) -> TestServer {
+        let mut server = TestServer::start_with(|config| {
+            let (cert, key) = pair.write(&config.data_dir);
+            config.tls_cert = Some(cert);
+            config.tls_key = Some(key);
+        })
+        .await;
+        server.tls = Some(tls::trusting(roots));
+        server
+    }
+
+    /// An HTTP client for this server (over TLS, trusting what the server was started with).
+    pub fn http(&self) -> reqwest::Client {
+        match &self.tls {
+            Some(tls) => tidings_client::http_builder()
+                .no_proxy()
+                .timeout(WAIT)
+                .use_preconfigured_tls(rustls::ClientConfig::clone(tls))
+                .build()
+                .expect("https client"),
+            None => http_client(),
         }
     }
 
@@ -175,7 +206,12 @@ impl TestServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// What the server keeps in its attachments directory, sorted.
@@ -214,7 +250,7 @@ impl TestServer {
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/api/ws", self.addr)
+        ws_url(&self.url("/api/ws"))
     }
 
     /// Logs in as the owner.
@@ -224,7 +260,7 @@ impl TestServer {
 
     /// Logs in as `name` (which must exist).
     pub async fn login(&self, name: &str, password: &str) -> Client {
-        let http = http_client();
+        let http = self.http();
         let response = http
             .post(self.url("/api/login"))
             .json(&LoginRequest {
@@ -244,7 +280,7 @@ impl TestServer {
     pub async fn user(&self, name: &str) -> Client {
         let owner = self.owner().await;
         let invite: tidings_proto::v1::Invite = owner.post("/api/invites", &()).await;
-        let http = http_client();
+        let http = self.http();
         let response = http
             .post(self.url("/api/register"))
             .json(&RegisterRequest {
@@ -262,9 +298,17 @@ impl TestServer {
     }
 }
 
+/// The WebSocket URL of an HTTP one: `ws://` for `http://`, `wss://` for `https://`.
+fn ws_url(http: &str) -> String {
+    match http.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => http.replacen("http://", "ws://", 1),
+    }
+}
+
 /// An HTTP client that never goes through a proxy: tests talk to loopback only.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    tidings_client::http_builder()
         .no_proxy()
         .timeout(WAIT)
         .build()
@@ -280,6 +324,8 @@ pub struct Client {
     pub token: String,
     pub user: UserRef,
     pub session: SessionId,
+    /// Over TLS: what the chat connection trusts.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
@@ -291,6 +337,7 @@ impl Client {
             token: login.token,
             user: login.user,
             session: login.session.id,
+            tls: server.tls.clone(),
         }
     }
 
@@ -383,7 +430,7 @@ impl Client {
 
     /// The chat channel's handshake request: `tidings.v1` offered, this session's token.
     pub fn chat_request(&self) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-        let mut request = format!("ws://{}/api/ws", self.addr)
+        let mut request = ws_url(&format!("{}/api/ws", self.base))
             .into_client_request()
             .expect("ws request");
         let headers = request.headers_mut();
@@ -400,7 +447,7 @@ impl Client {
 
     /// Opens the chat channel and reads the hello.
     pub async fn chat(&self) -> Chat {
-        let mut chat = Chat::connect(self.chat_request()).await;
+        let mut chat = Chat::connect_with(self.chat_request(), self.tls.clone()).await;
         let hello = match chat.next().await {
             ServerFrame::Hello(hello) => hello,
             other => panic!("expected hello, got {other:?}"),
@@ -450,12 +497,21 @@ impl Chat {
     pub async fn connect(
         request: tokio_tungstenite::tungstenite::handshake::client::Request,
     ) -> Chat {
+        Chat::connect_with(request, None).await
+    }
+
+    /// Connects with a raw request, over TLS trusting `tls` for a `wss://` URL.
+    pub async fn connect_with(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Chat {
         let (socket, response) = tokio::time::timeout(
             WAIT,
-            tokio_tungstenite::connect_async_with_config(
+            tokio_tungstenite::connect_async_tls_with_config(
                 request,
                 Some(WebSocketConfig::default()),
                 false,
+                tls.map(tokio_tungstenite::Connector::Rustls),
             ),
         )
         .await

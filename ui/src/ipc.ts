@@ -62,7 +62,8 @@ export function toAppError(err: unknown): AppError {
     const code = typeof rec['code'] === 'string' ? rec['code'] : 'internal';
     const message =
       typeof rec['message'] === 'string' && rec['message'] !== '' ? rec['message'] : code;
-    return { code, message };
+    const fingerprint = typeof rec['fingerprint'] === 'string' ? rec['fingerprint'] : undefined;
+    return fingerprint === undefined ? { code, message } : { code, message, fingerprint };
   }
   if (typeof err === 'string' && err !== '') {
     return { code: 'internal', message: err };
@@ -75,6 +76,11 @@ export interface Commands {
   status(): Promise<AppStatus>;
   hostGroup(owner: string, password: string, lan: boolean): Promise<Hosted>;
   joinServer(url: string, name: string, password: string, invite: string | null): Promise<UserRef>;
+  /**
+   * Trusts a server's certificate by its SHA-256 fingerprint (after an `untrusted_certificate`
+   * error the user compared it for). A browser checks certificates itself: it never calls this.
+   */
+  trustCertificate(url: string, fingerprint: string): Promise<void>;
   rooms(): Promise<RoomState[]>;
   /** Streams pages (the cached page first, then the server's); resolves when done. */
   history(

@@ -176,6 +176,9 @@ fn main() -> Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    // Built beside the client core, reqwest speaks TLS and has no crypto provider of its own:
+    // its clients here (plain HTTP to loopback) still need one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     match cli.command {
         Some(Command::NaiveServer { listen }) => runtime.block_on(peer::naive_server(listen)),

@@ -1,7 +1,7 @@
 //! `tidings`: the Tidings command-line client, a thin shell over the client core.
 //!
 //! Exit codes: 0 done; 1 anything else; 2 bad usage; 3 the server cannot be reached (or the URL
-//! is wrong); 4 wrong password or locked session (log in again); 5 unknown room.
+//! is wrong, or its certificate is not trusted); 4 wrong password or locked session (log in again); 5 unknown room.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -46,6 +46,14 @@ enum Command {
         /// The server, e.g. http://127.0.0.1:7878
         url: String,
         user: String,
+    },
+    /// Trust a server's TLS certificate that no authority vouches for (a self-signed one), by
+    /// its SHA-256 fingerprint: only after comparing it with the one the host gave you.
+    Trust {
+        /// The server, e.g. https://chat.example:7878
+        url: String,
+        /// AA:BB:…, as `tidings login` showed it.
+        fingerprint: String,
     },
     /// List your rooms with unread counts.
     Rooms,
@@ -108,7 +116,10 @@ impl From<ClientError> for Failure {
 
 fn exit_code(error: &ClientError) -> u8 {
     match error {
-        ClientError::BadUrl(_) | ClientError::Unreachable(_) => 3,
+        ClientError::BadUrl(_)
+        | ClientError::Unreachable(_)
+        | ClientError::UntrustedCertificate { .. } => 3,
+        ClientError::BadFingerprint(_) => 2,
         ClientError::Locked | ClientError::NoAccount => 4,
         ClientError::Server(body) => match body.code {
             ErrorCode::BadCredentials | ErrorCode::Unauthorized => 4,
@@ -139,6 +150,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("tidings: {:#}", failure.error);
+            let untrusted = failure.error.chain().find_map(|e| match e.downcast_ref() {
+                Some(ClientError::UntrustedCertificate {
+                    server,
+                    fingerprint,
+                    ..
+                }) => Some((server.clone(), fingerprint.clone())),
+                _ => None,
+            });
+            if let Some((server, fingerprint)) = untrusted {
+                eprintln!("If it is, trust it with:\n  tidings trust {server} {fingerprint}");
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -191,6 +213,11 @@ async fn command(
             let password = password(&format!("password for {user}: "))?;
             let me = client.login(&url, &user, &password).await?;
             println!("logged in to {url} as {}", me.name);
+            Ok(())
+        }
+        Command::Trust { url, fingerprint } => {
+            client.trust_certificate(&url, &fingerprint).await?;
+            println!("trusting the certificate {fingerprint} for {url}");
             Ok(())
         }
         Command::Rooms => {

@@ -1,12 +1,14 @@
 //! The server's HTTP API, typed. One [`Api`] per server; the token is passed per call so a
 //! locked client can never send a stale one by accident.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
+use rustls::ClientConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
@@ -17,6 +19,7 @@ use tidings_proto::v1::{
 };
 
 use crate::error::ClientError;
+use crate::tls::Trust;
 
 /// The body of a successful response (empty for 204); an error's body as the error it says.
 async fn answer(response: reqwest::Response) -> Result<Bytes, ClientError> {
@@ -55,6 +58,8 @@ pub struct Api {
     base: String,
     /// The forward proxy requests to `base` go through, if any.
     proxy: Option<String>,
+    /// Which certificates `base` may show, for every connection to it.
+    trust: Trust,
 }
 
 /// The proxy `env` names for `base` (`HTTPS_PROXY` for https, `HTTP_PROXY` for http, either
@@ -106,16 +111,25 @@ pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
 
 impl Api {
     /// The API of `server`, through `proxy` when given, else through the proxy the environment
-    /// names for it (`HTTP_PROXY`/`HTTPS_PROXY`, minus `NO_PROXY`), if any.
-    pub fn new(server: &str, proxy: Option<&str>) -> Result<Api, ClientError> {
+    /// names for it (`HTTP_PROXY`/`HTTPS_PROXY`, minus `NO_PROXY`), if any. Over `https://` the
+    /// server's certificate must chain to the system's roots, or be the one whose fingerprint is
+    /// `pinned` (see `tls`).
+    pub fn new(
+        server: &str,
+        proxy: Option<&str>,
+        pinned: Option<String>,
+    ) -> Result<Api, ClientError> {
         let base = normalize_server_url(server)?;
+        let trust = Trust::new(pinned)?;
         let protocol = |e: reqwest::Error| ClientError::Protocol(e.to_string());
         let mut http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5));
+            .connect_timeout(Duration::from_secs(5))
+            .use_preconfigured_tls(ClientConfig::clone(&trust.config()));
         let mut streaming = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(60));
+            .read_timeout(Duration::from_secs(60))
+            .use_preconfigured_tls(ClientConfig::clone(&trust.config()));
         // Without one given, reqwest reads the same environment itself.
         if let Some(proxy) = proxy {
             http = http.proxy(reqwest::Proxy::all(proxy).map_err(protocol)?);
@@ -130,7 +144,31 @@ impl Api {
             streaming: streaming.build().map_err(protocol)?,
             base,
             proxy,
+            trust,
         })
+    }
+
+    /// What every connection to this server is made with over TLS.
+    pub(crate) fn tls(&self) -> Arc<ClientConfig> {
+        self.trust.config()
+    }
+
+    /// The error a connection's failure is: [`ClientError::UntrustedCertificate`] when it failed
+    /// because the server showed a certificate this client does not believe.
+    pub(crate) fn refused(&self) -> Option<ClientError> {
+        self.trust
+            .take_refused()
+            .map(|refused| ClientError::UntrustedCertificate {
+                server: self.base.clone(),
+                fingerprint: refused.fingerprint,
+                reason: refused.reason,
+                pinned: self.trust.pinned().map(str::to_owned),
+            })
+    }
+
+    /// A request's failure as the error to tell: which certificate, when that was it.
+    fn failed(&self, err: reqwest::Error) -> ClientError {
+        self.refused().unwrap_or_else(|| err.into())
     }
 
     /// The forward proxy for this server, as a URL (`http://host:port`).
@@ -190,7 +228,7 @@ impl Api {
                 .header("content-type", "application/json")
                 .body(body.to_json());
         }
-        let bytes = answer(request.send().await?).await?;
+        let bytes = answer(request.send().await.map_err(|e| self.failed(e))?).await?;
         let bytes = if bytes.is_empty() {
             &b"null"[..]
         } else {
@@ -233,7 +271,7 @@ impl Api {
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(reqwest::header::CONTENT_LENGTH, total)
             .body(reqwest::Body::wrap_stream(chunks));
-        let answer = answer(request.send().await?).await?;
+        let answer = answer(request.send().await.map_err(|e| self.failed(e))?).await?;
         serde_json::from_slice(&answer).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
@@ -250,7 +288,7 @@ impl Api {
             .streaming
             .get(format!("{}/api/attachments/{id}{suffix}", self.base))
             .bearer_auth(token);
-        answer(request.send().await?).await
+        answer(request.send().await.map_err(|e| self.failed(e))?).await
     }
 
     pub async fn login(

@@ -5,6 +5,7 @@
 //! either can lock the client when the server says the session ended. Locking cancels both and
 //! drops the token; unlocking is a new login that starts them again.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -84,6 +85,8 @@ pub(crate) struct Inner {
     feed_rides_chat: watch::Sender<bool>,
     /// The chat's first sync has given the feed a cursor to start from.
     pub feed_cursor_started: Notify,
+    /// The certificates the user pinned: server URL → fingerprint (as in the store).
+    trusted: Mutex<HashMap<String, String>>,
     shutdown: CancellationToken,
 }
 
@@ -199,7 +202,9 @@ impl Inner {
 
     /// The API of `server`, through the configured proxy.
     pub fn api(&self, server: &str) -> Result<Api, ClientError> {
-        Api::new(server, self.options.proxy.as_deref())
+        let server = crate::api::normalize_server_url(server)?;
+        let pinned = lock(&self.trusted).get(&server).cloned();
+        Api::new(&server, self.options.proxy.as_deref(), pinned)
     }
 
     /// The token and API of the live session, or `Locked`.
@@ -275,6 +280,7 @@ impl Client {
     /// generator that runs thousands of clients in one process).
     pub fn with_store(store: LocalStore, options: ClientOptions) -> Result<Client, ClientError> {
         let account = store.account()?;
+        let trusted = store.trusted_certificates()?;
         let me = account.as_ref().map(|a| a.user.id).unwrap_or_default();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
@@ -293,6 +299,7 @@ impl Client {
             commands: Mutex::new(None),
             feed_rides_chat: watch::Sender::new(false),
             feed_cursor_started: Notify::new(),
+            trusted: Mutex::new(trusted),
             shutdown: CancellationToken::new(),
         });
         match account {
@@ -331,6 +338,32 @@ impl Client {
             .login(name, password, &self.inner.options.device)
             .await?;
         self.adopt(api, answer).await
+    }
+
+    /// Believes `server`'s certificate from now on if its SHA-256 fingerprint is `fingerprint`:
+    /// what a UI calls once the user compared the fingerprint of a
+    /// [`ClientError::UntrustedCertificate`] with the one the host gave them. Kept in the local
+    /// store, in place of a pin `server` had before.
+    pub async fn trust_certificate(
+        &self,
+        server: &str,
+        fingerprint: &str,
+    ) -> Result<(), ClientError> {
+        let server = crate::api::normalize_server_url(server)?;
+        let fingerprint = fingerprint.trim().to_ascii_uppercase();
+        let well_formed = fingerprint.len() == 32 * 3 - 1
+            && fingerprint
+                .split(':')
+                .all(|byte| byte.len() == 2 && byte.chars().all(|c| c.is_ascii_hexdigit()));
+        if !well_formed {
+            return Err(ClientError::BadFingerprint(fingerprint));
+        }
+        let (kept_server, kept) = (server.clone(), fingerprint.clone());
+        self.inner
+            .local(move |s| s.trust_certificate(&kept_server, &kept))
+            .await?;
+        lock(&self.inner.trusted).insert(server, fingerprint);
+        Ok(())
     }
 
     /// Creates an account with an invite code, logs in and connects.

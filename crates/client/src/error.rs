@@ -21,12 +21,44 @@ pub enum ClientError {
     /// No account is set up in this client's data yet.
     #[error("not logged in to any server")]
     NoAccount,
+    /// The server's TLS certificate is not one this client believes: no root the system trusts
+    /// vouches for it, and it is not the one pinned for this server. Show `fingerprint` to the
+    /// user to compare with the host's; if it is the same, [`crate::Client::trust_certificate`]
+    /// pins it. With `pinned`, the server showed another certificate than the one pinned before.
+    #[error("{}", untrusted_message(.server, .fingerprint, .reason, .pinned.as_deref()))]
+    UntrustedCertificate {
+        server: String,
+        fingerprint: String,
+        reason: String,
+        pinned: Option<String>,
+    },
+    /// What was given as a certificate's fingerprint is not one.
+    #[error("not a SHA-256 fingerprint (32 hex bytes, colon-separated): {0:?}")]
+    BadFingerprint(String),
     /// The server said something this client cannot read.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
     /// The local cache failed.
     #[error("local storage: {0}")]
     Local(#[from] LocalError),
+}
+
+fn untrusted_message(
+    server: &str,
+    fingerprint: &str,
+    reason: &str,
+    pinned: Option<&str>,
+) -> String {
+    match pinned {
+        Some(pinned) => format!(
+            "the certificate of {server} changed since you trusted it: it was {pinned}, it is now \
+             {fingerprint} ({reason}); trust the new one only if the host says it changed"
+        ),
+        None => format!(
+            "the certificate of {server} is not trusted ({reason}); its SHA-256 fingerprint is \
+             {fingerprint}: trust it only if it is the one the host gave you"
+        ),
+    }
 }
 
 impl ClientError {

@@ -116,9 +116,15 @@ async fn start_cursor(inner: &Arc<Inner>) -> String {
 }
 
 fn build(api: &Api, token: &str, cursor: &str) -> Result<impl es::Client, es::Error> {
+    // `https://` as every other connection to the server: the same roots and pin.
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(rustls::ClientConfig::clone(&api.tls()))
+        .https_or_http()
+        .enable_http1()
+        .build();
     let transport = launchdarkly_sdk_transport::HyperTransport::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
-        .build_http()
+        .build_with_connector(connector)
         .map_err(|e| es::Error::InvalidParameter(Box::new(e)))?;
     let builder = es::ClientBuilder::for_url(&format!("{}/api/events", api.base()))?
         .header("Authorization", &format!("Bearer {token}"))?

@@ -12,6 +12,8 @@
 //! - [`notify`]: the notification policy and the [`notify::Notifier`] seam (OS notifications
 //!   through notify-rust).
 //! - [`api`]: the server's HTTP API, typed; [`backoff`]: reconnect delays.
+//! - `tls.rs`: which `https://` servers are believed: the system's roots, or a pinned
+//!   certificate's fingerprint.
 //!
 //! Invariant: no UI types and no Tauri here. A shell renders [`ClientEvent`]s and calls
 //! [`Client`] methods.
@@ -25,9 +27,11 @@ mod event;
 mod feed;
 pub mod notify;
 pub mod store;
+mod tls;
 mod transport;
 
 pub use client::{Client, ClientOptions};
 pub use error::ClientError;
 pub use event::{ClientEvent, ConnectionState, LockCause};
 pub use feed::room_label;
+pub use tls::http_builder;

@@ -17,6 +17,7 @@
 //! - `account` — the account this file belongs to; `cursor` — where `sync` and the feed resume.
 //! - `room`, `message` — the cache and its unread bookkeeping.
 //! - `outbox`, `draft`, `settings` — the client's own data.
+//! - `trust` — the certificates the user pinned, per server.
 
 mod account;
 mod cursor;
@@ -27,6 +28,7 @@ mod outbox;
 mod room;
 mod schema;
 mod settings;
+mod trust;
 
 #[cfg(test)]
 mod fixture;

@@ -27,7 +27,7 @@ use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::api::Api;
 use crate::event::LockCause;
@@ -144,16 +144,31 @@ impl WebSocketTransport {
         );
         let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Ended::Retry)?;
         headers.insert("authorization", bearer);
+        // `wss://` as every other connection to the server: the same roots and pin.
+        let tls = Connector::Rustls(api.tls());
         let handshake = async {
             match api.proxy() {
                 // Through a forward proxy, as browsers do: a `CONNECT` tunnel, then the upgrade
                 // inside it. A proxy that refuses the tunnel breaks this rung.
                 Some(proxy) => {
                     let tunnel = tunnel(proxy, &api.authority()).await?;
-                    let tunnel = MaybeTlsStream::Plain(tunnel);
-                    Ok::<_, Ended>(tokio_tungstenite::client_async(request, tunnel).await)
+                    Ok::<_, Ended>(
+                        tokio_tungstenite::client_async_tls_with_config(
+                            request,
+                            tunnel,
+                            None,
+                            Some(tls),
+                        )
+                        .await,
+                    )
                 }
-                None => Ok(tokio_tungstenite::connect_async(request).await),
+                None => Ok(tokio_tungstenite::connect_async_tls_with_config(
+                    request,
+                    None,
+                    false,
+                    Some(tls),
+                )
+                .await),
             }
         };
         // Both waits in one deadline: the tunnel's and the upgrade's.
@@ -179,6 +194,11 @@ impl WebSocketTransport {
             // Not even a connection: the server is not there (no reason to move down).
             Ok(Err(WsError::Io(err))) => {
                 tracing::debug!(%err, "chat connect failed");
+                Err(Ended::Retry)
+            }
+            // A certificate this client does not believe: every transport would meet it.
+            Ok(Err(err)) if api.refused().is_some() => {
+                tracing::warn!(%err, "the server's certificate is not trusted");
                 Err(Ended::Retry)
             }
             // A connection, but no WebSocket over it: something in between does not pass it on.

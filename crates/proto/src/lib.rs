@@ -21,3 +21,31 @@
 #[cfg(feature = "typescript")]
 pub mod typescript;
 pub mod v1;
+
+/// How a server's TLS certificate is shown to people, to compare and to pin: the SHA-256 of its
+/// DER bytes in upper-case hex, a colon between bytes — what `openssl x509 -noout -fingerprint
+/// -sha256` prints after `=`. The server logs it; a client shows it before pinning.
+pub fn certificate_fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(der);
+    let mut shown = String::with_capacity(digest.len() * 3);
+    for (i, byte) in digest.iter().enumerate() {
+        if i > 0 {
+            shown.push(':');
+        }
+        shown.push_str(&format!("{byte:02X}"));
+    }
+    shown
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    #[test]
+    fn a_fingerprint_is_the_sha256_in_colon_separated_hex() {
+        // SHA-256 of the empty input, a known value.
+        let shown = super::certificate_fingerprint(b"");
+        assert_eq!(shown.len(), 32 * 3 - 1);
+        assert!(shown.starts_with("E3:B0:C4:42:98:FC:1C:14"));
+        assert!(shown.ends_with("78:52:B8:55"));
+    }
+}

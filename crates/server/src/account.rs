@@ -111,6 +111,15 @@ pub async fn create_invite(
     })
 }
 
+/// Over TLS the session cookie is sent back only over TLS.
+fn secure_attribute(state: &AppState) -> &'static str {
+    if state.config.tls_cert.is_some() {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
 /// Starts a session and answers with its token, also as an HttpOnly cookie for browsers.
 async fn start_session(state: &AppState, user: User, device: String) -> ApiResult<Response> {
     let token = auth::new_token();
@@ -121,8 +130,9 @@ async fn start_session(state: &AppState, user: User, device: String) -> ApiResul
         .create_session(user.id, auth::secret_hash(&token), &device, now, expires_at)
         .await?;
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        state.config.session.lifetime.as_secs()
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        state.config.session.lifetime.as_secs(),
+        secure_attribute(state)
     );
     let body = LoginResponse {
         token,
@@ -212,7 +222,10 @@ pub async fn register(
 )]
 pub async fn logout(State(state): State<AppState>, authed: Authed) -> ApiResult<Response> {
     end_session(&state, authed.user.id, authed.session.id).await?;
-    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let clear = format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure_attribute(&state)
+    );
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -18,6 +18,7 @@ use tidings_store::{LogEntry, SessionId, Store, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -239,6 +240,15 @@ pub fn router(state: AppState) -> Router {
     // The web app; not API, so not in the document. Every path not routed ends there too.
     .merge(web::routes())
     .fallback(web::fallback)
+    .layer(tower::util::option_layer(
+        // Over TLS, browsers are told to come back only over TLS.
+        state.config.tls_cert.is_some().then(|| {
+            SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(crate::tls::HSTS),
+            )
+        }),
+    ))
     .with_state(state)
 }
 

@@ -30,6 +30,12 @@ pub struct Config {
     /// exchanged) before it closes whatever is still open.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// The server's certificate chain, PEM (its own certificate first): with `tls_key`, the
+    /// server speaks only TLS (`https://`, `wss://`) and sends HSTS. Reloaded on SIGHUP and when
+    /// the file changes.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert`, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
     /// How the log is written to standard error: `text` for people, or `json`, one object per
     /// line, for a log collector.
     pub log_format: LogFormat,
@@ -257,6 +263,8 @@ impl Default for Config {
             redis: None,
             allowed_origins: Vec::new(),
             drain_timeout: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
             log_format: LogFormat::Text,
             session: SessionConfig::default(),
             limits: LimitsConfig::default(),

@@ -26,6 +26,9 @@
 //! neither — and every request after it — is served by hyper's HTTP/1 connection, with upgrades
 //! for the chat channel; nothing of it has been read, only peeked.
 //!
+//! With TLS on (`crate::tls`), a connection's bytes cannot be peeked at: its handshake must end
+//! by the head's deadline, and then hyper serves every request on it, feeds and polls included.
+//!
 //! On shutdown the listener stops accepting; hyper connections finish the request in hand and
 //! close; every connection still open when the drain deadline passes (`AppState::drain_over`) is
 //! dropped.
@@ -47,6 +50,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tower::ServiceExt;
 
 use crate::app::AppState;
+use crate::tls::Tls;
 
 /// The request lines of a never-ending response (the feed, the chat channel's HTTP streams) and
 /// of a long-poll; the next byte must be ` `, `?` or `/`.
@@ -63,7 +67,7 @@ const COALESCED_BODY: usize = 16 * 1024;
 
 /// Accepts connections on `listener` and serves each on a task of its own (tracked by
 /// `state.tasks`) until the server starts shutting down.
-pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
+pub async fn serve(listener: TcpListener, router: Router, state: AppState, tls: Option<Arc<Tls>>) {
     let heads = Arc::new(Semaphore::new(state.config.limits.max_pending_requests));
     loop {
         // A slot first: while every one is taken, new connections wait in the accept queue.
@@ -93,8 +97,17 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState) {
         }
         let head = (!head_arrived(&stream)).then_some(head);
         let deadline = Instant::now() + state.config.limits.head_timeout;
-        let connection = connection(stream, router.clone(), state.clone(), head, deadline);
-        state.tasks.spawn(connection);
+        match &tls {
+            Some(tls) => {
+                let accept = tls.acceptor().accept(stream);
+                let connection = secure(accept, router.clone(), state.clone(), head, deadline);
+                state.tasks.spawn(connection);
+            }
+            None => {
+                let connection = connection(stream, router.clone(), state.clone(), head, deadline);
+                state.tasks.spawn(connection);
+            }
+        }
     }
 }
 
@@ -123,6 +136,39 @@ async fn connection(
     tokio::select! {
         _ = drain_over.cancelled() => {}
         _ = serve_connection(stream, router, &state, head, deadline) => {}
+    }
+}
+
+/// One accepted TLS connection: its handshake, by `deadline`, then hyper until it ends or a
+/// shutdown's drain deadline passes.
+async fn secure(
+    accept: tokio_rustls::Accept<TcpStream>,
+    router: Router,
+    state: AppState,
+    head: Option<OwnedSemaphorePermit>,
+    deadline: Instant,
+) {
+    let drain_over = state.drain_over.clone();
+    let serve = async {
+        let stream = tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            accepted = timeout_at(deadline, accept) => match accepted {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(%err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("no TLS handshake within the head timeout; closing");
+                    return;
+                }
+            },
+        };
+        Box::pin(serve_http(stream, router, &state, head, deadline)).await;
+    };
+    tokio::select! {
+        _ = drain_over.cancelled() => {}
+        _ = serve => {}
     }
 }
 
@@ -180,13 +226,15 @@ async fn serve_connection(
 
 /// Serves a connection with hyper's HTTP/1, upgrades included, until it closes; on shutdown it
 /// finishes the request in hand and closes.
-async fn serve_http(
-    stream: TcpStream,
+async fn serve_http<S>(
+    stream: S,
     router: Router,
     state: &AppState,
     head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // hyper calls the service once the first request's head is complete: the permit goes back.
     let head = Mutex::new(head);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {

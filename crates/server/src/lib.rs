@@ -36,6 +36,7 @@ mod request;
 mod room;
 mod search;
 mod sse;
+pub mod tls;
 mod web;
 mod wire;
 
@@ -145,6 +146,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     open_files_for(&config.limits);
+    let tls = tls::Tls::from_config(&config)?.map(Arc::new);
     let store = open_store(&config).await?;
     // The log's head first, then who is in which room: a join committed in between is in the
     // memberships and also followed (applying it twice is harmless), none is in neither.
@@ -187,7 +189,17 @@ pub async fn run(
         });
     }
     let router = app::router(state.clone());
-    tracing::info!(addr = %listener.local_addr()?, "serving");
+    match &tls {
+        Some(tls) => {
+            tracing::info!(
+                addr = %listener.local_addr()?,
+                fingerprint = %tls.fingerprint(),
+                "serving over TLS"
+            );
+            tokio::spawn(tls::watch(Arc::clone(tls), token.clone()));
+        }
+        None => tracing::info!(addr = %listener.local_addr()?, "serving"),
+    }
     web::warn_if_missing();
 
     let signal = token.clone();
@@ -196,7 +208,7 @@ pub async fn run(
         signal.cancel();
     });
     // Until shutdown: every connection is accepted and served by `direct`.
-    direct::serve(listener, router, state.clone()).await;
+    direct::serve(listener, router, state.clone(), tls).await;
     // Connections finish what they are doing — in-flight sends commit and are acked, chat
     // connections exchange their close, hyper connections finish the request in hand — within
     // the drain deadline; whatever is still open then (a client that stopped reading, say) is

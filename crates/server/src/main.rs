@@ -279,9 +279,16 @@ async fn serve(config: Config) -> Result<()> {
     let listener = tidings_server::listen(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    println!("Tidings is listening on http://{addr}  (Ctrl-C stops it)");
+    // Loaded here too, so a bad certificate is said before anything else.
+    let tls = tidings_server::tls::Tls::from_config(&config)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Tidings is listening on {scheme}://{addr}  (Ctrl-C stops it)");
+    if let Some(tls) = &tls {
+        println!("  Certificate SHA-256 fingerprint: {}", tls.fingerprint());
+        println!("  (members compare it with what their app shows before trusting it)");
+    }
     println!(
-        "  Try: curl -s http://{addr}/api/login -H 'content-type: application/json' \\\n        -d '{{\"name\":\"owner\",\"password\":\"…\"}}'"
+        "  Try: curl -s {scheme}://{addr}/api/login -H 'content-type: application/json' \\\n        -d '{{\"name\":\"owner\",\"password\":\"…\"}}'"
     );
     tidings_server::run(listener, config, shutdown_signal()).await?;
     Ok(())

@@ -35,7 +35,7 @@ async fn init_invite_serve_and_stop() {
     let base = listening(&mut lines, &mut seen).await;
     assert_eq!(login(&base, "host", "a good password").await, 200);
     assert_eq!(login(&base, "host", "a wrong password").await, 401);
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = tidings_client::http_builder().no_proxy().build().unwrap();
     let registered = http
         .post(format!("{base}/api/register"))
         .json(&serde_json::json!({"invite": code, "name": "guest", "password": "guest password"}))
@@ -342,7 +342,7 @@ async fn killed_mid_burst_and_restarted_nothing_acked_is_lost_or_doubled() {
     let listen = base.trim_start_matches("http://").to_owned();
 
     // The host's room and three authors in it.
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = tidings_client::http_builder().no_proxy().build().unwrap();
     let post = async |path: &str, token: &str, body: serde_json::Value| -> serde_json::Value {
         let response = http
             .post(format!("{base}{path}"))
@@ -520,7 +520,7 @@ async fn the_http_api_matches_its_openapi_document_under_schemathesis() {
     let (mut child, mut lines) = serve(&data);
     let base = listening(&mut lines, &mut Vec::new()).await;
     let log = drain_log(&mut child);
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = tidings_client::http_builder().no_proxy().build().unwrap();
     let doc: serde_json::Value = http
         .get(format!("{base}/api/openapi.json"))
         .send()

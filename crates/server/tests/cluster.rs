@@ -59,7 +59,7 @@ async fn start_node(data: &std::path::Path, url: &str, listen: &str) -> Node {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    tidings_client::http_builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()
@@ -398,7 +398,7 @@ async fn feed_client(
     token: String,
     deadline: Instant,
 ) -> (Vec<i64>, usize) {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = tidings_client::http_builder().no_proxy().build().unwrap();
     let seen = Mutex::new(Vec::<i64>::new());
     let mut hops = 0;
     loop {

@@ -307,7 +307,7 @@ async fn log_in_until(base: String, stop: CancellationToken) -> Vec<Result<Durat
             _ = stop.cancelled() => return tries,
             _ = every.tick() => {}
         }
-        let http = reqwest::Client::builder()
+        let http = tidings_client::http_builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()

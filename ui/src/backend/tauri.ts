@@ -40,6 +40,9 @@ const commands: Commands = {
   joinServer: (url: string, name: string, password: string, invite: string | null): Promise<UserRef> =>
     invoke<UserRef>('join_server', { url, name, password, invite }),
 
+  trustCertificate: (url: string, fingerprint: string): Promise<void> =>
+    invoke<void>('trust_certificate', { url, fingerprint }),
+
   rooms: (): Promise<RoomState[]> => invoke<RoomState[]>('rooms'),
 
   /** Streams pages over a channel (the cached page first, then the server's); resolves when done. */

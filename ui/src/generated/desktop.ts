@@ -35,7 +35,11 @@ export type Pending = { client_id: string, room: number, body: string, created_a
 
 export type InviteCode = { code: string, };
 
-export type CommandError = { code: string, message: string, };
+export type CommandError = { code: string, message: string, 
+/**
+ * With `untrusted_certificate`: the SHA-256 fingerprint of the certificate the server showed.
+ */
+fingerprint?: string, };
 
 /**
  * An outbox message was stored by the server.

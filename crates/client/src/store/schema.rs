@@ -14,6 +14,7 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/client/0004_replies.sql"),
     include_str!("../../../../migrations/client/0005_search.sql"),
     include_str!("../../../../migrations/client/0006_attachments.sql"),
+    include_str!("../../../../migrations/client/0007_trusted_certificates.sql"),
 ]);
 
 /// The schema version a fully migrated file has.

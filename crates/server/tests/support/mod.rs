@@ -107,7 +107,7 @@ pub async fn init_host(data: &std::path::Path) -> String {
 }
 
 pub async fn login(base: &str, name: &str, password: &str) -> reqwest::StatusCode {
-    reqwest::Client::builder()
+    tidings_client::http_builder()
         .no_proxy()
         .build()
         .unwrap()

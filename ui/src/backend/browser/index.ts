@@ -102,6 +102,8 @@ const commands: Commands = {
 
   hostGroup: (): Promise<Hosted> => unavailable('Hosting a group'),
 
+  trustCertificate: (): Promise<void> => unavailable('Trusting a certificate'),
+
   /** Logs in to this page's server (the address is where the page came from), or registers with an invite. */
   async joinServer(_url: string, name: string, password: string, invite: string | null): Promise<UserRef> {
     const answer =
