@@ -1,6 +1,7 @@
 //! The one error type commands reject with: `{ "code": ..., "message": ... }`, where `code` is a
 //! protocol error code or one of the shell's own (`unreachable`, `locked`, `internal`,
-//! `untrusted_certificate` — which also carries the certificate's `fingerprint`, to show).
+//! `untrusted_certificate` and `certificate_changed` — which also carry the certificate's
+//! `fingerprint`, to show).
 
 use serde::Serialize;
 use tidings_client::ClientError;
@@ -11,7 +12,8 @@ use tidings_client::ClientError;
 pub struct CommandError {
     pub code: String,
     pub message: String,
-    /// With `untrusted_certificate`: the SHA-256 fingerprint of the certificate the server showed.
+    /// With `untrusted_certificate` or `certificate_changed`: the SHA-256 fingerprint of the
+    /// certificate the server showed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub fingerprint: Option<String>,
@@ -43,7 +45,12 @@ impl From<ClientError> for CommandError {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".to_owned()),
-            ClientError::UntrustedCertificate { .. } => "untrusted_certificate".to_owned(),
+            ClientError::UntrustedCertificate { pinned: None, .. } => {
+                "untrusted_certificate".to_owned()
+            }
+            ClientError::UntrustedCertificate {
+                pinned: Some(_), ..
+            } => "certificate_changed".to_owned(),
             ClientError::BadFingerprint(_) => "invalid".to_owned(),
             ClientError::Protocol(_) | ClientError::Local(_) => "internal".to_owned(),
         };

@@ -5,6 +5,7 @@
 
 import { busy, h, setText } from './dom';
 import { commands, toAppError, type Account, type LockCause } from './ipc';
+import { offerTrust } from './trust';
 
 export interface LockHooks {
   /** Right after the chat was hidden. */
@@ -33,6 +34,9 @@ export class LockScreen {
   private readonly password: HTMLInputElement;
   private readonly submit: HTMLButtonElement;
   private readonly error: HTMLElement;
+  /** A certificate the server showed that this computer does not trust, to compare and trust. */
+  private readonly trust: HTMLElement;
+  private account: Account | null = null;
   private isLocked = false;
 
   constructor(
@@ -51,6 +55,7 @@ export class LockScreen {
     });
     this.submit = h('button', { type: 'submit', class: 'primary', testid: 'unlock-submit' }, 'Unlock');
     this.error = h('p', { class: 'error', testid: 'lock-error', role: 'alert', hidden: true });
+    this.trust = h('div', { hidden: true });
     const form = h(
       'form',
       { class: 'card lock-card', 'aria-labelledby': 'lock-reason' },
@@ -61,6 +66,7 @@ export class LockScreen {
       this.password,
       this.error,
       h('div', { class: 'actions' }, this.submit),
+      this.trust,
     );
     form.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -79,6 +85,7 @@ export class LockScreen {
     this.covered.inert = true;
     this.covered.hidden = true;
     this.root.hidden = false;
+    this.account = account;
     setText(this.reasonLine, reason(cause));
     setText(
       this.who,
@@ -118,6 +125,8 @@ export class LockScreen {
         this.hide();
       } catch (err) {
         const e = toAppError(err);
+        const server = this.account?.server;
+        if (server !== undefined && offerTrust(this.trust, server, e, () => void this.unlock())) return;
         setText(this.error, e.code === 'bad_credentials' ? 'Wrong password.' : e.message);
         this.error.hidden = false;
         this.password.select();

@@ -4,6 +4,7 @@
 
 import { busy, h, setText } from './dom';
 import { commands, platform, toAppError } from './ipc';
+import { offerTrust } from './trust';
 
 /** Builds the first-run screen in `root`; `done` runs once the account exists. */
 export function showSetup(root: HTMLElement, done: () => void): void {
@@ -84,6 +85,8 @@ export function showSetup(root: HTMLElement, done: () => void): void {
   });
   const joinInvite = h('input', { type: 'text', testid: 'join-invite', autocomplete: 'off' });
   const joinSubmit = h('button', { type: 'submit', class: 'primary', testid: 'join-submit' }, 'Join');
+  // Where a certificate this computer does not trust is shown, to compare and trust.
+  const joinTrust = h('div', { hidden: true });
   const joinForm = h(
     'form',
     { class: 'stack' },
@@ -97,6 +100,7 @@ export function showSetup(root: HTMLElement, done: () => void): void {
       joinInvite,
     ),
     h('div', { class: 'actions' }, joinSubmit),
+    joinTrust,
   );
   const joinPanel = h(
     'div',
@@ -145,19 +149,17 @@ export function showSetup(root: HTMLElement, done: () => void): void {
   joinForm.addEventListener('submit', (event) => {
     event.preventDefault();
     error.hidden = true;
+    joinTrust.hidden = true;
+    const url = joinUrl.value.trim();
     const invite = joinInvite.value.trim();
     void busy(joinSubmit, async () => {
       try {
-        await commands.joinServer(
-          joinUrl.value.trim(),
-          joinName.value.trim(),
-          joinPassword.value,
-          invite === '' ? null : invite,
-        );
+        await commands.joinServer(url, joinName.value.trim(), joinPassword.value, invite === '' ? null : invite);
         joinPassword.value = '';
         done();
       } catch (err) {
-        fail(err);
+        // Trusted: join again, with what the form still holds.
+        if (!offerTrust(joinTrust, url, toAppError(err), () => joinForm.requestSubmit())) fail(err);
       }
     });
   });

@@ -317,6 +317,44 @@ async fn login_rooms_send_and_history() {
     server.stop().await;
 }
 
+/// A server whose certificate is self-signed: `login` refuses it and shows its fingerprint with
+/// the command that trusts it; after `tidings trust`, login and send go through (https and wss).
+#[tokio::test]
+async fn a_self_signed_server_is_trusted_only_when_told() {
+    let pair = tidings_tests::tls::Pair::self_signed();
+    let server = TestServer::start_tls(&pair, &pair.cert_pem).await;
+    let bo = server.user("bo").await;
+    let ana = server.user("ana").await;
+    let ops = bo.create_room("ops").await.room.id;
+    ana.join(ops).await;
+    let url = server.url("");
+
+    let cli = Tidings::new();
+    let refused = cli
+        .run(&["login", &url, "ana"], &format!("{PASSWORD}\n"))
+        .await
+        .failed(3, "is not trusted");
+    let fingerprint = pair.fingerprint();
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("tidings trust {url} {fingerprint}")),
+        "{}",
+        refused.show()
+    );
+    cli.run(&["trust", &url, "not a fingerprint"], "")
+        .await
+        .failed(2, "not a SHA-256 fingerprint");
+    cli.run(&["trust", &url, &fingerprint], "").await.ok();
+    cli.login(&server, "ana").await;
+    cli.run(&["send", "#ops", "over TLS"], "").await.ok();
+    let page = stored(&bo, ops).await;
+    assert_eq!(
+        page.messages.last().map(|m| m.body.as_str()),
+        Some("over TLS")
+    );
+}
+
 #[tokio::test]
 async fn tail_prints_new_messages_of_every_room_or_of_one() {
     let server = TestServer::start().await;

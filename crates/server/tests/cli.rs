@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -158,6 +159,114 @@ async fn the_log_can_be_json_lines() {
     .expect("the server logs that it serves");
     assert_eq!(serving["level"], "INFO");
     assert!(serving["fields"]["addr"].as_str().is_some(), "{serving}");
+    terminate(child).await;
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 and its key, PEM, written to `dir`.
+fn write_pair(dir: &std::path::Path) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    cert.pem()
+}
+
+/// Waits for the JSON log line whose message is `message`.
+async fn logged(
+    stderr: &mut tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    message: &str,
+) -> serde_json::Value {
+    let mut seen = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            let entry: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+            if entry["fields"]["message"] == message {
+                return entry;
+            }
+            seen.push(line);
+        }
+        panic!("the log ended; saw {seen:?}")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {message:?} in the log"))
+}
+
+/// Over TLS the binary says so and prints the certificate's fingerprint for members to compare;
+/// SIGHUP reloads the files (and says when they did not change).
+#[tokio::test]
+async fn serves_tls_prints_the_fingerprint_and_reloads_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_pair(dir.path());
+    let fingerprint = |pem: &str| {
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        tidings_proto::certificate_fingerprint(&der)
+    };
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let mut command = command(&dir.path().join("data"));
+    command
+        .env("TIDINGS_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("TIDINGS_TLS_CERT", &cert)
+        .env("TIDINGS_TLS_KEY", &key)
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut child = command.spawn().expect("spawn serve");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let base = listening(&mut stdout, &mut seen).await;
+    assert!(base.starts_with("https://"), "{base}");
+    let line = line_with(&mut stdout, "fingerprint", &mut seen).await;
+    assert!(line.ends_with(&fingerprint(&first)), "{line}");
+    let serving = logged(&mut stderr, "serving over TLS").await;
+    assert_eq!(
+        serving["fields"]["fingerprint"],
+        fingerprint(&first).as_str()
+    );
+
+    let hangup = || {
+        let pid = child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    hangup();
+    logged(&mut stderr, "TLS files unchanged; nothing to reload").await;
+
+    let second = write_pair(dir.path());
+    hangup();
+    let reloaded = logged(&mut stderr, "TLS certificate reloaded").await;
+    assert_eq!(
+        reloaded["fields"]["fingerprint"],
+        fingerprint(&second).as_str()
+    );
+
+    // A client that trusts the new certificate (and only it) is answered.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(second.as_bytes()).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let http = tidings_client::http_builder()
+        .no_proxy()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("strict-transport-security"));
     terminate(child).await;
 }
 

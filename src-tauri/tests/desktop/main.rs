@@ -16,3 +16,4 @@ mod markup;
 mod notify;
 mod reconnect;
 mod transport;
+mod trust;

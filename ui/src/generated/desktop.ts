@@ -37,7 +37,8 @@ export type InviteCode = { code: string, };
 
 export type CommandError = { code: string, message: string, 
 /**
- * With `untrusted_certificate`: the SHA-256 fingerprint of the certificate the server showed.
+ * With `untrusted_certificate` or `certificate_changed`: the SHA-256 fingerprint of the
+ * certificate the server showed.
  */
 fingerprint?: string, };
 
