@@ -43,6 +43,9 @@ pub const COMMANDS: &[&str] = &[
     "transport",
     "set_transport",
     "open_link",
+    "autostart",
+    "set_autostart",
+    "quit",
 ];
 
 #[cfg(test)]

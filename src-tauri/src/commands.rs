@@ -58,6 +58,7 @@ pub struct Hosted {
 
 #[tauri::command]
 pub async fn host_group(
+    app: AppHandle,
     desktop: State<'_, Desktop>,
     owner: String,
     password: String,
@@ -67,6 +68,7 @@ pub async fn host_group(
     let info = host.info();
     desktop.client.login(&host.local, &owner, &password).await?;
     desktop.set_host(host);
+    crate::tray::show_hosting(&app, &info.address);
     Ok(Hosted { host: info, invite })
 }
 
@@ -445,4 +447,32 @@ pub fn open_link(app: AppHandle, url: String) -> CommandResult<()> {
     app.opener()
         .open_url(url, None::<&str>)
         .map_err(CommandError::internal)
+}
+
+/// Whether the app starts (in the tray) when the user logs in.
+#[tauri::command]
+pub async fn autostart(app: AppHandle) -> CommandResult<bool> {
+    use tauri_plugin_autostart::ManagerExt;
+    app.autolaunch()
+        .is_enabled()
+        .map_err(CommandError::internal)
+}
+
+/// Starts the app (in the tray) when the user logs in, or no longer: an XDG autostart entry.
+#[tauri::command]
+pub async fn set_autostart(app: AppHandle, on: bool) -> CommandResult<()> {
+    use tauri_plugin_autostart::ManagerExt;
+    let autostart = app.autolaunch();
+    if on {
+        autostart.enable()
+    } else {
+        autostart.disable()
+    }
+    .map_err(CommandError::internal)
+}
+
+/// Quits the app, the hosted server with it (what the window asks before, while hosting).
+#[tauri::command]
+pub fn quit(app: AppHandle) {
+    app.exit(0);
 }

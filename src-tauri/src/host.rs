@@ -117,7 +117,7 @@ impl Host {
         });
         let local = format!("http://127.0.0.1:{}", listen.port());
         let address = if lan {
-            format!("http://{}:{}", hostname(), listen.port())
+            format!("http://{}:{}", lan_host(), listen.port())
         } else {
             local.clone()
         };
@@ -143,7 +143,26 @@ fn host_file(data: &Path) -> PathBuf {
     data.join("host.json")
 }
 
-/// This computer's name, as others on the LAN reach it.
+/// How others on the LAN reach this computer: its address on the local network (a private IPv4
+/// address; names are not resolved on every LAN), else its name.
+fn lan_host() -> String {
+    let addresses = if_addrs::get_if_addrs().unwrap_or_default();
+    let ipv4 = || {
+        addresses
+            .iter()
+            .filter_map(|interface| match interface.ip() {
+                std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_link_local() => Some(ip),
+                _ => None,
+            })
+    };
+    ipv4()
+        .find(|ip| ip.is_private())
+        .or_else(|| ipv4().next())
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(hostname)
+}
+
+/// This computer's name.
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()

@@ -55,6 +55,9 @@ impl Desktop {
     }
 }
 
+/// The argument the autostart entry starts the app with: no window, only the tray.
+pub const HIDDEN: &str = "--hidden";
+
 /// Where the app keeps its data: `TIDINGS_APP_DATA` when set (tests), else the platform's app
 /// data dir.
 fn data_dir(app: &AppHandle) -> tauri::Result<PathBuf> {
@@ -78,6 +81,13 @@ pub fn run() {
             tray::show_main(app);
         }))
         .plugin(tauri_plugin_opener::init())
+        // "Start Tidings when I log in": an XDG autostart entry that starts it in the tray.
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .app_name("Tidings")
+                .args([HIDDEN])
+                .build(),
+        )
         .setup(|app| {
             let handle = app.handle().clone();
             let data = data_dir(&handle)?;
@@ -105,14 +115,21 @@ pub fn run() {
             })
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
             forward_events(&handle, &client);
+            let hosting = host.as_ref().map(|host| host.address.clone());
             app.manage(Desktop {
                 client,
                 data_dir: data,
                 host: Mutex::new(host),
                 uploads: Mutex::new(HashMap::new()),
             });
-            let items = tray::build(&handle)?;
+            let items = tray::build(&handle, hosting.as_deref())?;
             app.manage(items);
+            // Started at login (the autostart entry says `--hidden`): to the tray, no window.
+            if std::env::args().any(|arg| arg == HIDDEN)
+                && let Some(window) = handle.get_webview_window("main")
+            {
+                window.hide()?;
+            }
             Ok(())
         })
         .on_window_event(|window, event| {
@@ -160,6 +177,9 @@ pub fn run() {
             commands::transport,
             commands::set_transport,
             commands::open_link,
+            commands::autostart,
+            commands::set_autostart,
+            commands::quit,
         ])
         .build(tauri::generate_context!());
     let app = match app {

@@ -37,6 +37,8 @@ pub enum UiEvent {
     Dnd(bool),
     /// How far an upload has gone.
     UploadProgress(UploadProgressEvent),
+    /// Quit was chosen in the tray while this computer hosts the group: ask first.
+    ConfirmQuit(()),
 }
 
 /// `sent` of `total` bytes of the upload the UI named `upload` have gone out.

@@ -37,6 +37,8 @@ pub mod dbus;
 #[cfg(unix)]
 pub mod proxies;
 pub mod tls;
+#[cfg(all(unix, not(target_os = "macos")))]
+pub mod tray;
 #[cfg(unix)]
 pub mod webdriver;
 

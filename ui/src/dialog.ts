@@ -1,7 +1,18 @@
 // A small modal dialog inside the chat window (new room, new DM, room directory, invite code).
 // It lives inside the app root, so the lock screen hides it together with everything else.
 
-import { h, type Child } from './dom';
+import { h, setText, type Child } from './dom';
+import { toAppError } from './ipc';
+
+/** A dialog's line for what went wrong, hidden until [`showError`] fills it. */
+export function errorLine(): HTMLElement {
+  return h('p', { class: 'error', role: 'alert', hidden: true });
+}
+
+export function showError(line: HTMLElement, err: unknown): void {
+  setText(line, toAppError(err).message);
+  line.hidden = false;
+}
 
 export interface Dialog {
   readonly element: HTMLElement;

@@ -76,6 +76,11 @@ export interface Commands {
   status(): Promise<AppStatus>;
   hostGroup(owner: string, password: string, lan: boolean): Promise<Hosted>;
   joinServer(url: string, name: string, password: string, invite: string | null): Promise<UserRef>;
+  /** Whether the app starts (in the tray) when the user logs in. Desktop only. */
+  autostart(): Promise<boolean>;
+  setAutostart(on: boolean): Promise<void>;
+  /** Quits the app (and the group's server it hosts). Desktop only. */
+  quit(): Promise<void>;
   /**
    * Trusts a server's certificate by its SHA-256 fingerprint (after an `untrusted_certificate`
    * error the user compared it for). A browser checks certificates itself: it never calls this.

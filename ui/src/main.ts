@@ -7,6 +7,7 @@ import { Chat } from './chat';
 import { h } from './dom';
 import { commands, on, toAppError, type Account, type AppStatus, type LockCause } from './ipc';
 import { LockScreen } from './lock';
+import { confirmQuit } from './quit';
 import { showSetup } from './setup';
 
 function root(id: string): HTMLElement {
@@ -100,6 +101,8 @@ async function boot(): Promise<void> {
       earlyLock = null;
       lockScreen.hide();
     }),
+    // Asked over whatever the window shows: the lock screen too.
+    on('confirm_quit', () => confirmQuit(lockScreen.locked ? lockRoot : appRoot)),
   ]);
   const status = await commands.status();
   if (status.account === null) {

@@ -2,7 +2,8 @@
 // mention highlight and the peer's presence) and the ways to get a new room: create one, start a
 // DM, join from the directory, and (owner) invite someone to the server.
 
-import { openDialog, type Dialog } from './dialog';
+import { errorLine, openDialog, showError, type Dialog } from './dialog';
+import { qrCanvas } from './qr';
 import { busy, h, setText } from './dom';
 import {
   commands,
@@ -223,15 +224,6 @@ export interface RoomDialogs {
   opened: (room: RoomState) => void;
 }
 
-function errorLine(): HTMLElement {
-  return h('p', { class: 'error', role: 'alert', hidden: true });
-}
-
-function showError(line: HTMLElement, err: unknown): void {
-  setText(line, toAppError(err).message);
-  line.hidden = false;
-}
-
 export function newRoomDialog(ctx: RoomDialogs): Dialog {
   const input = h('input', {
     type: 'text',
@@ -352,6 +344,21 @@ export function directoryDialog(ctx: RoomDialogs): Dialog {
   });
 }
 
+/** The link that opens the web app at `server` with the invite `code` filled in. */
+export function inviteLink(server: string, code: string): string {
+  return `${server.replace(/\/+$/, '')}/#invite=${encodeURIComponent(code)}`;
+}
+
+/** Whether only this computer reaches `server`. */
+export function isLoopback(server: string): boolean {
+  try {
+    const host = new URL(server).hostname;
+    return host === 'localhost' || host === '[::1]' || host.startsWith('127.');
+  } catch {
+    return false;
+  }
+}
+
 export function inviteDialog(ctx: RoomDialogs): Dialog {
   const code = h('output', { class: 'code', testid: 'invite-code' });
   // The server serves the web app too: a link opens it with the code filled in.
@@ -374,8 +381,11 @@ export function inviteDialog(ctx: RoomDialogs): Dialog {
       // Hosting on this computer: the address others reach, not the loopback this app uses.
       const server = status_.hosting?.address ?? status_.account?.server;
       if (server !== undefined) {
-        setText(link, `${server.replace(/\/+$/, '')}/#invite=${encodeURIComponent(value)}`);
+        const url = inviteLink(server, value);
+        setText(link, url);
         link.hidden = false;
+        // A phone (or another computer) opens it from the camera; not for this computer only.
+        if (!isLoopback(server)) link.after(qrCanvas(url, 'QR code of the invite link'));
       }
     })
     .catch((err: unknown) => {

@@ -47,6 +47,7 @@ export class Settings {
   private readonly sessionList: HTMLUListElement;
   private readonly sessionStatus: HTMLElement;
   private readonly dnd: HTMLInputElement;
+  private readonly autostart: HTMLInputElement;
   private readonly alertsLine: HTMLElement;
   private readonly alertsButton: HTMLButtonElement;
   private readonly roomSection: HTMLElement;
@@ -68,6 +69,8 @@ export class Settings {
 
     this.dnd = h('input', { type: 'checkbox', testid: 'dnd-toggle', role: 'switch' });
     this.dnd.addEventListener('change', () => this.changeDnd());
+    this.autostart = h('input', { type: 'checkbox', testid: 'autostart-toggle', role: 'switch' });
+    this.autostart.addEventListener('change', () => this.changeAutostart());
 
     // In a browser, notifications need the user's permission, asked only from this button or
     // their first message.
@@ -120,6 +123,19 @@ export class Settings {
           alerts === null ? null : h('div', { class: 'field inline' }, this.alertsLine, this.alertsButton),
         ),
         this.roomSection,
+        platform === 'browser'
+          ? null
+          : h(
+              'section',
+              { class: 'settings-section', 'aria-labelledby': 'settings-startup-heading' },
+              h('h2', { id: 'settings-startup-heading' }, 'Start-up'),
+              h('label', { class: 'check' }, this.autostart, h('span', {}, 'Start Tidings when I log in')),
+              h(
+                'p',
+                { class: 'muted small' },
+                'It starts in the tray, without a window: alerts come, and a group this computer hosts is served.',
+              ),
+            ),
         h(
           'section',
           { class: 'settings-section', 'aria-labelledby': 'settings-connection-heading' },
@@ -175,6 +191,12 @@ export class Settings {
     void this.loadSessions();
     void this.loadTransport();
     this.showAlerts();
+    if (platform !== 'browser') {
+      commands
+        .autostart()
+        .then((on) => (this.autostart.checked = on))
+        .catch((err: unknown) => this.showError(err));
+    }
     // Keep "last seen" fresh while the panel is open.
     if (this.refreshTimer !== null) window.clearInterval(this.refreshTimer);
     this.refreshTimer = window.setInterval(() => void this.loadSessions(), 30_000);
@@ -245,6 +267,14 @@ export class Settings {
     const on = this.dnd.checked;
     commands.setDnd(on).catch((err: unknown) => {
       this.dnd.checked = !on;
+      this.showError(err);
+    });
+  }
+
+  private changeAutostart(): void {
+    const on = this.autostart.checked;
+    commands.setAutostart(on).catch((err: unknown) => {
+      this.autostart.checked = !on;
       this.showError(err);
     });
   }

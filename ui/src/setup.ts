@@ -4,6 +4,8 @@
 
 import { busy, h, setText } from './dom';
 import { commands, platform, toAppError } from './ipc';
+import { qrCanvas } from './qr';
+import { inviteLink } from './rooms';
 import { offerTrust } from './trust';
 
 /** Builds the first-run screen in `root`; `done` runs once the account exists. */
@@ -173,7 +175,8 @@ export function showSetup(root: HTMLElement, done: () => void): void {
 function showHosted(card: HTMLElement, address: string, lan: boolean, invite: string, done: () => void): void {
   const next = h('button', { type: 'button', class: 'primary', testid: 'host-continue' }, 'Continue');
   next.addEventListener('click', () => done());
-  card.replaceChildren(
+  const link = inviteLink(address, invite);
+  const shown: Node[] = [
     h('h1', {}, 'Your group is running'),
     h(
       'p',
@@ -184,9 +187,23 @@ function showHosted(card: HTMLElement, address: string, lan: boolean, invite: st
     ),
     h('div', { class: 'field' }, h('span', {}, 'Address'), h('output', { class: 'code', testid: 'host-address' }, address)),
     h('div', { class: 'field' }, h('span', {}, 'Invite code'), h('output', { class: 'code', testid: 'invite-code' }, invite)),
+  ];
+  if (lan) {
+    shown.push(
+      h(
+        'div',
+        { class: 'field' },
+        h('span', {}, 'Or open this link (a phone’s camera reads the code)'),
+        h('output', { class: 'code', testid: 'invite-link' }, link),
+        qrCanvas(link, 'QR code of the invite link'),
+      ),
+    );
+  }
+  shown.push(
     h('p', { class: 'muted small' }, 'You can make more invite codes later from the sidebar.'),
     h('div', { class: 'actions' }, next),
   );
+  card.replaceChildren(...shown);
   next.focus();
 }
 

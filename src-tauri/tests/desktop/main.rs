@@ -11,6 +11,7 @@ mod support;
 mod features;
 mod first_run;
 mod footprint;
+mod hosting;
 mod lock;
 mod markup;
 mod notify;

@@ -23,6 +23,7 @@ use tempfile::TempDir;
 use tidings_client::notify::RecordingNotifier;
 use tidings_proto::v1::{LoginRequest, LoginResponse};
 use tidings_tests::dbus::{NotificationService, PrivateBus};
+use tidings_tests::tray::TrayHost;
 use tidings_tests::webdriver::{
     Page, Process, artifacts_dir, clear_shots, comm, descendants, pss_kib, set_private, start_xvfb,
     wait_for_port,
@@ -60,6 +61,13 @@ pub struct Window {
     page: Page,
     /// The notifications the app raised, as the desktop's notification service saw them.
     pub notifications: NotificationService,
+    /// The desktop's panel, where the app's tray icon registers: its menu, and clicks on it.
+    pub tray: TrayHost,
+    /// The environment the app was launched with (display, bus, home, data dir), for launching
+    /// it again.
+    pub env: Vec<(String, std::ffi::OsString)>,
+    /// The home dir the app was given.
+    pub home: PathBuf,
     /// From asking for the WebDriver session (which launches the app) to the first-run form
     /// taking input.
     pub startup: Duration,
@@ -108,7 +116,29 @@ impl Window {
         // The recorder owns the notification service's name before the app can look for one.
         let bus = PrivateBus::start();
         let notifications = NotificationService::start(&bus).await;
+        // The panel is there first too, so the tray icon registers with it.
+        let tray = TrayHost::start(&bus).await;
 
+        let env: Vec<(String, std::ffi::OsString)> = [
+            ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+            ("LANG", "C.UTF-8".into()),
+            ("HOME", home.clone().into()),
+            ("XDG_CONFIG_HOME", home.join(".config").into()),
+            ("XDG_DATA_HOME", home.join(".local/share").into()),
+            ("XDG_CACHE_HOME", home.join(".cache").into()),
+            ("XDG_STATE_HOME", home.join(".local/state").into()),
+            ("XDG_RUNTIME_DIR", runtime.clone().into()),
+            ("DISPLAY", display.clone().into()),
+            ("GDK_BACKEND", "x11".into()),
+            ("DBUS_SESSION_BUS_ADDRESS", bus.address().into()),
+            // No accessibility bus: it would be started on the private bus and outlive it.
+            ("NO_AT_BRIDGE", "1".into()),
+            ("TIDINGS_APP_DATA", data.clone().into()),
+            ("TIDINGS_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         let driver_log = artifacts.join(format!("{test}.log"));
         let log_file = std::fs::File::create(&driver_log).expect("creating the driver log");
         let child = Command::new(&tauri_driver_bin)
@@ -121,21 +151,7 @@ impl Window {
             // The app inherits this environment through WebKitWebDriver: nothing of the
             // machine's own session, home or data leaks in.
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("LANG", "C.UTF-8")
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("XDG_STATE_HOME", home.join(".local/state"))
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("DISPLAY", &display)
-            .env("GDK_BACKEND", "x11")
-            .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
-            // No accessibility bus: it would be started on the private bus and outlive it.
-            .env("NO_AT_BRIDGE", "1")
-            .env("TIDINGS_APP_DATA", &data)
-            .env("TIDINGS_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
@@ -166,6 +182,9 @@ impl Window {
         let mut window = Window {
             page: Page { driver, test },
             notifications,
+            tray,
+            env,
+            home,
             startup: Duration::ZERO,
             tauri_driver,
             _xvfb: xvfb,
@@ -282,4 +301,108 @@ pub async fn login(server: &str, name: &str) -> String {
     assert_eq!(response.status(), 200, "login as {name}");
     let login: LoginResponse = response.json().await.expect("login body");
     login.token
+}
+
+/// The app's top-level window as the X server (and a window manager) sees it.
+pub struct XWindow {
+    connection: x11rb::rust_connection::RustConnection,
+    window: u32,
+}
+
+impl XWindow {
+    /// The top-level window titled `Tidings` on `display`, waiting at most [`UI_WAIT`] for it.
+    pub async fn find(display: &str) -> XWindow {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{AtomEnum, ConnectionExt};
+        let (connection, screen) =
+            x11rb::connect(Some(display)).expect("connecting to the test's display");
+        let root = connection.setup().roots[screen].root;
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            let children = connection
+                .query_tree(root)
+                .expect("query_tree")
+                .reply()
+                .expect("the root's windows")
+                .children;
+            let found = children.into_iter().find(|&window| {
+                connection
+                    .get_property(false, window, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 64)
+                    .ok()
+                    .and_then(|cookie| cookie.reply().ok())
+                    .is_some_and(|name| name.value == b"Tidings")
+            });
+            if let Some(window) = found {
+                return XWindow { connection, window };
+            }
+            assert!(Instant::now() < deadline, "no window titled Tidings");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the window is shown (mapped).
+    pub fn shown(&self) -> bool {
+        use x11rb::protocol::xproto::{ConnectionExt, MapState};
+        self.connection
+            .get_window_attributes(self.window)
+            .expect("get_window_attributes")
+            .reply()
+            .is_ok_and(|attributes| attributes.map_state == MapState::VIEWABLE)
+    }
+
+    /// Waits (at most [`UI_WAIT`]) until the window is shown, or hidden.
+    pub async fn until_shown(&self, shown: bool) {
+        let deadline = Instant::now() + UI_WAIT;
+        while self.shown() != shown {
+            assert!(
+                Instant::now() < deadline,
+                "the window is still {}",
+                if shown { "hidden" } else { "shown" }
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What a click on the window's close button does: the window manager's `WM_DELETE_WINDOW`.
+    pub fn close(&self) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
+        let atom = |name: &[u8]| {
+            self.connection
+                .intern_atom(false, name)
+                .expect("intern_atom")
+                .reply()
+                .expect("an atom")
+                .atom
+        };
+        let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
+        let event = ClientMessageEvent::new(32, self.window, protocols, [delete, 0, 0, 0, 0]);
+        self.connection
+            .send_event(false, self.window, EventMask::NO_EVENT, event)
+            .expect("send_event");
+        self.connection.flush().expect("flush");
+    }
+}
+
+impl Window {
+    /// The display the app shows on.
+    pub fn display(&self) -> String {
+        self.env
+            .iter()
+            .find(|(name, _)| name == "DISPLAY")
+            .map(|(_, value)| value.to_string_lossy().into_owned())
+            .expect("a display")
+    }
+
+    /// Launches the app binary again, in the same environment (a second launch by the user).
+    pub fn launch_again(&self) -> std::process::Child {
+        Command::new(app_binary())
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("launching the app again")
+    }
 }

@@ -40,6 +40,12 @@ const commands: Commands = {
   joinServer: (url: string, name: string, password: string, invite: string | null): Promise<UserRef> =>
     invoke<UserRef>('join_server', { url, name, password, invite }),
 
+  autostart: (): Promise<boolean> => invoke<boolean>('autostart'),
+
+  setAutostart: (on: boolean): Promise<void> => invoke<void>('set_autostart', { on }),
+
+  quit: (): Promise<void> => invoke<void>('quit'),
+
   trustCertificate: (url: string, fingerprint: string): Promise<void> =>
     invoke<void>('trust_certificate', { url, fingerprint }),
 

@@ -104,6 +104,12 @@ const commands: Commands = {
 
   trustCertificate: (): Promise<void> => unavailable('Trusting a certificate'),
 
+  autostart: async (): Promise<boolean> => false,
+
+  setAutostart: (): Promise<void> => unavailable('Starting at login'),
+
+  quit: (): Promise<void> => unavailable('Quitting'),
+
   /** Logs in to this page's server (the address is where the page came from), or registers with an invite. */
   async joinServer(_url: string, name: string, password: string, invite: string | null): Promise<UserRef> {
     const answer =
