@@ -14,7 +14,7 @@ use crate::error::CommandError;
 use crate::host::HostInfo;
 use crate::view::{
     LockedEvent, OpenRoomEvent, PresenceEvent, ReadEvent, SendFailedEvent, SentEvent, TypingEvent,
-    UiEvent, UploadProgressEvent,
+    UiEvent, UntrustedEvent, UploadProgressEvent,
 };
 
 const PATH: &str = "ui/src/generated/desktop.ts";
@@ -59,6 +59,7 @@ fn declarations() -> String {
         LockedEvent,
         OpenRoomEvent,
         UploadProgressEvent,
+        UntrustedEvent,
         UiEvent,
     );
     out

@@ -39,6 +39,9 @@ pub enum UiEvent {
     UploadProgress(UploadProgressEvent),
     /// Quit was chosen in the tray while this computer hosts the group: ask first.
     ConfirmQuit(()),
+    /// The server's certificate is not trusted (changed since it was pinned, say) and the chat
+    /// cannot connect: the error to show, with the fingerprint to compare.
+    Untrusted(UntrustedEvent),
 }
 
 /// `sent` of `total` bytes of the upload the UI named `upload` have gone out.
@@ -101,6 +104,14 @@ pub struct OpenRoomEvent {
     pub room: RoomId,
 }
 
+/// A certificate the client refused, mid-session.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct UntrustedEvent {
+    pub server: String,
+    pub error: crate::error::CommandError,
+}
+
 /// The UI event for a client event, or `None` for what the UI does not need.
 pub fn event(event: &ClientEvent) -> Option<UiEvent> {
     Some(match event {
@@ -142,6 +153,21 @@ pub fn event(event: &ClientEvent) -> Option<UiEvent> {
         ClientEvent::Session(status) => UiEvent::Session(status.clone()),
         ClientEvent::Locked(cause) => UiEvent::Locked(LockedEvent { cause: *cause }),
         ClientEvent::Unlocked => UiEvent::Unlocked(()),
+        ClientEvent::Untrusted {
+            server,
+            fingerprint,
+            reason,
+            pinned,
+        } => UiEvent::Untrusted(UntrustedEvent {
+            server: server.clone(),
+            error: tidings_client::ClientError::UntrustedCertificate {
+                server: server.clone(),
+                fingerprint: fingerprint.clone(),
+                reason: reason.clone(),
+                pinned: pinned.clone(),
+            }
+            .into(),
+        }),
         ClientEvent::Synced { .. } | ClientEvent::Notified(_) | ClientEvent::Withdrawn { .. } => {
             return None;
         }

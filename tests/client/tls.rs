@@ -125,6 +125,57 @@ async fn a_pinned_certificate_that_changes_is_refused_and_says_both() {
     }
 }
 
+#[tokio::test]
+async fn a_certificate_that_changes_mid_session_is_told_and_trusting_it_reconnects() {
+    let pair = Pair::self_signed();
+    let server = TestServer::start_tls(&pair, &pair.cert_pem).await;
+    let url = server.url("");
+    let room = server.owner().await.create_room("renewed").await.room.id;
+    drop(server.user("ana").await);
+    let mut ana = open(tempfile::tempdir().unwrap());
+    ana.client
+        .trust_certificate(&url, &pair.fingerprint())
+        .await
+        .unwrap();
+    ana.client.login(&url, "ana", PASSWORD).await.unwrap();
+    ana.client.join_room(room).await.unwrap();
+    ana.online().await;
+
+    // The host makes a new certificate and restarts: the client's next connection meets it.
+    let other = Pair::self_signed();
+    other.write(&server.config.data_dir);
+    let _server = server.restart().await;
+    let told = ana
+        .until("the refused certificate", |e| {
+            matches!(e, ClientEvent::Untrusted { .. })
+        })
+        .await;
+    let ClientEvent::Untrusted {
+        server: at,
+        fingerprint,
+        pinned,
+        ..
+    } = told
+    else {
+        unreachable!()
+    };
+    assert_eq!(at, url);
+    assert_eq!(fingerprint, other.fingerprint());
+    assert_eq!(pinned, Some(pair.fingerprint()));
+
+    // Trusted, the chat connects again with it, and what was written meanwhile goes out.
+    ana.client
+        .send(room, "after the new certificate")
+        .await
+        .unwrap();
+    ana.client
+        .trust_certificate(&url, &other.fingerprint())
+        .await
+        .unwrap();
+    ana.until("the send's ack", |e| matches!(e, ClientEvent::Sent { .. }))
+        .await;
+}
+
 /// Set in the environment of the child run: the directory with the CA's certificate and the
 /// server's pair.
 const CA_CHILD: &str = "TIDINGS_TLS_TEST_CA_CHILD";

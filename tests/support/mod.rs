@@ -203,8 +203,11 @@ impl TestServer {
 
     /// Stops the server and starts a new one on the same address and data dir.
     pub async fn restart(self) -> TestServer {
+        let tls = self.tls.clone();
         let (dir, config, addr) = self.stop().await;
-        TestServer::serve(dir, config, Some(addr)).await
+        let mut server = TestServer::serve(dir, config, Some(addr)).await;
+        server.tls = tls;
+        server
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -6,7 +6,7 @@
 import { showUnread } from './badge';
 import { ConnectionBar } from './connection';
 import { Composer } from './composer';
-import { closeDialog } from './dialog';
+import { closeDialog, openDialog } from './dialog';
 import { h, setText } from './dom';
 import { RoomHistory } from './history';
 import {
@@ -30,6 +30,7 @@ import { directoryDialog, inviteDialog, newDmDialog, newRoomDialog, roomTitle, R
 import { SearchPanel } from './search';
 import { Settings } from './settings';
 import { Timeline } from './timeline';
+import { offerTrust } from './trust';
 import { TypingIndicator } from './typing';
 
 /** Messages per history page. */
@@ -271,6 +272,13 @@ export class Chat {
       on('read', ({ room, message_id }) => this.onRead(room, message_id)),
       on('open_room', ({ room }) => void this.openRoom(room)),
       on('dnd', (dnd) => this.settings.setDnd(dnd)),
+      // The server showed a certificate this computer does not trust (it changed since it was
+      // trusted, say): the chat waits until the person compares it and trusts it, or not.
+      on('untrusted', ({ server, error }) => {
+        const slot = h('div', {});
+        const dialog = openDialog(this.dialogs.host, this.dialogs.behind, 'The connection is on hold', 'untrusted-dialog', slot);
+        offerTrust(slot, server, error, () => dialog.close());
+      }),
     ]);
 
     window.addEventListener('focus', () => this.setWindowFocused(true));

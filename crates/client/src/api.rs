@@ -166,6 +166,11 @@ impl Api {
             })
     }
 
+    /// Whether a connection to this server failed on its certificate (left for [`Api::refused`]).
+    pub(crate) fn has_refused(&self) -> bool {
+        self.trust.has_refused()
+    }
+
     /// A request's failure as the error to tell: which certificate, when that was it.
     fn failed(&self, err: reqwest::Error) -> ClientError {
         self.refused().unwrap_or_else(|| err.into())

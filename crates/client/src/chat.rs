@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::Api;
 use crate::backoff::Backoff;
 use crate::client::{Command, Inner, now_ms};
+use crate::error::ClientError;
 use crate::event::{ClientEvent, ConnectionState, LockCause};
 use crate::transport::{AnyTransport, Ended, Transport};
 
@@ -49,6 +50,8 @@ pub(crate) async fn run(
 ) {
     let mut backoff = Backoff::new(inner.options.backoff_base, inner.options.backoff_cap);
     let mut rung = 0;
+    // The certificate last told to the UI as refused, so each is told once.
+    let mut refused_told: Option<String> = None;
     loop {
         // Read anew for every connection: the user may pin a transport, or unpin it, meanwhile.
         let ladder = ladder(&inner).await;
@@ -84,6 +87,25 @@ pub(crate) async fn run(
                 }
             }
             Ended::Broken | Ended::Retry => {}
+        }
+        // Refused for its certificate (changed since it was pinned, say): the UI shows it to
+        // compare, and `Client::trust_certificate` reconnects with it.
+        if let Some(ClientError::UntrustedCertificate {
+            server,
+            fingerprint,
+            reason,
+            pinned,
+        }) = api.refused()
+            && refused_told.as_ref() != Some(&fingerprint)
+        {
+            tracing::warn!(%server, %fingerprint, %reason, "the server's certificate is not trusted");
+            refused_told = Some(fingerprint.clone());
+            inner.emit(ClientEvent::Untrusted {
+                server,
+                fingerprint,
+                reason,
+                pinned,
+            });
         }
         let delay = backoff.next_delay();
         let retry_at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);

@@ -215,6 +215,14 @@ impl Inner {
         Ok((self.api(&account.server)?, token))
     }
 
+    /// Stops the chat and feed tasks and starts them again (with an `Api` made anew).
+    fn restart(self: &Arc<Self>) -> Result<(), ClientError> {
+        if let Some(session) = lock(&self.live).session.take() {
+            session.cancel();
+        }
+        self.start()
+    }
+
     /// Starts the chat and feed tasks for the account's token, unless they run already.
     fn start(self: &Arc<Self>) -> Result<(), ClientError> {
         let (api, token) = self.session()?;
@@ -362,7 +370,15 @@ impl Client {
         self.inner
             .local(move |s| s.trust_certificate(&kept_server, &kept))
             .await?;
-        lock(&self.inner.trusted).insert(server, fingerprint);
+        lock(&self.inner.trusted).insert(server.clone(), fingerprint);
+        // A live session to that server connects again, with the pin.
+        let live_there = lock(&self.inner.live)
+            .account
+            .as_ref()
+            .is_some_and(|account| account.server == server && account.token.is_some());
+        if live_there {
+            self.inner.restart()?;
+        }
         Ok(())
     }
 

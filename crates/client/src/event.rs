@@ -93,4 +93,13 @@ pub enum ClientEvent {
     Withdrawn {
         key: u64,
     },
+    /// The server showed a certificate this client does not believe, and the chat cannot
+    /// connect: `pinned` is the one trusted before (it changed), else none was. Show
+    /// `fingerprint` to compare; [`crate::Client::trust_certificate`] pins it and reconnects.
+    Untrusted {
+        server: String,
+        fingerprint: String,
+        reason: String,
+        pinned: Option<String>,
+    },
 }

@@ -117,6 +117,16 @@ impl Trust {
         self.verifier.pinned.as_deref()
     }
 
+    /// Whether a connection made with this trust has refused a certificate since it was last
+    /// taken.
+    pub fn has_refused(&self) -> bool {
+        self.verifier
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// The last certificate refused on a connection made with this trust, taken.
     pub fn take_refused(&self) -> Option<Refused> {
         self.verifier

@@ -197,7 +197,7 @@ impl WebSocketTransport {
                 Err(Ended::Retry)
             }
             // A certificate this client does not believe: every transport would meet it.
-            Ok(Err(err)) if api.refused().is_some() => {
+            Ok(Err(err)) if api.has_refused() => {
                 tracing::warn!(%err, "the server's certificate is not trusted");
                 Err(Ended::Retry)
             }

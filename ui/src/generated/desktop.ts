@@ -68,7 +68,12 @@ export type OpenRoomEvent = { room: number, };
 export type UploadProgressEvent = { upload: string, sent: number, total: number, };
 
 /**
+ * A certificate the client refused, mid-session.
+ */
+export type UntrustedEvent = { server: string, error: CommandError, };
+
+/**
  * Every event the shell emits: the variant's name (snake case) is the event's name, its content
  * the payload.
  */
-export type UiEvent = { "name": "state", "payload": ConnectionState } | { "name": "rooms", "payload": Array<RoomState> } | { "name": "message", "payload": Message } | { "name": "changed", "payload": Message } | { "name": "sent", "payload": SentEvent } | { "name": "send_failed", "payload": SendFailedEvent } | { "name": "typing", "payload": TypingEvent } | { "name": "presence", "payload": PresenceEvent } | { "name": "online", "payload": Array<number> } | { "name": "read", "payload": ReadEvent } | { "name": "session", "payload": SessionStatus } | { "name": "locked", "payload": LockedEvent } | { "name": "unlocked", "payload": null } | { "name": "open_room", "payload": OpenRoomEvent } | { "name": "dnd", "payload": boolean } | { "name": "upload_progress", "payload": UploadProgressEvent } | { "name": "confirm_quit", "payload": null };
+export type UiEvent = { "name": "state", "payload": ConnectionState } | { "name": "rooms", "payload": Array<RoomState> } | { "name": "message", "payload": Message } | { "name": "changed", "payload": Message } | { "name": "sent", "payload": SentEvent } | { "name": "send_failed", "payload": SendFailedEvent } | { "name": "typing", "payload": TypingEvent } | { "name": "presence", "payload": PresenceEvent } | { "name": "online", "payload": Array<number> } | { "name": "read", "payload": ReadEvent } | { "name": "session", "payload": SessionStatus } | { "name": "locked", "payload": LockedEvent } | { "name": "unlocked", "payload": null } | { "name": "open_room", "payload": OpenRoomEvent } | { "name": "dnd", "payload": boolean } | { "name": "upload_progress", "payload": UploadProgressEvent } | { "name": "confirm_quit", "payload": null } | { "name": "untrusted", "payload": UntrustedEvent };
