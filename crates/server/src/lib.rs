@@ -191,12 +191,13 @@ pub async fn run(
     let router = app::router(state.clone());
     match &tls {
         Some(tls) => {
+            let watching = tls::watch(Arc::clone(tls), token.clone());
             tracing::info!(
                 addr = %listener.local_addr()?,
                 fingerprint = %tls.fingerprint(),
                 "serving over TLS"
             );
-            tokio::spawn(tls::watch(Arc::clone(tls), token.clone()));
+            tokio::spawn(watching);
         }
         None => tracing::info!(addr = %listener.local_addr()?, "serving"),
     }

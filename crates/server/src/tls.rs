@@ -169,8 +169,10 @@ fn certified_key(
     Ok(Arc::new(certified))
 }
 
-/// Reloads `tls` on SIGHUP and when its files change, until `token` is cancelled.
-pub async fn watch(tls: Arc<Tls>, token: CancellationToken) {
+/// Reloads `tls` on SIGHUP and when its files change, until `token` is cancelled. SIGHUP is
+/// listened for from the moment this returns, before the future runs: a SIGHUP sent once the
+/// server has said it serves is never missed (nor, where SIGHUP's default is in force, fatal).
+pub fn watch(tls: Arc<Tls>, token: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),
@@ -179,40 +181,42 @@ pub async fn watch(tls: Arc<Tls>, token: CancellationToken) {
             None
         }
     };
-    let mut every = tokio::time::interval(WATCH_EVERY);
-    // A failure is logged when it first happens, not at every look until the files are fixed.
-    let mut failing: Option<String> = None;
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        #[cfg(unix)]
-        let hangup = async {
-            match hangups.as_mut() {
-                Some(signal) => signal.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hangup = std::future::pending::<Option<()>>();
-        let asked = tokio::select! {
-            _ = token.cancelled() => return,
-            _ = hangup => true,
-            _ = every.tick() => false,
-        };
-        match tls.reload() {
-            Ok(changed) => {
-                failing = None;
-                if changed {
-                    tracing::info!(fingerprint = %tls.fingerprint(), "TLS certificate reloaded");
-                } else if asked {
-                    tracing::info!("TLS files unchanged; nothing to reload");
+    async move {
+        let mut every = tokio::time::interval(WATCH_EVERY);
+        // A failure is logged when it first happens, not at every look until the files are fixed.
+        let mut failing: Option<String> = None;
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            #[cfg(unix)]
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
                 }
-            }
-            Err(err) => {
-                let err = err.to_string();
-                if asked || failing.as_ref() != Some(&err) {
-                    tracing::warn!(%err, "TLS certificate not reloaded; still serving the last one");
+            };
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<Option<()>>();
+            let asked = tokio::select! {
+                _ = token.cancelled() => return,
+                _ = hangup => true,
+                _ = every.tick() => false,
+            };
+            match tls.reload() {
+                Ok(changed) => {
+                    failing = None;
+                    if changed {
+                        tracing::info!(fingerprint = %tls.fingerprint(), "TLS certificate reloaded");
+                    } else if asked {
+                        tracing::info!("TLS files unchanged; nothing to reload");
+                    }
                 }
-                failing = Some(err);
+                Err(err) => {
+                    let err = err.to_string();
+                    if asked || failing.as_ref() != Some(&err) {
+                        tracing::warn!(%err, "TLS certificate not reloaded; still serving the last one");
+                    }
+                    failing = Some(err);
+                }
             }
         }
     }
