@@ -120,13 +120,20 @@ async fn hosting_on_the_network_shows_where_to_join_keeps_serving_in_the_tray_an
     assert!(serving(port).await, "the server stopped with the window");
 
     // Launching it again brings the running one forward; the second launch ends.
-    let second = window.launch_again();
+    let mut second = window.launch_again();
     x.until_shown(true).await;
-    let ended = tokio::task::spawn_blocking(move || second.wait_with_output())
-        .await
-        .unwrap()
-        .expect("the second launch");
-    assert!(ended.status.success(), "{ended:?}");
+    let deadline = Instant::now() + UI_WAIT;
+    let ended = loop {
+        if let Some(status) = second.try_wait().expect("the second launch") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = second.kill();
+            panic!("the second launch did not end: it should hand over to the first");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(ended.success(), "the second launch ended with {ended}");
     assert!(serving(port).await);
 
     // The tray's Open does the same.
