@@ -228,19 +228,11 @@ async fn serves_tls_prints_the_fingerprint_and_reloads_on_sighup() {
         fingerprint(&first).as_str()
     );
 
-    let hangup = || {
-        let pid = child.id().expect("running").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    };
-    hangup();
+    signal(&child, "HUP");
     logged(&mut stderr, "TLS files unchanged; nothing to reload").await;
 
     let second = write_pair(dir.path());
-    hangup();
+    signal(&child, "HUP");
     let reloaded = logged(&mut stderr, "TLS certificate reloaded").await;
     assert_eq!(
         reloaded["fields"]["fingerprint"],

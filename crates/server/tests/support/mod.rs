@@ -155,13 +155,18 @@ pub fn assert_clean(log: Vec<String>) {
     assert!(bad.is_empty(), "the server logged: {bad:#?}");
 }
 
-pub async fn terminate(mut child: Child) {
+/// Sends the running `child` the signal `name` (`TERM`, `HUP`), as `kill` would.
+pub fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([&format!("-{name}"), &pid])
         .status()
         .expect("kill");
-    assert!(status.success());
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+pub async fn terminate(mut child: Child) {
+    signal(&child, "TERM");
     let status = tokio::time::timeout(WAIT, child.wait())
         .await
         .expect("exits in time after SIGTERM")
