@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tidings_server::{Clock, Config, account, open_store};
+use tidings_server::{Clock, Config, account, admin, open_store};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CommandError;
@@ -68,7 +68,8 @@ impl Host {
                 account::found_group(&store, owner, password, now).await?;
             }
             let now = Clock::System.now_ms();
-            Ok::<_, CommandError>(account::create_invite(&store, None, now).await?)
+            let terms = admin::InviteTerms::default();
+            Ok::<_, CommandError>(admin::create_invite(&store, None, now, terms).await?.1)
         }
         .await;
         store.close().await;

@@ -1,5 +1,6 @@
 //! End-to-end tests of the server: real server, real SQLite, real WebSocket/SSE/HTTP clients.
 
+mod admin;
 mod attachments;
 mod backup;
 mod bad_input;

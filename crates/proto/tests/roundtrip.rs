@@ -10,6 +10,10 @@ use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
+    AdminInvite, AdminMember, AdminOverview, AuditAction, AuditEntry, CreateInvite, CreatedInvite,
+    ManageMember, MemberAction, MemberManaged, ServerStatus, TransportConnections,
+};
+use tidings_proto::v1::{
     Attachment, ClientFrame, CreateRoom, ErrorBody, ErrorCode, Fragment, Hello, HistoryPage,
     ImageSize, Invite, Lock, LockReason, LoginRequest, LoginResponse, Me, Message, MessageAlert,
     OpenDm, PresenceStatus, Quote, Reaction, ReadMarker, RegisterRequest, Reset, Retract, Revoked,
@@ -22,7 +26,7 @@ const CASES: u32 = 256;
 
 /// Every code a server sends. `Unknown` is missing on purpose: it is what a client reads for a
 /// code it does not know, not a code anyone sends.
-const KNOWN_CODES: [ErrorCode; 19] = [
+const KNOWN_CODES: [ErrorCode; 20] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::Invalid,
@@ -36,6 +40,7 @@ const KNOWN_CODES: [ErrorCode; 19] = [
     ErrorCode::CsrfHeaderRequired,
     ErrorCode::SubprotocolRequired,
     ErrorCode::BadCredentials,
+    ErrorCode::AccountDisabled,
     ErrorCode::InviteInvalid,
     ErrorCode::NameTaken,
     ErrorCode::NotFound,
@@ -61,6 +66,7 @@ fn is_sent(code: ErrorCode) -> bool {
         | ErrorCode::CsrfHeaderRequired
         | ErrorCode::SubprotocolRequired
         | ErrorCode::BadCredentials
+        | ErrorCode::AccountDisabled
         | ErrorCode::InviteInvalid
         | ErrorCode::NameTaken
         | ErrorCode::NotFound
@@ -480,6 +486,149 @@ fn invite() -> impl Strategy<Value = Invite> {
         .prop_map(|(code, expires_at)| Invite { code, expires_at })
 }
 
+// ---- Administration ----
+
+fn admin_member() -> impl Strategy<Value = AdminMember> {
+    (
+        user_ref(),
+        role(),
+        any::<i64>(),
+        prop::option::of(any::<i64>()),
+        any::<u32>(),
+        prop::option::of(any::<i64>()),
+    )
+        .prop_map(
+            |(user, role, created_at, disabled_at, live_sessions, last_seen_at)| AdminMember {
+                user,
+                role,
+                created_at,
+                disabled_at,
+                live_sessions,
+                last_seen_at,
+            },
+        )
+}
+
+fn admin_invite() -> impl Strategy<Value = AdminInvite> {
+    (
+        any::<i64>(),
+        prop::option::of(user_ref()),
+        any::<i64>(),
+        prop::option::of(any::<i64>()),
+        (any::<u32>(), any::<u32>()),
+        prop::option::of(any::<i64>()),
+        prop::option::of(any::<i64>()),
+    )
+        .prop_map(
+            |(
+                id,
+                created_by,
+                created_at,
+                expires_at,
+                (max_uses, uses),
+                last_used_at,
+                revoked_at,
+            )| {
+                AdminInvite {
+                    id,
+                    created_by,
+                    created_at,
+                    expires_at,
+                    max_uses,
+                    uses,
+                    last_used_at,
+                    revoked_at,
+                }
+            },
+        )
+}
+
+fn audit_entry() -> impl Strategy<Value = AuditEntry> {
+    let action = prop_oneof![
+        Just(AuditAction::Disabled),
+        Just(AuditAction::Enabled),
+        Just(AuditAction::PasswordReset),
+        Just(AuditAction::RoleChanged),
+        Just(AuditAction::InviteCreated),
+        Just(AuditAction::InviteRevoked),
+        Just(AuditAction::MessageDeleted),
+    ];
+    (
+        (any::<i64>(), any::<i64>()),
+        prop::option::of(user_ref()),
+        action,
+        prop::option::of(user_ref()),
+        prop::option::of(any::<i64>()),
+        prop::option::of(any::<i64>()),
+        prop::option::of(role()),
+    )
+        .prop_map(
+            |((id, at), actor, action, user, invite, message, role)| AuditEntry {
+                id,
+                at,
+                actor,
+                action,
+                user,
+                invite,
+                message,
+                role,
+            },
+        )
+}
+
+fn server_status() -> impl Strategy<Value = ServerStatus> {
+    let connections = prop::collection::vec(
+        (text(), any::<u64>())
+            .prop_map(|(transport, count)| TransportConnections { transport, count }),
+        0..5,
+    );
+    (
+        text(),
+        any::<i64>(),
+        any::<u64>(),
+        any::<u64>(),
+        text(),
+        connections,
+    )
+        .prop_map(
+            |(version, started_at, uptime_secs, database_bytes, database, connections)| {
+                ServerStatus {
+                    version,
+                    started_at,
+                    uptime_secs,
+                    database_bytes,
+                    database,
+                    connections,
+                }
+            },
+        )
+}
+
+fn admin_overview() -> impl Strategy<Value = AdminOverview> {
+    (
+        server_status(),
+        prop::collection::vec(admin_member(), 0..4),
+        prop::collection::vec(admin_invite(), 0..4),
+        prop::collection::vec(audit_entry(), 0..4),
+    )
+        .prop_map(|(status, members, invites, audit)| AdminOverview {
+            status,
+            members,
+            invites,
+            audit,
+        })
+}
+
+fn member_action() -> impl Strategy<Value = MemberAction> {
+    prop_oneof![
+        Just(MemberAction::Disable),
+        Just(MemberAction::Enable),
+        Just(MemberAction::ResetPassword),
+        Just(MemberAction::Promote),
+        Just(MemberAction::Demote),
+    ]
+}
+
 // ---- Properties ----
 
 proptest! {
@@ -640,6 +789,28 @@ proptest! {
     #[test]
     fn invite_round_trips(invite in invite()) {
         assert_round_trip(&invite)?;
+    }
+
+    #[test]
+    fn admin_overview_round_trips(overview in admin_overview()) {
+        assert_round_trip(&overview)?;
+    }
+
+    #[test]
+    fn admin_requests_and_answers_round_trip(
+        action in member_action(),
+        member in admin_member(),
+        sessions_ended in any::<u32>(),
+        password in opt_text(),
+        invite in admin_invite(),
+        code in text(),
+        expires_in_hours in prop::option::of(any::<u32>()),
+        max_uses in any::<u32>(),
+    ) {
+        assert_round_trip(&ManageMember { action })?;
+        assert_round_trip(&MemberManaged { member, sessions_ended, password })?;
+        assert_round_trip(&CreatedInvite { invite, code })?;
+        assert_round_trip(&CreateInvite { expires_in_hours, max_uses })?;
     }
 }
 

@@ -65,7 +65,7 @@ fn device_label(device: Option<String>) -> String {
 }
 
 /// Hashes on the blocking pool: argon2 takes tens of milliseconds of CPU by design.
-async fn hash(password: String) -> ApiResult<String> {
+pub(crate) async fn hash(password: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || auth::hash_password(&password)).await?
 }
 
@@ -92,23 +92,6 @@ pub async fn found_group(store: &Store, owner: &str, password: &str, now: i64) -
     let owner = add_user(store, owner, password, Role::Owner, now).await?;
     store.create_everyone_room(GENERAL, owner.id, now).await?;
     Ok(owner)
-}
-
-/// Creates a one-time invite code; only its hash is stored.
-pub async fn create_invite(
-    store: &Store,
-    by: Option<UserId>,
-    now: i64,
-) -> ApiResult<proto::Invite> {
-    let code = auth::new_invite_code();
-    let expires_at = now + millis(INVITE_TTL);
-    store
-        .create_invite(auth::invite_hash(&code), by, now, Some(expires_at))
-        .await?;
-    Ok(proto::Invite {
-        code,
-        expires_at: Some(expires_at),
-    })
 }
 
 /// Over TLS the session cookie is sent back only over TLS.
@@ -150,6 +133,7 @@ async fn start_session(state: &AppState, user: User, device: String) -> ApiResul
     responses(
         (status = OK, description = "Logged in", body = LoginResponse),
         (status = UNAUTHORIZED, description = "Wrong user name or password", body = ErrorBody),
+        (status = FORBIDDEN, description = "The account is disabled", body = ErrorBody),
     ),
 )]
 pub async fn login(
@@ -158,10 +142,10 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let found = state.store.user_by_name(&req.name).await?;
     let password = req.password;
-    let (user, ok) = tokio::task::spawn_blocking(move || match found {
-        Some((user, hash)) => {
-            let ok = auth::verify_password(&password, &hash);
-            (Some(user), ok)
+    let (found, ok) = tokio::task::spawn_blocking(move || match found {
+        Some(found) => {
+            let ok = auth::verify_password(&password, &found.password_hash);
+            (Some(found), ok)
         }
         None => {
             // Spend the same time as a real check, so timing does not reveal which names exist.
@@ -170,8 +154,13 @@ pub async fn login(
         }
     })
     .await?;
-    match user {
-        Some(user) if ok => start_session(&state, user, device_label(req.device)).await,
+    match found {
+        // Told only to whoever knows the password.
+        Some(found) if ok && found.disabled => Err(ApiError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled; ask the group's owner",
+        )),
+        Some(found) if ok => start_session(&state, found.user, device_label(req.device)).await,
         _ => {
             state.metrics.logins_rejected.inc();
             Err(ApiError::new(
@@ -346,7 +335,13 @@ pub async fn invite(
             "only the server's owner can invite",
         ));
     }
-    let invite = create_invite(&state.store, Some(authed.user.id), state.now_ms()).await?;
+    let (_, invite) = crate::admin::create_invite(
+        &state.store,
+        Some(authed.user.id),
+        state.now_ms(),
+        crate::admin::InviteTerms::default(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(invite)))
 }
 

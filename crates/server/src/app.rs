@@ -29,7 +29,7 @@ use crate::auth::SessionCache;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::{account, chat, comet, feed, message, openapi, room, search, web};
+use crate::{account, admin, chat, comet, feed, message, openapi, room, search, web};
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -62,6 +62,8 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// What `/metrics` reports.
     pub metrics: crate::metrics::Metrics,
+    /// When this server started, by its clock.
+    pub started_at: i64,
 }
 
 impl Deref for AppState {
@@ -82,17 +84,19 @@ impl AppState {
         let rate = NonZeroU32::new(config.limits.messages_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.message_burst).unwrap_or(rate);
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let clock = if config.testing.paused_clock {
+            Clock::runtime()
+        } else {
+            Clock::System
+        };
         AppState(Arc::new(Shared {
+            started_at: clock.now_ms(),
             sends: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             connections,
             searches: Semaphore::new(crate::search::SEARCHES_AT_ONCE),
             connecting: Arc::new(Semaphore::new(config.limits.max_connecting.max(1))),
             sessions: SessionCache::default(),
-            clock: if config.testing.paused_clock {
-                Clock::runtime()
-            } else {
-                Clock::System
-            },
+            clock,
             config,
             store,
             hub,
@@ -265,6 +269,10 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(account::sessions, account::revoke_others))
         .routes(routes!(account::revoke))
         .routes(routes!(account::invite))
+        .routes(routes!(admin::overview))
+        .routes(routes!(admin::manage_member))
+        .routes(routes!(admin::create))
+        .routes(routes!(admin::revoke))
         .routes(routes!(room::mine, room::create))
         .routes(routes!(room::directory))
         .routes(routes!(room::join))

@@ -59,6 +59,7 @@ impl ApiError {
             ErrorCode::NotMember
             | ErrorCode::Forbidden
             | ErrorCode::OriginNotAllowed
+            | ErrorCode::AccountDisabled
             | ErrorCode::CsrfHeaderRequired => StatusCode::FORBIDDEN,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unauthorized | ErrorCode::BadCredentials => StatusCode::UNAUTHORIZED,

@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: the typed configuration (file, environment, flags); [`Clock`]: wall time.
 //! - `app`: shared state and routes; `auth`: tokens, passwords, the request extractor;
-//!   `account`, `room`, `message`: the HTTP handlers and the one send path;
+//!   `account`, `room`, `message`: the HTTP handlers and the one send path; `admin`: the
+//!   owners' administration (also the `tidings-server` subcommands');
 //!   `delivery`: the one delivery path every transport takes (a subscription: replay from a
 //!   cursor merged with the hub's live events, the session watched);
 //!   `chat`: the WebSocket channel; `feed`: the SSE feed; `direct`: the listener, which serves
@@ -15,6 +16,7 @@
 //!   `web`: the web app (`ui/dist`, embedded in the binary) at `/`.
 
 pub mod account;
+pub mod admin;
 mod app;
 mod attachment;
 mod auth;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use tidings_server::config::{Config, LogFormat, Overrides};
-use tidings_server::{Clock, account, open_store};
+use tidings_server::{Clock, account, admin, open_store};
 use tidings_store::Role;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -51,8 +51,31 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Print a new one-time invite code.
-    Invite,
+    /// Print a new invite code (one use, for a week, unless told otherwise), or list or revoke
+    /// invites.
+    #[command(args_conflicts_with_subcommands = true)]
+    Invite {
+        #[command(subcommand)]
+        command: Option<InviteCommand>,
+        /// How many people it admits.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How many hours it lasts [default: a week].
+        #[arg(long, conflicts_with = "no_expiry")]
+        hours: Option<u32>,
+        /// It lasts until revoked.
+        #[arg(long)]
+        no_expiry: bool,
+    },
+    /// The database's state: version, size, members, sessions, invites. (Connections and uptime
+    /// are the running server's: see the admin screen, or /metrics.)
+    Status,
+    /// Every administrative action, newest first: who did what, to whom, when.
+    Audit {
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Copy the data dir's SQLite database into an empty PostgreSQL database (the server must be
     /// stopped), so the group can move to several nodes with its history. Set `store` to the URL
     /// afterwards.
@@ -82,7 +105,29 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// List every member: role, whether disabled, live sessions, last seen.
+    List,
+    /// Refuse a member's logins and end their sessions.
+    Disable { name: String },
+    /// Let a disabled member log in again.
+    Enable { name: String },
+    /// Give a member a new password (printed once) and end their sessions.
+    ResetPassword { name: String },
+    /// Make a member an owner.
+    Promote { name: String },
+    /// Make an owner a member again.
+    Demote { name: String },
 }
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// List the latest invites, newest first.
+    List,
+    /// Revoke an invite by its id (from `invite list`).
+    Revoke { id: i64 },
+}
+
+mod host;
 
 /// Threads for blocking work (store reads, argon2).
 const BLOCKING_THREADS: usize = 16;
@@ -158,6 +203,12 @@ fn main() -> Result<()> {
                 println!("added {}", user.name);
                 Ok(())
             }
+            Command::User { command } => {
+                let store = open_store(&config).await?;
+                let done = host::user(&store, command).await;
+                store.close().await;
+                done
+            }
             Command::MigrateToPostgres { url } => {
                 let from = config.database_path();
                 if !from.exists() {
@@ -208,12 +259,31 @@ fn main() -> Result<()> {
                 );
                 Ok(())
             }
-            Command::Invite => {
+            Command::Invite {
+                command,
+                uses,
+                hours,
+                no_expiry,
+            } => {
                 let store = open_store(&config).await?;
-                let invite = account::create_invite(&store, None, Clock::System.now_ms()).await?;
+                let done = match command {
+                    Some(command) => host::invites(&store, command).await,
+                    None => host::invite(&store, uses, hours, no_expiry).await,
+                };
                 store.close().await;
-                println!("{}", invite.code);
-                Ok(())
+                done
+            }
+            Command::Status => {
+                let store = open_store(&config).await?;
+                let done = host::status(&store).await;
+                store.close().await;
+                done
+            }
+            Command::Audit { limit } => {
+                let store = open_store(&config).await?;
+                let done = host::audit(&store, limit).await;
+                store.close().await;
+                done
             }
         }
     })
@@ -266,7 +336,13 @@ async fn serve(config: Config) -> Result<()> {
     if !store.has_owner().await? {
         let password = tidings_server::account::generated_password();
         account::found_group(&store, "owner", &password, Clock::System.now_ms()).await?;
-        let invite = account::create_invite(&store, None, Clock::System.now_ms()).await?;
+        let (_, invite) = admin::create_invite(
+            &store,
+            None,
+            Clock::System.now_ms(),
+            admin::InviteTerms::default(),
+        )
+        .await?;
         println!("New Tidings server in {}.", config.data_dir.display());
         println!("  Log in as:   owner");
         println!("  Password:    {password}   (shown once; keep it)");

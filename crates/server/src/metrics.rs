@@ -25,6 +25,10 @@ pub struct Transport {
     pub transport: &'static str,
 }
 
+/// The transports connections are counted by: the chat channel's `websocket`, `stream` (SSE,
+/// streaming, iframe) and `poll` (long and short), and the event `feed`.
+pub const TRANSPORTS: [&str; 4] = ["websocket", "stream", "poll", "feed"];
+
 /// The server's counters and gauges.
 pub struct Metrics {
     registry: Registry,
@@ -120,6 +124,20 @@ impl Metrics {
             .clone();
         gauge.inc();
         Counted(gauge)
+    }
+
+    /// Open connections on this server, by transport, every transport listed.
+    pub fn connections_by_transport(&self) -> Vec<(&'static str, u64)> {
+        TRANSPORTS
+            .iter()
+            .map(|&transport| {
+                let open = self
+                    .connections
+                    .get_or_create(&Transport { transport })
+                    .get();
+                (transport, u64::try_from(open).unwrap_or(0))
+            })
+            .collect()
     }
 
     /// What to tell of each of the store's commits (see `Store::observe_commits`).

@@ -31,6 +31,7 @@ use tidings_proto::v1::{ErrorBody, ErrorCode, SESSION_COOKIE};
         (name = "accounts", description = "Logging in, sessions, invites"),
         (name = "rooms", description = "Group rooms and direct messages"),
         (name = "messages", description = "Sending, history, read markers"),
+        (name = "admin", description = "The owners' administration of the group"),
     ),
 )]
 struct Base;

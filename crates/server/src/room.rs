@@ -88,7 +88,7 @@ pub async fn open_dm(
         .store
         .user_by_name(&name)
         .await?
-        .map(|(user, _)| user)
+        .map(|found| found.user)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no user by that name"))?;
     if peer.id == authed.user.id {
         return Err(ApiError::new(

@@ -68,6 +68,135 @@ async fn init_invite_serve_and_stop() {
     terminate(child).await;
 }
 
+/// `args` run on `data`: its standard output, which it must succeed with.
+async fn host_says(data: &std::path::Path, args: &[&str]) -> String {
+    let mut command = command(data);
+    command.args(args);
+    let (ok, out, err) = run(command, "").await;
+    assert!(ok, "{args:?}: {out} {err}");
+    out
+}
+
+/// The host administers the group from the command line while it serves: what the admin screen
+/// does, audited as the host's.
+#[tokio::test]
+async fn the_host_administers_from_the_command_line_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    init_host(&data).await;
+    let code = host_says(&data, &["invite", "--uses", "2", "--hours", "2"]).await;
+    let (child, mut lines) = serve(&data);
+    let base = listening(&mut lines, &mut Vec::new()).await;
+    let http = tidings_client::http_builder().no_proxy().build().unwrap();
+    let registered = http
+        .post(format!("{base}/api/register"))
+        .json(&serde_json::json!({"invite": code.trim(), "name": "guest", "password": "guest password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+
+    let out = host_says(&data, &["user", "disable", "guest"]).await;
+    assert_eq!(out, "guest disabled\n  1 sessions ended\n");
+    assert_eq!(login(&base, "guest", "guest password").await, 403);
+    let out = host_says(&data, &["user", "disable", "guest"]).await;
+    assert_eq!(out, "guest already disabled\n");
+    host_says(&data, &["user", "enable", "guest"]).await;
+    let out = host_says(&data, &["user", "reset-password", "guest"]).await;
+    let password = after(
+        out.lines()
+            .find(|l| l.contains("New password"))
+            .expect("a new password"),
+        "New password: ",
+    )
+    .split_whitespace()
+    .next()
+    .expect("the password")
+    .to_owned();
+    assert_eq!(login(&base, "guest", "guest password").await, 401);
+    assert_eq!(login(&base, "guest", &password).await, 200);
+    host_says(&data, &["user", "promote", "guest"]).await;
+    assert_eq!(
+        host_says(&data, &["user", "demote", "host"]).await,
+        "host is a member\n"
+    );
+    for (args, says) in [
+        (
+            &["user", "demote", "guest"][..],
+            "at least one enabled owner",
+        ),
+        (&["user", "disable", "nobody"][..], "no member named nobody"),
+        (
+            &["invite", "--uses", "0"][..],
+            "an invite admits 1 to 1000 people",
+        ),
+        (&["invite", "revoke", "99"][..], "no invite 99"),
+    ] {
+        let mut command = command(&data);
+        command.args(args);
+        let (ok, _, err) = run(command, "").await;
+        assert!(!ok, "{args:?} succeeds");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+
+    let list = host_says(&data, &["user", "list"]).await;
+    let rows: Vec<Vec<&str>> = list
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][1..5], ["host", "member", "enabled", "0"], "{list}");
+    assert_eq!(rows[1][1..5], ["guest", "owner", "enabled", "1"], "{list}");
+
+    let invites = host_says(&data, &["invite", "list"]).await;
+    let row = invites.lines().nth(1).expect("an invite").to_owned();
+    assert!(
+        row.contains("1 of 2") && row.ends_with("usable"),
+        "{invites}"
+    );
+    let id = row.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(
+        host_says(&data, &["invite", "revoke", &id]).await,
+        format!("invite {id} revoked\n")
+    );
+    assert!(
+        host_says(&data, &["invite", "list"])
+            .await
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("revoked")
+    );
+
+    let status = host_says(&data, &["status"]).await;
+    assert!(status.contains("database:      sqlite"), "{status}");
+    assert!(
+        status.contains("members:       2 (1 owners, 0 disabled)"),
+        "{status}"
+    );
+    assert!(status.contains("usable invites: 0"), "{status}");
+
+    let audit = host_says(&data, &["audit"]).await;
+    let said: Vec<&str> = audit
+        .lines()
+        .map(|l| l.split_once("  (the host)  ").expect("by the host").1)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            format!("revoked invite {id}").as_str(),
+            "made host member",
+            "made guest owner",
+            "reset the password of guest",
+            "enabled guest",
+            "disabled guest",
+            format!("made invite {id}").as_str(),
+        ],
+        "{audit}"
+    );
+    terminate(child).await;
+}
+
 /// `backup` and `restore` as the host types them: the restored data dir serves the same owner,
 /// a restore never lands on a data dir in use, and what is not a backup is refused, leaving the
 /// data dir empty.

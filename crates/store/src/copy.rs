@@ -23,6 +23,8 @@ pub struct Copied {
     /// Edits, deletions and reactions: entries of the log.
     pub changes: usize,
     pub reactions: usize,
+    /// Administrative actions.
+    pub audit: usize,
 }
 
 /// One table: its name, its columns, and each column's PostgreSQL type (for `unnest`).
@@ -43,18 +45,22 @@ const TABLES: &[Table] = &[
             ("password_hash", "text"),
             ("role", "text"),
             ("created_at", "bigint"),
+            ("disabled_at", "bigint"),
         ],
     },
     Table {
         source: None,
         name: "invites",
         columns: &[
+            ("id", "bigint"),
             ("code_hash", "bytea"),
             ("created_by", "bigint"),
             ("created_at", "bigint"),
             ("expires_at", "bigint"),
-            ("used_by", "bigint"),
-            ("used_at", "bigint"),
+            ("max_uses", "bigint"),
+            ("uses", "bigint"),
+            ("last_used_at", "bigint"),
+            ("revoked_at", "bigint"),
         ],
     },
     Table {
@@ -122,6 +128,20 @@ const TABLES: &[Table] = &[
             ("emoji", "text"),
             ("user_id", "bigint"),
             ("at", "bigint"),
+        ],
+    },
+    Table {
+        source: None,
+        name: "audit",
+        columns: &[
+            ("id", "bigint"),
+            ("at", "bigint"),
+            ("actor", "bigint"),
+            ("action", "text"),
+            ("user_id", "bigint"),
+            ("invite_id", "bigint"),
+            ("message_id", "bigint"),
+            ("detail", "text"),
         ],
     },
     // PostgreSQL keeps every entry of the log but the messages in one table.
@@ -256,6 +276,7 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, St
             "messages" => copied.messages = count,
             "mentions" => copied.mentions = count,
             "reactions" => copied.reactions = count,
+            "audit" => copied.audit = count,
             _ => copied.changes = count,
         }
     }
@@ -264,6 +285,8 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, St
         "SELECT setval(pg_get_serial_sequence('users', 'id'), coalesce(max(id), 0) + 1, false) FROM users;
          SELECT setval(pg_get_serial_sequence('sessions', 'id'), coalesce(max(id), 0) + 1, false) FROM sessions;
          SELECT setval(pg_get_serial_sequence('rooms', 'id'), coalesce(max(id), 0) + 1, false) FROM rooms;
+         SELECT setval(pg_get_serial_sequence('invites', 'id'), coalesce(max(id), 0) + 1, false) FROM invites;
+         SELECT setval(pg_get_serial_sequence('audit', 'id'), coalesce(max(id), 0) + 1, false) FROM audit;
          UPDATE log_head SET last_id = greatest((SELECT coalesce(max(id), 0) FROM messages),
                                                 (SELECT coalesce(max(id), 0) FROM log_changes));",
     )

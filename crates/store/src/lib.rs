@@ -54,7 +54,10 @@ mod sqlite;
 
 use std::path::Path;
 
-pub use account::{Role, Session, User};
+pub use account::{
+    AUDIT_PAGE, AuditAction, AuditEntry, Credentials, Invite, InviteId, Managed, Member,
+    MemberAction, NewInvite, Role, Session, User,
+};
 pub use attachment::{Attachment, NewAttachment};
 pub use backup::backup_sqlite;
 pub use copy::{Copied, copy_sqlite_to_postgres};
@@ -248,6 +251,14 @@ impl Store {
             .map_err(|_| StoreError::NotAllowed)
     }
 
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
     // Accounts.
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         match &self.backend {
@@ -256,8 +267,9 @@ impl Store {
         }
     }
 
-    /// The user with this name (compared case-insensitively) and their password hash.
-    pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+    /// The user with this name (compared case-insensitively), their password hash, and whether
+    /// they are disabled.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.user_by_name(name).await,
             Backend::Postgres(p) => Box::pin(p.user_by_name(name)).await,
@@ -320,35 +332,83 @@ impl Store {
         }
     }
 
-    pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
+    /// Records an invite by the hash of its code, audited as made by its creator (`None`: the
+    /// host at the command line); answers its id.
+    pub async fn create_invite(&self, invite: NewInvite) -> Result<InviteId, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.set_password(user, password_hash).await,
-            Backend::Postgres(p) => Box::pin(p.set_password(user, password_hash)).await,
+            Backend::Sqlite(s) => s.create_invite(invite).await,
+            Backend::Postgres(p) => Box::pin(p.create_invite(invite)).await,
         }
     }
 
-    /// Records an invite by the hash of its code. `created_by` is `None` for invites made
-    /// outside any account (for instance from the command line).
-    pub async fn create_invite(
+    /// The latest invites (at most [`AUDIT_PAGE`]), newest first: spent, expired and revoked
+    /// ones included.
+    pub async fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.invites().await,
+            Backend::Postgres(p) => Box::pin(p.invites()).await,
+        }
+    }
+
+    /// Revokes an invite, audited; `Ok(false)` if it already was, [`StoreError::NotFound`] if
+    /// there is no such invite.
+    pub async fn revoke_invite(
         &self,
-        code_hash: [u8; 32],
-        created_by: Option<UserId>,
+        actor: Option<UserId>,
+        id: InviteId,
         now: Millis,
-        expires_at: Option<Millis>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => {
-                s.create_invite(code_hash, created_by, now, expires_at)
-                    .await
-            }
-            Backend::Postgres(p) => {
-                Box::pin(p.create_invite(code_hash, created_by, now, expires_at)).await
-            }
+            Backend::Sqlite(s) => s.revoke_invite(actor, id, now).await,
+            Backend::Postgres(p) => Box::pin(p.revoke_invite(actor, id, now)).await,
         }
     }
 
-    /// Consumes an unused, unexpired invite and creates a member, atomically.
-    /// [`StoreError::InviteInvalid`] if the invite is unknown, used or expired;
+    /// Every user with what the owner manages of them, by id.
+    pub async fn members_for_admin(&self, now: Millis) -> Result<Vec<Member>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.members_for_admin(now).await,
+            Backend::Postgres(p) => Box::pin(p.members_for_admin(now)).await,
+        }
+    }
+
+    /// Does `action` to `user` on behalf of `actor` (`None`: the host at the command line), with
+    /// its audit entry, in one transaction. The sessions it ends are in the log, so every node
+    /// closes their connections. [`StoreError::NotAllowed`] for what would leave the group
+    /// without an enabled owner, or an owner disabling, demoting or resetting themself;
+    /// [`StoreError::NotFound`] for no such user.
+    pub async fn manage_member(
+        &self,
+        actor: Option<UserId>,
+        user: UserId,
+        action: MemberAction,
+        now: Millis,
+    ) -> Result<Managed, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.manage_member(actor, user, action, now).await,
+            Backend::Postgres(p) => Box::pin(p.manage_member(actor, user, action, now)).await,
+        }
+    }
+
+    /// The latest `limit` administrative actions, newest first.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.audit_log(limit).await,
+            Backend::Postgres(p) => Box::pin(p.audit_log(limit)).await,
+        }
+    }
+
+    /// How many bytes the database takes.
+    pub async fn size(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.size().await,
+            Backend::Postgres(p) => Box::pin(p.size()).await,
+        }
+    }
+
+    /// Takes one use of an invite that is neither spent, expired nor revoked, and creates a
+    /// member, atomically. [`StoreError::InviteInvalid`] if the invite is unknown, spent, expired
+    /// or revoked;
     /// [`StoreError::NameTaken`] leaves the invite unused.
     pub async fn register_with_invite(
         &self,

@@ -203,6 +203,22 @@ pub(crate) fn allowed(
     }
 }
 
+/// The audit entry an allowed `change` to `target` makes: an owner deleting someone else's
+/// message is an administrative action; anything else is not audited.
+pub(crate) fn audited(target: &Target, change: &MessageChange) -> Option<crate::AuditEntry> {
+    if change.change != Change::Delete || target.author_id == change.user_id {
+        return None;
+    }
+    let mut entry = crate::AuditEntry::new(
+        change.at,
+        Some(change.user_id),
+        crate::AuditAction::MessageDeleted,
+    );
+    entry.user = Some(target.author_id);
+    entry.message = Some(change.message_id);
+    Some(entry)
+}
+
 /// A message to store.
 #[derive(Debug, Clone, Default)]
 pub struct NewMessage {

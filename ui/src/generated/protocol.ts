@@ -188,7 +188,7 @@ hit: boolean, };
  * What went wrong, as a stable machine-readable code. The message beside it is for people and may
  * change; clients branch on the code only.
  */
-export type ErrorCode = "bad_frame" | "unknown_type" | "invalid" | "too_large" | "unknown_room" | "not_member" | "rate_limited" | "unauthorized" | "forbidden" | "origin_not_allowed" | "csrf_header_required" | "subprotocol_required" | "bad_credentials" | "invite_invalid" | "name_taken" | "not_found" | "overloaded" | "storage" | "internal";
+export type ErrorCode = "bad_frame" | "unknown_type" | "invalid" | "too_large" | "unknown_room" | "not_member" | "rate_limited" | "unauthorized" | "forbidden" | "origin_not_allowed" | "csrf_header_required" | "subprotocol_required" | "bad_credentials" | "account_disabled" | "invite_invalid" | "name_taken" | "not_found" | "overloaded" | "storage" | "internal";
 
 /**
  * An error as it travels: in an HTTP response body, or in an `error` frame on the chat channel.
@@ -317,6 +317,151 @@ export type ReadMarker = { message_id: number, };
  * `POST /api/invites`: a one-time invite code (shown once).
  */
 export type Invite = { code: string, expires_at?: number, };
+
+/**
+ * `GET /api/admin`: everything the admin screen shows, in one answer.
+ */
+export type AdminOverview = { status: ServerStatus, 
+/**
+ * Every member, by id.
+ */
+members: Array<AdminMember>, 
+/**
+ * The latest invites, newest first.
+ */
+invites: Array<AdminInvite>, 
+/**
+ * The latest administrative actions, newest first.
+ */
+audit: Array<AuditEntry>, };
+
+/**
+ * How the server is doing.
+ */
+export type ServerStatus = { 
+/**
+ * The server's version, as `tidings-server --version` prints it.
+ */
+version: string, 
+/**
+ * When this server process started.
+ */
+started_at: number, 
+/**
+ * Seconds since it started.
+ */
+uptime_secs: number, 
+/**
+ * What the database takes on disk (SQLite) or in its server (PostgreSQL), in bytes.
+ */
+database_bytes: number, 
+/**
+ * `"sqlite"` or `"postgres"`.
+ */
+database: string, 
+/**
+ * Open connections on this node, by transport; every transport is listed.
+ */
+connections: Array<TransportConnections>, };
+
+/**
+ * How many connections one transport has open.
+ */
+export type TransportConnections = { 
+/**
+ * `websocket`; `stream` (SSE, streaming and iframe streaming); `poll` (long and short
+ * polling); `feed` (the event feed).
+ */
+transport: string, count: number, };
+
+/**
+ * A member as the owner manages them.
+ */
+export type AdminMember = { user: UserRef, role: Role, created_at: number, 
+/**
+ * Set while the member is disabled: they cannot log in.
+ */
+disabled_at?: number, 
+/**
+ * Sessions neither revoked nor expired.
+ */
+live_sessions: number, last_seen_at?: number, };
+
+/**
+ * What the owner does to a member (`POST /api/admin/members/{id}`).
+ */
+export type MemberAction = "disable" | "enable" | "reset_password" | "promote" | "demote";
+
+/**
+ * `POST /api/admin/members/{id}`'s body.
+ */
+export type ManageMember = { action: MemberAction, };
+
+/**
+ * What a member action did.
+ */
+export type MemberManaged = { 
+/**
+ * The member as they now are.
+ */
+member: AdminMember, 
+/**
+ * How many of their sessions it ended.
+ */
+sessions_ended: number, 
+/**
+ * The new password of a reset: shown to the owner once, to hand over.
+ */
+password?: string, };
+
+/**
+ * `POST /api/admin/invites`'s body.
+ */
+export type CreateInvite = { 
+/**
+ * How long it stays valid, in hours; none: until revoked.
+ */
+expires_in_hours?: number, 
+/**
+ * How many accounts it may make (1 to 1,000).
+ */
+max_uses: number, };
+
+/**
+ * An invite as the owner sees it; its code was shown once, when it was made.
+ */
+export type AdminInvite = { id: number, 
+/**
+ * Who made it; none: the host, on the server's command line.
+ */
+created_by?: UserRef, created_at: number, expires_at?: number, max_uses: number, uses: number, last_used_at?: number, revoked_at?: number, };
+
+/**
+ * `POST /api/admin/invites`: the invite, and its code, shown this once.
+ */
+export type CreatedInvite = { invite: AdminInvite, code: string, };
+
+/**
+ * What an audit entry records.
+ */
+export type AuditAction = "disabled" | "enabled" | "password_reset" | "role_changed" | "invite_created" | "invite_revoked" | "message_deleted";
+
+/**
+ * One administrative action: who did what, to whom, when.
+ */
+export type AuditEntry = { id: number, at: number, 
+/**
+ * Who did it; none: the host, on the server's command line.
+ */
+actor?: UserRef, action: AuditAction, 
+/**
+ * The member acted on (for a message deleted, its author).
+ */
+user?: UserRef, invite?: number, message?: number, 
+/**
+ * The new role, for a role changed.
+ */
+role?: Role, };
 
 /**
  * A frame from the client.

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     SubprotocolRequired,
     /// Wrong user name or password.
     BadCredentials,
+    /// The right password, but the group's owner has disabled the account.
+    AccountDisabled,
     /// The invite code is unknown, used or expired.
     InviteInvalid,
     /// The name (of a user or a room) is already taken.

@@ -1,5 +1,6 @@
 //! Version 1 of the wire protocol.
 
+pub mod admin;
 pub mod api;
 pub mod chat;
 pub mod close;
@@ -9,6 +10,7 @@ mod model;
 pub mod search;
 pub mod transport;
 
+pub use admin::*;
 pub use api::*;
 pub use chat::*;
 pub use error::{ErrorBody, ErrorCode};

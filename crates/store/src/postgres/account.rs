@@ -4,9 +4,13 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::room::join_everyone_rooms;
-use super::{Postgres, get, log_change, role};
+use super::{Postgres, count, get, log_change, role};
+use crate::account::member_action;
 use crate::error::pg_name_taken_or;
-use crate::{LogEntry, Millis, Role, Session, SessionId, StoreError, User, UserId};
+use crate::{
+    AuditAction, AuditEntry, Credentials, Invite, InviteId, LogEntry, Managed, Member,
+    MemberAction, Millis, NewInvite, Role, Session, SessionId, StoreError, User, UserId,
+};
 
 /// A user from the four columns id, name, role, created_at starting at `at`.
 pub(super) fn user_from(row: &Row, at: usize) -> Result<User, StoreError> {
@@ -65,6 +69,33 @@ async fn insert_user(
     })
 }
 
+/// Records an administrative action in the transaction that does it.
+pub(super) async fn insert_audit(
+    tx: &impl GenericClient,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO audit (at, actor, action, user_id, invite_id, message_id, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &entry.at,
+            &entry.actor,
+            &entry.action.as_str(),
+            &entry.user,
+            &entry.invite,
+            &entry.message,
+            &entry.detail,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 impl Postgres {
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let c = self.client().await?;
@@ -77,17 +108,23 @@ impl Postgres {
             .transpose()
     }
 
-    pub async fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "SELECT id, name, role, created_at, password_hash FROM users \
-                 WHERE lower(name) = lower($1)",
+                "SELECT id, name, role, created_at, password_hash, disabled_at IS NOT NULL \
+                 FROM users WHERE lower(name) = lower($1)",
             )
             .await?;
         c.query_opt(&stmt, &[&name])
             .await?
-            .map(|row| Ok((user_from(&row, 0)?, get(&row, 4)?)))
+            .map(|row| {
+                Ok(Credentials {
+                    user: user_from(&row, 0)?,
+                    password_hash: get(&row, 4)?,
+                    disabled: get(&row, 5)?,
+                })
+            })
             .transpose()
     }
 
@@ -166,44 +203,251 @@ impl Postgres {
         Ok(user)
     }
 
-    pub async fn set_password(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
-        let c = self.writable().await?;
-        let stmt = c
-            .prepare_cached("UPDATE users SET password_hash = $2 WHERE id = $1")
-            .await?;
-        if c.execute(&stmt, &[&user, &password_hash]).await? == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
-    pub async fn create_invite(
-        &self,
-        code_hash: [u8; 32],
-        created_by: Option<UserId>,
-        now: Millis,
-        expires_at: Option<Millis>,
-    ) -> Result<(), StoreError> {
+    pub async fn create_invite(&self, invite: NewInvite) -> Result<InviteId, StoreError> {
         let mut c = self.writable().await?;
         let tx = c.transaction().await?;
-        if let Some(creator) = created_by
+        if let Some(creator) = invite.created_by
             && !user_exists(&tx, creator).await?
         {
             return Err(StoreError::NotFound);
         }
         let stmt = tx
             .prepare_cached(
-                "INSERT INTO invites (code_hash, created_by, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO invites (code_hash, created_by, created_at, expires_at, max_uses) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .await?;
-        tx.execute(
-            &stmt,
-            &[&code_hash.as_slice(), &created_by, &now, &expires_at],
-        )
-        .await?;
+        let max_uses = i32::try_from(invite.max_uses).unwrap_or(i32::MAX);
+        let row = tx
+            .query_one(
+                &stmt,
+                &[
+                    &invite.code_hash.as_slice(),
+                    &invite.created_by,
+                    &invite.created_at,
+                    &invite.expires_at,
+                    &max_uses,
+                ],
+            )
+            .await?;
+        let id: InviteId = get(&row, 0)?;
+        let mut entry = AuditEntry::new(
+            invite.created_at,
+            invite.created_by,
+            AuditAction::InviteCreated,
+        );
+        entry.invite = Some(id);
+        insert_audit(&tx, &entry).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(id)
+    }
+
+    pub async fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT id, created_by, created_at, expires_at, max_uses, uses, last_used_at, \
+                 revoked_at FROM invites ORDER BY id DESC LIMIT $1",
+            )
+            .await?;
+        c.query(&stmt, &[&i64::from(crate::AUDIT_PAGE)])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Invite {
+                    id: get(row, 0)?,
+                    created_by: get(row, 1)?,
+                    created_at: get(row, 2)?,
+                    expires_at: get(row, 3)?,
+                    max_uses: u32::try_from(get::<i32>(row, 4)?).unwrap_or(0),
+                    uses: u32::try_from(get::<i32>(row, 5)?).unwrap_or(0),
+                    last_used_at: get(row, 6)?,
+                    revoked_at: get(row, 7)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn revoke_invite(
+        &self,
+        actor: Option<UserId>,
+        id: InviteId,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.writable().await?;
+        let tx = c.transaction().await?;
+        let stmt = tx
+            .prepare_cached("SELECT revoked_at FROM invites WHERE id = $1 FOR UPDATE")
+            .await?;
+        let row = tx
+            .query_opt(&stmt, &[&id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if get::<Option<Millis>>(&row, 0)?.is_some() {
+            return Ok(false);
+        }
+        let stmt = tx
+            .prepare_cached("UPDATE invites SET revoked_at = $2 WHERE id = $1")
+            .await?;
+        tx.execute(&stmt, &[&id, &now]).await?;
+        let mut entry = AuditEntry::new(now, actor, AuditAction::InviteRevoked);
+        entry.invite = Some(id);
+        insert_audit(&tx, &entry).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn members_for_admin(&self, now: Millis) -> Result<Vec<Member>, StoreError> {
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT u.id, u.name, u.role, u.created_at, u.disabled_at, \
+                 (SELECT count(*) FROM sessions s WHERE s.user_id = u.id \
+                    AND s.revoked_at IS NULL AND s.expires_at > $1), \
+                 (SELECT max(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) \
+                 FROM users u ORDER BY u.id",
+            )
+            .await?;
+        c.query(&stmt, &[&now])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Member {
+                    user: user_from(row, 0)?,
+                    disabled_at: get(row, 4)?,
+                    live_sessions: u32::try_from(count(row, 5)?).unwrap_or(u32::MAX),
+                    last_seen_at: get(row, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn manage_member(
+        &self,
+        actor: Option<UserId>,
+        user: UserId,
+        action: MemberAction,
+        now: Millis,
+    ) -> Result<Managed, StoreError> {
+        let mut c = self.writable().await?;
+        let tx = c.transaction().await?;
+        // Every owner's row locked, in id order: two owners demoting each other take turns, and
+        // the second finds the first is the last one left.
+        let stmt = tx
+            .prepare_cached(
+                "SELECT id FROM users WHERE role = 'owner' OR id = $1 ORDER BY id FOR UPDATE",
+            )
+            .await?;
+        tx.query(&stmt, &[&user]).await?;
+        let stmt = tx
+            .prepare_cached(
+                "SELECT id, name, role, created_at, disabled_at IS NOT NULL, \
+                 (SELECT count(*) FROM users WHERE role = 'owner' AND disabled_at IS NULL) \
+                 FROM users WHERE id = $1",
+            )
+            .await?;
+        let row = tx
+            .query_opt(&stmt, &[&user])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let target = user_from(&row, 0)?;
+        let disabled: bool = get(&row, 4)?;
+        if !member_action(actor, &target, disabled, count(&row, 5)?, &action)? {
+            return Ok(Managed {
+                changed: false,
+                revoked: Vec::new(),
+            });
+        }
+        match &action {
+            MemberAction::Disable => {
+                let stmt = tx
+                    .prepare_cached("UPDATE users SET disabled_at = $2 WHERE id = $1")
+                    .await?;
+                tx.execute(&stmt, &[&user, &now]).await?
+            }
+            MemberAction::Enable => {
+                let stmt = tx
+                    .prepare_cached("UPDATE users SET disabled_at = NULL WHERE id = $1")
+                    .await?;
+                tx.execute(&stmt, &[&user]).await?
+            }
+            MemberAction::ResetPassword { password_hash } => {
+                let stmt = tx
+                    .prepare_cached("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .await?;
+                tx.execute(&stmt, &[&user, password_hash]).await?
+            }
+            MemberAction::SetRole(role) => {
+                let stmt = tx
+                    .prepare_cached("UPDATE users SET role = $2 WHERE id = $1")
+                    .await?;
+                tx.execute(&stmt, &[&user, &role.as_str()]).await?
+            }
+        };
+        let mut revoked = Vec::new();
+        if action.ends_sessions() {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE sessions SET revoked_at = $2 \
+                     WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+                )
+                .await?;
+            revoked = tx
+                .query(&stmt, &[&user, &now])
+                .await?
+                .iter()
+                .map(|row| get(row, 0))
+                .collect::<Result<Vec<SessionId>, _>>()?;
+            revoked.sort_unstable();
+            for &session in &revoked {
+                log_change(&tx, LogEntry::SessionEnded { user, session }).await?;
+            }
+        }
+        let (what, detail) = action.audited();
+        let mut entry = AuditEntry::new(now, actor, what);
+        entry.user = Some(user);
+        entry.detail = detail.map(str::to_owned);
+        insert_audit(&tx, &entry).await?;
+        tx.commit().await?;
+        Ok(Managed {
+            changed: true,
+            revoked,
+        })
+    }
+
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT id, at, actor, action, user_id, invite_id, message_id, detail \
+                 FROM audit ORDER BY id DESC LIMIT $1",
+            )
+            .await?;
+        c.query(&stmt, &[&i64::from(limit)])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: get(row, 0)?,
+                    at: get(row, 1)?,
+                    actor: get(row, 2)?,
+                    action: AuditAction::parse(get(row, 3)?).map_err(StoreError::Unreadable)?,
+                    user: get(row, 4)?,
+                    invite: get(row, 5)?,
+                    message: get(row, 6)?,
+                    detail: get(row, 7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The database's size in bytes.
+    pub async fn size(&self) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await?;
+        count(&row, 0)
     }
 
     pub async fn register_with_invite(
@@ -218,8 +462,8 @@ impl Postgres {
         // FOR UPDATE: two registrations with one invite take turns, and the second finds it used.
         let stmt = tx
             .prepare_cached(
-                "SELECT 1 FROM invites WHERE code_hash = $1 AND used_at IS NULL \
-                 AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
+                "SELECT 1 FROM invites WHERE code_hash = $1 AND revoked_at IS NULL \
+                 AND uses < max_uses AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
             )
             .await?;
         if tx
@@ -232,10 +476,11 @@ impl Postgres {
         // Creating the user first: if the name is taken the transaction rolls back, invite unused.
         let user = insert_user(&tx, name, password_hash, Role::Member, now).await?;
         let stmt = tx
-            .prepare_cached("UPDATE invites SET used_by = $2, used_at = $3 WHERE code_hash = $1")
+            .prepare_cached(
+                "UPDATE invites SET uses = uses + 1, last_used_at = $2 WHERE code_hash = $1",
+            )
             .await?;
-        tx.execute(&stmt, &[&code_hash.as_slice(), &user.id, &now])
-            .await?;
+        tx.execute(&stmt, &[&code_hash.as_slice(), &now]).await?;
         join_everyone_rooms(&tx, user.id, now).await?;
         tx.commit().await?;
         Ok(user)

@@ -5,10 +5,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Row};
 
+use super::account::insert_audit;
 use super::writer::MENTION;
 use super::{Postgres, get, log_entry};
 use crate::attachment::carried;
-use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
+use crate::message::{Quote, Target, allowed, audited, group_reactions, merge_replay};
 use crate::queued::Queued;
 use crate::{
     Author, Change, Changed, Inserted, MAX_REACTIONS_PER_MESSAGE, Message, MessageChange,
@@ -300,6 +301,9 @@ impl Postgres {
         if !changed {
             let message = load_message(&tx, id).await?.ok_or(StoreError::NotFound)?;
             return Ok(Changed::Unchanged(message));
+        }
+        if let Some(entry) = audited(&target, &change) {
+            insert_audit(&tx, &entry).await?;
         }
         let kind = match change.change {
             Change::Edit { .. } => "edited",

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../../migrations/postgres/0005_search.sql"),
     include_str!("../../../../migrations/postgres/0006_attachments.sql"),
     include_str!("../../../../migrations/postgres/0007_attachment_order.sql"),
+    include_str!("../../../../migrations/postgres/0008_admin.sql"),
 ];
 
 /// The schema version a fully migrated database has.

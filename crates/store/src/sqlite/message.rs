@@ -5,10 +5,11 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Sqlite;
+use super::account::insert_audit;
 use super::room::{is_member, load_room};
 use crate::Queued;
 use crate::attachment::{asked, carried, claim};
-use crate::message::{Quote, Target, allowed, group_reactions, merge_replay};
+use crate::message::{Quote, Target, allowed, audited, group_reactions, merge_replay};
 use crate::{
     Attachment, Author, Change, Changed, Inserted, LogEntry, MAX_REACTIONS_PER_MESSAGE, Message,
     MessageChange, MessageId, Millis, NewMessage, Replayed, RoomId, SEARCH_TIME_LIMIT, Search,
@@ -340,6 +341,9 @@ fn change(conn: &Connection, change: MessageChange) -> Result<Changed, StoreErro
                 "UPDATE messages SET body = '', edited_at = NULL, deleted_at = ?2 WHERE id = ?1",
             )?
             .execute(params![id, change.at])?;
+            if let Some(entry) = audited(&target, &change) {
+                insert_audit(conn, &entry)?;
+            }
             conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
                 .execute([id])?;
             conn.prepare_cached("DELETE FROM reactions WHERE message_id = ?1")?

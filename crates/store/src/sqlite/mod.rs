@@ -27,7 +27,7 @@ use rusqlite::Connection;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use tokio::sync::Semaphore;
 
-use crate::{LogEntry, LogHandler, Role, RoomKind, StoreError, StoreOptions};
+use crate::{AuditAction, LogEntry, LogHandler, Role, RoomKind, StoreError, StoreOptions};
 use pool::{Pool, PooledConnection};
 use writer::Writer;
 
@@ -48,7 +48,7 @@ macro_rules! sql_text {
     )+};
 }
 
-sql_text!(Role, RoomKind);
+sql_text!(AuditAction, Role, RoomKind);
 
 /// The SQLite backend. Cheap to clone; every clone shares one writer and one read pool.
 #[derive(Clone)]
@@ -104,6 +104,20 @@ impl Sqlite {
 
     pub(crate) fn commits(&self) -> u64 {
         self.inner.writer.commits().count()
+    }
+
+    /// The database's size in bytes, as of now.
+    pub(crate) async fn size(&self) -> Result<u64, StoreError> {
+        let bytes: i64 = self
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                    [],
+                    |row| row.get(0),
+                )?)
+            })
+            .await?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
     /// A pooled read-only connection.

@@ -16,6 +16,7 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0006_search_in_bulk.sql"),
     include_str!("../../../../migrations/server/0007_attachments.sql"),
     include_str!("../../../../migrations/server/0008_attachment_order.sql"),
+    include_str!("../../../../migrations/server/0009_admin.sql"),
 ]);
 
 /// The schema version a fully migrated database has.

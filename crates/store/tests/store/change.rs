@@ -152,6 +152,21 @@ async fn edits_deletes_and_reactions_are_entries_of_the_log(store: Store) {
         ("", Some(31), None)
     );
     assert!(deleted.mentions.is_empty() && deleted.reactions.is_empty());
+    let audit = store.audit_log(10).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .map(|e| (e.at, e.actor, e.action, e.user, e.message))
+            .collect::<Vec<_>>(),
+        [(
+            31,
+            Some(bob.id),
+            tidings_store::AuditAction::MessageDeleted,
+            Some(ana.id),
+            Some(hello.id)
+        )],
+        "an owner deleting someone else's message is audited"
+    );
     unchanged(&store, by(&ana, &hello, Change::Delete, 32)).await;
     for change in [edit("back"), react("👍")] {
         assert!(matches!(

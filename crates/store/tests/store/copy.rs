@@ -2,8 +2,8 @@
 
 use tidings_engines::Postgres;
 use tidings_store::{
-    Change, Changed, Copied, Inserted, MessageChange, NewMessage, Store, StoreError, StoreOptions,
-    copy_sqlite_to_postgres,
+    Change, Changed, Copied, Inserted, MemberAction, MessageChange, NewMessage, Store, StoreError,
+    StoreOptions, copy_sqlite_to_postgres,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +75,16 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
         .create_session(bob.id, [7; 32], "laptop", 5, i64::MAX)
         .await
         .unwrap();
-    old.create_invite([9; 32], Some(ana.id), 6, None)
+    old.create_invite(crate::invite([9; 32], Some(ana.id), 6, None))
+        .await
+        .unwrap();
+    let revoked = old
+        .create_invite(crate::invite([8; 32], None, 7, Some(100)))
+        .await
+        .unwrap();
+    old.revoke_invite(Some(ana.id), revoked, 8).await.unwrap();
+    let dan = crate::user(&old, "dan").await;
+    old.manage_member(None, dan.id, MemberAction::Disable, 9)
         .await
         .unwrap();
     old.close().await;
@@ -87,22 +96,33 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
     assert_eq!(
         copied,
         Copied {
-            users: 2,
-            invites: 1,
+            users: 3,
+            invites: 2,
             sessions: 1,
             rooms: 2,
-            members: 4,
+            members: 5,
             messages: 2500,
             // One mention moved from bob to ana, one deleted.
             mentions: 2499,
             changes: 3,
             reactions: 1,
+            // Two invites made, one revoked, dan disabled.
+            audit: 4,
         }
     );
 
     let old = Store::open(&path, StoreOptions::default()).unwrap();
     let new = Store::connect(&url, StoreOptions::default()).await.unwrap();
     assert_eq!(new.users().await.unwrap(), old.users().await.unwrap());
+    assert_eq!(
+        new.members_for_admin(10).await.unwrap(),
+        old.members_for_admin(10).await.unwrap()
+    );
+    assert_eq!(new.invites().await.unwrap(), old.invites().await.unwrap());
+    assert_eq!(
+        new.audit_log(100).await.unwrap(),
+        old.audit_log(100).await.unwrap()
+    );
     for user in [ana.id, bob.id] {
         assert_eq!(
             new.rooms_of(user).await.unwrap(),
@@ -129,6 +149,11 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
         new.is_member(general.id, cy.id).await.unwrap(),
         "the room for everyone is one still"
     );
+    let invite = new
+        .create_invite(crate::invite([6; 32], None, 21, None))
+        .await
+        .unwrap();
+    assert!(invite > revoked);
     let room = new.create_room("more", cy.id, 21).await.unwrap();
     assert!(room.id > dm.id);
     let Inserted::New(next) = new
@@ -171,5 +196,5 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
         copy_sqlite_to_postgres(&path, &url).await,
         Err(StoreError::NotAllowed)
     ));
-    assert_eq!(new.users().await.unwrap().len(), 3);
+    assert_eq!(new.users().await.unwrap().len(), 4);
 }

@@ -15,7 +15,7 @@ mod search;
 use std::path::Path;
 
 use tidings_engines::Postgres;
-use tidings_store::{LogEntry, Role, Room, Store, StoreOptions, User};
+use tidings_store::{LogEntry, NewInvite, Role, Room, Store, StoreOptions, User};
 
 /// Runs each named `async fn(Store)` as two tests, `sqlite::NAME` and `postgres::NAME`.
 macro_rules! on_both {
@@ -132,6 +132,17 @@ pub async fn user(store: &Store, name: &str) -> User {
         .create_user(name, &format!("hash-of-{name}"), Role::Member, 1_000)
         .await
         .unwrap()
+}
+
+/// An invite of one use by `code`'s bytes.
+pub fn invite(code: [u8; 32], by: Option<i64>, at: i64, expires_at: Option<i64>) -> NewInvite {
+    NewInvite {
+        code_hash: code,
+        created_by: by,
+        created_at: at,
+        expires_at,
+        max_uses: 1,
+    }
 }
 
 pub async fn room(store: &Store, name: &str, creator: &User) -> Room {

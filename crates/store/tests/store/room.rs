@@ -270,7 +270,7 @@ async fn a_room_for_everyone_holds_every_member(store: Store) {
     let other = crate::room(&store, "other", &ana).await;
     let cy = crate::user(&store, "cy").await;
     store
-        .create_invite([7; 32], Some(ana.id), 1_000, None)
+        .create_invite(crate::invite([7; 32], Some(ana.id), 1_000, None))
         .await
         .unwrap();
     let dee = store
