@@ -25,6 +25,10 @@ INSERT INTO invites_admin (code_hash, created_by, created_at, expires_at, max_us
 DROP TABLE invites;
 ALTER TABLE invites_admin RENAME TO invites;
 
+-- Sessions revoked by another process (the host's command line while the server serves) are
+-- found by when, as SQLite has no log shared between processes.
+CREATE INDEX sessions_revoked ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
+
 -- Who did what, when. actor is NULL for the host at the server's command line. user_id is the
 -- member acted on (for a message deleted, its author), invite_id and message_id what else was.
 CREATE TABLE audit (

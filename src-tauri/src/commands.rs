@@ -8,6 +8,9 @@ use tidings_client::ConnectionState;
 use tidings_client::notify::NotifyLevel;
 use tidings_client::store::Draft;
 use tidings_proto::v1::{
+    AdminOverview, CreateInvite, CreatedInvite, Me, MemberAction, MemberManaged, UserId,
+};
+use tidings_proto::v1::{
     Attachment, HistoryPage, Message, MessageId, Room, RoomId, RoomState, SearchResults, SessionId,
     SessionInfo, TransportKind, UserRef,
 };
@@ -376,6 +379,43 @@ pub async fn invite(desktop: State<'_, Desktop>) -> CommandResult<InviteCode> {
     Ok(InviteCode {
         code: desktop.client.invite().await?.code,
     })
+}
+
+#[tauri::command]
+pub async fn me(desktop: State<'_, Desktop>) -> CommandResult<Me> {
+    Ok(desktop.client.whoami().await?)
+}
+
+#[tauri::command]
+pub async fn admin(desktop: State<'_, Desktop>) -> CommandResult<AdminOverview> {
+    Ok(desktop.client.admin().await?)
+}
+
+#[tauri::command]
+pub async fn manage_member(
+    desktop: State<'_, Desktop>,
+    user: UserId,
+    action: MemberAction,
+) -> CommandResult<MemberManaged> {
+    Ok(desktop.client.manage_member(user, action).await?)
+}
+
+#[tauri::command]
+pub async fn create_invite(
+    desktop: State<'_, Desktop>,
+    expires_in_hours: Option<u32>,
+    max_uses: u32,
+) -> CommandResult<CreatedInvite> {
+    let terms = CreateInvite {
+        expires_in_hours,
+        max_uses,
+    };
+    Ok(desktop.client.create_invite(terms).await?)
+}
+
+#[tauri::command]
+pub async fn revoke_invite(desktop: State<'_, Desktop>, invite: i64) -> CommandResult<()> {
+    Ok(desktop.client.revoke_invite(invite).await?)
 }
 
 #[tauri::command]

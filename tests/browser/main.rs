@@ -7,6 +7,7 @@
 
 mod support;
 
+mod admin;
 mod attachments;
 mod chat;
 mod lock;

@@ -29,6 +29,7 @@ import { Notice } from './notice';
 import { directoryDialog, inviteDialog, newDmDialog, newRoomDialog, roomTitle, RoomList, type RoomDialogs } from './rooms';
 import { SearchPanel } from './search';
 import { Settings } from './settings';
+import { AdminPanel } from './admin';
 import { Timeline } from './timeline';
 import { offerTrust } from './trust';
 import { TypingIndicator } from './typing';
@@ -76,6 +77,9 @@ export class Chat {
   /** How many connection states the shell has announced since `start`. */
   private stateEvents = 0;
   private readonly settings: Settings;
+  private readonly admin: AdminPanel;
+  /** Shown to owners only. */
+  private readonly adminButton: HTMLButtonElement;
   private readonly search: SearchPanel;
   /** The first page of each room being loaded, for a jump to wait on. */
   private readonly firstPages = new Map<RoomId, Promise<void>>();
@@ -95,8 +99,9 @@ export class Chat {
     this.connection = new ConnectionBar();
     this.connection.set(status.state);
     this.roomList = new RoomList((room) => {
-      // Picking a room from the sidebar always shows it, even from settings or search.
+      // Picking a room from the sidebar always shows it, even from settings, admin or search.
       this.closeSettings();
+      this.closeAdmin();
       this.closeSearch();
       this.select(room);
     });
@@ -150,6 +155,14 @@ export class Chat {
       lockNow: () => this.lockNow(),
       close: () => this.closeSettings(),
     });
+    this.admin = new AdminPanel(me, {
+      close: () => this.closeAdmin(),
+      server: async () => {
+        // Hosting on this computer: the address others reach, not the loopback this app uses.
+        const now = await commands.status();
+        return now.hosting?.address ?? now.account?.server ?? null;
+      },
+    });
     this.search = new SearchPanel({
       open: (message) => void this.openFound(message),
       close: () => this.closeSearch(),
@@ -189,6 +202,12 @@ export class Chat {
     const browse = h('button', { type: 'button', class: 'side-action', testid: 'browse-rooms' }, 'Browse rooms');
     const newDm = h('button', { type: 'button', class: 'side-action', testid: 'new-dm' }, '+ Direct message');
     const invite = h('button', { type: 'button', class: 'side-action', testid: 'invite-button' }, 'Invite people');
+    this.adminButton = h(
+      'button',
+      { type: 'button', class: 'side-action', testid: 'admin-button', hidden: true },
+      'Manage the group',
+    );
+    this.adminButton.addEventListener('click', () => (this.admin.isOpen ? this.closeAdmin() : this.openAdmin()));
     this.layout = h('div', { class: 'layout' });
     this.dialogs = {
       host: root,
@@ -213,7 +232,7 @@ export class Chat {
       ),
       this.connection.element,
       this.roomList.element,
-      h('div', { class: 'sidebar-actions' }, newRoom, browse, newDm, invite),
+      h('div', { class: 'sidebar-actions' }, newRoom, browse, newDm, invite, this.adminButton),
     );
 
     // The open room.
@@ -233,7 +252,7 @@ export class Chat {
       this.composer.element,
     );
 
-    this.layout.append(sidebar, this.conversation, this.settings.element, this.search.element);
+    this.layout.append(sidebar, this.conversation, this.settings.element, this.admin.element, this.search.element);
     root.replaceChildren(this.layout, this.notice.element);
     this.showRoomHead();
   }
@@ -244,6 +263,8 @@ export class Chat {
       on('state', (state) => {
         this.stateEvents += 1;
         this.connection.set(state);
+        // Back online (after an unlock, say): the role may have changed meanwhile.
+        if (state.state === 'online') this.refreshRole();
       }),
       on('rooms', (rooms) => this.setRooms(rooms)),
       on('message', (message) => this.onMessage(message)),
@@ -309,6 +330,21 @@ export class Chat {
     this.syncFocus();
     this.started = true;
     this.markInteractive();
+    this.refreshRole();
+  }
+
+  /** Asks the server what the user now is: an owner administers the group and may delete anyone's
+   * message. Until it answers (or if it cannot), the user is treated as a member. */
+  private refreshRole(): void {
+    commands
+      .me()
+      .then((me) => {
+        const owner = me.role === 'owner';
+        this.adminButton.hidden = !owner;
+        this.timeline.setMayDeleteAny(owner);
+        if (!owner) this.closeAdmin();
+      })
+      .catch(() => undefined);
   }
 
   /** Marks (User Timing) the moment the chat is first usable: started, and the open room's newest
@@ -332,7 +368,7 @@ export class Chat {
   resume(): void {
     this.timeline.thaw();
     this.syncFocus();
-    if (!this.settings.isOpen) this.composer.focus();
+    if (!this.settings.isOpen && !this.admin.isOpen) this.composer.focus();
   }
 
   // ---- rooms ----
@@ -400,6 +436,7 @@ export class Chat {
     }
     if (this.rooms.has(room)) {
       this.closeSettings();
+      this.closeAdmin();
       this.closeSearch();
       this.select(room);
     }
@@ -675,6 +712,7 @@ export class Chat {
   private openSettings(): void {
     closeDialog();
     this.closeSearch(false);
+    this.closeAdmin(false);
     this.composer.flush();
     this.timeline.freeze();
     this.conversation.hidden = true;
@@ -687,6 +725,7 @@ export class Chat {
   private openSearch(): void {
     closeDialog();
     this.closeSettings(false);
+    this.closeAdmin(false);
     if (!this.search.isOpen) {
       this.composer.flush();
       this.timeline.freeze();
@@ -720,6 +759,29 @@ export class Chat {
   private closeSettings(refocus = true): void {
     if (!this.settings.isOpen) return;
     this.settings.close();
+    this.conversation.hidden = false;
+    this.timeline.thaw();
+    this.syncFocus();
+    if (refocus) this.composer.focus();
+  }
+
+  /** Shows the admin screen in place of the open room. */
+  private openAdmin(): void {
+    closeDialog();
+    this.closeSettings(false);
+    this.closeSearch(false);
+    if (!this.admin.isOpen) {
+      this.composer.flush();
+      this.timeline.freeze();
+      this.conversation.hidden = true;
+    }
+    this.admin.open();
+    this.syncFocus();
+  }
+
+  private closeAdmin(refocus = true): void {
+    if (!this.admin.isOpen) return;
+    this.admin.close();
     this.conversation.hidden = false;
     this.timeline.thaw();
     this.syncFocus();

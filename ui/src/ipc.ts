@@ -8,8 +8,13 @@ import { browser } from './backend/browser';
 import { tauri } from './backend/tauri';
 
 import type {
+  AdminOverview,
   Attachment,
+  CreatedInvite,
   HistoryPage,
+  Me,
+  MemberAction,
+  MemberManaged,
   Message,
   Room,
   RoomState,
@@ -127,6 +132,14 @@ export interface Commands {
   /** The members of a room the user is in (for `@` completion). */
   members(room: RoomId): Promise<UserRef[]>;
   invite(): Promise<InviteCode>;
+  /** The user as the server now has them, their role included. */
+  me(): Promise<Me>;
+  /** The group as its owners manage it; refused (`forbidden`) to members. */
+  admin(): Promise<AdminOverview>;
+  manageMember(user: UserId, action: MemberAction): Promise<MemberManaged>;
+  /** A new invite: `expiresInHours` null lasts until revoked. Its code is shown this once. */
+  createInvite(expiresInHours: number | null, maxUses: number): Promise<CreatedInvite>;
+  revokeInvite(invite: number): Promise<null>;
   lockNow(): Promise<null>;
   unlock(password: string): Promise<null>;
   sessions(): Promise<SessionInfo[]>;

@@ -18,7 +18,7 @@ export interface RowActions {
   edit(row: Row, body: string | null): void;
   /** Saves the editor's text as the message's new body. */
   saveEdit(row: Row, body: string): void;
-  /** Deletes one's own message. */
+  /** Deletes one's own message (an owner: anyone's). */
   remove(row: Row): void;
   /** The next message answers this one. */
   reply(row: Row): void;
@@ -59,7 +59,7 @@ export function rowLook(row: Row): string {
   return `${row.compact ? 'c' : 'f'}|${row.state}|${row.error ?? ''}|${row.version}`;
 }
 
-export function renderRow(row: Row, me: number, actions: RowActions): HTMLElement {
+export function renderRow(row: Row, me: number, actions: RowActions, mayDeleteAny = false): HTMLElement {
   const pending = row.id === null;
   const mentionsMe = row.mentions.includes(me);
   const classes = ['message'];
@@ -111,7 +111,7 @@ export function renderRow(row: Row, me: number, actions: RowActions): HTMLElemen
   }
   if (row.attachments.length > 0) el.appendChild(renderAttachments(row.attachments));
   if (row.reactions.length > 0) el.appendChild(renderReactions(row, me, actions));
-  if (!pending && !row.editing) el.appendChild(renderTools(row, me, actions));
+  if (!pending && !row.editing) el.appendChild(renderTools(row, me, actions, mayDeleteAny));
 
   if (row.state === 'sending') {
     el.appendChild(h('div', { class: 'message-status', testid: 'message-status' }, 'sending…'));
@@ -170,8 +170,8 @@ function renderQuote(row: Row, actions: RowActions): HTMLElement {
 }
 
 /** The row's toolbar, shown on hover or focus: quick reactions, and on one's own message Edit
- * and Delete. */
-function renderTools(row: Row, me: number, actions: RowActions): HTMLElement {
+ * and Delete — for an owner, Delete on anyone's. */
+function renderTools(row: Row, me: number, actions: RowActions, mayDeleteAny: boolean): HTMLElement {
   const tools = h('div', { class: 'message-tools', testid: 'message-tools' });
   for (const emoji of QUICK_REACTIONS) {
     const mine = row.reactions.some((r) => r.emoji === emoji && r.users.includes(me));
@@ -192,6 +192,14 @@ function renderTools(row: Row, me: number, actions: RowActions): HTMLElement {
     const remove = h('button', { type: 'button', class: 'tool danger', testid: 'message-delete' }, 'Delete');
     remove.addEventListener('click', () => actions.remove(row));
     tools.append(edit, remove);
+  } else if (mayDeleteAny && !row.deleted) {
+    const remove = h(
+      'button',
+      { type: 'button', class: 'tool danger', testid: 'message-delete', title: `Delete ${row.author.name}’s message (as an owner)` },
+      'Delete',
+    );
+    remove.addEventListener('click', () => actions.remove(row));
+    tools.append(remove);
   }
   return tools;
 }

@@ -55,6 +55,7 @@ export class Timeline {
   private history: RoomHistory | null = null;
   private beginning = '';
   private me = 0;
+  private mayDeleteAny = false;
   private offsets: Float64Array = new Float64Array(1);
   /** Rows or heights changed since the offsets were computed. */
   private dirty = true;
@@ -109,6 +110,15 @@ export class Timeline {
 
   setMe(me: number): void {
     this.me = me;
+  }
+
+  /** Whether the user may delete anyone's message (an owner): every row is drawn again. */
+  setMayDeleteAny(may: boolean): void {
+    if (may === this.mayDeleteAny) return;
+    this.mayDeleteAny = may;
+    this.clearDrawn();
+    this.dirty = true;
+    this.schedule();
   }
 
   /** Shows a room (or nothing), restoring where its view was left. `beginning` is the line
@@ -316,7 +326,7 @@ export class Timeline {
       let entry = this.drawn.get(row);
       if (entry === undefined || entry.look !== look) {
         entry?.el.remove();
-        entry = { el: renderRow(row, this.me, this.hooks), look };
+        entry = { el: renderRow(row, this.me, this.hooks, this.mayDeleteAny), look };
         this.drawn.set(row, entry);
       }
       wanted.push(entry.el);

@@ -12,6 +12,9 @@ use rustls::ClientConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_proto::v1::{
+    AdminOverview, CreateInvite, CreatedInvite, ManageMember, MemberAction, MemberManaged, UserId,
+};
+use tidings_proto::v1::{
     Attachment, CreateRoom, EditMessage, ErrorBody, ErrorCode, HistoryPage, Invite, LoginRequest,
     LoginResponse, Me, Message, MessageId, OpenDm, ReadMarker, RegisterRequest, Revoked, Room,
     RoomId, RoomState, SearchResults, SendMessage, SessionId, SessionInfo, TRANSPORTS_PATH,
@@ -526,6 +529,39 @@ impl Api {
     pub async fn invite(&self, token: &str) -> Result<Invite, ClientError> {
         self.call(Method::POST, "/api/invites", Some(token), None)
             .await
+    }
+
+    pub async fn admin(&self, token: &str) -> Result<AdminOverview, ClientError> {
+        self.call(Method::GET, "/api/admin", Some(token), None)
+            .await
+    }
+
+    pub async fn manage_member(
+        &self,
+        token: &str,
+        user: UserId,
+        action: MemberAction,
+    ) -> Result<MemberManaged, ClientError> {
+        let path = format!("/api/admin/members/{user}");
+        let body = ManageMember { action };
+        self.call(Method::POST, &path, Some(token), Some(&body))
+            .await
+    }
+
+    pub async fn create_invite(
+        &self,
+        token: &str,
+        terms: &CreateInvite,
+    ) -> Result<CreatedInvite, ClientError> {
+        self.call(Method::POST, "/api/admin/invites", Some(token), Some(terms))
+            .await
+    }
+
+    pub async fn revoke_invite(&self, token: &str, invite: i64) -> Result<(), ClientError> {
+        let path = format!("/api/admin/invites/{invite}");
+        self.call::<Option<()>>(Method::DELETE, &path, Some(token), None)
+            .await
+            .map(|_| ())
     }
 }
 

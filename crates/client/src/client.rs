@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use tidings_proto::v1::search::{DEFAULT_SEARCH_LIMIT, Query};
 use tidings_proto::v1::{
+    AdminOverview, CreateInvite, CreatedInvite, Me, MemberAction, MemberManaged, UserId,
+};
+use tidings_proto::v1::{
     Attachment, ErrorBody, ErrorCode, HistoryPage, Invite, Message, MessageId, Millis, Room,
     RoomId, RoomState, SearchHit, SearchResults, SessionId, SessionInfo, TransportKind, UserRef,
 };
@@ -804,6 +807,45 @@ impl Client {
     pub async fn invite(&self) -> Result<Invite, ClientError> {
         self.inner
             .call(|api, token| async move { api.invite(&token).await })
+            .await
+    }
+
+    /// The signed-in user as the server now has them: their role included, which an owner may
+    /// have changed since the login.
+    pub async fn whoami(&self) -> Result<Me, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.me(&token).await })
+            .await
+    }
+
+    /// The group as its owners manage it (an owner only; `Forbidden` otherwise).
+    pub async fn admin(&self) -> Result<AdminOverview, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.admin(&token).await })
+            .await
+    }
+
+    /// Disables, enables, promotes or demotes a member, or resets their password (an owner only).
+    pub async fn manage_member(
+        &self,
+        user: UserId,
+        action: MemberAction,
+    ) -> Result<MemberManaged, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.manage_member(&token, user, action).await })
+            .await
+    }
+
+    /// A new invite on these terms (an owner only); its code is in the answer, this once.
+    pub async fn create_invite(&self, terms: CreateInvite) -> Result<CreatedInvite, ClientError> {
+        self.inner
+            .call(|api, token| async move { api.create_invite(&token, &terms).await })
+            .await
+    }
+
+    pub async fn revoke_invite(&self, invite: i64) -> Result<(), ClientError> {
+        self.inner
+            .call(|api, token| async move { api.revoke_invite(&token, invite).await })
             .await
     }
 

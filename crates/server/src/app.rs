@@ -31,6 +31,12 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::{account, admin, chat, comet, feed, message, openapi, room, search, web};
 
+/// How often a server on SQLite looks for sessions another process revoked.
+const OUTSIDE_EVERY: Duration = Duration::from_secs(2);
+/// How far before the newest revocation seen each look starts, in ms: a revocation carries its
+/// process's time, and commits a moment after it.
+const OUTSIDE_OVERLAP: i64 = 60_000;
+
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -145,6 +151,38 @@ impl AppState {
                     message_id,
                 },
             ),
+        }
+    }
+
+    /// Hears of the sessions another process revoked (the host's `tidings-server user disable`
+    /// while this server serves its SQLite file), which the store's log, followed in this
+    /// process only, does not bring: looks every [`OUTSIDE_EVERY`] for revocations newer than
+    /// the last seen, and applies each as the log would. Applying one this server made itself
+    /// again is harmless.
+    pub async fn follow_outside_revocations(self, cancel: CancellationToken) {
+        let mut newest = self.now_ms();
+        let mut applied: std::collections::HashMap<SessionId, i64> = Default::default();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(OUTSIDE_EVERY) => {}
+            }
+            match self
+                .store
+                .sessions_revoked_since(newest - OUTSIDE_OVERLAP)
+                .await
+            {
+                Ok(revoked) => {
+                    for (user, session, at) in revoked {
+                        if applied.insert(session, at).is_none() {
+                            self.apply(LogEntry::SessionEnded { user, session });
+                        }
+                        newest = newest.max(at);
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "could not look for revoked sessions"),
+            }
+            applied.retain(|_, at| *at >= newest - OUTSIDE_OVERLAP);
         }
     }
 

@@ -2,9 +2,9 @@
 //! the PostgreSQL database) directly: the same operations as the admin screen (`admin`), done
 //! as the host — audited with no account as the actor — and printed for a terminal.
 //!
-//! On SQLite these may run while the server serves: a session they end is refused from the
-//! server's next read of it, and its open connections lock at their next session check (every
-//! `feed.status_interval`).
+//! On SQLite these may run while the server serves: the server looks for sessions revoked by
+//! another process every 2 s (`AppState::follow_outside_revocations`) and closes their
+//! connections.
 
 use anyhow::{Result, bail};
 use tidings_proto::v1::MemberAction;

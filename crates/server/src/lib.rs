@@ -175,6 +175,10 @@ pub async fn run(
             .map_err(|err| ServerError::Config(format!("redis = {url:?}: {err}")))?;
     }
     tokio::spawn(attachment::sweep(state.clone(), token.clone()));
+    // On PostgreSQL every process's revocations are in the log every node follows.
+    if state.store.backend_name() == "sqlite" {
+        tokio::spawn(state.clone().follow_outside_revocations(token.clone()));
+    }
     tokio::spawn(backup::schedule(state.clone(), token.clone()));
     if let Some(addr) = state.config.metrics.listen {
         let listener = TcpListener::bind(addr).await?;

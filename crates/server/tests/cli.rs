@@ -77,6 +77,54 @@ async fn host_says(data: &std::path::Path, args: &[&str]) -> String {
     out
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A chat connection with `token`, its hello read.
+async fn open_chat(base: &str, token: &str) -> Socket {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let url = base.replace("http://", "ws://") + "/api/ws";
+    let mut request = url.as_str().into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static(tidings_proto::v1::SUBPROTOCOL),
+    );
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let (mut socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connects in time")
+        .expect("a chat connection");
+    let hello = tokio::time::timeout(WAIT, socket.next())
+        .await
+        .expect("a hello in time");
+    assert!(matches!(hello, Some(Ok(_))), "{hello:?}");
+    socket
+}
+
+/// The close code the server ends `socket` with, within [`WAIT`].
+async fn closed_with(socket: &mut Socket) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(WAIT, async {
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server closes the chat in time")
+}
+
 /// The host administers the group from the command line while it serves: what the admin screen
 /// does, audited as the host's.
 #[tokio::test]
@@ -95,10 +143,24 @@ async fn the_host_administers_from_the_command_line_while_serving() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
+    let token = registered.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .expect("a session token")
+        .to_owned();
+    let mut chat = open_chat(&base, &token).await;
 
+    // Disabled from another process: the server hears of it and closes the open chat — well
+    // before the chat's own look at its session, each heartbeat (20 s).
+    let disabled = std::time::Instant::now();
     let out = host_says(&data, &["user", "disable", "guest"]).await;
     assert_eq!(out, "guest disabled\n  1 sessions ended\n");
     assert_eq!(login(&base, "guest", "guest password").await, 403);
+    assert_eq!(
+        closed_with(&mut chat).await,
+        Some(tidings_proto::v1::close::SESSION_REVOKED)
+    );
+    let took = disabled.elapsed();
+    assert!(took < Duration::from_secs(10), "closed {took:?} after");
     let out = host_says(&data, &["user", "disable", "guest"]).await;
     assert_eq!(out, "guest already disabled\n");
     host_says(&data, &["user", "enable", "guest"]).await;

@@ -390,6 +390,19 @@ impl Store {
         }
     }
 
+    /// Every session revoked at or after `since` (by anyone's clock), as (user, session, when),
+    /// oldest first. For a server on SQLite to hear of revocations another process made — the
+    /// log reaches only the process that wrote it there.
+    pub async fn sessions_revoked_since(
+        &self,
+        since: Millis,
+    ) -> Result<Vec<(UserId, SessionId, Millis)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.sessions_revoked_since(since).await,
+            Backend::Postgres(p) => Box::pin(p.sessions_revoked_since(since)).await,
+        }
+    }
+
     /// The latest `limit` administrative actions, newest first.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         match &self.backend {

@@ -94,6 +94,13 @@ async fn edit_react_reply_delete_and_search_online_and_offline() {
             "ana's reaction",
         )
         .await;
+    // A member deletes only their own messages: no Delete on bo's (an owner's toolbar has one).
+    assert!(
+        noon.find(Locator::Css(&testid("message-delete")))
+            .await
+            .is_err(),
+        "Delete on someone else's message, for a member"
+    );
     bo.until("ana's reaction", |e| {
         matches!(e, ClientEvent::Changed(m) if m.body == "the deploy is at noon" && m.reactions.len() == 1)
     })

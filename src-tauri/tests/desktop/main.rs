@@ -8,6 +8,7 @@
 
 mod support;
 
+mod admin;
 mod features;
 mod first_run;
 mod footprint;

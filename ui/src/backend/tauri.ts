@@ -5,8 +5,14 @@ import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 
 import type {
+  AdminOverview,
   AppStatus,
   Attachment,
+  CreatedInvite,
+  Me,
+  MemberAction,
+  MemberManaged,
+  UserId,
   Backend,
   Commands,
   EventMap,
@@ -144,6 +150,18 @@ const commands: Commands = {
   members: (room: RoomId): Promise<UserRef[]> => invoke<UserRef[]>('members', { room }),
 
   invite: (): Promise<InviteCode> => invoke<InviteCode>('invite'),
+
+  me: (): Promise<Me> => invoke<Me>('me'),
+
+  admin: (): Promise<AdminOverview> => invoke<AdminOverview>('admin'),
+
+  manageMember: (user: UserId, action: MemberAction): Promise<MemberManaged> =>
+    invoke<MemberManaged>('manage_member', { user, action }),
+
+  createInvite: (expiresInHours: number | null, maxUses: number): Promise<CreatedInvite> =>
+    invoke<CreatedInvite>('create_invite', { expiresInHours, maxUses }),
+
+  revokeInvite: (invite: number): Promise<null> => invoke<null>('revoke_invite', { invite }),
 
   lockNow: (): Promise<null> => invoke<null>('lock_now'),
 

@@ -415,6 +415,24 @@ impl Postgres {
         })
     }
 
+    pub async fn sessions_revoked_since(
+        &self,
+        since: Millis,
+    ) -> Result<Vec<(UserId, SessionId, Millis)>, StoreError> {
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT user_id, id, revoked_at FROM sessions \
+                 WHERE revoked_at IS NOT NULL AND revoked_at >= $1 ORDER BY revoked_at, id",
+            )
+            .await?;
+        c.query(&stmt, &[&since])
+            .await?
+            .iter()
+            .map(|row| Ok((get(row, 0)?, get(row, 1)?, get(row, 2)?)))
+            .collect()
+    }
+
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let c = self.client().await?;
         let stmt = c

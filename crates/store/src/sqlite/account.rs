@@ -387,6 +387,23 @@ impl Sqlite {
         .await
     }
 
+    pub async fn sessions_revoked_since(
+        &self,
+        since: Millis,
+    ) -> Result<Vec<(UserId, SessionId, Millis)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id, id, revoked_at FROM sessions \
+                 WHERE revoked_at IS NOT NULL AND revoked_at >= ?1 ORDER BY revoked_at, id",
+            )?;
+            let revoked = stmt
+                .query_map([since], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(revoked)
+        })
+        .await
+    }
+
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(

@@ -351,6 +351,12 @@ async fn the_owner_manages_members_and_every_action_is_audited(store: Store) {
     );
     followed.entries_through(&ended).await;
     assert!(store.user_by_name("bob").await.unwrap().unwrap().disabled);
+    assert_eq!(
+        store.sessions_revoked_since(100).await.unwrap(),
+        [(bob.id, laptop.id, 100), (bob.id, phone.id, 100)],
+        "what a server on the same file hears of the revocations"
+    );
+    assert!(store.sessions_revoked_since(101).await.unwrap().is_empty());
     let members = store.members_for_admin(110).await.unwrap();
     assert_eq!(
         (members[1].disabled_at, members[1].live_sessions),

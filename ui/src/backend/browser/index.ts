@@ -4,6 +4,14 @@
 // localStorage. What only a desktop can do (host a group, a tray) is not offered here.
 
 import type {
+  AdminOverview,
+  CreateInvite,
+  CreatedInvite,
+  MemberAction,
+  MemberManaged,
+  UserId,
+} from '../../ipc';
+import type {
   AlertPermission,
   AppStatus,
   Attachment,
@@ -232,6 +240,24 @@ const commands: Commands = {
   members: (room: RoomId): Promise<UserRef[]> => call<UserRef[]>('GET', `/api/rooms/${room}/members`),
 
   invite: async (): Promise<InviteCode> => ({ code: (await call<Invite>('POST', '/api/invites')).code }),
+
+  me: (): Promise<Me> => call<Me>('GET', '/api/me'),
+
+  admin: (): Promise<AdminOverview> => call<AdminOverview>('GET', '/api/admin'),
+
+  manageMember: (user: UserId, action: MemberAction): Promise<MemberManaged> =>
+    call<MemberManaged>('POST', `/api/admin/members/${user}`, { body: { action } }),
+
+  createInvite(expiresInHours: number | null, maxUses: number): Promise<CreatedInvite> {
+    const terms: CreateInvite = { max_uses: maxUses };
+    if (expiresInHours !== null) terms.expires_in_hours = expiresInHours;
+    return call<CreatedInvite>('POST', '/api/admin/invites', { body: terms });
+  },
+
+  async revokeInvite(invite: number): Promise<null> {
+    await call('DELETE', `/api/admin/invites/${invite}`);
+    return null;
+  },
 
   /** Locks, and ends the session on the server: a locked tab holds no live cookie. */
   async lockNow(): Promise<null> {
