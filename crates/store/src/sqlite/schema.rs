@@ -7,7 +7,7 @@ use tidings_schema::Schema;
 use crate::StoreError;
 
 /// The migrations, oldest first. Append only: an applied migration is never edited.
-const SCHEMA: Schema = Schema::new(&[
+const SCHEMA_FILES: &[&str] = &[
     include_str!("../../../../migrations/server/0001_init.sql"),
     include_str!("../../../../migrations/server/0002_everyone.sql"),
     include_str!("../../../../migrations/server/0003_changes.sql"),
@@ -17,7 +17,9 @@ const SCHEMA: Schema = Schema::new(&[
     include_str!("../../../../migrations/server/0007_attachments.sql"),
     include_str!("../../../../migrations/server/0008_attachment_order.sql"),
     include_str!("../../../../migrations/server/0009_admin.sql"),
-]);
+];
+
+const SCHEMA: Schema = Schema::new(SCHEMA_FILES);
 
 /// The schema version a fully migrated database has.
 pub(crate) const SUPPORTED_VERSION: i64 = SCHEMA.supported();
@@ -65,6 +67,42 @@ mod tests {
             }
             other => panic!("expected TooNew, got {other:?}"),
         }
+    }
+
+    /// Invites from before they had a use count: a used one has used its one use, an unused one
+    /// still admits one person, and both get an id.
+    #[test]
+    fn invites_from_before_use_counts_keep_what_they_admit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        Schema::new(&SCHEMA_FILES[..8]).migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, name, password_hash, role, created_at) \
+                 VALUES (1, 'ana', 'x', 'owner', 0), (2, 'bo', 'x', 'member', 5);
+             INSERT INTO invites (code_hash, created_by, created_at, expires_at, used_by, used_at) \
+                 VALUES (zeroblob(32), 1, 1, NULL, 2, 5), \
+                        (x'0101010101010101010101010101010101010101010101010101010101010101', \
+                         NULL, 2, 100, NULL, NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let invites: Vec<String> = conn
+            .prepare(
+                "SELECT format('%d by %s: %d of %d, last %s, expires %s', id, created_by, uses, \
+                 max_uses, last_used_at, expires_at) FROM invites ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            invites,
+            [
+                "1 by 1: 1 of 1, last 5, expires ",
+                "2 by : 0 of 1, last , expires 100"
+            ]
+        );
     }
 
     /// A database from before search has its messages indexed by the migration that adds it.
