@@ -202,76 +202,121 @@ impl Tally {
 
 /// Runs the fan-out benchmark against a server that is already running (or the nodes of a
 /// cluster, `servers` in the order of `endpoint.nodes`: their CPU and memory are summed).
-pub async fn run(endpoint: &Endpoint, servers: &[ServerProcess], plan: &Plan) -> Result<Outcome> {
-    let clock = Clock::start();
-    let tally = Arc::new(Tally {
-        clock,
-        floor: AtomicU64::new(u64::MAX),
-        delivered: AtomicU64::new(0),
-        seen: AtomicU64::new(0),
-        latencies: Shards::new(SHARDS),
-        connected: AtomicUsize::new(0),
-        disconnects: AtomicU64::new(0),
-        wire_bytes: AtomicU64::new(0),
-    });
-    let mut publisher = Publisher::open(endpoint, clock).await?;
-    // Let the server settle after the publisher's handshake before the baseline.
-    sleep(Duration::from_millis(500)).await;
-    let rss_before = rss_of(servers)?;
+/// The subscribers of a run, connected and at rest, and its publisher.
+struct Audience {
+    tally: Arc<Tally>,
+    publisher: Publisher,
+    subscribers: JoinSet<()>,
+    cancel: CancellationToken,
+    /// Cancels the subscribers however the run ends.
+    _stop: tokio_util::sync::DropGuard,
+    connected: usize,
+    connect_secs: f64,
+    rss_before: u64,
+    rss_idle: u64,
+    idle_bytes_per_connection: f64,
+}
 
-    let cancel = CancellationToken::new();
-    // Cancels the subscribers however this function ends.
-    let _stop = cancel.clone().drop_guard();
-    let permits = Arc::new(Semaphore::new(plan.shape.connect_concurrency.max(1)));
-    let mut subscribers = JoinSet::new();
-    let started = Instant::now();
-    let start = publisher.link.latest_id;
-    for index in 0..plan.subscribers {
-        subscribers.spawn(subscribe(
-            index,
-            start,
-            endpoint.clone(),
-            tally.clone(),
-            permits.clone(),
-            cancel.clone(),
-        ));
-    }
-    let connect_deadline = started + Duration::from_secs_f64(plan.shape.connect_deadline_secs);
-    while tally.connected.load(Ordering::Acquire) < plan.subscribers {
-        if Instant::now() >= connect_deadline {
-            tracing::warn!(
-                target = endpoint.target.name(),
-                connected = tally.connected.load(Ordering::Acquire),
-                wanted = plan.subscribers,
-                "not every subscriber connected in time; going on with those that did"
-            );
-            break;
+impl Audience {
+    /// Opens the publisher, connects `plan.subscribers` and waits until they are at rest.
+    async fn gather(
+        endpoint: &Endpoint,
+        servers: &[ServerProcess],
+        plan: &Plan,
+    ) -> Result<Audience> {
+        let clock = Clock::start();
+        let tally = Arc::new(Tally {
+            clock,
+            floor: AtomicU64::new(u64::MAX),
+            delivered: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
+            latencies: Shards::new(SHARDS),
+            connected: AtomicUsize::new(0),
+            disconnects: AtomicU64::new(0),
+            wire_bytes: AtomicU64::new(0),
+        });
+        let publisher = Publisher::open(endpoint, clock).await?;
+        // Let the server settle after the publisher's handshake before the baseline.
+        sleep(Duration::from_millis(500)).await;
+        let rss_before = rss_of(servers)?;
+
+        let cancel = CancellationToken::new();
+        let _stop = cancel.clone().drop_guard();
+        let permits = Arc::new(Semaphore::new(plan.shape.connect_concurrency.max(1)));
+        let mut subscribers = JoinSet::new();
+        let started = Instant::now();
+        let start = publisher.link.latest_id;
+        for index in 0..plan.subscribers {
+            subscribers.spawn(subscribe(
+                index,
+                start,
+                endpoint.clone(),
+                tally.clone(),
+                permits.clone(),
+                cancel.clone(),
+            ));
         }
-        sleep(POLL).await;
+        let connect_deadline = started + Duration::from_secs_f64(plan.shape.connect_deadline_secs);
+        while tally.connected.load(Ordering::Acquire) < plan.subscribers {
+            if Instant::now() >= connect_deadline {
+                tracing::warn!(
+                    target = endpoint.target.name(),
+                    connected = tally.connected.load(Ordering::Acquire),
+                    wanted = plan.subscribers,
+                    "not every subscriber connected in time; going on with those that did"
+                );
+                break;
+            }
+            sleep(POLL).await;
+        }
+        let connect_secs = started.elapsed().as_secs_f64();
+        let connected = tally.connected.load(Ordering::Acquire);
+        if connected == 0 {
+            bail!("no subscriber could connect; {}", servers[0].log_tail());
+        }
+        // Idle for a moment so the memory reading sees connections at rest.
+        sleep(Duration::from_secs(1)).await;
+        let rss_idle = rss_of(servers)?;
+        let idle_bytes_per_connection =
+            (rss_idle.saturating_sub(rss_before)) as f64 / connected as f64;
+        tracing::info!(
+            target = endpoint.target.name(),
+            connected,
+            connect_secs = format!("{connect_secs:.2}"),
+            idle_kib = format!("{:.1}", idle_bytes_per_connection / 1024.0),
+            "subscribers connected"
+        );
+        Ok(Audience {
+            tally,
+            publisher,
+            subscribers,
+            cancel,
+            _stop,
+            connected,
+            connect_secs,
+            rss_before,
+            rss_idle,
+            idle_bytes_per_connection,
+        })
     }
-    let connect_secs = started.elapsed().as_secs_f64();
-    let connected = tally.connected.load(Ordering::Acquire);
-    if connected == 0 {
-        bail!("no subscriber could connect; {}", servers[0].log_tail());
-    }
-    // Idle for a moment so the memory reading sees connections at rest.
-    sleep(Duration::from_secs(1)).await;
-    let rss_idle = rss_of(servers)?;
-    let idle_bytes_per_connection = (rss_idle.saturating_sub(rss_before)) as f64 / connected as f64;
-    tracing::info!(
-        target = endpoint.target.name(),
-        connected,
-        connect_secs = format!("{connect_secs:.2}"),
-        idle_kib = format!("{:.1}", idle_bytes_per_connection / 1024.0),
-        "subscribers connected"
-    );
 
+    /// Disconnects everyone.
+    async fn leave(mut self) {
+        self.cancel.cancel();
+        self.publisher.close().await;
+        self.subscribers.shutdown().await;
+    }
+}
+
+pub async fn run(endpoint: &Endpoint, servers: &[ServerProcess], plan: &Plan) -> Result<Outcome> {
+    let mut audience = Audience::gather(endpoint, servers, plan).await?;
     let mut steps = Stepper {
-        tally: &tally,
-        connected,
+        tally: &audience.tally,
+        connected: audience.connected,
         servers,
-        publisher: &mut publisher,
+        publisher: &mut audience.publisher,
         plan,
+        marks: None,
     };
     let fixed = steps
         .step(plan.shape.fixed_rate, plan.shape.fixed_secs)
@@ -311,17 +356,14 @@ pub async fn run(endpoint: &Endpoint, servers: &[ServerProcess], plan: &Plan) ->
     let best_is_bounded = all().any(|s| !s.passed && best.as_ref().is_none_or(|b| s.rate > b.rate));
     let peak_delivered_per_sec = all().map(|s| s.delivered_per_sec).fold(0.0, f64::max);
 
-    cancel.cancel();
-    publisher.close().await;
-    subscribers.shutdown().await;
-    Ok(Outcome {
+    let outcome = Outcome {
         target: endpoint.target,
         subscribers: plan.subscribers,
-        connected,
-        connect_secs,
-        rss_before_bytes: rss_before,
-        rss_idle_bytes: rss_idle,
-        idle_bytes_per_connection,
+        connected: audience.connected,
+        connect_secs: audience.connect_secs,
+        rss_before_bytes: audience.rss_before,
+        rss_idle_bytes: audience.rss_idle,
+        idle_bytes_per_connection: audience.idle_bytes_per_connection,
         fixed,
         search: tried,
         sustained,
@@ -329,7 +371,9 @@ pub async fn run(endpoint: &Endpoint, servers: &[ServerProcess], plan: &Plan) ->
         best,
         best_is_bounded,
         peak_delivered_per_sec,
-    })
+    };
+    audience.leave().await;
+    Ok(outcome)
 }
 
 /// Publishes one step at a time and measures it.
@@ -340,6 +384,41 @@ struct Stepper<'a> {
     servers: &'a [ServerProcess],
     publisher: &'a mut Publisher,
     plan: &'a Plan,
+    /// Told when publishing starts and when the step's deliveries are in (`--only profile`
+    /// counts the server's instructions between the two).
+    marks: Option<&'a dyn Fn(Mark) -> Result<()>>,
+}
+
+/// A moment of a step that `Stepper::marks` is told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Publishing,
+    Delivered,
+}
+
+/// Connects `plan.subscribers`, then publishes `messages` at `rate` in one step, telling
+/// `marks` when publishing starts and when every delivery is in (or the drain wait is over).
+pub async fn counted(
+    endpoint: &Endpoint,
+    servers: &[ServerProcess],
+    plan: &Plan,
+    messages: u64,
+    rate: f64,
+    marks: &dyn Fn(Mark) -> Result<()>,
+) -> Result<(usize, Step)> {
+    let mut audience = Audience::gather(endpoint, servers, plan).await?;
+    let mut steps = Stepper {
+        tally: &audience.tally,
+        connected: audience.connected,
+        servers,
+        publisher: &mut audience.publisher,
+        plan,
+        marks: Some(marks),
+    };
+    let step = steps.step(rate, messages as f64 / rate).await;
+    let connected = audience.connected;
+    audience.leave().await;
+    Ok((connected, step?))
 }
 
 impl Stepper<'_> {
@@ -375,6 +454,9 @@ impl Stepper<'_> {
         let disconnects_before = self.tally.disconnects.load(Ordering::Acquire);
         let cpu_before = cpu_of(self.servers)?;
         let own_before = own_cpu()?;
+        if let Some(mark) = self.marks {
+            mark(Mark::Publishing)?;
+        }
         let started = Instant::now();
         let (scheduled, published, publisher_dropped) = self.publisher.publish(rate, secs).await?;
         let expected = published * subscribers;
@@ -385,6 +467,9 @@ impl Stepper<'_> {
             sleep(POLL).await;
         }
         let seconds = started.elapsed().as_secs_f64();
+        if let Some(mark) = self.marks {
+            mark(Mark::Delivered)?;
+        }
         let cpu = cpu_of(self.servers)?.saturating_sub(cpu_before);
         let own = own_cpu()?.saturating_sub(own_before);
         // Stop counting before reading, so the figures belong to this step only.

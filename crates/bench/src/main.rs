@@ -11,6 +11,7 @@
 //!   `--only upload`; `web`: the web
 //!   app in Chromium, only with `--only web`; `cluster`: nodes on PostgreSQL, only with
 //!   `--only cluster`);
+//! - `profile` — the server's instructions per delivery under callgrind (`--only profile`);
 //! - `seed` — databases written directly with SQLite before their server starts;
 //! - `process` — a server as a child process, with its CPU time and memory from `/proc`;
 //! - `target`, `sse`, `probe` — the clients: WebSocket connect, a small SSE client, and the
@@ -28,6 +29,7 @@ mod persistence;
 mod poll;
 mod probe;
 mod process;
+mod profile;
 mod report;
 mod search;
 mod seed;
@@ -139,6 +141,12 @@ struct RunArgs {
     /// Subscribers of the cluster benchmark's fan-out [default: 10000; quick: 1000].
     #[arg(long)]
     cluster_subscribers: Option<usize>,
+    /// Subscribers of the profile (`--only profile`) [default: 1000; quick: 200].
+    #[arg(long)]
+    profile_subscribers: Option<usize>,
+    /// Messages the profile counts the delivery of [default: 20].
+    #[arg(long, default_value_t = 20)]
+    profile_messages: u64,
     /// Where the temporary data dirs go [default: the system's temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -302,6 +310,15 @@ fn settings(args: RunArgs) -> Result<Settings> {
             cold: pick(quick, 3, 5),
             warm: pick(quick, 5, 10),
             scroll_budget_secs: 600.0,
+        },
+        profile: profile::Plan {
+            subscribers: args
+                .profile_subscribers
+                .unwrap_or(pick(quick, 200, 1000))
+                .max(1),
+            messages: args.profile_messages.max(1),
+            rate: 10.0,
+            top: 15,
         },
         cluster: cluster::Plan {
             nodes: cluster_nodes,

@@ -81,6 +81,11 @@ impl ServerProcess {
         })
     }
 
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// User plus system CPU time the server has used so far.
     pub fn cpu(&self) -> Result<Duration> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))

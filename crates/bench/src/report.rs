@@ -12,6 +12,7 @@ use crate::fulltext;
 use crate::history;
 use crate::latency::median;
 use crate::persistence;
+use crate::profile;
 use crate::target::Target;
 use crate::upload;
 use crate::web;
@@ -182,6 +183,8 @@ pub struct Report {
     pub upload: Option<upload::Outcome>,
     pub web: Option<web::Outcome>,
     pub cluster: Option<cluster::Outcome>,
+    /// `--only profile`: instructions per delivery.
+    pub profile: Vec<profile::Outcome>,
     /// Parts that did not run, and why.
     pub skipped: Vec<String>,
     /// Parts that failed, with the error.
@@ -463,6 +466,9 @@ impl Report {
             );
         }
 
+        for p in &self.profile {
+            render_profile(&mut out, p);
+        }
         if let Some(c) = &self.cluster {
             render_cluster(&mut out, c);
         }
@@ -553,6 +559,31 @@ fn fanout_row(name: &str, s: &FanoutSummary) -> Vec<String> {
         row.extend(none());
     }
     row
+}
+
+/// One profile: the figure, then where the instructions went.
+fn render_profile(out: &mut String, p: &profile::Outcome) {
+    let _ = writeln!(
+        out,
+        "\nProfile: {} × {} subscribers ({} connected), {} messages, {} deliveries, counted by callgrind (user space only)",
+        p.target.name(),
+        p.subscribers,
+        p.connected,
+        p.published,
+        p.deliveries
+    );
+    let _ = writeln!(
+        out,
+        "instructions per delivery: {:.0}   (total {})",
+        p.instructions_per_delivery, p.instructions
+    );
+    for spent in &p.top {
+        let _ = writeln!(
+            out,
+            "  {:>6.2}%  {:>12}  {}",
+            spent.percent, spent.instructions, spent.function
+        );
+    }
 }
 
 /// The cluster benchmark's three tables.
@@ -888,6 +919,7 @@ mod tests {
             upload: None,
             web: None,
             cluster: None,
+            profile: Vec::new(),
             skipped: Vec::new(),
             failures: Vec::new(),
         };

@@ -16,6 +16,7 @@ use crate::history;
 use crate::peer;
 use crate::persistence;
 use crate::process::ServerProcess;
+use crate::profile;
 use crate::report::{Machine, Report, now_utc};
 use crate::seed::{self, Seeder};
 use crate::target::{Access, Endpoint, Target};
@@ -37,6 +38,8 @@ pub enum Section {
     Web,
     /// Several nodes on PostgreSQL beside one on SQLite (not in the default run).
     Cluster,
+    /// The server's instructions per delivery, counted by callgrind (not in the default run).
+    Profile,
 }
 
 /// Everything a run needs to know, resolved from the command line.
@@ -68,6 +71,7 @@ pub struct Settings {
     pub upload: upload::Plan,
     pub web: web::Plan,
     pub cluster: cluster::Plan,
+    pub profile: profile::Plan,
 }
 
 /// Files and connections besides the subscribers: listeners, the database, logs, the publisher.
@@ -110,6 +114,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         upload: None,
         web: None,
         cluster: None,
+        profile: Vec::new(),
         skipped: Vec::new(),
         failures: Vec::new(),
     };
@@ -220,6 +225,18 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         }
     }
 
+    if settings.sections.contains(&Section::Profile) && !over_budget("profile", &mut report) {
+        for &target in &settings.transports {
+            let size = settings.profile.subscribers;
+            match profile::run(&settings, &template, work.path(), target).await {
+                Ok(outcome) => report.profile.push(outcome),
+                Err(err) => report
+                    .failures
+                    .push(format!("profile {} × {size}: {err:#}", target.name())),
+            }
+        }
+    }
+
     if settings.sections.contains(&Section::Fanout) {
         let mut targets = settings.transports.clone();
         let mut node_script: Option<PathBuf> = None;
@@ -276,7 +293,25 @@ pub async fn start_tidings(
     log: &Path,
     env: &[(&str, &str)],
 ) -> Result<ServerProcess> {
-    let mut command = Command::new(&settings.server_bin);
+    let command = tidings_command(
+        Command::new(&settings.server_bin),
+        settings,
+        data_dir,
+        connections,
+        env,
+    );
+    ServerProcess::spawn("tidings-server", command, log).await
+}
+
+/// `command` (the server binary, or a tool that runs it, given it as its last argument so far)
+/// with the arguments and environment of `tidings-server serve` as the benchmark runs it.
+pub fn tidings_command(
+    mut command: Command,
+    settings: &Settings,
+    data_dir: &Path,
+    connections: usize,
+    env: &[(&str, &str)],
+) -> Command {
     command
         .arg("--data-dir")
         .arg(data_dir)
@@ -302,7 +337,7 @@ pub async fn start_tidings(
     for (key, value) in env {
         command.env(key, value);
     }
-    ServerProcess::spawn("tidings-server", command, log).await
+    command
 }
 
 async fn persistence_section(
@@ -412,6 +447,32 @@ async fn web_section(settings: &Settings, template: &Path, work: &Path) -> Resul
 }
 
 /// One fan-out run: a fresh server of `target`, `size` subscribers.
+/// A data dir at `data` for a fan-out to `size` subscribers over `target`: the template, and
+/// the sessions they log in with.
+pub async fn seed_fanout(
+    settings: &Settings,
+    template: &Path,
+    data: &Path,
+    target: Target,
+    size: usize,
+) -> Result<Access> {
+    let template = template.to_owned();
+    let data = data.to_owned();
+    let own_sessions = settings.own_sessions;
+    tokio::task::spawn_blocking(move || -> Result<Access> {
+        let seeder = Seeder::copy(&template, &data)?;
+        let sessions = if own_sessions || target.session_per_subscriber() {
+            size
+        } else {
+            1
+        };
+        let access = seeder.fanout(sessions)?;
+        seeder.finish()?;
+        Ok(access)
+    })
+    .await?
+}
+
 async fn fanout_once(
     settings: &Settings,
     template: &Path,
@@ -425,21 +486,7 @@ async fn fanout_once(
     let data = work.join(&name);
     let (server, access) = match target {
         Target::TidingsWs | Target::TidingsSse | Target::TidingsStream | Target::TidingsPoll => {
-            let template = template.to_owned();
-            let data_in = data.clone();
-            let own_sessions = settings.own_sessions;
-            let access = tokio::task::spawn_blocking(move || -> Result<Access> {
-                let seeder = Seeder::copy(&template, &data_in)?;
-                let sessions = if own_sessions || target.session_per_subscriber() {
-                    size
-                } else {
-                    1
-                };
-                let access = seeder.fanout(sessions)?;
-                seeder.finish()?;
-                Ok(access)
-            })
-            .await??;
+            let access = seed_fanout(settings, template, &data, target, size).await?;
             let server = start_tidings(settings, &data, size, &log, &[]).await?;
             (server, Some(access))
         }
