@@ -129,6 +129,29 @@ pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respon
 
 type Pending = request::Reply;
 
+/// Runs a write to the socket within `limit`. Most complete at once (the frame goes into the
+/// write buffer, the flush into the kernel's): those are not given a timer, whose setting up
+/// would cost more than the write.
+async fn bounded(
+    limit: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), Closing> {
+    let mut write = std::pin::pin!(write);
+    let done = match futures_util::FutureExt::now_or_never(&mut write) {
+        Some(done) => done,
+        None => match timeout(limit, write).await {
+            Ok(done) => done,
+            Err(_) => {
+                return Err(Closing {
+                    code: close::LAGGING,
+                    reason: "write timed out",
+                });
+            }
+        },
+    };
+    done.map_err(|_| gone())
+}
+
 /// How a connection ends.
 struct Closing {
     code: u16,
@@ -230,13 +253,37 @@ impl Connection {
         let mut ticks = interval_at(Instant::now() + heartbeat, heartbeat);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        // Set when the last wake-up wrote a whole batch: deliveries may be coming faster than
+        // they are written, and the socket and the heartbeat get their turn first.
+        let mut busy = false;
         let closing = loop {
+            if std::mem::take(&mut busy) {
+                if pending.len() < MAX_IN_FLIGHT
+                    && let Some(incoming) =
+                        futures_util::FutureExt::now_or_never(self.socket.recv())
+                {
+                    let handled = self.on_incoming(incoming, &mut pending, &mut subscription);
+                    if let Err(closing) = Box::pin(handled).await {
+                        break closing;
+                    }
+                }
+                if futures_util::FutureExt::now_or_never(ticks.tick()).is_some()
+                    && let Err(closing) = Box::pin(self.on_heartbeat(&mut subscription)).await
+                {
+                    break closing;
+                }
+            }
             tokio::select! {
+                // In this order, the first ready one taken: a delivery (the common wake-up) is
+                // then not preceded by looking at the socket and the timer for nothing; after a
+                // whole batch they are looked at first (`busy`), so neither starves.
+                biased;
                 event = subscription.next() => match event {
                     Some(Event::Live(live)) => {
                         let written = self.write_queued(live, &mut subscription);
-                        if let Err(closing) = Box::pin(written).await {
-                            break closing;
+                        match Box::pin(written).await {
+                            Ok(whole_batch) => busy = whole_batch,
+                            Err(closing) => break closing,
                         }
                     }
                     // The chat shows no status; it ends with the session.
@@ -290,38 +337,22 @@ impl Connection {
     }
 
     async fn write(&mut self, message: WsMessage) -> Result<(), Closing> {
-        match timeout(
-            self.state.config.chat.write_timeout,
-            self.socket.feed(message),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(gone()),
-            Err(_) => Err(Closing {
-                code: close::LAGGING,
-                reason: "write timed out",
-            }),
-        }
+        let write_timeout = self.state.config.chat.write_timeout;
+        bounded(write_timeout, self.socket.feed(message)).await
     }
 
     async fn flush(&mut self) -> Result<(), Closing> {
-        match timeout(self.state.config.chat.write_timeout, self.socket.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(gone()),
-            Err(_) => Err(Closing {
-                code: close::LAGGING,
-                reason: "write timed out",
-            }),
-        }
+        let write_timeout = self.state.config.chat.write_timeout;
+        bounded(write_timeout, self.socket.flush()).await
     }
 
-    /// Writes `first` and whatever else is already queued, then flushes once.
+    /// Writes `first` and whatever else is already queued, up to a batch, then flushes once;
+    /// answers whether it wrote a whole batch.
     async fn write_queued(
         &mut self,
         first: Arc<Live>,
         subscription: &mut Subscription,
-    ) -> Result<(), Closing> {
+    ) -> Result<bool, Closing> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(live) = next.take() {
@@ -335,7 +366,8 @@ impl Connection {
                 next = subscription.try_next();
             }
         }
-        self.flush().await
+        self.flush().await?;
+        Ok(written == WRITE_BATCH)
     }
 
     async fn on_heartbeat(&mut self, subscription: &mut Subscription) -> Result<(), Closing> {
