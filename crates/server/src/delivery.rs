@@ -320,6 +320,16 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Event> {
         loop {
             tokio::select! {
+                // What is queued first, then the rest, in this order: a wake-up for a delivery
+                // then looks at nothing else. The queue is bounded, so nothing behind it waits
+                // long; what it holds was queued in order before any kick, so handing it out
+                // first loses nothing.
+                biased;
+                Some(live) = self.queue.recv() => {
+                    if self.fresh(&live) {
+                        return Some(Event::Live(live));
+                    }
+                }
                 kick = self.registration.kick.kicked() => {
                     return Some(match kick {
                         Kick::Locked(reason) => Event::Lock(reason),
@@ -331,11 +341,6 @@ impl Subscription {
                     });
                 }
                 _ = &mut self.shutdown => return None,
-                Some(live) = self.queue.recv() => {
-                    if self.fresh(&live) {
-                        return Some(Event::Live(live));
-                    }
-                }
                 _ = tick(&mut self.status_ticks) => return Some(self.status().await),
                 _ = &mut self.deadline => return Some(self.status().await),
             }
