@@ -487,6 +487,10 @@ fn kick_close(kick: Kick) -> Closing {
             code: close::GOING_AWAY,
             reason: "replaced by a newer connection",
         },
+        Kick::ShuttingDown => Closing {
+            code: close::GOING_AWAY,
+            reason: "server shutting down",
+        },
     }
 }
 

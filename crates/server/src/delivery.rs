@@ -30,7 +30,6 @@ use tidings_proto::v1::{
 use tidings_store::Session;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::app::AppState;
 use crate::auth;
@@ -209,9 +208,6 @@ pub struct Subscription {
     status_ticks: Option<Interval>,
     /// Fires at the session's nearest deadline.
     deadline: Pin<Box<Sleep>>,
-    /// The server's shutdown, waited for by one future for the subscription's life: made anew
-    /// for each event, every subscription would take the shared token's lock twice per event.
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Counted as an open connection while it lives.
     _counted: Counted,
 }
@@ -247,7 +243,6 @@ impl Subscription {
             high_water: 0,
             status_ticks,
             deadline: Box::pin(sleep_until(Instant::now())),
-            shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
         };
         let status =
             auth::session_status(&subscription.session, state.now_ms(), &state.config.session);
@@ -316,7 +311,8 @@ impl Subscription {
         self.high_water = self.high_water.max(latest);
     }
 
-    /// The next event, or `None` once the server is shutting down.
+    /// The next event, or `None` once the server is shutting down (and what was queued before
+    /// has been handed out).
     pub async fn next(&mut self) -> Option<Event> {
         loop {
             tokio::select! {
@@ -331,16 +327,16 @@ impl Subscription {
                     }
                 }
                 kick = self.registration.kick.kicked() => {
-                    return Some(match kick {
-                        Kick::Locked(reason) => Event::Lock(reason),
+                    return match kick {
+                        Kick::Locked(reason) => Some(Event::Lock(reason)),
                         Kick::Lagging => {
                             self.state.metrics.queue_kicks.inc();
-                            Event::Lagging
+                            Some(Event::Lagging)
                         }
-                        Kick::Superseded => Event::Superseded,
-                    });
+                        Kick::Superseded => Some(Event::Superseded),
+                        Kick::ShuttingDown => None,
+                    };
                 }
-                _ = &mut self.shutdown => return None,
                 _ = tick(&mut self.status_ticks) => return Some(self.status().await),
                 _ = &mut self.deadline => return Some(self.status().await),
             }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tidings_proto::v1::{
     LockReason, Message, MessageId, PresenceStatus, RoomId, ServerFrame, SessionId, UserId, UserRef,
 };
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::delivery::{Live, Published, encode};
 
@@ -36,6 +36,8 @@ pub enum Kick {
     /// A newer connection of the same session and lane took its place (a newer poll, a stream
     /// past the session's cap).
     Superseded,
+    /// The server is shutting down.
+    ShuttingDown,
 }
 
 /// How a connection counts for its user's presence.
@@ -69,11 +71,13 @@ pub struct Listener {
     pub per_session: Option<(Lane, usize)>,
 }
 
-/// A one-shot signal telling a connection's task to close, with the reason.
+/// A one-shot signal telling a connection's task to close, with the reason. One task waits on
+/// it (the connection's), so it keeps one waker: waiting again, as the connection's loop does at
+/// every wake-up, costs a comparison instead of a lock.
 #[derive(Debug, Default)]
 pub struct KickSignal {
     reason: OnceLock<Kick>,
-    notify: Notify,
+    waker: futures_util::task::AtomicWaker,
 }
 
 impl KickSignal {
@@ -83,19 +87,24 @@ impl KickSignal {
 
     fn kick(&self, kick: Kick) {
         if self.reason.set(kick).is_ok() {
-            // notify_one keeps a permit when nobody waits yet, so the kick is never missed.
-            self.notify.notify_one();
+            self.waker.wake();
         }
     }
 
     /// Resolves once the connection has been kicked.
     pub async fn kicked(&self) -> Kick {
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(kick) = self.reason.get() {
-                return *kick;
+                return std::task::Poll::Ready(*kick);
             }
-            self.notify.notified().await;
-        }
+            self.waker.register(cx.waker());
+            // Looked at again: a kick between the first look and the registration woke nobody.
+            match self.reason.get() {
+                Some(kick) => std::task::Poll::Ready(*kick),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
@@ -132,6 +141,9 @@ struct Inner {
     remote: HashMap<UserId, (UserRef, HashSet<String>)>,
     /// Where this node's own presence changes and typing go for the other nodes, in a cluster.
     announce: Option<mpsc::UnboundedSender<Announce>>,
+    /// Set once the server is shutting down: a connection registered from then on is kicked at
+    /// once.
+    shutting_down: bool,
 }
 
 impl Inner {
@@ -367,6 +379,16 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The server is shutting down: every connection is told (it ends once it has written what
+    /// is queued), and so is any that registers from now on.
+    pub fn shut_down(&self) {
+        let mut inner = self.lock();
+        inner.shutting_down = true;
+        for conn in inner.conns.values().flatten() {
+            conn.kick.kick(Kick::ShuttingDown);
+        }
+    }
+
     /// Adds a connection of `session`; the first of a user's connections that counts for
     /// presence announces them online (unless they still are, by grace). Returns its queue.
     pub fn register(
@@ -389,6 +411,9 @@ impl Hub {
             for older in same.by_ref().take(excess) {
                 older.kick.kick(Kick::Superseded);
             }
+        }
+        if inner.shutting_down {
+            kick.kick(Kick::ShuttingDown);
         }
         let conn = Conn {
             id,

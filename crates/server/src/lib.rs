@@ -210,9 +210,11 @@ pub async fn run(
     web::warn_if_missing();
 
     let signal = token.clone();
+    let hub = Arc::clone(&state.hub);
     tokio::spawn(async move {
         shutdown.await;
         signal.cancel();
+        hub.shut_down();
     });
     // Until shutdown: every connection is accepted and served by `direct`.
     direct::serve(listener, router, state.clone(), tls).await;
