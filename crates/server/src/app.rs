@@ -1,8 +1,10 @@
 //! The shared state every request sees, and the routes.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +18,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tidings_proto::v1::{self as v1, LockReason, ServerFrame};
 use tidings_store::{LogEntry, SessionId, Store, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -36,6 +39,64 @@ const OUTSIDE_EVERY: Duration = Duration::from_secs(2);
 /// How far before the newest revocation seen each look starts, in ms: a revocation carries its
 /// process's time, and commits a moment after it.
 const OUTSIDE_OVERLAP: i64 = 60_000;
+
+/// Tasks that can be aborted all at once. A task knows nothing of it, so nothing is polled for
+/// it while the task runs: dropping a connection's task at a shutdown's deadline costs its
+/// deliveries nothing until then.
+#[derive(Default)]
+pub struct Aborts {
+    next: AtomicU64,
+    handles: Arc<Mutex<HashMap<u64, AbortHandle>>>,
+}
+
+/// Takes a task out of [`Aborts`] when it ends.
+struct Forget {
+    id: u64,
+    handles: Arc<Mutex<HashMap<u64, AbortHandle>>>,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        locked(&self.handles).remove(&self.id);
+    }
+}
+
+fn locked(
+    handles: &Mutex<HashMap<u64, AbortHandle>>,
+) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
+    handles
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Aborts {
+    /// Spawns `task` on `tasks`, to be aborted by [`Aborts::abort_all`] unless it ends first.
+    pub fn spawn<F>(&self, tasks: &TaskTracker, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let forget = Forget {
+            id,
+            handles: Arc::clone(&self.handles),
+        };
+        // Held while spawning, so the task's removal of itself comes after its insertion.
+        let mut held = locked(&self.handles);
+        let handle = tasks.spawn(async move {
+            let _forget = forget;
+            task.await;
+        });
+        held.insert(id, handle.abort_handle());
+    }
+
+    /// Aborts every task spawned here that is still running.
+    pub fn abort_all(&self) {
+        let handles: Vec<AbortHandle> = locked(&self.handles).drain().map(|(_, h)| h).collect();
+        for handle in handles {
+            handle.abort();
+        }
+    }
+}
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -61,9 +122,9 @@ pub struct Shared {
     pub sessions: SessionCache,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
-    /// Cancelled when a graceful shutdown's deadline (`drain_timeout`) has passed: every
-    /// connection still open is dropped at once.
-    pub drain_over: CancellationToken,
+    /// The connections' tasks, aborted together when a graceful shutdown's deadline
+    /// (`drain_timeout`) has passed: every connection still open is dropped at once.
+    pub connections_open: Aborts,
     /// Work that must finish before the server exits (in-flight sends, session touches).
     pub tasks: TaskTracker,
     /// What `/metrics` reports.
@@ -108,7 +169,7 @@ impl AppState {
             hub,
             attachments,
             shutdown,
-            drain_over: CancellationToken::new(),
+            connections_open: Aborts::default(),
             tasks: TaskTracker::new(),
             metrics: crate::metrics::Metrics::default(),
         }))

@@ -73,8 +73,9 @@ pub async fn upgrade(
         move |socket| async move {
             // A task of its own (tracked: graceful shutdown waits for it), so the upgrade's
             // wrapper future is freed instead of living as long as the connection.
-            let tasks = state.tasks.clone();
-            tasks.spawn(serve(socket, state, authed, permit, turn));
+            let open = state.clone();
+            open.connections_open
+                .spawn(&open.tasks, serve(socket, state, authed, permit, turn));
         },
     )
 }
@@ -171,27 +172,21 @@ fn serve(
     // A debug span: at the default level it is never built, which keeps an idle connection
     // small; the few log lines above debug name the user themselves.
     let span = tracing::debug_span!("chat", user = %authed.user.name, session = authed.session.id);
-    let drain_over = state.drain_over.clone();
     let mut connection = Connection::new(socket, state, authed);
     async move {
-        // A shutdown whose drain deadline passed drops the connection wherever it is. The
-        // serving future is made inside the select, so the task holds it once.
-        tokio::select! {
-            _ = drain_over.cancelled() => {}
-            _ = async {
-                let closing = match permit {
-                    Some(_permit) => connection.run(turn).await,
-                    None => Some(Closing {
-                        code: close::OVERLOADED,
-                        reason: "server at its connection limit; retry later",
-                    }),
-                };
-                if let Some(closing) = closing {
-                    tracing::debug!(code = closing.code, reason = closing.reason, "closing");
-                    let write_timeout = connection.state.config.chat.write_timeout;
-                    Box::pin(close_with(&mut connection.socket, closing, write_timeout)).await;
-                }
-            } => {}
+        // A shutdown whose drain deadline passed aborts the task wherever it is
+        // (`AppState::connections_open`).
+        let closing = match permit {
+            Some(_permit) => connection.run(turn).await,
+            None => Some(Closing {
+                code: close::OVERLOADED,
+                reason: "server at its connection limit; retry later",
+            }),
+        };
+        if let Some(closing) = closing {
+            tracing::debug!(code = closing.code, reason = closing.reason, "closing");
+            let write_timeout = connection.state.config.chat.write_timeout;
+            Box::pin(close_with(&mut connection.socket, closing, write_timeout)).await;
         }
     }
     .instrument(span)

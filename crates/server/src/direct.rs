@@ -30,7 +30,7 @@
 //! by the head's deadline, and then hyper serves every request on it, feeds and polls included.
 //!
 //! On shutdown the listener stops accepting; hyper connections finish the request in hand and
-//! close; every connection still open when the drain deadline passes (`AppState::drain_over`) is
+//! close; every connection still open when the drain deadline passes (`AppState::connections_open`) is
 //! dropped.
 
 use std::io;
@@ -101,11 +101,11 @@ pub async fn serve(listener: TcpListener, router: Router, state: AppState, tls: 
             Some(tls) => {
                 let accept = tls.acceptor().accept(stream);
                 let connection = secure(accept, router.clone(), state.clone(), head, deadline);
-                state.tasks.spawn(connection);
+                state.connections_open.spawn(&state.tasks, connection);
             }
             None => {
                 let connection = connection(stream, router.clone(), state.clone(), head, deadline);
-                state.tasks.spawn(connection);
+                state.connections_open.spawn(&state.tasks, connection);
             }
         }
     }
@@ -122,7 +122,8 @@ fn head_arrived(stream: &TcpStream) -> bool {
     }
 }
 
-/// One accepted connection, until it ends or a shutdown's drain deadline passes.
+/// One accepted connection, until it ends or a shutdown's drain deadline passes (its task is
+/// then aborted: `AppState::connections_open`).
 async fn connection(
     stream: TcpStream,
     router: Router,
@@ -130,13 +131,7 @@ async fn connection(
     head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
-    let drain_over = state.drain_over.clone();
-    // The serving future is made inside the select, not before it: a future moved into the
-    // select would keep its first place too, and an idle feed would hold it twice.
-    tokio::select! {
-        _ = drain_over.cancelled() => {}
-        _ = serve_connection(stream, router, &state, head, deadline) => {}
-    }
+    serve_connection(stream, router, &state, head, deadline).await;
 }
 
 /// One accepted TLS connection: its handshake, by `deadline`, then hyper until it ends or a
@@ -148,28 +143,21 @@ async fn secure(
     head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
-    let drain_over = state.drain_over.clone();
-    let serve = async {
-        let stream = tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            accepted = timeout_at(deadline, accept) => match accepted {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    tracing::debug!(%err, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("no TLS handshake within the head timeout; closing");
-                    return;
-                }
-            },
-        };
-        Box::pin(serve_http(stream, router, &state, head, deadline)).await;
+    let stream = tokio::select! {
+        _ = state.shutdown.cancelled() => return,
+        accepted = timeout_at(deadline, accept) => match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(%err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("no TLS handshake within the head timeout; closing");
+                return;
+            }
+        },
     };
-    tokio::select! {
-        _ = drain_over.cancelled() => {}
-        _ = serve => {}
-    }
+    Box::pin(serve_http(stream, router, &state, head, deadline)).await;
 }
 
 /// What a request about to be read is, from its first bytes.

@@ -230,7 +230,7 @@ pub async fn run(
             ?drain,
             "graceful shutdown deadline passed; closing what is left"
         );
-        state.drain_over.cancel();
+        state.connections_open.abort_all();
         state.tasks.wait().await;
     }
     store.close().await;
