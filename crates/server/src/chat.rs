@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesUnordered;
@@ -25,6 +24,9 @@ use tidings_proto::v1::{
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
 use tracing::Instrument;
+use tungstenite::Utf8Bytes;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::{Message as WsMessage, WebSocketConfig};
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed};
@@ -33,6 +35,7 @@ use crate::error::ApiError;
 use crate::hub::{Kick, Presence};
 use crate::request::{self, error_frame};
 use crate::wire;
+use crate::ws::{Readable, Socket, Upgrade};
 
 /// Requests of one connection allowed in flight before it stops reading.
 const MAX_IN_FLIGHT: usize = 64;
@@ -53,7 +56,7 @@ pub async fn upgrade(
     turn: Turn,
     authed: Authed,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
 ) -> Response {
     let offered = headers
         .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
@@ -69,14 +72,13 @@ pub async fn upgrade(
         .into_response();
     }
     let permit = state.connections.clone().try_acquire_owned().ok();
-    configure(ws.protocols([SUBPROTOCOL]), &state.config.limits).on_upgrade(
-        move |socket| async move {
-            // A task of its own (tracked: graceful shutdown waits for it), so the upgrade's
-            // wrapper future is freed instead of living as long as the connection.
-            let open = state.clone();
-            open.connections_open
-                .spawn(&open.tasks, serve(socket, state, authed, permit, turn));
-        },
+    let open = state.clone();
+    ws.accept(
+        SUBPROTOCOL,
+        config(&state.config.limits),
+        // Tracked (graceful shutdown waits for it) and abortable at the drain deadline.
+        |task| open.connections_open.spawn(&open.tasks, task),
+        move |socket| serve(socket, state, authed, permit, turn),
     )
 }
 
@@ -91,9 +93,10 @@ pub async fn switched_off() -> ApiError {
 }
 
 /// The chat channel's WebSocket settings, shared with the conformance echo route.
-fn configure(ws: WebSocketUpgrade, limits: &crate::config::LimitsConfig) -> WebSocketUpgrade {
-    ws.max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes)
+fn config(limits: &crate::config::LimitsConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_frame_size(Some(limits.max_frame_bytes))
         // Client frames are small: a small read buffer (tungstenite zeroes it before every read
         // and an idle connection holds it for life). Writes are batched by `write_queued`, which
         // flushes once per batch; the write buffer only sends early for very large frames.
@@ -105,27 +108,34 @@ fn configure(ws: WebSocketUpgrade, limits: &crate::config::LimitsConfig) -> WebS
 /// WebSocket configured exactly as the chat channel's (limits, buffers, close handling), so a
 /// protocol conformance suite (Autobahn's cases) can exercise that configuration. No auth, no
 /// subprotocol: never enable it on a server people use.
-pub async fn echo(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn echo(State(state): State<AppState>, ws: Upgrade) -> Response {
     let write_timeout = state.config.chat.write_timeout;
-    configure(ws, &state.config.limits).on_upgrade(move |mut socket| async move {
-        let closing = loop {
-            let message = match socket.recv().await {
-                None => return,
-                Some(Ok(message)) => message,
-                Some(Err(err)) => break read_error(err),
+    let open = state.clone();
+    let spawn = |task| open.connections_open.spawn(&open.tasks, task);
+    ws.accept(
+        "",
+        config(&state.config.limits),
+        spawn,
+        move |mut socket| async move {
+            let closing = loop {
+                let message = match socket.next().await {
+                    None => return,
+                    Some(Ok(message)) => message,
+                    Some(Err(err)) => break read_error(err),
+                };
+                let echoed = match message {
+                    WsMessage::Text(_) | WsMessage::Binary(_) => message,
+                    WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
+                    WsMessage::Close(_) => break gone(),
+                };
+                match timeout(write_timeout, socket.send(echoed)).await {
+                    Ok(Ok(())) => {}
+                    _ => return,
+                }
             };
-            let echoed = match message {
-                WsMessage::Text(_) | WsMessage::Binary(_) => message,
-                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
-                WsMessage::Close(_) => break gone(),
-            };
-            match timeout(write_timeout, socket.send(echoed)).await {
-                Ok(Ok(())) => {}
-                _ => return,
-            }
-        };
-        close_with(&mut socket, closing, write_timeout).await;
-    })
+            close_with(&mut socket, closing, write_timeout).await;
+        },
+    )
 }
 
 type Pending = request::Reply;
@@ -135,7 +145,7 @@ type Pending = request::Reply;
 /// would cost more than the write.
 async fn bounded(
     limit: Duration,
-    write: impl Future<Output = Result<(), axum::Error>>,
+    write: impl Future<Output = Result<(), tungstenite::Error>>,
 ) -> Result<(), Closing> {
     let mut write = std::pin::pin!(write);
     let done = match futures_util::FutureExt::now_or_never(&mut write) {
@@ -163,7 +173,7 @@ struct Closing {
 /// the arguments move into the `Connection` before the future exists (an async fn would keep
 /// them too), and the loop borrows it rather than taking it.
 fn serve(
-    socket: WebSocket,
+    socket: Socket,
     state: AppState,
     authed: Authed,
     permit: Option<OwnedSemaphorePermit>,
@@ -193,15 +203,18 @@ fn serve(
 }
 
 struct Connection {
-    socket: WebSocket,
+    socket: Socket,
+    /// Whether the socket may have a frame for us: looked at before reading.
+    readable: Arc<Readable>,
     state: AppState,
     authed: Authed,
     last_heard: Instant,
 }
 
 impl Connection {
-    fn new(socket: WebSocket, state: AppState, authed: Authed) -> Self {
+    fn new(socket: Socket, state: AppState, authed: Authed) -> Self {
         Connection {
+            readable: socket.get_ref().readable(),
             socket,
             state,
             authed,
@@ -254,8 +267,9 @@ impl Connection {
         let closing = loop {
             if std::mem::take(&mut busy) {
                 if pending.len() < MAX_IN_FLIGHT
+                    && self.readable.now()
                     && let Some(incoming) =
-                        futures_util::FutureExt::now_or_never(self.socket.recv())
+                        futures_util::FutureExt::now_or_never(self.socket.next())
                 {
                     let handled = self.on_incoming(incoming, &mut pending, &mut subscription);
                     if let Err(closing) = Box::pin(handled).await {
@@ -304,13 +318,18 @@ impl Connection {
                         return None;
                     }
                 }
-                incoming = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
+                incoming = self.socket.next(),
+                    if pending.len() < MAX_IN_FLIGHT && self.readable.now() =>
+                {
                     let handled = self.on_incoming(incoming, &mut pending, &mut subscription);
                     match Box::pin(handled).await {
                         Ok(()) => {}
                         Err(closing) => break closing,
                     }
                 }
+                // Nothing to read since the last look found nothing: no need to look until the
+                // socket says so.
+                () = self.readable.wait(), if !self.readable.now() => {}
                 _ = ticks.tick() => {
                     if let Err(closing) = Box::pin(self.on_heartbeat(&mut subscription)).await {
                         break closing;
@@ -384,7 +403,7 @@ impl Connection {
 
     async fn on_incoming(
         &mut self,
-        incoming: Option<Result<WsMessage, axum::Error>>,
+        incoming: Option<Result<WsMessage, tungstenite::Error>>,
         pending: &mut FuturesUnordered<Pending>,
         subscription: &mut Subscription,
     ) -> Result<(), Closing> {
@@ -400,7 +419,7 @@ impl Connection {
                 code: close::UNSUPPORTED_DATA,
                 reason: "binary frames are not part of tidings.v1; send JSON text",
             }),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => Ok(()),
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok(()),
             WsMessage::Close(_) => Err(gone()),
         }
     }
@@ -505,18 +524,17 @@ fn internal() -> Closing {
 
 /// Maps a failed read to its close code: a frame over the limit is 1009, invalid UTF-8 in a text
 /// frame is 1007, anything else means the peer broke the protocol or vanished.
-fn read_error(err: axum::Error) -> Closing {
-    let inner = err.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => Closing {
+fn read_error(err: tungstenite::Error) -> Closing {
+    match err {
+        tungstenite::Error::Capacity(_) => Closing {
             code: close::TOO_BIG,
             reason: "frame too large",
         },
-        Some(tungstenite::Error::Utf8(_)) => Closing {
+        tungstenite::Error::Utf8(_) => Closing {
             code: close::INVALID_PAYLOAD,
             reason: "text frame is not valid UTF-8",
         },
-        Some(tungstenite::Error::Protocol(_)) => Closing {
+        tungstenite::Error::Protocol(_) => Closing {
             code: 1002,
             reason: "protocol error",
         },
@@ -527,9 +545,9 @@ fn read_error(err: axum::Error) -> Closing {
 /// Sends a close frame and waits briefly for the peer's, as RFC 6455 asks. Both waits are
 /// bounded: a peer that does not read (its socket full, the close frame stuck behind what it did
 /// not take) is dropped when the write times out, with its task and its buffers.
-async fn close_with(socket: &mut WebSocket, closing: Closing, write_timeout: Duration) {
+async fn close_with(socket: &mut Socket, closing: Closing, write_timeout: Duration) {
     let frame = CloseFrame {
-        code: closing.code,
+        code: closing.code.into(),
         reason: Utf8Bytes::from(closing.reason),
     };
     match timeout(write_timeout, socket.send(WsMessage::Close(Some(frame)))).await {
@@ -547,7 +565,7 @@ async fn close_with(socket: &mut WebSocket, closing: Closing, write_timeout: Dur
         }
     }
     let _ = timeout(CLOSE_WAIT, async {
-        while let Some(Ok(message)) = socket.recv().await {
+        while let Some(Ok(message)) = socket.next().await {
             if matches!(message, WsMessage::Close(_)) {
                 break;
             }

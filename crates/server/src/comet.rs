@@ -24,7 +24,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::ws::Utf8Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
@@ -35,6 +34,7 @@ use tidings_proto::v1::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep};
+use tungstenite::Utf8Bytes;
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed, Passive};

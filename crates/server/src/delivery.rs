@@ -21,7 +21,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use tidings_proto::v1::{
     EVENT_MESSAGE, EVENT_RETRACT, LockReason, Message, MessageAlert, MessageId, Retract,
@@ -30,6 +29,7 @@ use tidings_proto::v1::{
 use tidings_store::Session;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
+use tungstenite::Utf8Bytes;
 
 use crate::app::AppState;
 use crate::auth;

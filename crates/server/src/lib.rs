@@ -10,7 +10,7 @@
 //!   owners' administration (also the `tidings-server` subcommands');
 //!   `delivery`: the one delivery path every transport takes (a subscription: replay from a
 //!   cursor merged with the hub's live events, the session watched);
-//!   `chat`: the WebSocket channel; `feed`: the SSE feed; `direct`: the listener, which serves
+//!   `chat`: the WebSocket channel (`ws`: its handshake and gated stream); `feed`: the SSE feed; `direct`: the listener, which serves
 //!   feed connections without hyper; `hub`: live connections and fan-out;
 //!   `openapi`: the API's OpenAPI document; `sse`: event encoding; `wire`: store rows to wire types; `error`: HTTP errors;
 //!   `web`: the web app (`ui/dist`, embedded in the binary) at `/`.
@@ -41,6 +41,7 @@ mod sse;
 pub mod tls;
 mod web;
 mod wire;
+mod ws;
 
 use std::sync::Arc;
 
