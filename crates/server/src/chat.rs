@@ -140,27 +140,18 @@ pub async fn echo(State(state): State<AppState>, ws: Upgrade) -> Response {
 
 type Pending = request::Reply;
 
-/// Runs a write to the socket within `limit`. Most complete at once (the frame goes into the
-/// write buffer, the flush into the kernel's): those are not given a timer, whose setting up
-/// would cost more than the write.
+/// Runs a write to the socket within `limit` (see `clock::within`).
 async fn bounded(
     limit: Duration,
     write: impl Future<Output = Result<(), tungstenite::Error>>,
 ) -> Result<(), Closing> {
-    let mut write = std::pin::pin!(write);
-    let done = match futures_util::FutureExt::now_or_never(&mut write) {
-        Some(done) => done,
-        None => match timeout(limit, write).await {
-            Ok(done) => done,
-            Err(_) => {
-                return Err(Closing {
-                    code: close::LAGGING,
-                    reason: "write timed out",
-                });
-            }
-        },
-    };
-    done.map_err(|_| gone())
+    match crate::clock::within(limit, write).await {
+        Some(done) => done.map_err(|_| gone()),
+        None => Err(Closing {
+            code: close::LAGGING,
+            reason: "write timed out",
+        }),
+    }
 }
 
 /// How a connection ends.

@@ -48,6 +48,17 @@ fn system_now_ms() -> i64 {
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Runs `work` within `limit`: `None` when it did not finish in time. Most socket writes finish
+/// at once (into a buffer, or the kernel's): those are not given a timer, whose setting up costs
+/// more than the write.
+pub async fn within<T>(limit: std::time::Duration, work: impl Future<Output = T>) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    if let Some(done) = futures_util::FutureExt::now_or_never(&mut work) {
+        return Some(done);
+    }
+    tokio::time::timeout(limit, work).await.ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

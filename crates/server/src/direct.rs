@@ -474,14 +474,14 @@ async fn write_response(
     }
     head.extend_from_slice(b"\r\n");
     let write_timeout = state.config.chat.write_timeout;
-    let write = async |stream: &mut TcpStream, bytes: &[u8]| match timeout(
+    let write = async |stream: &mut TcpStream, bytes: &[u8]| match crate::clock::within(
         write_timeout,
         stream.write_all(bytes),
     )
     .await
     {
-        Ok(written) => written,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+        Some(written) => written,
+        None => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
     };
     if let Some(len) = exact {
         // A body with a length is in memory already (a poll's answer, a replay page of it
@@ -504,6 +504,8 @@ async fn write_response(
     let mut sink = [0u8; 16];
     loop {
         tokio::select! {
+            // What there is to send first: a wake-up for an event looks at nothing else.
+            biased;
             chunk = chunks.next() => match chunk {
                 Some(Ok(bytes)) => write(stream, &bytes).await?,
                 Some(Err(err)) => return Err(io::Error::other(err)),
