@@ -49,6 +49,28 @@ pub struct Aborts {
     handles: Arc<Mutex<HashMap<u64, AbortHandle>>>,
 }
 
+pin_project_lite::pin_project! {
+    /// A task that takes itself out of [`Aborts`] when it ends. A struct, not an `async` block
+    /// awaiting the task: such a block holds the task's future twice (as captured, and as
+    /// awaited), and a connection's future is most of what an idle connection costs.
+    struct Forgotten<F> {
+        #[pin]
+        task: F,
+        _forget: Forget,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Forgotten<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.project().task.poll(cx)
+    }
+}
+
 /// Takes a task out of [`Aborts`] when it ends.
 struct Forget {
     id: u64,
@@ -82,9 +104,9 @@ impl Aborts {
         };
         // Held while spawning, so the task's removal of itself comes after its insertion.
         let mut held = locked(&self.handles);
-        let handle = tasks.spawn(async move {
-            let _forget = forget;
-            task.await;
+        let handle = tasks.spawn(Forgotten {
+            task,
+            _forget: forget,
         });
         held.insert(id, handle.abort_handle());
     }

@@ -72,14 +72,13 @@ pub async fn upgrade(
         .into_response();
     }
     let permit = state.connections.clone().try_acquire_owned().ok();
-    let open = state.clone();
-    ws.accept(
-        SUBPROTOCOL,
-        config(&state.config.limits),
+    let limits = config(&state.config.limits);
+    ws.accept(SUBPROTOCOL, limits, move |socket| {
         // Tracked (graceful shutdown waits for it) and abortable at the drain deadline.
-        |task| open.connections_open.spawn(&open.tasks, task),
-        move |socket| serve(socket, state, authed, permit, turn),
-    )
+        let open = state.clone();
+        let task = serve(socket, state, authed, permit, turn);
+        open.connections_open.spawn(&open.tasks, task);
+    })
 }
 
 /// `/api/ws` on a server whose WebSocket is switched off (`transports.websocket = false`, for
@@ -110,32 +109,33 @@ fn config(limits: &crate::config::LimitsConfig) -> WebSocketConfig {
 /// subprotocol: never enable it on a server people use.
 pub async fn echo(State(state): State<AppState>, ws: Upgrade) -> Response {
     let write_timeout = state.config.chat.write_timeout;
-    let open = state.clone();
-    let spawn = |task| open.connections_open.spawn(&open.tasks, task);
-    ws.accept(
-        "",
-        config(&state.config.limits),
-        spawn,
-        move |mut socket| async move {
-            let closing = loop {
-                let message = match socket.next().await {
-                    None => return,
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => break read_error(err),
-                };
-                let echoed = match message {
-                    WsMessage::Text(_) | WsMessage::Binary(_) => message,
-                    WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
-                    WsMessage::Close(_) => break gone(),
-                };
-                match timeout(write_timeout, socket.send(echoed)).await {
-                    Ok(Ok(())) => {}
-                    _ => return,
-                }
-            };
-            close_with(&mut socket, closing, write_timeout).await;
-        },
-    )
+    let limits = config(&state.config.limits);
+    ws.accept("", limits, move |socket| {
+        let open = state.clone();
+        open.connections_open
+            .spawn(&open.tasks, echo_until_closed(socket, write_timeout));
+    })
+}
+
+/// The echo route's connection: every text or binary message sent back, until it closes.
+async fn echo_until_closed(mut socket: Socket, write_timeout: Duration) {
+    let closing = loop {
+        let message = match socket.next().await {
+            None => return,
+            Some(Ok(message)) => message,
+            Some(Err(err)) => break read_error(err),
+        };
+        let echoed = match message {
+            WsMessage::Text(_) | WsMessage::Binary(_) => message,
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
+            WsMessage::Close(_) => break gone(),
+        };
+        match timeout(write_timeout, socket.send(echoed)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    };
+    close_with(&mut socket, closing, write_timeout).await;
 }
 
 type Pending = request::Reply;

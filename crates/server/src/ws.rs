@@ -80,22 +80,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
 }
 
 impl Upgrade {
-    /// Answers 101 with `protocol` selected; once the connection is upgraded, `serve` gets the
-    /// socket, run by `spawn` (which decides where the task lives).
-    pub fn accept<F, Fut>(
-        self,
-        protocol: &'static str,
-        config: WebSocketConfig,
-        spawn: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>),
-        serve: F,
-    ) -> Response
+    /// Answers 101 with `protocol` selected; once the connection is upgraded (on a short task of
+    /// its own), hands the socket to `serve`, which starts the connection's task: the upgrade's
+    /// future is then freed instead of living as long as the connection.
+    pub fn accept<F>(self, protocol: &'static str, config: WebSocketConfig, serve: F) -> Response
     where
-        F: FnOnce(Socket) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Socket) + Send + 'static,
     {
         let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
-        spawn(Box::pin(async move {
+        tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(err) => {
@@ -105,8 +99,8 @@ impl Upgrade {
             };
             let io = Gated::new(TokioIo::new(upgraded));
             let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-            serve(socket).await;
-        }));
+            serve(socket);
+        });
         let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

@@ -25,6 +25,8 @@ pub struct Copied {
     pub reactions: usize,
     /// Administrative actions.
     pub audit: usize,
+    /// What is known of uploaded files (their bytes are not in the database).
+    pub attachments: usize,
 }
 
 /// One table: its name, its columns, and each column's PostgreSQL type (for `unnest`).
@@ -128,6 +130,24 @@ const TABLES: &[Table] = &[
             ("emoji", "text"),
             ("user_id", "bigint"),
             ("at", "bigint"),
+        ],
+    },
+    // What is known of each upload; the bytes stay where the server keeps them.
+    Table {
+        source: None,
+        name: "attachments",
+        columns: &[
+            ("id", "text"),
+            ("room_id", "bigint"),
+            ("uploader_id", "bigint"),
+            ("message_id", "bigint"),
+            ("name", "text"),
+            ("content_type", "text"),
+            ("size", "bigint"),
+            ("width", "bigint"),
+            ("height", "bigint"),
+            ("created_at", "bigint"),
+            ("position", "bigint"),
         ],
     },
     Table {
@@ -277,6 +297,7 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to: &str) -> Result<Copied, St
             "mentions" => copied.mentions = count,
             "reactions" => copied.reactions = count,
             "audit" => copied.audit = count,
+            "attachments" => copied.attachments = count,
             _ => copied.changes = count,
         }
     }

@@ -2,8 +2,8 @@
 
 use tidings_engines::Postgres;
 use tidings_store::{
-    Change, Changed, Copied, Inserted, MemberAction, MessageChange, NewMessage, Store, StoreError,
-    StoreOptions, copy_sqlite_to_postgres,
+    Change, Changed, Copied, Inserted, MemberAction, MessageChange, NewAttachment, NewMessage,
+    Store, StoreError, StoreOptions, copy_sqlite_to_postgres,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,6 +17,33 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
         .await
         .unwrap();
     let (dm, _) = old.open_dm(ana.id, bob.id, 3).await.unwrap();
+    // Two uploads a message carries, in the order its author put them, and one never sent.
+    for id in ["a1", "a2", "u1"] {
+        old.add_attachment(NewAttachment {
+            id: id.to_owned(),
+            room_id: general.id,
+            uploader_id: ana.id,
+            name: format!("{id}.png"),
+            content_type: "image/png".to_owned(),
+            size: 100,
+            image: Some((4, 3)),
+            now: 4,
+            quota: 1_000_000,
+        })
+        .await
+        .unwrap();
+    }
+    old.insert_message(NewMessage {
+        room_id: general.id,
+        author_id: ana.id,
+        client_id: Some("with files".into()),
+        body: "two files".into(),
+        sent_at: 5,
+        reply_to: None,
+        attachments: vec!["a2".into(), "a1".into()],
+    })
+    .await
+    .unwrap();
     let mut last = 0;
     for i in 0..2500 {
         let room = if i % 10 == 0 { dm.id } else { general.id };
@@ -101,13 +128,14 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
             sessions: 1,
             rooms: 2,
             members: 5,
-            messages: 2500,
+            messages: 2501,
             // One mention moved from bob to ana, one deleted.
             mentions: 2499,
             changes: 3,
             reactions: 1,
             // Two invites made, one revoked, dan disabled.
             audit: 4,
+            attachments: 3,
         }
     );
 
@@ -119,6 +147,12 @@ async fn a_sqlite_group_copied_into_postgres_reads_the_same_and_goes_on() {
         old.members_for_admin(10).await.unwrap()
     );
     assert_eq!(new.invites().await.unwrap(), old.invites().await.unwrap());
+    for id in ["a1", "a2", "u1"] {
+        assert_eq!(
+            new.attachment(id).await.unwrap(),
+            old.attachment(id).await.unwrap()
+        );
+    }
     assert_eq!(
         new.audit_log(100).await.unwrap(),
         old.audit_log(100).await.unwrap()
