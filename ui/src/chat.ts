@@ -232,7 +232,9 @@ export class Chat {
       ),
       this.connection.element,
       this.roomList.element,
-      h('div', { class: 'sidebar-actions' }, newRoom, browse, newDm, invite, this.adminButton),
+      // The owners' button comes first: it appears once the server has said who the user is,
+      // and above the others it moves none of them from under the pointer.
+      h('div', { class: 'sidebar-actions' }, this.adminButton, newRoom, browse, newDm, invite),
     );
 
     // The open room.
