@@ -617,3 +617,77 @@ async fn a_client_that_closes_first_gets_its_close_answered() {
     assert_eq!(closed.code, 1001, "{closed:?}");
     server.stop().await;
 }
+
+/// A `sync` answered while messages keep arriving: nothing newer than the answer's `synced`
+/// comes before it (the replay is not cut into by live messages), everything after it is newer
+/// and in order, and every message arrives.
+#[tokio::test]
+async fn a_sync_answered_while_messages_arrive_is_not_cut_into() {
+    let server = TestServer::start_with(|c| {
+        c.limits.messages_per_second = 10_000;
+        c.limits.message_burst = 10_000;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    // A replay of some megabytes, which takes a while to write.
+    let old = "x".repeat(8 * 1024);
+    for i in 0..400 {
+        post_message(&ana, room, &format!("old{i}"), &old).await;
+    }
+    let mut chat = bo.chat().await;
+    chat.send(&ClientFrame::Sync { since: 0 }).await;
+    // All at once, while the answer is read and written.
+    let keys: Vec<String> = (0..100).map(|i| format!("new{i}")).collect();
+    let posting =
+        futures_util::future::join_all(keys.iter().map(|k| post_message(&ana, room, k, "during")));
+    let reading = async {
+        let mut before = Vec::new();
+        let mut synced = None;
+        let mut after: Vec<i64> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        // Until the sync is answered and every message has come.
+        while synced.is_none() || seen.len() < 500 {
+            match chat
+                .expect("messages", |f| {
+                    matches!(f, ServerFrame::Message(_) | ServerFrame::Synced { .. })
+                })
+                .await
+            {
+                ServerFrame::Message(m) if synced.is_none() => {
+                    seen.insert(m.id);
+                    before.push(m.id);
+                }
+                ServerFrame::Message(m) => {
+                    seen.insert(m.id);
+                    after.push(m.id);
+                }
+                ServerFrame::Synced {
+                    latest_id,
+                    has_more,
+                } => {
+                    assert!(!has_more);
+                    synced = Some(latest_id);
+                }
+                _ => unreachable!(),
+            }
+        }
+        (before, synced.unwrap(), after, seen)
+    };
+    let (new, (before, synced, after, seen)) = tokio::join!(posting, reading);
+    assert!(
+        before.iter().all(|id| *id <= synced),
+        "a message newer than the sync's answer came inside it: {before:?} then synced {synced}"
+    );
+    assert!(
+        after.windows(2).all(|w| w[0] < w[1]) && after.first().is_none_or(|id| *id > synced),
+        "after synced {synced}: {after:?}"
+    );
+    let all: Vec<i64> = ana.whole_history(room).await.iter().map(|m| m.id).collect();
+    assert_eq!(all.len(), 500);
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), all);
+    assert_eq!(all.last(), new.iter().map(|m| m.id).max().as_ref());
+    server.stop().await;
+}

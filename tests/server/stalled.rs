@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use tidings_proto::v1::SendMessage;
+use futures_util::{SinkExt, StreamExt};
+use tidings_proto::v1::{ClientFrame, SendMessage, ServerFrame};
 use tidings_tests::{Client, TestServer, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::http1::{Raw, open_feed};
 
@@ -274,5 +276,73 @@ async fn connections_without_a_request_are_capped() {
         .await;
     assert!(first.head().await.starts_with("http/1.1 200"));
     assert!(fifth.head().await.starts_with("http/1.1 200"));
+    server.stop().await;
+}
+
+/// A chat client that stops reading while far more is sent than its socket holds — the rest
+/// waits on the server, within the connection's queue cap — and then reads on: it gets every
+/// message once and in order, and its connection goes on working.
+#[tokio::test]
+async fn a_chat_client_that_pauses_gets_everything_once_in_order_when_it_reads_again() {
+    let server = TestServer::start_with(roomy).await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let mut paused = stalled_chat(&server, &bo).await;
+    // About 12 MB: more than the socket's buffers on both ends, fewer frames than the queue cap
+    // (256) beyond them.
+    flood(&ana, room, 200).await;
+    let posted: Vec<i64> = ana.whole_history(room).await.iter().map(|m| m.id).collect();
+    assert_eq!(posted.len(), 200);
+    let mut got = Vec::new();
+    while got.len() < posted.len() {
+        let message = timeout(WAIT, paused.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection stays open")
+            .expect("a frame");
+        let WsMessage::Text(text) = message else {
+            continue;
+        };
+        if let ServerFrame::Message(m) = serde_json::from_str(&text).expect("a server frame") {
+            assert_eq!(
+                m.body,
+                big_body(got.len()),
+                "message {} in order",
+                got.len()
+            );
+            got.push(m.id);
+        }
+    }
+    assert_eq!(got, posted);
+    // The connection still answers, after everything that waited.
+    let last = *posted.last().unwrap();
+    let sync = serde_json::to_string(&ClientFrame::Sync { since: last }).unwrap();
+    paused
+        .send(WsMessage::Text(sync.into()))
+        .await
+        .expect("send");
+    loop {
+        let message = timeout(WAIT, paused.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection stays open")
+            .expect("a frame");
+        let WsMessage::Text(text) = message else {
+            continue;
+        };
+        match serde_json::from_str(&text).expect("a server frame") {
+            ServerFrame::Synced {
+                latest_id,
+                has_more,
+            } => {
+                assert_eq!((latest_id, has_more), (last, false));
+                break;
+            }
+            ServerFrame::Message(m) => panic!("message {} again", m.id),
+            _ => {}
+        }
+    }
     server.stop().await;
 }

@@ -33,6 +33,7 @@ use crate::auth::{self, Authed};
 use crate::delivery::{self, Event, Live, Subscription, Wants};
 use crate::error::ApiError;
 use crate::hub::{Kick, Presence};
+use crate::outlet::{Outlet, Release};
 use crate::request::{self, error_frame};
 use crate::wire;
 use crate::ws::{Readable, Socket, Upgrade};
@@ -195,6 +196,10 @@ fn serve(
 
 struct Connection {
     socket: Socket,
+    /// The socket's outlet, when the fan-out can write to it.
+    outlet: Option<Arc<Outlet>>,
+    /// The fan-out writes to the socket itself now: nothing comes through the queue.
+    direct: bool,
     /// Whether the socket may have a frame for us: looked at before reading.
     readable: Arc<Readable>,
     state: AppState,
@@ -206,6 +211,8 @@ impl Connection {
     fn new(socket: Socket, state: AppState, authed: Authed) -> Self {
         Connection {
             readable: socket.get_ref().readable(),
+            outlet: socket.get_ref().get_ref().outlet(),
+            direct: false,
             socket,
             state,
             authed,
@@ -226,11 +233,12 @@ impl Connection {
             status_every: None,
             transport: "websocket",
         };
-        let mut subscription = Subscription::open(
+        let mut subscription = Subscription::open_to(
             &state,
             &self.authed.user,
             self.authed.session.clone(),
             wants,
+            self.outlet.clone(),
         );
         // The rare paths are boxed: an idle connection's task then only holds the small state
         // of its select loop, not the largest future any of its branches could need.
@@ -256,6 +264,11 @@ impl Connection {
         // they are written, and the socket and the heartbeat get their turn first.
         let mut busy = false;
         let closing = loop {
+            if !self.direct
+                && let Err(closing) = Box::pin(self.go_direct(&mut subscription)).await
+            {
+                break closing;
+            }
             if std::mem::take(&mut busy) {
                 if pending.len() < MAX_IN_FLIGHT
                     && self.readable.now()
@@ -321,6 +334,12 @@ impl Connection {
                 // Nothing to read since the last look found nothing: no need to look until the
                 // socket says so.
                 () = self.readable.wait(), if !self.readable.now() => {}
+                // The fan-out left frames the socket could not take: written as it drains.
+                () = backlog(self.outlet.as_deref()) => {
+                    if let Err(closing) = self.flush().await {
+                        break closing;
+                    }
+                }
                 _ = ticks.tick() => {
                     if let Err(closing) = Box::pin(self.on_heartbeat(&mut subscription)).await {
                         break closing;
@@ -351,6 +370,33 @@ impl Connection {
         bounded(write_timeout, self.socket.flush()).await
     }
 
+    /// Writes what is queued, then lets the fan-out write to the socket itself, if it can (see
+    /// `crate::outlet`).
+    async fn go_direct(&mut self, subscription: &mut Subscription) -> Result<(), Closing> {
+        let Some(outlet) = self.outlet.clone() else {
+            return Ok(());
+        };
+        loop {
+            let mut wrote = false;
+            while let Some(live) = subscription.try_next() {
+                self.write(WsMessage::Text(live.text().clone())).await?;
+                wrote = true;
+            }
+            if wrote {
+                self.flush().await?;
+            }
+            match outlet.release(subscription.high_water(), || subscription.queue_is_empty()) {
+                Release::Direct => {
+                    self.direct = true;
+                    return Ok(());
+                }
+                Release::Queued => {}
+                // Kicked: the subscription says why.
+                Release::Stopped => return Ok(()),
+            }
+        }
+    }
+
     /// Writes `first` and whatever else is already queued, up to a batch, then flushes once;
     /// answers whether it wrote a whole batch.
     async fn write_queued(
@@ -361,11 +407,7 @@ impl Connection {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(live) = next.take() {
-            let text = match &*live {
-                Live::Message(published) => published.frame.clone(),
-                Live::Signal(frame) => frame.clone(),
-            };
-            self.write(WsMessage::Text(text)).await?;
+            self.write(WsMessage::Text(live.text().clone())).await?;
             written += 1;
             if written < WRITE_BATCH {
                 next = subscription.try_next();
@@ -436,13 +478,19 @@ impl Connection {
     /// Answers `sync` in line, so its messages and the live queue keep their order: a page of
     /// the subscription's replay, then `synced`.
     async fn sync(&mut self, since: i64, subscription: &mut Subscription) -> Result<(), Closing> {
+        // The fan-out queues from now until the answer is written (see `go_direct`).
+        if let Some(outlet) = &self.outlet {
+            subscription.skip_to(outlet.hold());
+            self.direct = false;
+        }
         let replay = match subscription.replay(since.max(0), SYNC_PAGE).await {
             Ok(replay) => replay,
             Err(err) => return self.send(&error_frame(err, "sync", None)).await,
         };
         for live in &replay.messages {
             if let Live::Message(published) = &**live {
-                self.write(WsMessage::Text(published.frame.clone())).await?;
+                self.write(WsMessage::Text(published.frame.text.clone()))
+                    .await?;
             }
         }
         self.send(&ServerFrame::Synced {
@@ -455,6 +503,14 @@ impl Connection {
     /// Records the frame as user activity, at most every few seconds.
     fn touch(&mut self) {
         auth::touch(&self.state, &mut self.authed.session);
+    }
+}
+
+/// Resolves once `outlet` has a backlog to write; never without one.
+async fn backlog(outlet: Option<&Outlet>) {
+    match outlet {
+        Some(outlet) => outlet.backlog().await,
+        None => std::future::pending().await,
     }
 }
 

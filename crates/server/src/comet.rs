@@ -107,10 +107,7 @@ impl Out {
     }
 
     fn push_live(&mut self, live: &Live) {
-        self.frames.push(match live {
-            Live::Message(published) => published.frame.clone(),
-            Live::Signal(frame) => frame.clone(),
-        });
+        self.frames.push(live.text().clone());
     }
 
     /// `{"cursor":…,"frames":[…]}`: the frames are JSON already, so they are joined, not parsed.

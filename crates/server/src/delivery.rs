@@ -30,12 +30,15 @@ use tidings_store::Session;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
 use tungstenite::Utf8Bytes;
+use tungstenite::protocol::frame::Frame as WsFrame;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::app::AppState;
 use crate::auth;
 use crate::error::ApiError;
 use crate::hub::{Kick, Lane, Listener, Presence, Registration};
 use crate::metrics::Counted;
+use crate::outlet::Outlet;
 use crate::{sse, wire};
 
 /// An item of a connection's queue, shared by every recipient.
@@ -44,7 +47,7 @@ pub enum Live {
     /// A committed message.
     Message(Published),
     /// Presence, typing or a read marker: for the chat transports only.
-    Signal(Utf8Bytes),
+    Signal(ChatFrame),
 }
 
 impl Live {
@@ -55,6 +58,49 @@ impl Live {
             Live::Signal(_) => None,
         }
     }
+
+    /// The chat frame.
+    pub fn chat(&self) -> &ChatFrame {
+        match self {
+            Live::Message(published) => &published.frame,
+            Live::Signal(frame) => frame,
+        }
+    }
+
+    /// The chat frame's JSON.
+    pub fn text(&self) -> &Utf8Bytes {
+        &self.chat().text
+    }
+
+    /// The chat frame as a whole WebSocket frame.
+    pub fn wire(&self) -> &Bytes {
+        &self.chat().wire
+    }
+}
+
+/// A server frame of the chat, encoded once: its JSON (the WebSocket's text payload, and what
+/// the HTTP transports carry) within the whole WebSocket frame that carries it, ready for a
+/// socket (see [`crate::outlet`]).
+#[derive(Debug)]
+pub struct ChatFrame {
+    pub text: Utf8Bytes,
+    pub wire: Bytes,
+}
+
+impl ChatFrame {
+    pub fn new(frame: &ServerFrame) -> ChatFrame {
+        let text = Bytes::from(encode(frame));
+        let payload = text.len();
+        let frame = WsFrame::message(text, OpCode::Data(Data::Text), true);
+        let mut wire = Vec::with_capacity(frame.len());
+        let head = frame.len() - payload;
+        // Writing to a Vec cannot fail.
+        let _ = frame.format(&mut wire);
+        let wire = Bytes::from(wire);
+        // The payload is the JSON, valid UTF-8 as it was.
+        let text = Utf8Bytes::try_from(wire.slice(head..)).unwrap_or_default();
+        ChatFrame { text, wire }
+    }
 }
 
 /// A committed message (or a change to one), encoded once for every transport.
@@ -63,8 +109,8 @@ pub struct Published {
     id: MessageId,
     /// Who it mentions, ascending.
     mentions: Vec<UserId>,
-    /// The chat frame (`ServerFrame::Message`) as JSON.
-    pub frame: Utf8Bytes,
+    /// The chat frame (`ServerFrame::Message`).
+    pub frame: ChatFrame,
     /// The feed's `message` event, without and with `mentions_you` (for a change: its `retract`
     /// when it deleted the message, else nothing).
     alerts: [Bytes; 2],
@@ -88,7 +134,7 @@ impl Published {
         Published {
             id,
             mentions,
-            frame: encode(&ServerFrame::Message(message)),
+            frame: ChatFrame::new(&ServerFrame::Message(message)),
             alerts,
         }
     }
@@ -108,7 +154,7 @@ impl Published {
         Published {
             id,
             mentions: Vec::new(),
-            frame: encode(&ServerFrame::Changed { id, message }),
+            frame: ChatFrame::new(&ServerFrame::Changed { id, message }),
             alerts: [retract.clone(), retract],
         }
     }
@@ -220,14 +266,27 @@ impl Subscription {
         session: Session,
         wants: Wants,
     ) -> Self {
+        Subscription::open_to(state, user, session, wants, None)
+    }
+
+    /// Registers `session`'s connection with the hub, with the outlet of its socket (a
+    /// WebSocket's), which the fan-out writes to itself while the outlet lets it.
+    pub fn open_to(
+        state: &AppState,
+        user: &tidings_store::User,
+        session: Session,
+        wants: Wants,
+        outlet: Option<Arc<Outlet>>,
+    ) -> Self {
         let listener = Listener {
             signals: wants.signals,
             presence: wants.presence,
             per_session: wants.per_session,
         };
-        let (registration, queue) = state
-            .hub
-            .register(&wire::user_ref(user), session.id, listener);
+        let (registration, queue) =
+            state
+                .hub
+                .register(&wire::user_ref(user), session.id, listener, outlet);
         let status_ticks = wants.status_every.map(|every| {
             let mut ticks = interval_at(Instant::now() + every, every);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -326,7 +385,7 @@ impl Subscription {
                         return Some(Event::Live(live));
                     }
                 }
-                kick = self.registration.kick.kicked() => {
+                kick = self.registration.kick().kicked() => {
                     return match kick {
                         Kick::Locked(reason) => Some(Event::Lock(reason)),
                         Kick::Lagging => {
@@ -353,7 +412,7 @@ impl Subscription {
             match self.try_next() {
                 Some(live) => drained.push(live),
                 // A kicked connection may have lost a message to its full queue: no claim.
-                None if self.registration.kick.is_kicked() => return (drained, None),
+                None if self.registration.kick().is_kicked() => return (drained, None),
                 None => {
                     self.high_water = self.high_water.max(known);
                     return (drained, Some(known));
@@ -361,6 +420,11 @@ impl Subscription {
             }
         }
         (drained, None)
+    }
+
+    /// Whether nothing is queued.
+    pub fn queue_is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 
     /// A live item already queued, if any (for writing a batch at once).

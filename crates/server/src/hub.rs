@@ -24,7 +24,8 @@ use tidings_proto::v1::{
 };
 use tokio::sync::mpsc;
 
-use crate::delivery::{Live, Published, encode};
+use crate::delivery::{ChatFrame, Live, Published};
+use crate::outlet::Outlet;
 
 /// Why the server is closing a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,18 +109,114 @@ impl KickSignal {
     }
 }
 
-struct Conn {
-    id: u64,
-    session: SessionId,
+/// Where a connection's items go: its queue, or straight to its socket (see `crate::outlet`).
+pub struct Route {
     /// Queues hold pointers, not the items: a queue allocates room for a block of items up
     /// front, and that block is most of what an idle connection's queue costs.
     sink: mpsc::Sender<Arc<Live>>,
+    kicked: KickSignal,
+    /// A WebSocket's socket, and which of the fan-out's threads writes to it.
+    outlet: Option<(Arc<Outlet>, usize)>,
+    /// The queue's cap, and the outlet's backlog's.
+    cap: usize,
+}
+
+impl Route {
+    /// Writes or queues `items`, in order, or, when the connection is too far behind, kicks it.
+    fn deliver(&self, items: &[Arc<Live>]) {
+        let queue = |item: &Arc<Live>| match self.sink.try_send(Arc::clone(item)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            // The connection is closing; its registration is about to be dropped.
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        };
+        let keeps_up = match &self.outlet {
+            Some((outlet, _)) => outlet.offer(items, self.cap, queue),
+            None => items.iter().all(queue),
+        };
+        if !keeps_up {
+            self.kick(Kick::Lagging);
+        }
+    }
+
+    fn kick(&self, kick: Kick) {
+        if let Some((outlet, _)) = &self.outlet {
+            outlet.stop();
+        }
+        self.kicked.kick(kick);
+    }
+}
+
+/// What a fan-out thread is handed.
+enum Job {
+    /// An item for one connection.
+    One(Arc<Route>, Arc<Live>),
+    /// An item for many.
+    Many(Arc<Live>, Vec<Arc<Route>>),
+}
+
+/// A fan-out thread's inbox.
+type Shard = std::sync::mpsc::Sender<Job>;
+
+/// Messages a fan-out thread takes in at once when it has fallen behind: each connection then
+/// gets all of its in one write.
+const FAN_OUT_BATCH: usize = 64;
+
+/// A fan-out thread: writes what it is handed, in order. When more is waiting than one job, it
+/// takes up to a batch and writes each connection's items together.
+fn fan_out(jobs: std::sync::mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(FAN_OUT_BATCH);
+    while let Ok(job) = jobs.recv() {
+        batch.push(job);
+        while batch.len() < FAN_OUT_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let [job] = &batch[..] {
+            match job {
+                Job::One(route, item) => route.deliver(std::slice::from_ref(item)),
+                Job::Many(item, routes) => {
+                    for route in routes {
+                        route.deliver(std::slice::from_ref(item));
+                    }
+                }
+            }
+            batch.clear();
+            continue;
+        }
+        // Each connection's items, in order, connections in the order they first appear.
+        let mut at: HashMap<*const Route, usize> = HashMap::new();
+        let mut each: Vec<(Arc<Route>, Vec<Arc<Live>>)> = Vec::new();
+        let mut add = |route: &Arc<Route>, item: &Arc<Live>| {
+            let i = *at.entry(Arc::as_ptr(route)).or_insert_with(|| {
+                each.push((Arc::clone(route), Vec::new()));
+                each.len() - 1
+            });
+            each[i].1.push(Arc::clone(item));
+        };
+        for job in batch.drain(..) {
+            match &job {
+                Job::One(route, item) => add(route, item),
+                Job::Many(item, routes) => routes.iter().for_each(|route| add(route, item)),
+            }
+        }
+        for (route, items) in each {
+            route.deliver(&items);
+        }
+    }
+}
+
+struct Conn {
+    id: u64,
+    session: SessionId,
+    route: Arc<Route>,
     /// Takes presence, typing and read markers.
     signals: bool,
     /// Counts its user as online.
     presence: bool,
     lane: Option<Lane>,
-    kick: Arc<KickSignal>,
 }
 
 #[derive(Default)]
@@ -144,6 +241,10 @@ struct Inner {
     /// Set once the server is shutting down: a connection registered from then on is kicked at
     /// once.
     shutting_down: bool,
+    /// The fan-out's threads, one per core: a WebSocket's frames are written by the one its
+    /// connection's id picks, so a big room's message is written by every core at once, and in
+    /// order on each connection. Jobs are handed to them under the lock, in its order.
+    shards: Vec<Shard>,
 }
 
 impl Inner {
@@ -186,11 +287,21 @@ pub struct Registration {
     user: UserRef,
     id: u64,
     presence: Presence,
-    pub kick: Arc<KickSignal>,
+    route: Arc<Route>,
+}
+
+impl Registration {
+    pub fn kick(&self) -> &KickSignal {
+        &self.route.kicked
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // Nothing is written to the socket for this connection any more: its task ends.
+        if let Some((outlet, _)) = &self.route.outlet {
+            outlet.stop();
+        }
         let mut inner = self.hub.lock();
         let mut went_offline = false;
         if let Some(list) = inner.conns.get_mut(&self.user.id) {
@@ -236,8 +347,24 @@ impl Hub {
             inner.rooms.entry(room).or_default().push(user);
             inner.memberships.entry(user).or_default().push(room);
         }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = (0..threads)
+            .filter_map(|i| {
+                let (shard, items) = std::sync::mpsc::channel();
+                let thread = std::thread::Builder::new()
+                    .name(format!("tidings-fanout-{i}"))
+                    .spawn(move || fan_out(items));
+                match thread {
+                    Ok(_) => Some(shard),
+                    Err(err) => {
+                        tracing::warn!(%err, "could not start a fan-out thread");
+                        None
+                    }
+                }
+            })
+            .collect();
         Hub {
-            inner: Mutex::new(inner),
+            inner: Mutex::new(Inner { shards, ..inner }),
             next_id: AtomicU64::new(1),
             queue: queue.max(1),
             grace,
@@ -385,44 +512,53 @@ impl Hub {
         let mut inner = self.lock();
         inner.shutting_down = true;
         for conn in inner.conns.values().flatten() {
-            conn.kick.kick(Kick::ShuttingDown);
+            conn.route.kick(Kick::ShuttingDown);
         }
     }
 
     /// Adds a connection of `session`; the first of a user's connections that counts for
     /// presence announces them online (unless they still are, by grace). Returns its queue.
+    /// With an `outlet`, the fan-out writes to its socket whenever the outlet lets it.
     pub fn register(
         self: &Arc<Self>,
         user: &UserRef,
         session: SessionId,
         listener: Listener,
+        outlet: Option<Arc<Outlet>>,
     ) -> (Registration, mpsc::Receiver<Arc<Live>>) {
         let (sink, queue) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let kick = Arc::new(KickSignal::default());
         let presence = listener.presence != Presence::No;
         let mut inner = self.lock();
+        let shards = inner.shards.len();
+        let route = Arc::new(Route {
+            sink,
+            kicked: KickSignal::default(),
+            outlet: outlet
+                .filter(|_| shards > 0)
+                .map(|o| (o, id as usize % shards.max(1))),
+            cap: self.queue,
+        });
         let list = inner.conns.entry(user.id).or_default();
         if let Some((lane, max)) = listener.per_session {
-            let mut same = list
-                .iter()
-                .filter(|c| c.session == session && c.lane == Some(lane) && !c.kick.is_kicked());
+            let mut same = list.iter().filter(|c| {
+                c.session == session && c.lane == Some(lane) && !c.route.kicked.is_kicked()
+            });
             let excess = same.clone().count().saturating_sub(max.saturating_sub(1));
             for older in same.by_ref().take(excess) {
-                older.kick.kick(Kick::Superseded);
+                older.route.kick(Kick::Superseded);
             }
         }
         if inner.shutting_down {
-            kick.kick(Kick::ShuttingDown);
+            route.kick(Kick::ShuttingDown);
         }
         let conn = Conn {
             id,
             session,
-            sink,
+            route: Arc::clone(&route),
             signals: listener.signals,
             presence,
             lane: listener.per_session.map(|(lane, _)| lane),
-            kick: kick.clone(),
         };
         if presence {
             inner.lingering.remove(&user.id);
@@ -441,7 +577,7 @@ impl Hub {
             user: user.clone(),
             id,
             presence: listener.presence,
-            kick,
+            route,
         };
         (registration, queue)
     }
@@ -525,9 +661,18 @@ impl Hub {
         let id = published.id();
         let live = Arc::new(Live::Message(published));
         let inner = self.lock();
+        let mut shards: Vec<Vec<Arc<Route>>> = vec![Vec::new(); inner.shards.len()];
         for user in inner.rooms.get(&room).into_iter().flatten() {
             for conn in inner.conns.get(user).into_iter().flatten() {
-                offer(conn, live.clone());
+                match &conn.route.outlet {
+                    Some((_, shard)) => shards[*shard].push(Arc::clone(&conn.route)),
+                    None => conn.route.deliver(std::slice::from_ref(&live)),
+                }
+            }
+        }
+        for (shard, routes) in inner.shards.iter().zip(shards) {
+            if !routes.is_empty() {
+                hand(shard, Job::Many(Arc::clone(&live), routes));
             }
         }
         // After the queues: a connection that reads the newest id and then drains its queue has
@@ -563,7 +708,7 @@ impl Hub {
     fn to_user_locked(inner: &Inner, user: UserId, out: &Arc<Live>) {
         for conn in inner.conns.get(&user).into_iter().flatten() {
             if conn.signals {
-                offer(conn, out.clone());
+                offer(inner, &conn.route, out);
             }
         }
     }
@@ -583,23 +728,37 @@ impl Hub {
         let inner = self.lock();
         for conn in inner.conns.get(&user).into_iter().flatten() {
             if conn.session == session {
-                conn.kick.kick(Kick::Locked(reason));
+                conn.route.kick(Kick::Locked(reason));
             }
         }
     }
 }
 
-/// Queues `item` for `conn` or, when its queue is full, kicks it as lagging.
-fn offer(conn: &Conn, item: Arc<Live>) {
-    match conn.sink.try_send(item) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => conn.kick.kick(Kick::Lagging),
-        // The connection is closing; its registration is about to be dropped.
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+/// Hands `item` to a connection: to its fan-out thread when it has an outlet (the write may be
+/// a syscall, and the hub's lock is held), else into its queue now.
+fn offer(inner: &Inner, route: &Arc<Route>, item: &Arc<Live>) {
+    match &route.outlet {
+        Some((_, shard)) => hand(
+            &inner.shards[*shard],
+            Job::One(Arc::clone(route), Arc::clone(item)),
+        ),
+        None => route.deliver(std::slice::from_ref(item)),
+    }
+}
+
+/// Hands a fan-out thread a job; should the thread be gone (it panicked), does it here.
+fn hand(shard: &Shard, job: Job) {
+    if let Err(unsent) = shard.send(job) {
+        match unsent.0 {
+            Job::One(route, item) => route.deliver(&[item]),
+            Job::Many(item, routes) => routes
+                .iter()
+                .for_each(|r| r.deliver(std::slice::from_ref(&item))),
+        }
     }
 }
 
 /// A frame other than `message`, ready for the queues.
 fn signal(frame: &ServerFrame) -> Arc<Live> {
-    Arc::new(Live::Signal(encode(frame)))
+    Arc::new(Live::Signal(ChatFrame::new(frame)))
 }

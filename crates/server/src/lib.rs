@@ -33,6 +33,7 @@ mod hub;
 mod message;
 mod metrics;
 mod openapi;
+mod outlet;
 mod presence;
 mod request;
 mod room;

@@ -10,24 +10,113 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker, ready};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tidings_proto::v1::ErrorCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::error::ApiError;
+use crate::outlet::Outlet;
 
 /// The chat channel's socket.
-pub type Socket = WebSocketStream<Gated<TokioIo<hyper::upgrade::Upgraded>>>;
+pub type Socket = WebSocketStream<Gated<Wire>>;
+
+/// The connection under a WebSocket.
+#[derive(Debug)]
+pub enum Wire {
+    /// A plain TCP connection, written through its outlet (which the fan-out writes to as
+    /// well), with what hyper had read past the upgrade's request.
+    Tcp { outlet: Arc<Outlet>, unread: Bytes },
+    /// Anything else (TLS): hyper's upgraded connection.
+    Upgraded(TokioIo<Upgraded>),
+}
+
+impl Wire {
+    fn new(upgraded: Upgraded) -> Wire {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => Wire::Tcp {
+                outlet: Arc::new(Outlet::new(parts.io.into_inner())),
+                // Copied: a slice would hold hyper's whole read buffer for the connection's
+                // life.
+                unread: Bytes::copy_from_slice(&parts.read_buf),
+            },
+            Err(upgraded) => Wire::Upgraded(TokioIo::new(upgraded)),
+        }
+    }
+
+    /// The socket's outlet, when the fan-out can write to it.
+    pub fn outlet(&self) -> Option<Arc<Outlet>> {
+        match self {
+            Wire::Tcp { outlet, .. } => Some(Arc::clone(outlet)),
+            Wire::Upgraded(_) => None,
+        }
+    }
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Wire::Tcp { unread, .. } if !unread.is_empty() => {
+                let n = unread.len().min(buf.remaining());
+                buf.put_slice(&unread.split_to(n));
+                if unread.is_empty() {
+                    // An empty slice would still hold hyper's whole read buffer.
+                    *unread = Bytes::new();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Wire::Tcp { outlet, .. } => outlet.poll_read(cx, buf),
+            Wire::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            // Taken whole (what the socket refuses is kept): tungstenite writes whole frames,
+            // and none may be cut by the fan-out's.
+            Wire::Tcp { outlet, .. } => Poll::Ready(outlet.write(buf)),
+            Wire::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Wire::Tcp { outlet, .. } => outlet.poll_drain(cx),
+            Wire::Upgraded(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Wire::Tcp { outlet, .. } => {
+                ready!(outlet.poll_drain(cx))?;
+                Poll::Ready(outlet.shutdown())
+            }
+            Wire::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A request to upgrade to a WebSocket, its handshake checked.
 pub struct Upgrade {
@@ -97,7 +186,7 @@ impl Upgrade {
                     return;
                 }
             };
-            let io = Gated::new(TokioIo::new(upgraded));
+            let io = Gated::new(Wire::new(upgraded));
             let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
             serve(socket);
         });
@@ -184,6 +273,10 @@ impl<IO> Gated<IO> {
 
     pub fn readable(&self) -> Arc<Readable> {
         Arc::clone(&self.readable)
+    }
+
+    pub fn get_ref(&self) -> &IO {
+        &self.io
     }
 }
 
