@@ -20,6 +20,11 @@ impl Raw {
             .await
             .expect("connect in time")
             .expect("connect");
+        Raw::on(stream)
+    }
+
+    /// Over a connection made elsewhere.
+    pub(crate) fn on(stream: TcpStream) -> Raw {
         Raw {
             stream,
             buffer: Vec::new(),
@@ -32,7 +37,7 @@ impl Raw {
     }
 
     /// Reads until `needle` has arrived; returns everything up to and including it.
-    async fn until(&mut self, needle: &[u8]) -> String {
+    pub(crate) async fn until(&mut self, needle: &[u8]) -> String {
         loop {
             if let Some(at) = self.buffer.windows(needle.len()).position(|w| w == needle) {
                 let taken: Vec<u8> = self.buffer.drain(..at + needle.len()).collect();
@@ -75,7 +80,7 @@ impl Raw {
     }
 }
 
-fn feed_request(token: Option<&str>, extra: &str) -> String {
+pub(crate) fn feed_request(token: Option<&str>, extra: &str) -> String {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();

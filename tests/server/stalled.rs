@@ -13,7 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::http1::{Raw, open_feed};
+use crate::http1::{Raw, feed_request, open_feed};
 
 /// A message body near the largest allowed, so a few dozen fill a socket's buffers.
 fn big_body(i: usize) -> String {
@@ -344,5 +344,64 @@ async fn a_chat_client_that_pauses_gets_everything_once_in_order_when_it_reads_a
             _ => {}
         }
     }
+    server.stop().await;
+}
+
+/// A feed that stops reading while more events come than its socket holds — the rest waits on
+/// the server, within the connection's queue cap — and then reads on: every message's event
+/// comes once and in order.
+#[tokio::test]
+async fn a_feed_that_pauses_gets_every_event_once_in_order_when_it_reads_again() {
+    let server = TestServer::start_with(|c| {
+        roomy(c);
+        c.limits.send_queue = 4096;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let stream = timeout(WAIT, socket.connect(server.addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let mut feed = Raw::on(stream);
+    feed.send(feed_request(Some(&bo.token), "").as_bytes())
+        .await;
+    let head = feed.head().await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    feed.until(b"event: session\n").await;
+    // About 6 MB of events (a preview of 140 four-byte characters each), 50 posts at a time,
+    // while the feed reads nothing.
+    let body = "\u{1F4E3}".repeat(200);
+    let keys: Vec<String> = (0..8000).map(|i| format!("k{i}")).collect();
+    for chunk in keys.chunks(50) {
+        futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|key| tidings_tests::post_message(&ana, room, key, &body)),
+        )
+        .await;
+    }
+    let posted: Vec<i64> = ana.whole_history(room).await.iter().map(|m| m.id).collect();
+    assert_eq!(posted.len(), 8000);
+    let mut got = Vec::new();
+    while got.len() < posted.len() {
+        let event = feed.until(b"\n\n").await;
+        if !event.contains("event: message\n") {
+            continue;
+        }
+        let id = event
+            .lines()
+            .find_map(|line| line.strip_prefix("id: "))
+            .and_then(|id| id.parse::<i64>().ok())
+            .unwrap_or_else(|| panic!("an id in {event:?}"));
+        got.push(id);
+    }
+    assert_eq!(got, posted);
     server.stop().await;
 }

@@ -30,10 +30,10 @@ use tungstenite::protocol::{Message as WsMessage, WebSocketConfig};
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed};
-use crate::delivery::{self, Event, Live, Subscription, Wants};
+use crate::delivery::{self, Event, Form, Live, Subscription, Wants};
 use crate::error::ApiError;
 use crate::hub::{Kick, Presence};
-use crate::outlet::{Outlet, Release};
+use crate::outlet::{Outlet, Release, backlog};
 use crate::request::{self, error_frame};
 use crate::wire;
 use crate::ws::{Readable, Socket, Upgrade};
@@ -238,7 +238,7 @@ impl Connection {
             &self.authed.user,
             self.authed.session.clone(),
             wants,
-            self.outlet.clone(),
+            self.outlet.clone().map(|outlet| (outlet, Form::Chat)),
         );
         // The rare paths are boxed: an idle connection's task then only holds the small state
         // of its select loop, not the largest future any of its branches could need.
@@ -503,14 +503,6 @@ impl Connection {
     /// Records the frame as user activity, at most every few seconds.
     fn touch(&mut self) {
         auth::touch(&self.state, &mut self.authed.session);
-    }
-}
-
-/// Resolves once `outlet` has a backlog to write; never without one.
-async fn backlog(outlet: Option<&Outlet>) {
-    match outlet {
-        Some(outlet) => outlet.backlog().await,
-        None => std::future::pending().await,
     }
 }
 

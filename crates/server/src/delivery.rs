@@ -78,6 +78,27 @@ impl Live {
     }
 }
 
+/// What a connection's socket is sent of a live item, written straight to it (see
+/// [`crate::outlet`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The chat frame, as a WebSocket frame.
+    Chat,
+    /// A message's feed event for this user (the feed takes no signals).
+    Alert(UserId),
+}
+
+impl Form {
+    /// The bytes of `live` in this form, if it has any.
+    pub fn bytes<'a>(&self, live: &'a Live) -> Option<&'a Bytes> {
+        match (self, live) {
+            (Form::Chat, live) => Some(live.wire()),
+            (Form::Alert(user), Live::Message(published)) => Some(published.alert_for(*user)),
+            (Form::Alert(_), Live::Signal(_)) => None,
+        }
+    }
+}
+
 /// A server frame of the chat, encoded once: its JSON (the WebSocket's text payload, and what
 /// the HTTP transports carry) within the whole WebSocket frame that carries it, ready for a
 /// socket (see [`crate::outlet`]).
@@ -269,14 +290,14 @@ impl Subscription {
         Subscription::open_to(state, user, session, wants, None)
     }
 
-    /// Registers `session`'s connection with the hub, with the outlet of its socket (a
-    /// WebSocket's), which the fan-out writes to itself while the outlet lets it.
+    /// Registers `session`'s connection with the hub, with the outlet of its socket, which the
+    /// fan-out writes live items to itself, in `form`, while the outlet lets it.
     pub fn open_to(
         state: &AppState,
         user: &tidings_store::User,
         session: Session,
         wants: Wants,
-        outlet: Option<Arc<Outlet>>,
+        outlet: Option<(Arc<Outlet>, Form)>,
     ) -> Self {
         let listener = Listener {
             signals: wants.signals,

@@ -43,13 +43,14 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode,
 use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout, timeout_at};
 use tower::ServiceExt;
 
 use crate::app::AppState;
+use crate::outlet::{Attached, Io, Outlet, backlog};
 use crate::tls::Tls;
 
 /// The request lines of a never-ending response (the feed, the chat channel's HTTP streams) and
@@ -313,7 +314,7 @@ async fn serve_poll(
         }
     };
     keep &= !state.shutdown.is_cancelled();
-    match write_response(stream, response, state, keep).await {
+    match write_response(stream, response, state, keep, None).await {
         Ok(kept) => kept,
         Err(err) => {
             tracing::debug!(%err, "poll connection ended");
@@ -342,7 +343,7 @@ async fn write_status(
         .status(status)
         .body(Body::empty())
         .unwrap_or_default();
-    write_response(stream, response, state, false).await
+    write_response(stream, response, state, false, None).await
 }
 
 /// Reads the request, runs it through the router and writes the response to the socket.
@@ -353,7 +354,7 @@ async fn serve_feed(
     head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
-    let request = match timeout_at(deadline, read_head(&mut stream)).await {
+    let mut request = match timeout_at(deadline, read_head(&mut stream)).await {
         Ok(Ok((request, _))) => request,
         Ok(Err(status)) => {
             let _ = write_status(&mut stream, status, state).await;
@@ -362,11 +363,18 @@ async fn serve_feed(
         Err(_) => return,
     };
     drop(head);
+    // From here the socket is written through an outlet, which the fan-out writes the feed's
+    // events to as well (see `crate::outlet`).
+    let outlet = Arc::new(Outlet::new(stream));
+    request
+        .extensions_mut()
+        .insert(Attached(Arc::clone(&outlet)));
     let Ok(response) = router.oneshot(request).await;
-    if let Err(err) = write_response(&mut stream, response, state, false).await {
+    let mut io = Io::new(Arc::clone(&outlet), &[]);
+    if let Err(err) = write_response(&mut io, response, state, false, Some(&outlet)).await {
         tracing::debug!(%err, "feed connection ended");
     }
-    let _ = timeout(state.config.chat.write_timeout, stream.shutdown()).await;
+    let _ = timeout(state.config.chat.write_timeout, io.shutdown()).await;
 }
 
 /// Reads and parses the request head, and says whether bytes came after it (read with it, so
@@ -436,11 +444,12 @@ fn to_request(parsed: &httparse::Request<'_, '_>) -> Result<Request<Body>, Statu
 /// stream yields them, until it ends, the client goes away or a write times out. The connection
 /// is kept after the answer when `keep` asks it and the answer has a length; whether it is, is
 /// returned.
-async fn write_response(
-    stream: &mut TcpStream,
+async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     response: Response<Body>,
     state: &AppState,
     keep: bool,
+    outlet: Option<&Outlet>,
 ) -> io::Result<bool> {
     let (parts, body) = response.into_parts();
     let exact = body.size_hint().exact();
@@ -474,15 +483,17 @@ async fn write_response(
     }
     head.extend_from_slice(b"\r\n");
     let write_timeout = state.config.chat.write_timeout;
-    let write = async |stream: &mut TcpStream, bytes: &[u8]| match crate::clock::within(
-        write_timeout,
-        stream.write_all(bytes),
-    )
-    .await
-    {
-        Some(written) => written,
-        None => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-    };
+    // Flushed: an outlet's backlog is written out, within the limit too.
+    let write =
+        async |stream: &mut S, bytes: &[u8]| match crate::clock::within(write_timeout, async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        })
+        .await
+        {
+            Some(written) => written,
+            None => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+        };
     if let Some(len) = exact {
         // A body with a length is in memory already (a poll's answer, a replay page of it
         // included, or an error): collected whole, its length is its limit.
@@ -515,6 +526,8 @@ async fn write_response(
                 Ok(0) | Err(_) => return Ok(false),
                 Ok(_) => {}
             },
+            // The fan-out left events the socket could not take: written as it drains.
+            () = backlog(outlet) => write(stream, &[]).await?,
         }
     }
 }

@@ -15,6 +15,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -27,9 +28,10 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Passive};
-use crate::delivery::{Event, Live, Subscription, Wants};
+use crate::delivery::{Event, Form, Live, Subscription, Wants};
 use crate::error::{ApiError, Query};
 use crate::hub::Presence;
+use crate::outlet::{Attached, Outlet, Release};
 use crate::sse;
 
 /// Queued events written as one chunk.
@@ -46,6 +48,7 @@ pub async fn events(
     Passive(authed): Passive,
     headers: HeaderMap,
     Query(query): Query<FeedQuery>,
+    attached: Option<Extension<Attached>>,
 ) -> Response {
     let cursor = headers
         .get("last-event-id")
@@ -65,8 +68,17 @@ pub async fn events(
         status_every: Some(state.config.session.feed_interval),
         transport: "feed",
     };
-    let subscription = Subscription::open(&state, &authed.user, authed.session, wants);
-    let feed = Feed::new(state, subscription, permit, cursor, turn);
+    let outlet = attached.map(|Extension(Attached(outlet))| outlet);
+    let form = Form::Alert(authed.user.id);
+    let subscription = Subscription::open_to(
+        &state,
+        &authed.user,
+        authed.session,
+        wants,
+        outlet.clone().map(|outlet| (outlet, form)),
+    );
+    let mut feed = Feed::new(state, subscription, permit, cursor, turn);
+    feed.outlet = outlet;
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), feed))
@@ -99,6 +111,9 @@ struct Feed {
     cursor: Option<MessageId>,
     phase: Phase,
     keepalive: Interval,
+    /// The socket's outlet, when the fan-out can write to it: once what was queued after the
+    /// opening is written, the fan-out writes the events itself (see `crate::outlet`).
+    outlet: Option<Arc<Outlet>>,
 }
 
 impl Feed {
@@ -120,6 +135,7 @@ impl Feed {
             cursor,
             phase: Phase::Start,
             keepalive,
+            outlet: None,
         }
     }
 
@@ -185,6 +201,9 @@ impl Feed {
     }
 
     async fn live(&mut self) -> Option<Bytes> {
+        if let Some(queued) = self.go_direct() {
+            return Some(queued);
+        }
         loop {
             let chunk = tokio::select! {
                 event = self.subscription.next() => match event? {
@@ -198,6 +217,30 @@ impl Feed {
             // A change the feed says nothing of (an edit, a reaction) makes no chunk.
             if !chunk.is_empty() {
                 return Some(chunk);
+            }
+        }
+    }
+
+    /// What is queued, as a chunk, until there is nothing: then the fan-out writes to the socket
+    /// itself, and the outlet is forgotten (its backlog is the listener's to write).
+    fn go_direct(&mut self) -> Option<Bytes> {
+        let outlet = self.outlet.clone()?;
+        loop {
+            if let Some(first) = self.subscription.try_next() {
+                let chunk = self.drain(first);
+                if !chunk.is_empty() {
+                    return Some(chunk);
+                }
+                continue;
+            }
+            let subscription = &self.subscription;
+            match outlet.release(subscription.high_water(), || subscription.queue_is_empty()) {
+                // Stopped: kicked, which the subscription tells next.
+                Release::Direct | Release::Stopped => {
+                    self.outlet = None;
+                    return None;
+                }
+                Release::Queued => {}
             }
         }
     }

@@ -24,7 +24,7 @@ use tidings_proto::v1::{
 };
 use tokio::sync::mpsc;
 
-use crate::delivery::{ChatFrame, Live, Published};
+use crate::delivery::{ChatFrame, Form, Live, Published};
 use crate::outlet::Outlet;
 
 /// Why the server is closing a connection.
@@ -115,8 +115,8 @@ pub struct Route {
     /// front, and that block is most of what an idle connection's queue costs.
     sink: mpsc::Sender<Arc<Live>>,
     kicked: KickSignal,
-    /// A WebSocket's socket, and which of the fan-out's threads writes to it.
-    outlet: Option<(Arc<Outlet>, usize)>,
+    /// The connection's socket, which of the fan-out's tasks writes to it, and what.
+    outlet: Option<(Arc<Outlet>, usize, Form)>,
     /// The queue's cap, and the outlet's backlog's.
     cap: usize,
 }
@@ -131,7 +131,7 @@ impl Route {
             Err(mpsc::error::TrySendError::Closed(_)) => true,
         };
         let keeps_up = match &self.outlet {
-            Some((outlet, _)) => outlet.offer(items, self.cap, queue),
+            Some((outlet, _, form)) => outlet.offer(items, *form, self.cap, queue),
             None => items.iter().all(queue),
         };
         if !keeps_up {
@@ -140,14 +140,14 @@ impl Route {
     }
 
     fn kick(&self, kick: Kick) {
-        if let Some((outlet, _)) = &self.outlet {
+        if let Some((outlet, ..)) = &self.outlet {
             outlet.stop();
         }
         self.kicked.kick(kick);
     }
 }
 
-/// What a fan-out thread is handed.
+/// What a fan-out task is handed.
 enum Job {
     /// An item for one connection.
     One(Arc<Route>, Arc<Live>),
@@ -155,25 +155,20 @@ enum Job {
     Many(Arc<Live>, Vec<Arc<Route>>),
 }
 
-/// A fan-out thread's inbox.
-type Shard = std::sync::mpsc::Sender<Job>;
+/// A fan-out task's inbox.
+type Shard = mpsc::UnboundedSender<Job>;
 
-/// Messages a fan-out thread takes in at once when it has fallen behind: each connection then
+/// Messages a fan-out task takes in at once when it has fallen behind: each connection then
 /// gets all of its in one write.
 const FAN_OUT_BATCH: usize = 64;
 
-/// A fan-out thread: writes what it is handed, in order. When more is waiting than one job, it
-/// takes up to a batch and writes each connection's items together.
-fn fan_out(jobs: std::sync::mpsc::Receiver<Job>) {
+/// A fan-out task: writes what it is handed, in order. When more is waiting than one job, it
+/// takes up to a batch and writes each connection's items together. Its writes never wait (what
+/// a socket does not take goes to its backlog), so it runs on the runtime's workers like any
+/// task, one per core at once.
+async fn fan_out(mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(FAN_OUT_BATCH);
-    while let Ok(job) = jobs.recv() {
-        batch.push(job);
-        while batch.len() < FAN_OUT_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while jobs.recv_many(&mut batch, FAN_OUT_BATCH).await > 0 {
         if let [job] = &batch[..] {
             match job {
                 Job::One(route, item) => route.deliver(std::slice::from_ref(item)),
@@ -241,9 +236,9 @@ struct Inner {
     /// Set once the server is shutting down: a connection registered from then on is kicked at
     /// once.
     shutting_down: bool,
-    /// The fan-out's threads, one per core: a WebSocket's frames are written by the one its
-    /// connection's id picks, so a big room's message is written by every core at once, and in
-    /// order on each connection. Jobs are handed to them under the lock, in its order.
+    /// The fan-out's tasks, one per core: a connection's items are written by the one its id
+    /// picks, so a big room's message is written by every core at once, and in order on each
+    /// connection. Jobs are handed to them under the lock, in its order.
     shards: Vec<Shard>,
 }
 
@@ -299,7 +294,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         // Nothing is written to the socket for this connection any more: its task ends.
-        if let Some((outlet, _)) = &self.route.outlet {
+        if let Some((outlet, ..)) = &self.route.outlet {
             outlet.stop();
         }
         let mut inner = self.hub.lock();
@@ -347,22 +342,20 @@ impl Hub {
             inner.rooms.entry(room).or_default().push(user);
             inner.memberships.entry(user).or_default().push(room);
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let shards = (0..threads)
-            .filter_map(|i| {
-                let (shard, items) = std::sync::mpsc::channel();
-                let thread = std::thread::Builder::new()
-                    .name(format!("tidings-fanout-{i}"))
-                    .spawn(move || fan_out(items));
-                match thread {
-                    Ok(_) => Some(shard),
-                    Err(err) => {
-                        tracing::warn!(%err, "could not start a fan-out thread");
-                        None
-                    }
-                }
-            })
-            .collect();
+        // Outside a runtime (a hub built for a test of its own), none: everything is queued.
+        let shards = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (0..cores)
+                    .map(|_| {
+                        let (shard, jobs) = mpsc::unbounded_channel();
+                        runtime.spawn(fan_out(jobs));
+                        shard
+                    })
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
         Hub {
             inner: Mutex::new(Inner { shards, ..inner }),
             next_id: AtomicU64::new(1),
@@ -524,7 +517,7 @@ impl Hub {
         user: &UserRef,
         session: SessionId,
         listener: Listener,
-        outlet: Option<Arc<Outlet>>,
+        outlet: Option<(Arc<Outlet>, Form)>,
     ) -> (Registration, mpsc::Receiver<Arc<Live>>) {
         let (sink, queue) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -536,7 +529,7 @@ impl Hub {
             kicked: KickSignal::default(),
             outlet: outlet
                 .filter(|_| shards > 0)
-                .map(|o| (o, id as usize % shards.max(1))),
+                .map(|(outlet, form)| (outlet, id as usize % shards.max(1), form)),
             cap: self.queue,
         });
         let list = inner.conns.entry(user.id).or_default();
@@ -665,7 +658,7 @@ impl Hub {
         for user in inner.rooms.get(&room).into_iter().flatten() {
             for conn in inner.conns.get(user).into_iter().flatten() {
                 match &conn.route.outlet {
-                    Some((_, shard)) => shards[*shard].push(Arc::clone(&conn.route)),
+                    Some((_, shard, _)) => shards[*shard].push(Arc::clone(&conn.route)),
                     None => conn.route.deliver(std::slice::from_ref(&live)),
                 }
             }
@@ -734,11 +727,11 @@ impl Hub {
     }
 }
 
-/// Hands `item` to a connection: to its fan-out thread when it has an outlet (the write may be
+/// Hands `item` to a connection: to its fan-out task when it has an outlet (the write may be
 /// a syscall, and the hub's lock is held), else into its queue now.
 fn offer(inner: &Inner, route: &Arc<Route>, item: &Arc<Live>) {
     match &route.outlet {
-        Some((_, shard)) => hand(
+        Some((_, shard, _)) => hand(
             &inner.shards[*shard],
             Job::One(Arc::clone(route), Arc::clone(item)),
         ),
@@ -746,7 +739,7 @@ fn offer(inner: &Inner, route: &Arc<Route>, item: &Arc<Live>) {
     }
 }
 
-/// Hands a fan-out thread a job; should the thread be gone (it panicked), does it here.
+/// Hands a fan-out task a job; should the task be gone (it panicked), does it here.
 fn hand(shard: &Shard, job: Job) {
     if let Err(unsent) = shard.send(job) {
         match unsent.0 {

@@ -20,16 +20,17 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
 use tidings_proto::v1::MessageId;
-use tokio::io::ReadBuf;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::delivery::Live;
+use crate::delivery::{Form, Live};
 
 /// Frames written in one syscall at most.
 const WRITE_AT_ONCE: usize = 64;
@@ -87,6 +88,7 @@ impl Outlet {
     pub fn offer(
         &self,
         items: &[Arc<Live>],
+        form: Form,
         cap: usize,
         queue: impl FnMut(&Arc<Live>) -> bool,
     ) -> bool {
@@ -96,19 +98,19 @@ impl Outlet {
         }
         let mut woken = false;
         for chunk in items.chunks(WRITE_AT_ONCE) {
-            let mut fresh = chunk.iter().filter(|item| match item.message_id() {
-                Some(id) if id <= state.high_water => false,
-                Some(id) => {
+            let mut fresh = chunk.iter().filter_map(|item| {
+                if let Some(id) = item.message_id() {
+                    if id <= state.high_water {
+                        return None;
+                    }
                     state.high_water = id;
-                    true
                 }
-                None => true,
+                form.bytes(item).filter(|bytes| !bytes.is_empty())
             });
             // One item (the common case: the fan-out keeps up) needs no lists.
             let frames: Vec<&Bytes> = match chunk {
                 [_] => match fresh.next() {
-                    Some(item) => {
-                        let frame = item.wire();
+                    Some(frame) => {
                         match self.write_now(&mut state, &[IoSlice::new(frame)], cap, |_| frame) {
                             Ok(backlogged) => woken |= backlogged,
                             Err(keeps_up) => return keeps_up,
@@ -117,7 +119,7 @@ impl Outlet {
                     }
                     None => continue,
                 },
-                _ => fresh.map(|item| item.wire()).collect(),
+                _ => fresh.collect(),
             };
             let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
             match self.write_now(&mut state, &slices, cap, |i| frames[i]) {
@@ -277,5 +279,82 @@ impl Outlet {
                 Err(err) => return Poll::Ready(Err(err)),
             }
         }
+    }
+}
+
+/// A request's socket as an outlet: put in the request's extensions by the listener for the
+/// responses it writes to the socket itself (the feed), so the handler can hand it to the hub.
+#[derive(Debug, Clone)]
+pub struct Attached(pub Arc<Outlet>);
+
+/// Resolves once `outlet` has a backlog to write; never without an outlet.
+pub async fn backlog(outlet: Option<&Outlet>) {
+    match outlet {
+        Some(outlet) => outlet.backlog().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An outlet as the IO of its connection's task: reads from the socket, writes through the
+/// outlet (whole, after its backlog: see [`Outlet::write`]), flushes by writing the backlog out.
+#[derive(Debug)]
+pub struct Io {
+    outlet: Arc<Outlet>,
+    /// What was read past the request before the outlet took the socket.
+    unread: Bytes,
+}
+
+impl Io {
+    pub fn new(outlet: Arc<Outlet>, unread: &[u8]) -> Io {
+        Io {
+            outlet,
+            // Copied: a slice would hold the whole buffer it came from for the connection's life.
+            unread: Bytes::copy_from_slice(unread),
+        }
+    }
+
+    pub fn outlet(&self) -> &Arc<Outlet> {
+        &self.outlet
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.unread.is_empty() {
+            return this.outlet.poll_read(cx, buf);
+        }
+        let n = this.unread.len().min(buf.remaining());
+        buf.put_slice(&this.unread.split_to(n));
+        if this.unread.is_empty() {
+            // An empty slice would still hold the buffer.
+            this.unread = Bytes::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        // Taken whole (what the socket refuses is kept): the writers above write whole frames
+        // or events, and none may be cut by the fan-out's.
+        Poll::Ready(self.outlet.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.outlet.poll_drain(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.outlet.poll_drain(cx))?;
+        Poll::Ready(self.outlet.shutdown())
     }
 }

@@ -10,13 +10,12 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker, ready};
+use std::task::{Context, Poll, Wake, Waker};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
@@ -27,7 +26,7 @@ use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::error::ApiError;
-use crate::outlet::Outlet;
+use crate::outlet::{Io, Outlet};
 
 /// The chat channel's socket.
 pub type Socket = WebSocketStream<Gated<Wire>>;
@@ -36,8 +35,8 @@ pub type Socket = WebSocketStream<Gated<Wire>>;
 #[derive(Debug)]
 pub enum Wire {
     /// A plain TCP connection, written through its outlet (which the fan-out writes to as
-    /// well), with what hyper had read past the upgrade's request.
-    Tcp { outlet: Arc<Outlet>, unread: Bytes },
+    /// well).
+    Tcp(Io),
     /// Anything else (TLS): hyper's upgraded connection.
     Upgraded(TokioIo<Upgraded>),
 }
@@ -45,12 +44,10 @@ pub enum Wire {
 impl Wire {
     fn new(upgraded: Upgraded) -> Wire {
         match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => Wire::Tcp {
-                outlet: Arc::new(Outlet::new(parts.io.into_inner())),
-                // Copied: a slice would hold hyper's whole read buffer for the connection's
-                // life.
-                unread: Bytes::copy_from_slice(&parts.read_buf),
-            },
+            Ok(parts) => {
+                let outlet = Arc::new(Outlet::new(parts.io.into_inner()));
+                Wire::Tcp(Io::new(outlet, &parts.read_buf))
+            }
             Err(upgraded) => Wire::Upgraded(TokioIo::new(upgraded)),
         }
     }
@@ -58,7 +55,7 @@ impl Wire {
     /// The socket's outlet, when the fan-out can write to it.
     pub fn outlet(&self) -> Option<Arc<Outlet>> {
         match self {
-            Wire::Tcp { outlet, .. } => Some(Arc::clone(outlet)),
+            Wire::Tcp(io) => Some(Arc::clone(io.outlet())),
             Wire::Upgraded(_) => None,
         }
     }
@@ -71,16 +68,7 @@ impl AsyncRead for Wire {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Wire::Tcp { unread, .. } if !unread.is_empty() => {
-                let n = unread.len().min(buf.remaining());
-                buf.put_slice(&unread.split_to(n));
-                if unread.is_empty() {
-                    // An empty slice would still hold hyper's whole read buffer.
-                    *unread = Bytes::new();
-                }
-                Poll::Ready(Ok(()))
-            }
-            Wire::Tcp { outlet, .. } => outlet.poll_read(cx, buf),
+            Wire::Tcp(io) => Pin::new(io).poll_read(cx, buf),
             Wire::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
@@ -93,26 +81,21 @@ impl AsyncWrite for Wire {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
-            // Taken whole (what the socket refuses is kept): tungstenite writes whole frames,
-            // and none may be cut by the fan-out's.
-            Wire::Tcp { outlet, .. } => Poll::Ready(outlet.write(buf)),
+            Wire::Tcp(io) => Pin::new(io).poll_write(cx, buf),
             Wire::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Wire::Tcp { outlet, .. } => outlet.poll_drain(cx),
+            Wire::Tcp(io) => Pin::new(io).poll_flush(cx),
             Wire::Upgraded(io) => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Wire::Tcp { outlet, .. } => {
-                ready!(outlet.poll_drain(cx))?;
-                Poll::Ready(outlet.shutdown())
-            }
+            Wire::Tcp(io) => Pin::new(io).poll_shutdown(cx),
             Wire::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
         }
     }
