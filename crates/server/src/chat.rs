@@ -336,7 +336,7 @@ impl Connection {
                 () = self.readable.wait(), if !self.readable.now() => {}
                 // The fan-out left frames the socket could not take: written as it drains.
                 () = backlog(self.outlet.as_deref()) => {
-                    if let Err(closing) = self.flush().await {
+                    if let Err(closing) = Box::pin(self.flush()).await {
                         break closing;
                     }
                 }

@@ -585,7 +585,7 @@ pub async fn frames(
         Ok(reply) => reply.await,
         Err(_) => None,
     };
-    let frames: Vec<ServerFrame> = reply.into_iter().collect();
+    let frames: Vec<ServerFrame> = reply.into_iter().map(|frame| *frame).collect();
     Ok((StatusCode::OK, Json(frames)).into_response())
 }
 

@@ -27,7 +27,6 @@ use tidings_proto::v1::{
     ServerFrame, SessionState, SessionStatus, UserId, preview,
 };
 use tidings_store::Session;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
 use tungstenite::Utf8Bytes;
 use tungstenite::protocol::frame::Frame as WsFrame;
@@ -268,7 +267,6 @@ pub struct Subscription {
     user: UserId,
     session: Session,
     registration: Registration,
-    queue: mpsc::Receiver<Arc<Live>>,
     /// Every message up to here has been handed out (or the client has it); live messages at or
     /// below it are skipped.
     high_water: MessageId,
@@ -304,10 +302,9 @@ impl Subscription {
             presence: wants.presence,
             per_session: wants.per_session,
         };
-        let (registration, queue) =
-            state
-                .hub
-                .register(&wire::user_ref(user), session.id, listener, outlet);
+        let registration = state
+            .hub
+            .register(&wire::user_ref(user), session.id, listener, outlet);
         let status_ticks = wants.status_every.map(|every| {
             let mut ticks = interval_at(Instant::now() + every, every);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -319,7 +316,6 @@ impl Subscription {
             user: user.id,
             session,
             registration,
-            queue,
             high_water: 0,
             status_ticks,
             deadline: Box::pin(sleep_until(Instant::now())),
@@ -401,7 +397,7 @@ impl Subscription {
                 // long; what it holds was queued in order before any kick, so handing it out
                 // first loses nothing.
                 biased;
-                Some(live) = self.queue.recv() => {
+                live = self.registration.queue().pop() => {
                     if self.fresh(&live) {
                         return Some(Event::Live(live));
                     }
@@ -445,12 +441,12 @@ impl Subscription {
 
     /// Whether nothing is queued.
     pub fn queue_is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.registration.queue().is_empty()
     }
 
     /// A live item already queued, if any (for writing a batch at once).
     pub fn try_next(&mut self) -> Option<Arc<Live>> {
-        while let Ok(live) = self.queue.try_recv() {
+        while let Some(live) = self.registration.queue().try_pop() {
             if self.fresh(&live) {
                 return Some(live);
             }

@@ -14,11 +14,12 @@
 //!
 //! The hub's lock is a plain mutex: nothing under it awaits, and every send is a `try_send`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tidings_proto::v1::{
     LockReason, Message, MessageId, PresenceStatus, RoomId, ServerFrame, SessionId, UserId, UserRef,
 };
@@ -78,7 +79,7 @@ pub struct Listener {
 #[derive(Debug, Default)]
 pub struct KickSignal {
     reason: OnceLock<Kick>,
-    waker: futures_util::task::AtomicWaker,
+    waker: AtomicWaker,
 }
 
 impl KickSignal {
@@ -109,11 +110,72 @@ impl KickSignal {
     }
 }
 
+/// A connection's queue: bounded, read by the connection alone. It holds pointers to the items,
+/// and holds nothing at all while empty after a burst of more than a few (an idle connection, or
+/// one the fan-out writes to itself, keeps no buffer).
+#[derive(Debug, Default)]
+pub struct Queue {
+    items: Mutex<VecDeque<Arc<Live>>>,
+    reader: AtomicWaker,
+}
+
+/// Room a drained queue keeps for the next items; beyond it, the buffer is let go.
+const QUEUE_KEPT: usize = 8;
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Live>>> {
+        // Plain data under the lock, consistent after any panic.
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `item`, unless `cap` items are queued already: answers whether it did.
+    fn push(&self, item: &Arc<Live>, cap: usize) -> bool {
+        {
+            let mut items = self.lock();
+            if items.len() >= cap {
+                return false;
+            }
+            items.push_back(Arc::clone(item));
+        }
+        self.reader.wake();
+        true
+    }
+
+    /// The first item queued, if any.
+    pub fn try_pop(&self) -> Option<Arc<Live>> {
+        let mut items = self.lock();
+        let item = items.pop_front();
+        if items.is_empty() && items.capacity() > QUEUE_KEPT {
+            *items = VecDeque::new();
+        }
+        item
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The first item queued, once there is one.
+    pub async fn pop(&self) -> Arc<Live> {
+        std::future::poll_fn(|cx| {
+            if let Some(item) = self.try_pop() {
+                return std::task::Poll::Ready(item);
+            }
+            self.reader.register(cx.waker());
+            // Looked at again: an item queued between the first look and the registration woke
+            // nobody.
+            match self.try_pop() {
+                Some(item) => std::task::Poll::Ready(item),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
 /// Where a connection's items go: its queue, or straight to its socket (see `crate::outlet`).
 pub struct Route {
-    /// Queues hold pointers, not the items: a queue allocates room for a block of items up
-    /// front, and that block is most of what an idle connection's queue costs.
-    sink: mpsc::Sender<Arc<Live>>,
+    queue: Queue,
     kicked: KickSignal,
     /// The connection's socket, which of the fan-out's tasks writes to it, and what.
     outlet: Option<(Arc<Outlet>, usize, Form)>,
@@ -124,12 +186,7 @@ pub struct Route {
 impl Route {
     /// Writes or queues `items`, in order, or, when the connection is too far behind, kicks it.
     fn deliver(&self, items: &[Arc<Live>]) {
-        let queue = |item: &Arc<Live>| match self.sink.try_send(Arc::clone(item)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => false,
-            // The connection is closing; its registration is about to be dropped.
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
-        };
+        let queue = |item: &Arc<Live>| self.queue.push(item, self.cap);
         let keeps_up = match &self.outlet {
             Some((outlet, _, form)) => outlet.offer(items, *form, self.cap, queue),
             None => items.iter().all(queue),
@@ -288,6 +345,10 @@ pub struct Registration {
 impl Registration {
     pub fn kick(&self) -> &KickSignal {
         &self.route.kicked
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.route.queue
     }
 }
 
@@ -510,7 +571,7 @@ impl Hub {
     }
 
     /// Adds a connection of `session`; the first of a user's connections that counts for
-    /// presence announces them online (unless they still are, by grace). Returns its queue.
+    /// presence announces them online (unless they still are, by grace). Its queue is the registration's.
     /// With an `outlet`, the fan-out writes to its socket whenever the outlet lets it.
     pub fn register(
         self: &Arc<Self>,
@@ -518,14 +579,13 @@ impl Hub {
         session: SessionId,
         listener: Listener,
         outlet: Option<(Arc<Outlet>, Form)>,
-    ) -> (Registration, mpsc::Receiver<Arc<Live>>) {
-        let (sink, queue) = mpsc::channel(self.queue);
+    ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let presence = listener.presence != Presence::No;
         let mut inner = self.lock();
         let shards = inner.shards.len();
         let route = Arc::new(Route {
-            sink,
+            queue: Queue::default(),
             kicked: KickSignal::default(),
             outlet: outlet
                 .filter(|_| shards > 0)
@@ -565,14 +625,13 @@ impl Hub {
             }
         }
         inner.conns.entry(user.id).or_default().push(conn);
-        let registration = Registration {
+        Registration {
             hub: self.clone(),
             user: user.clone(),
             id,
             presence: listener.presence,
             route,
-        };
-        (registration, queue)
+        }
     }
 
     /// Of the users who share a room with `user` (and `user`), those online, ascending.

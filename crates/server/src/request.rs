@@ -11,8 +11,9 @@ use crate::error::ApiError;
 use crate::message;
 
 /// A frame's outcome, once it is known: an `ack`, an `error`, a `history` page, or nothing (a
-/// read marker or typing that worked; the hub tells everyone who needs to know).
-pub type Reply = Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send>>;
+/// read marker or typing that worked; the hub tells everyone who needs to know). Boxed: a frame
+/// is large, and a connection's task would otherwise keep room for several while idle.
+pub type Reply = Pin<Box<dyn Future<Output = Option<Box<ServerFrame>>> + Send>>;
 
 /// Starts `frame` for `user`. A send is queued for its commit before this returns, so frames
 /// started in order are stored in order; only the wait for the outcome is left to the caller,
@@ -42,39 +43,39 @@ pub async fn start(state: &AppState, user: &User, frame: ClientFrame) -> Result<
                     Ok(committing) => committing.await,
                     Err(err) => Err(err),
                 };
-                Some(match answer {
+                Some(Box::new(match answer {
                     Ok(sent) => ServerFrame::Ack {
                         client_id,
                         id: sent.message.id,
                         room,
                     },
                     Err(err) => error_frame(err, kind, Some(client_id)),
-                })
+                }))
             })
         }
         ClientFrame::Read { room, message_id } => Box::pin(async move {
             message::mark_read(&state, user.id, room, message_id)
                 .await
                 .err()
-                .map(|err| error_frame(err, kind, None))
+                .map(|err| Box::new(error_frame(err, kind, None)))
         }),
         ClientFrame::Typing { room } => Box::pin(async move {
             crate::room::is_typing(&state, room, &user)
                 .await
                 .err()
-                .map(|err| error_frame(err, kind, None))
+                .map(|err| Box::new(error_frame(err, kind, None)))
         }),
         ClientFrame::History {
             room,
             before,
             limit,
         } => Box::pin(async move {
-            Some(
+            Some(Box::new(
                 match message::page(&state, user.id, room, before, limit).await {
                     Ok(page) => ServerFrame::History(page),
                     Err(err) => error_frame(err, kind, None),
                 },
-            )
+            ))
         }),
         ClientFrame::Sync { since } => return Err(since),
         ClientFrame::Edit { message_id, body } => {
@@ -105,7 +106,7 @@ fn changing(
         message::change(&state, &user, message_id, change)
             .await
             .err()
-            .map(|err| error_frame(err, kind, None))
+            .map(|err| Box::new(error_frame(err, kind, None)))
     })
 }
 
