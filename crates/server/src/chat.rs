@@ -30,7 +30,7 @@ use tungstenite::protocol::{Message as WsMessage, WebSocketConfig};
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed};
-use crate::delivery::{self, Event, Form, Live, Subscription, Wants};
+use crate::delivery::{ChatFrame, Event, Form, Live, Subscription, Wants};
 use crate::error::ApiError;
 use crate::hub::{Kick, Presence};
 use crate::outlet::{Outlet, Release, backlog};
@@ -45,7 +45,7 @@ const MAX_IN_FLIGHT: usize = 64;
 /// on to after a burst.
 const WRITE_BATCH: usize = 16;
 /// Read buffer per connection; larger frames grow it as they arrive.
-const READ_BUFFER: usize = 512;
+const READ_BUFFER: usize = 256;
 /// Messages sent per `sync` answer; the client syncs again when `has_more`.
 const SYNC_PAGE: u32 = 500;
 /// How long to wait for the peer's close frame after sending ours.
@@ -355,12 +355,41 @@ impl Connection {
 
     /// Sends one frame now.
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), Closing> {
-        let text = delivery::encode(frame);
-        self.write(WsMessage::Text(text)).await?;
+        self.write(&ChatFrame::new(frame)).await?;
         self.flush().await
     }
 
-    async fn write(&mut self, message: WsMessage) -> Result<(), Closing> {
+    /// Writes one chat frame: whole, through the outlet, when the socket has one (nothing is
+    /// ever left in tungstenite's buffer then, which keeps no room for it either), else fed to
+    /// tungstenite, to be written at the next flush.
+    async fn write(&mut self, frame: &ChatFrame) -> Result<(), Closing> {
+        match &self.outlet {
+            Some(outlet) => outlet.write(&frame.wire).map(drop).map_err(|_| gone()),
+            None => self.feed(WsMessage::Text(frame.text.clone())).await,
+        }
+    }
+
+    /// Writes chat frames in order: through the outlet in one write, else fed to tungstenite.
+    async fn write_all(&mut self, frames: &[&ChatFrame]) -> Result<(), Closing> {
+        match &self.outlet {
+            Some(outlet) => {
+                let mut bytes = Vec::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
+                for frame in frames {
+                    bytes.extend_from_slice(&frame.wire);
+                }
+                outlet.write(&bytes).map(drop).map_err(|_| gone())
+            }
+            None => {
+                for frame in frames {
+                    self.feed(WsMessage::Text(frame.text.clone())).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Feeds a message to tungstenite.
+    async fn feed(&mut self, message: WsMessage) -> Result<(), Closing> {
         let write_timeout = self.state.config.chat.write_timeout;
         bounded(write_timeout, self.socket.feed(message)).await
     }
@@ -377,12 +406,10 @@ impl Connection {
             return Ok(());
         };
         loop {
-            let mut wrote = false;
-            while let Some(live) = subscription.try_next() {
-                self.write(WsMessage::Text(live.text().clone())).await?;
-                wrote = true;
-            }
-            if wrote {
+            let queued: Vec<Arc<Live>> = std::iter::from_fn(|| subscription.try_next()).collect();
+            if !queued.is_empty() {
+                let frames: Vec<&ChatFrame> = queued.iter().map(|live| live.chat()).collect();
+                self.write_all(&frames).await?;
                 self.flush().await?;
             }
             match outlet.release(subscription.high_water(), || subscription.queue_is_empty()) {
@@ -404,17 +431,16 @@ impl Connection {
         first: Arc<Live>,
         subscription: &mut Subscription,
     ) -> Result<bool, Closing> {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(live) = next.take() {
-            self.write(WsMessage::Text(live.text().clone())).await?;
-            written += 1;
-            if written < WRITE_BATCH {
-                next = subscription.try_next();
-            }
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH
+            && let Some(live) = subscription.try_next()
+        {
+            batch.push(live);
         }
+        let frames: Vec<&ChatFrame> = batch.iter().map(|live| live.chat()).collect();
+        self.write_all(&frames).await?;
         self.flush().await?;
-        Ok(written == WRITE_BATCH)
+        Ok(batch.len() == WRITE_BATCH)
     }
 
     async fn on_heartbeat(&mut self, subscription: &mut Subscription) -> Result<(), Closing> {
@@ -430,7 +456,7 @@ impl Connection {
         if let Event::Lock(reason) = subscription.status().await {
             return Err(kick_close(Kick::Locked(reason)));
         }
-        self.write(WsMessage::Ping(Default::default())).await?;
+        self.feed(WsMessage::Ping(Default::default())).await?;
         self.flush().await
     }
 
@@ -487,17 +513,14 @@ impl Connection {
             Ok(replay) => replay,
             Err(err) => return self.send(&error_frame(err, "sync", None)).await,
         };
-        for live in &replay.messages {
-            if let Live::Message(published) = &**live {
-                self.write(WsMessage::Text(published.frame.text.clone()))
-                    .await?;
-            }
-        }
-        self.send(&ServerFrame::Synced {
+        let synced = ChatFrame::new(&ServerFrame::Synced {
             latest_id: replay.synced_to(),
             has_more: replay.has_more,
-        })
-        .await
+        });
+        let mut frames: Vec<&ChatFrame> = replay.messages.iter().map(|live| live.chat()).collect();
+        frames.push(&synced);
+        self.write_all(&frames).await?;
+        self.flush().await
     }
 
     /// Records the frame as user activity, at most every few seconds.
