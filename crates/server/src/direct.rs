@@ -285,10 +285,12 @@ async fn serve_poll(
     head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) -> bool {
-    let (request, pipelined) = match timeout_at(deadline, read_head(stream)).await {
+    // Boxed, here and below: a task keeps room for its largest state for as long as it lives,
+    // and a held poll or a feed lives long after these are done.
+    let (request, pipelined) = match Box::pin(timeout_at(deadline, read_head(stream))).await {
         Ok(Ok(read)) => read,
         Ok(Err(status)) => {
-            let _ = write_status(stream, status, state).await;
+            let _ = Box::pin(write_status(stream, status, state)).await;
             return false;
         }
         Err(_) => return false,
@@ -354,10 +356,10 @@ async fn serve_feed(
     head: Option<OwnedSemaphorePermit>,
     deadline: Instant,
 ) {
-    let mut request = match timeout_at(deadline, read_head(&mut stream)).await {
+    let mut request = match Box::pin(timeout_at(deadline, read_head(&mut stream))).await {
         Ok(Ok((request, _))) => request,
         Ok(Err(status)) => {
-            let _ = write_status(&mut stream, status, state).await;
+            let _ = Box::pin(write_status(&mut stream, status, state)).await;
             return;
         }
         Err(_) => return,
@@ -382,15 +384,14 @@ async fn serve_feed(
 async fn read_head(stream: &mut TcpStream) -> Result<(Request<Body>, bool), StatusCode> {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        let mut chunk = [0u8; 1024];
+        buf.reserve(1024);
         let n = stream
-            .read(&mut chunk)
+            .read_buf(&mut buf)
             .await
             .map_err(|_| StatusCode::BAD_REQUEST)?;
         if n == 0 {
             return Err(StatusCode::BAD_REQUEST);
         }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some((request, len)) = parse(&buf)? {
             return Ok((request, len < buf.len()));
         }
