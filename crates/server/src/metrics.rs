@@ -42,7 +42,7 @@ pub struct Metrics {
     /// Connections ended because their queue was full (close code 4000).
     pub queue_kicks: Counter,
     /// How long handing one stored message to every connection of its room took, in seconds:
-    /// the server's part of a fan-out (the sockets' writes follow on each connection's task).
+    /// queued for each, or handed to the fan-out's tasks, which write to the sockets after.
     pub fanout_seconds: Histogram,
     /// How long the store's write transactions took, from their start to their commit.
     commit_seconds: Histogram,
