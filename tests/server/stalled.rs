@@ -20,17 +20,23 @@ fn big_body(i: usize) -> String {
     format!("{i:05} {}", "x".repeat(60_000))
 }
 
-/// A chat connection that completes its handshake and then never reads again, with a receive
-/// buffer as small as the kernel allows: what the server writes to it piles up on the server.
-async fn stalled_chat(server: &TestServer, user: &Client) -> WebSocketStream<TcpStream> {
+/// A connection to `server` with a receive buffer as small as the kernel allows: what the server
+/// writes to it and it does not read piles up on the server.
+async fn small_buffered(server: &TestServer) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
     socket
         .set_recv_buffer_size(4096)
         .expect("small receive buffer");
-    let stream = timeout(WAIT, socket.connect(server.addr))
+    timeout(WAIT, socket.connect(server.addr))
         .await
         .expect("connect in time")
-        .expect("connect");
+        .expect("connect")
+}
+
+/// A chat connection that completes its handshake and then never reads again, on a
+/// [`small_buffered`] connection.
+async fn stalled_chat(server: &TestServer, user: &Client) -> WebSocketStream<TcpStream> {
+    let stream = small_buffered(server).await;
     let request = user.chat_request();
     let (socket, _) = timeout(WAIT, tokio_tungstenite::client_async(request, stream))
         .await
@@ -361,15 +367,7 @@ async fn a_feed_that_pauses_gets_every_event_once_in_order_when_it_reads_again()
     let bo = server.user("bo").await;
     let room = ana.create_room("ops").await.room.id;
     bo.join(room).await;
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .set_recv_buffer_size(4096)
-        .expect("small receive buffer");
-    let stream = timeout(WAIT, socket.connect(server.addr))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    let mut feed = Raw::on(stream);
+    let mut feed = Raw::on(small_buffered(&server).await);
     feed.send(feed_request(Some(&bo.token), "").as_bytes())
         .await;
     let head = feed.head().await;

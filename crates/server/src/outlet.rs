@@ -1,8 +1,9 @@
-//! A chat connection's socket, written from outside its task.
+//! A connection's socket, written from outside its task: a WebSocket's on plain TCP, or a feed's
+//! the listener serves itself.
 //!
-//! The fan-out writes a message's frame to each WebSocket itself instead of queueing it and
-//! waking the connection's task: one non-blocking write of the frame encoded once for everyone,
-//! nothing scheduled. What the socket does not take goes to the outlet's backlog, in order, and
+//! The fan-out writes a message's frame (or feed event: `delivery::Form`) to each such socket
+//! itself instead of queueing it and waking the connection's task: one non-blocking write of the
+//! bytes encoded once for everyone, nothing scheduled. What the socket does not take goes to the outlet's backlog, in order, and
 //! the connection's task is woken to write it as the socket drains; a backlog past the
 //! connection's queue cap means the connection has fallen too far behind, and it is kicked as
 //! lagging, as a full queue would be.
@@ -12,9 +13,9 @@
 //! frames, taken whole (what the socket refuses is kept): frames never interleave, and each
 //! connection gets them in the order they were written.
 //!
-//! The fan-out writes only while the task lets it (`direct`): from after the hello, except while
-//! the task answers a `sync` (its replay and `synced` are written in line, as before), until the
-//! task has written what was queued meanwhile. The rest of the time, and once the connection is
+//! The fan-out writes only while the task lets it (`direct`): from after the hello (the feed's
+//! opening), except while the task answers a `sync` (its replay and `synced` are written in
+//! line, as before), until the task has written what was queued meanwhile. The rest of the time, and once the connection is
 //! kicked or its subscription is gone, items go to the connection's queue as for every other
 //! transport.
 
