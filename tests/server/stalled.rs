@@ -33,6 +33,20 @@ async fn small_buffered(server: &TestServer) -> TcpStream {
         .expect("connect")
 }
 
+/// The next server frame on `chat`, pings and pongs skipped; the connection must stay open.
+async fn next_frame(chat: &mut WebSocketStream<TcpStream>) -> ServerFrame {
+    loop {
+        let message = timeout(WAIT, chat.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection stays open")
+            .expect("a frame");
+        if let WsMessage::Text(text) = message {
+            return serde_json::from_str(&text).expect("a server frame");
+        }
+    }
+}
+
 /// A chat connection that completes its handshake and then never reads again, on a
 /// [`small_buffered`] connection.
 async fn stalled_chat(server: &TestServer, user: &Client) -> WebSocketStream<TcpStream> {
@@ -303,15 +317,7 @@ async fn a_chat_client_that_pauses_gets_everything_once_in_order_when_it_reads_a
     assert_eq!(posted.len(), 200);
     let mut got = Vec::new();
     while got.len() < posted.len() {
-        let message = timeout(WAIT, paused.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection stays open")
-            .expect("a frame");
-        let WsMessage::Text(text) = message else {
-            continue;
-        };
-        if let ServerFrame::Message(m) = serde_json::from_str(&text).expect("a server frame") {
+        if let ServerFrame::Message(m) = next_frame(&mut paused).await {
             assert_eq!(
                 m.body,
                 big_body(got.len()),
@@ -330,15 +336,7 @@ async fn a_chat_client_that_pauses_gets_everything_once_in_order_when_it_reads_a
         .await
         .expect("send");
     loop {
-        let message = timeout(WAIT, paused.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection stays open")
-            .expect("a frame");
-        let WsMessage::Text(text) = message else {
-            continue;
-        };
-        match serde_json::from_str(&text).expect("a server frame") {
+        match next_frame(&mut paused).await {
             ServerFrame::Synced {
                 latest_id,
                 has_more,
