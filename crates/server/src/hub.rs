@@ -902,3 +902,60 @@ fn hand(shard: &Shard, job: Job) {
 fn signal(frame: &ServerFrame) -> Arc<Live> {
     Arc::new(Live::Signal(ChatFrame::new(frame)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route() -> Arc<Route> {
+        Arc::new(Route {
+            queue: Queue::default(),
+            kicked: KickSignal::default(),
+            outlet: None,
+            cap: 100,
+            sweep_slot: AtomicU64::new(0),
+        })
+    }
+
+    fn item(n: i64) -> Arc<Live> {
+        signal(&ServerFrame::Read {
+            room: 1,
+            user: 1,
+            message_id: n,
+        })
+    }
+
+    /// What `route` was written, in order, as the items' numbers.
+    fn written(route: &Route, items: &[Arc<Live>]) -> Vec<usize> {
+        std::iter::from_fn(|| route.queue.try_pop())
+            .map(|got| items.iter().position(|i| Arc::ptr_eq(i, &got)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_sweep_writes_each_connection_once_with_everything_waiting_in_order() {
+        let routes: Vec<Arc<Route>> = (0..SWEEP_SLICE + 10).map(|_| route()).collect();
+        let items: Vec<Arc<Live>> = (0..5).map(item).collect();
+        let mut sweep = Sweep::default();
+        sweep.take(Job::Many(Arc::clone(&items[0]), routes.clone()));
+        sweep.take(Job::One(Arc::clone(&routes[3]), Arc::clone(&items[1])));
+        // The first slice written, then a message for everyone and one for the first.
+        sweep.write_slice();
+        sweep.take(Job::Many(Arc::clone(&items[2]), routes.clone()));
+        sweep.take(Job::One(Arc::clone(&routes[0]), Arc::clone(&items[3])));
+        assert_eq!(sweep.waiting.len(), routes.len());
+        // The rest of the first turn, and the second turn of those the first slice had.
+        sweep.take(Job::Many(Arc::clone(&items[4]), routes.clone()));
+        while !sweep.waiting.is_empty() {
+            sweep.write_slice();
+        }
+
+        assert_eq!(written(&routes[0], &items), [0, 2, 3, 4]);
+        assert_eq!(written(&routes[3], &items), [0, 1, 2, 4]);
+        assert_eq!(written(&routes[SWEEP_SLICE - 1], &items), [0, 2, 4]);
+        // Not reached by the first slice: everything in its first turn.
+        assert_eq!(written(&routes[SWEEP_SLICE], &items), [0, 2, 4]);
+        assert_eq!(written(&routes[SWEEP_SLICE + 9], &items), [0, 2, 4]);
+        assert_eq!(sweep.written, (2 * SWEEP_SLICE + 10) as u64);
+    }
+}
