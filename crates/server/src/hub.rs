@@ -15,7 +15,7 @@
 //! The hub's lock is a plain mutex: nothing under it awaits, and every send is a `try_send`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -181,18 +181,20 @@ pub struct Route {
     /// The connection's socket, which of the fan-out's tasks writes to it, and what.
     outlet: Option<(Arc<Outlet>, usize, Form)>,
     /// The queue's cap, and the outlet's backlog's.
-    cap: usize,
-    /// With an outlet, the number of its entry in its fan-out task's `Sweep`, plus one (0: none
-    /// yet); only that task reads or writes it.
-    sweep_slot: AtomicU64,
+    cap: u32,
+    /// With an outlet, where its fan-out task's `Sweep` last gave it an entry: the entry's
+    /// number, cut to 32 bits (kept small: every connection has a route). Only that task reads
+    /// or writes it, and only as a hint: the entry there is the route's if it holds the route.
+    sweep_slot: AtomicU32,
 }
 
 impl Route {
     /// Writes or queues `items`, in order, or, when the connection is too far behind, kicks it.
     fn deliver(&self, items: &[Arc<Live>]) {
-        let queue = |item: &Arc<Live>| self.queue.push(item, self.cap);
+        let cap = self.cap as usize;
+        let queue = |item: &Arc<Live>| self.queue.push(item, cap);
         let keeps_up = match &self.outlet {
-            Some((outlet, _, form)) => outlet.offer(items, *form, self.cap, queue),
+            Some((outlet, _, form)) => outlet.offer(items, *form, cap, queue),
             None => items.iter().all(queue),
         };
         if !keeps_up {
@@ -254,15 +256,17 @@ impl Sweep {
 
     /// Adds `item` to `route`'s waiting entry, or gives the route one at the back.
     fn add(&mut self, route: Arc<Route>, item: Arc<Live>) {
-        // Only this task reads or writes the slot.
+        // The slot points at the route's newest entry; once that is written (or after 2^32
+        // entries), at another route's or past the end.
         let slot = route.sweep_slot.load(Ordering::Relaxed);
-        if slot > self.written {
-            let at = (slot - 1 - self.written) as usize;
-            self.waiting[at].1.push(item);
-        } else {
-            let slot = self.written + self.waiting.len() as u64 + 1;
-            route.sweep_slot.store(slot, Ordering::Relaxed);
-            self.waiting.push_back((route, smallvec![item]));
+        let at = slot.wrapping_sub(self.written as u32) as usize;
+        match self.waiting.get_mut(at) {
+            Some((held, items)) if Arc::ptr_eq(held, &route) => items.push(item),
+            _ => {
+                let slot = (self.written + self.waiting.len() as u64) as u32;
+                route.sweep_slot.store(slot, Ordering::Relaxed);
+                self.waiting.push_back((route, smallvec![item]));
+            }
         }
     }
 
@@ -677,8 +681,8 @@ impl Hub {
             outlet: outlet
                 .filter(|_| shards > 0)
                 .map(|(outlet, form)| (outlet, id as usize % shards.max(1), form)),
-            cap: self.queue,
-            sweep_slot: AtomicU64::new(0),
+            cap: u32::try_from(self.queue).unwrap_or(u32::MAX),
+            sweep_slot: AtomicU32::new(0),
         });
         let list = inner.conns.entry(user.id).or_default();
         if let Some((lane, max)) = listener.per_session {
@@ -913,7 +917,7 @@ mod tests {
             kicked: KickSignal::default(),
             outlet: None,
             cap: 100,
-            sweep_slot: AtomicU64::new(0),
+            sweep_slot: AtomicU32::new(0),
         })
     }
 
@@ -934,9 +938,18 @@ mod tests {
 
     #[test]
     fn a_sweep_writes_each_connection_once_with_everything_waiting_in_order() {
+        sweep_from(0);
+        // The routes' slots wrap around in the middle.
+        sweep_from(u64::from(u32::MAX) - 20);
+    }
+
+    fn sweep_from(start: u64) {
         let routes: Vec<Arc<Route>> = (0..SWEEP_SLICE + 10).map(|_| route()).collect();
         let items: Vec<Arc<Live>> = (0..5).map(item).collect();
-        let mut sweep = Sweep::default();
+        let mut sweep = Sweep {
+            written: start,
+            ..Sweep::default()
+        };
         sweep.take(Job::Many(Arc::clone(&items[0]), routes.clone()));
         sweep.take(Job::One(Arc::clone(&routes[3]), Arc::clone(&items[1])));
         // The first slice written, then a message for everyone and one for the first.
@@ -956,6 +969,6 @@ mod tests {
         // Not reached by the first slice: everything in its first turn.
         assert_eq!(written(&routes[SWEEP_SLICE], &items), [0, 2, 4]);
         assert_eq!(written(&routes[SWEEP_SLICE + 9], &items), [0, 2, 4]);
-        assert_eq!(sweep.written, (2 * SWEEP_SLICE + 10) as u64);
+        assert_eq!(sweep.written, start + (2 * SWEEP_SLICE + 10) as u64);
     }
 }
