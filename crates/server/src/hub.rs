@@ -307,7 +307,9 @@ async fn fan_out(mut jobs: mpsc::UnboundedReceiver<Job>) {
             behind = None;
             match jobs.recv().await {
                 // Keeping up (the common case): straight from the job's list, until another
-                // job comes; the connections not written to yet then join the sweep.
+                // job comes; the connections not written to yet then join the sweep. No yield
+                // here: the feeds' own tasks (their status events) would come between the
+                // slices, and the p99 at 10/s to 10,000 feeds went 73-89 -> 91-99 ms with one.
                 Some(Job::Many(item, routes)) => {
                     let mut routes = routes.into_iter();
                     while routes.len() > 0 {
@@ -317,9 +319,6 @@ async fn fan_out(mut jobs: mpsc::UnboundedReceiver<Job>) {
                         }
                         for route in routes.by_ref().take(SWEEP_SLICE) {
                             route.deliver(std::slice::from_ref(&item));
-                        }
-                        if routes.len() > 0 {
-                            tokio::task::yield_now().await;
                         }
                     }
                     continue;
