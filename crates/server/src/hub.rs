@@ -221,8 +221,8 @@ enum Job {
 /// A fan-out task's inbox.
 type Shard = mpsc::UnboundedSender<Job>;
 
-/// Connections a fan-out task writes to before it looks for newer jobs and lets its worker run
-/// other tasks.
+/// Connections a fan-out task writes to before it looks for newer jobs (and, once behind, lets
+/// its worker run other tasks).
 const SWEEP_SLICE: usize = 64;
 
 /// How long a fan-out task that has fallen behind works before it rests, and how long it rests,
