@@ -348,8 +348,7 @@ async fn typing_and_presence_reach_the_others() {
 async fn a_client_that_stops_reading_is_cut_off_and_resyncs() {
     let server = TestServer::start_with(|c| {
         c.limits.send_queue = 4;
-        c.limits.messages_per_second = 10_000;
-        c.limits.message_burst = 10_000;
+        crate::unthrottled(c);
         c.chat.write_timeout = std::time::Duration::from_millis(500);
     })
     .await;
@@ -425,8 +424,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_resyncs() {
 #[tokio::test]
 async fn shutdown_acks_in_flight_sends_and_loses_none() {
     let server = TestServer::start_with(|c| {
-        c.limits.messages_per_second = 10_000;
-        c.limits.message_burst = 10_000;
+        crate::unthrottled(c);
     })
     .await;
     let ana = server.user("ana").await;
@@ -567,8 +565,7 @@ async fn a_client_that_misses_heartbeats_is_closed() {
 #[tokio::test]
 async fn a_burst_of_sends_is_stored_in_the_order_sent() {
     let server = TestServer::start_with(|c| {
-        c.limits.messages_per_second = 10_000;
-        c.limits.message_burst = 10_000;
+        crate::unthrottled(c);
     })
     .await;
     let ana = server.user("ana").await;
@@ -624,8 +621,7 @@ async fn a_client_that_closes_first_gets_its_close_answered() {
 #[tokio::test]
 async fn a_sync_answered_while_messages_arrive_is_not_cut_into() {
     let server = TestServer::start_with(|c| {
-        c.limits.messages_per_second = 10_000;
-        c.limits.message_burst = 10_000;
+        crate::unthrottled(c);
     })
     .await;
     let ana = server.user("ana").await;

@@ -22,8 +22,7 @@ async fn a_full_disk_refuses_sends_keeps_serving_and_recovers_when_space_returns
     mount_tmpfs(&data, "4m");
     let server = TestServer::start_with(|config| {
         config.data_dir = data.clone();
-        config.limits.messages_per_second = 10_000;
-        config.limits.message_burst = 10_000;
+        crate::unthrottled(config);
     })
     .await;
     let ana = server.user("ana").await;

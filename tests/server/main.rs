@@ -15,3 +15,9 @@ mod stalled;
 mod tls;
 mod transports;
 mod web;
+
+/// A sender's rate limit raised out of the way, for tests that post faster than a person.
+fn unthrottled(config: &mut tidings_server::Config) {
+    config.limits.messages_per_second = 10_000;
+    config.limits.message_burst = 10_000;
+}

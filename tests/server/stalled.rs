@@ -81,11 +81,6 @@ async fn flood(sender: &Client, room: i64, count: usize) {
     }
 }
 
-fn roomy(config: &mut tidings_server::Config) {
-    config.limits.messages_per_second = 10_000;
-    config.limits.message_burst = 10_000;
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_chat_client_that_stops_reading_is_let_go_within_its_write_timeout() {
     // One live connection allowed: the stalled client's slot is free again only once the server
@@ -93,7 +88,7 @@ async fn a_chat_client_that_stops_reading_is_let_go_within_its_write_timeout() {
     let write_timeout = Duration::from_secs(5);
     let probe_every = Duration::from_millis(50);
     let server = TestServer::start_paused(|config| {
-        roomy(config);
+        crate::unthrottled(config);
         config.limits.max_connections = 1;
         config.chat.write_timeout = write_timeout;
     })
@@ -143,7 +138,7 @@ async fn a_chat_client_that_stops_reading_is_let_go_within_its_write_timeout() {
 async fn shutdown_ends_by_its_deadline_whatever_the_peers_do() {
     let drain = Duration::from_secs(5);
     let server = TestServer::start_paused(|config| {
-        roomy(config);
+        crate::unthrottled(config);
         config.drain_timeout = drain;
         // Long enough that only the drain deadline can end the stalled writes in time.
         config.chat.write_timeout = Duration::from_secs(60);
@@ -304,7 +299,7 @@ async fn connections_without_a_request_are_capped() {
 /// message once and in order, and its connection goes on working.
 #[tokio::test]
 async fn a_chat_client_that_pauses_gets_everything_once_in_order_when_it_reads_again() {
-    let server = TestServer::start_with(roomy).await;
+    let server = TestServer::start_with(crate::unthrottled).await;
     let ana = server.user("ana").await;
     let bo = server.user("bo").await;
     let room = ana.create_room("ops").await.room.id;
@@ -357,7 +352,7 @@ async fn a_chat_client_that_pauses_gets_everything_once_in_order_when_it_reads_a
 #[tokio::test]
 async fn a_feed_that_pauses_gets_every_event_once_in_order_when_it_reads_again() {
     let server = TestServer::start_with(|c| {
-        roomy(c);
+        crate::unthrottled(c);
         c.limits.send_queue = 4096;
     })
     .await;

@@ -183,8 +183,7 @@ async fn every_message_once_in_order_across_cuts(way: Way, seed: u64) {
     const MESSAGES: usize = 2_000;
     const CUTS: usize = 50;
     let server = TestServer::start_with(|c| {
-        c.limits.messages_per_second = 10_000;
-        c.limits.message_burst = 10_000;
+        crate::unthrottled(c);
     })
     .await;
     let (room, senders) = busy_room(&server).await;
@@ -358,8 +357,7 @@ async fn revocation_ends_an_iframe_stream_with_the_lock_within_a_second() {
 async fn an_iframe_stream_is_padded_framed_and_escaped_so_no_message_can_run_as_script() {
     let server = TestServer::start_with(|c| {
         c.transports.stream_max_bytes = 16 * 1024;
-        c.limits.messages_per_second = 10_000;
-        c.limits.message_burst = 10_000;
+        crate::unthrottled(c);
     })
     .await;
     let owner = server.owner().await;
