@@ -726,9 +726,13 @@ async fn the_response_is_an_unbuffered_event_stream_opening_with_retry() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn keepalive_comments_arrive_on_an_idle_stream() {
+async fn keepalive_comments_arrive_on_an_idle_stream_whose_status_comes_less_often() {
     let keepalive = Duration::from_secs(3);
-    let server = TestServer::start_paused(|config| config.feed.keepalive = keepalive).await;
+    let server = TestServer::start_paused(|config| {
+        config.feed.keepalive = keepalive;
+        config.session.feed_interval = Duration::from_secs(60);
+    })
+    .await;
     let ana = server.user("ana").await;
     let mut raw = RawFeed::open(&ana, "").await;
     let opened = tokio::time::Instant::now();
@@ -741,6 +745,39 @@ async fn keepalive_comments_arrive_on_an_idle_stream() {
         }
     }
     assert_eq!(comments, [keepalive, keepalive * 2, keepalive * 3]);
+    server.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_whose_status_comes_more_often_than_the_keepalive_gets_no_comments() {
+    let keepalive = Duration::from_secs(3);
+    let status_every = Duration::from_secs(1);
+    let server = TestServer::start_paused(|config| {
+        config.feed.keepalive = keepalive;
+        config.session.feed_interval = status_every;
+    })
+    .await;
+    let ana = server.user("ana").await;
+    let mut raw = RawFeed::open(&ana, "").await;
+    let opened = tokio::time::Instant::now();
+    // Three keepalives' worth of an idle stream: a status every second, nothing else.
+    let (mut statuses, mut comments) = (0, 0);
+    while opened.elapsed() < keepalive * 3 {
+        let line = raw.line().await.expect("the feed is still open");
+        if line.starts_with(':') {
+            comments += 1;
+        }
+        if line == format!("event: {EVENT_SESSION}") {
+            statuses += 1;
+        }
+    }
+    assert_eq!(comments, 0);
+    // The opening's status, then one a second.
+    assert!(
+        statuses >= 9,
+        "{statuses} statuses in {:?}",
+        opened.elapsed()
+    );
     server.stop().await;
 }
 

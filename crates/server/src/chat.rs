@@ -1,8 +1,9 @@
 //! The WebSocket chat channel (`/api/ws`, subprotocol `tidings.v1`).
 //!
 //! One task per connection, looping over: frames from the client, the connection's subscription
-//! (live events from the hub, the lock when the session ends; see [`crate::delivery`]), requests
-//! in flight (sends waiting for their commit, history reads), the heartbeat and server shutdown.
+//! (live events from the hub, the session's status every heartbeat — a ping then — and the lock
+//! when the session ends; see [`crate::delivery`]), requests in flight (sends waiting for their
+//! commit, history reads) and server shutdown.
 //! A `sync` is answered from the subscription's replay, in line, so it and the live events keep
 //! their order. Requests run concurrently inside the task — a burst of
 //! sends shares one group commit instead of waiting for each other — with a cap on how many are
@@ -22,7 +23,7 @@ use tidings_proto::v1::{
     ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, close, decode_client_frame,
 };
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 use tungstenite::Utf8Bytes;
 use tungstenite::protocol::frame::CloseFrame;
@@ -139,7 +140,33 @@ async fn echo_until_closed(mut socket: Socket, write_timeout: Duration) {
     close_with(&mut socket, closing, write_timeout).await;
 }
 
-type Pending = request::Reply;
+/// The connection's requests in flight, in a set that exists only while one is: an empty
+/// `FuturesUnordered` is two allocations, and most connections are idle most of the time.
+#[derive(Default)]
+struct InFlight(Option<FuturesUnordered<request::Reply>>);
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, reply: request::Reply) {
+        self.0.get_or_insert_with(FuturesUnordered::new).push(reply);
+    }
+
+    /// The next request to finish, its reply; `None` when none is in flight.
+    async fn next(&mut self) -> Option<Option<Box<ServerFrame>>> {
+        let reply = self.0.as_mut()?.next().await;
+        if self.0.as_ref().is_some_and(FuturesUnordered::is_empty) {
+            self.0 = None;
+        }
+        reply
+    }
+}
 
 /// Runs a write to the socket within `limit` (see `clock::within`).
 async fn bounded(
@@ -230,7 +257,8 @@ impl Connection {
             signals: true,
             presence: Presence::WhileOpen,
             per_session: None,
-            status_every: None,
+            // The heartbeat: the session read now and then (see `heartbeat`).
+            status_every: Some(state.config.chat.heartbeat),
             transport: "websocket",
         };
         let mut subscription = Subscription::open_to(
@@ -256,10 +284,7 @@ impl Connection {
             return None;
         }
         drop(turn);
-        let heartbeat = state.config.chat.heartbeat;
-        let mut ticks = interval_at(Instant::now() + heartbeat, heartbeat);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        let mut pending = InFlight::default();
         // Set when the last wake-up wrote a whole batch: deliveries may be coming faster than
         // they are written, and the socket and the heartbeat get their turn first.
         let mut busy = false;
@@ -280,10 +305,11 @@ impl Connection {
                         break closing;
                     }
                 }
-                if futures_util::FutureExt::now_or_never(ticks.tick()).is_some()
-                    && let Err(closing) = Box::pin(self.on_heartbeat(&mut subscription)).await
-                {
-                    break closing;
+                if futures_util::FutureExt::now_or_never(subscription.status_due()).is_some() {
+                    let status = Box::pin(subscription.status()).await;
+                    if let Err(closing) = Box::pin(self.heartbeat(status)).await {
+                        break closing;
+                    }
                 }
             }
             tokio::select! {
@@ -299,9 +325,11 @@ impl Connection {
                             Err(closing) => break closing,
                         }
                     }
-                    // The chat shows no status; it ends with the session.
-                    Some(Event::Status(_)) => {}
-                    Some(Event::Lock(reason)) => break kick_close(Kick::Locked(reason)),
+                    Some(event @ (Event::Status(_) | Event::Lock(_))) => {
+                        if let Err(closing) = Box::pin(self.heartbeat(event)).await {
+                            break closing;
+                        }
+                    }
                     Some(Event::Lagging) => break kick_close(Kick::Lagging),
                     Some(Event::Superseded) => break kick_close(Kick::Superseded),
                     None => {
@@ -337,11 +365,6 @@ impl Connection {
                 // The fan-out left frames the socket could not take: written as it drains.
                 () = backlog(self.outlet.as_deref()) => {
                     if let Err(closing) = Box::pin(self.flush()).await {
-                        break closing;
-                    }
-                }
-                _ = ticks.tick() => {
-                    if let Err(closing) = Box::pin(self.on_heartbeat(&mut subscription)).await {
                         break closing;
                     }
                 }
@@ -443,18 +466,21 @@ impl Connection {
         Ok(batch.len() == WRITE_BATCH)
     }
 
-    async fn on_heartbeat(&mut self, subscription: &mut Subscription) -> Result<(), Closing> {
+    /// The session's status, read by the subscription every heartbeat (or at the session's
+    /// deadline): the subscription watches the session (its deadline, the hub's push on a
+    /// revocation), and a look at the store now and then also catches what neither could see.
+    /// The chat shows no status: it ends with the session, or with a peer that stopped
+    /// answering pings, and otherwise pings.
+    async fn heartbeat(&mut self, status: Event) -> Result<(), Closing> {
+        if let Event::Lock(reason) = status {
+            return Err(kick_close(Kick::Locked(reason)));
+        }
         let heartbeat = self.state.config.chat.heartbeat;
         if self.last_heard.elapsed() > heartbeat * 2 {
             return Err(Closing {
                 code: close::HEARTBEAT_TIMEOUT,
                 reason: "no pong within two heartbeats",
             });
-        }
-        // The session is watched by the subscription (its deadline, the hub's push on a
-        // revocation); a look at the store now and then also catches what neither could see.
-        if let Event::Lock(reason) = subscription.status().await {
-            return Err(kick_close(Kick::Locked(reason)));
         }
         self.feed(WsMessage::Ping(Default::default())).await?;
         self.flush().await
@@ -463,7 +489,7 @@ impl Connection {
     async fn on_incoming(
         &mut self,
         incoming: Option<Result<WsMessage, tungstenite::Error>>,
-        pending: &mut FuturesUnordered<Pending>,
+        pending: &mut InFlight,
         subscription: &mut Subscription,
     ) -> Result<(), Closing> {
         let message = match incoming {
@@ -486,7 +512,7 @@ impl Connection {
     async fn on_frame(
         &mut self,
         text: Utf8Bytes,
-        pending: &mut FuturesUnordered<Pending>,
+        pending: &mut InFlight,
         subscription: &mut Subscription,
     ) -> Result<(), Closing> {
         let frame = match decode_client_frame(text.as_str()) {

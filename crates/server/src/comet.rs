@@ -33,7 +33,7 @@ use tidings_proto::v1::{
     TransportKind, Transports, decode_client_frame,
 };
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep};
+use tokio::time::{Interval, sleep};
 use tungstenite::Utf8Bytes;
 
 use crate::app::{AppState, Turn};
@@ -481,9 +481,7 @@ impl Stream {
         hello: bool,
         format: Format,
     ) -> Stream {
-        let every = channel.state.config.feed.keepalive;
-        let mut heartbeat = interval_at(Instant::now() + every, every);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let heartbeat = delivery::every(channel.state.config.feed.keepalive);
         Stream {
             channel,
             _permit: permit,

@@ -198,7 +198,8 @@ pub struct ChatConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeedConfig {
-    /// A comment line is sent this often so proxies keep the stream open.
+    /// The feed sends something at least this often so proxies keep the stream open: a comment
+    /// line when the session's status (`session.feed_interval`) comes less often.
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
     /// The `retry:` hint: how long a client waits before reconnecting.

@@ -305,11 +305,7 @@ impl Subscription {
         let registration = state
             .hub
             .register(&wire::user_ref(user), session.id, listener, outlet);
-        let status_ticks = wants.status_every.map(|every| {
-            let mut ticks = interval_at(Instant::now() + every, every);
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            ticks
-        });
+        let status_ticks = wants.status_every.map(every);
         let mut subscription = Subscription {
             _counted: state.metrics.connection(wants.transport),
             state: state.clone(),
@@ -413,8 +409,10 @@ impl Subscription {
                         Kick::ShuttingDown => None,
                     };
                 }
-                _ = tick(&mut self.status_ticks) => return Some(self.status().await),
-                _ = &mut self.deadline => return Some(self.status().await),
+                // The store read is boxed: it is rare, and this future lives in every idle
+                // connection's state.
+                _ = tick(&mut self.status_ticks) => return Some(Box::pin(self.status()).await),
+                _ = &mut self.deadline => return Some(Box::pin(self.status()).await),
             }
         }
     }
@@ -466,6 +464,12 @@ impl Subscription {
         }
     }
 
+    /// Resolves when the status is next due (`Wants::status_every`): for a transport that looks
+    /// between other work, as [`Subscription::next`] hands out the queue first.
+    pub async fn status_due(&mut self) {
+        tick(&mut self.status_ticks).await;
+    }
+
     /// Reads the session: its status, or the lock when it has ended.
     pub async fn status(&mut self) -> Event {
         let id = self.session.id;
@@ -510,7 +514,16 @@ impl Subscription {
 }
 
 /// The next tick, or never when there are no ticks.
-async fn tick(ticks: &mut Option<Interval>) {
+/// Ticks every `period`, the first a period from now; a tick missed comes late, and the next a
+/// period after it.
+pub fn every(period: Duration) -> Interval {
+    let mut ticks = interval_at(Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
+}
+
+/// Resolves at the next tick, or never without ticks.
+pub async fn tick(ticks: &mut Option<Interval>) {
     match ticks {
         Some(ticks) => {
             ticks.tick().await;

@@ -371,7 +371,9 @@ async fn serve_feed(
     request
         .extensions_mut()
         .insert(Attached(Arc::clone(&outlet)));
-    let Ok(response) = router.oneshot(request).await;
+    // Boxed: the router's future (extractors, the handler) is done once the response starts,
+    // and the stream lives on.
+    let Ok(response) = Box::pin(router.oneshot(request)).await;
     let mut io = Io::new(Arc::clone(&outlet), &[]);
     if let Err(err) = write_response(&mut io, response, state, false, Some(&outlet)).await {
         tracing::debug!(%err, "feed connection ended");
@@ -483,6 +485,8 @@ async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(b"\r\n");
+    // Written into the head: a stream keeps nothing of them (the map alone is over half a KiB).
+    drop(parts);
     let write_timeout = state.config.chat.write_timeout;
     // Flushed: an outlet's backlog is written out, within the limit too.
     let write =

@@ -4,7 +4,8 @@
 //! A stream opens with the `retry:` hint, the session's status and — when the client says where
 //! it stopped (`Last-Event-ID`, or `?last_event_id=` for clients that cannot set headers) — the
 //! `message` events it missed, read from the store. Then it follows the hub: new messages as they
-//! commit, the session's status every `feed_interval`, a keepalive comment every `keepalive`.
+//! commit, the session's status every `feed_interval`, and a keepalive comment every `keepalive`
+//! when that is shorter (the status keeps proxies from closing the stream otherwise).
 //! When the session expires or is revoked it sends `lock` and ends; the token then gets 401.
 //!
 //! What it sends comes from the connection's [`Subscription`] (the one delivery path: replay,
@@ -24,11 +25,11 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use tidings_proto::v1::{EVENT_LOCK, EVENT_RESET, EVENT_SESSION, Lock, MessageId, Reset};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
+use tokio::time::Interval;
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Passive};
-use crate::delivery::{Event, Form, Live, Subscription, Wants};
+use crate::delivery::{Event, Form, Live, Subscription, Wants, every, tick};
 use crate::error::{ApiError, Query};
 use crate::hub::Presence;
 use crate::outlet::{Attached, Outlet, Release};
@@ -110,7 +111,9 @@ struct Feed {
     /// Where the client says it stopped (-1: unreadable).
     cursor: Option<MessageId>,
     phase: Phase,
-    keepalive: Interval,
+    /// Only when the status comes less often than a keepalive should: an idle feed then keeps one
+    /// timer fewer.
+    keepalive: Option<Interval>,
     /// The socket's outlet, when the fan-out can write to it: once what was queued after the
     /// opening is written, the fan-out writes the events itself (see `crate::outlet`).
     outlet: Option<Arc<Outlet>>,
@@ -125,8 +128,7 @@ impl Feed {
         turn: Turn,
     ) -> Feed {
         let alive = state.config.feed.keepalive;
-        let mut keepalive = interval_at(Instant::now() + alive, alive);
-        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let keepalive = (alive < state.config.session.feed_interval).then(|| every(alive));
         Feed {
             state,
             subscription,
@@ -143,7 +145,8 @@ impl Feed {
         match self.phase {
             Phase::Start => {
                 self.phase = Phase::Live;
-                let opening = self.start().await;
+                // Boxed: the opening's reads are done once, and the stream's state lives on.
+                let opening = Box::pin(self.start()).await;
                 self.turn = None;
                 Some(opening)
             }
@@ -212,7 +215,7 @@ impl Feed {
                     Event::Lagging | Event::Superseded => return None,
                     event => self.encode(event),
                 },
-                _ = self.keepalive.tick() => sse::keepalive(),
+                _ = tick(&mut self.keepalive) => sse::keepalive(),
             };
             // A change the feed says nothing of (an edit, a reaction) makes no chunk.
             if !chunk.is_empty() {
