@@ -513,7 +513,6 @@ impl Subscription {
     }
 }
 
-/// The next tick, or never when there are no ticks.
 /// Ticks every `period`, the first a period from now; a tick missed comes late, and the next a
 /// period after it.
 pub fn every(period: Duration) -> Interval {
