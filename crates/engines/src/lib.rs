@@ -82,20 +82,30 @@ impl Postgres {
                 "-D",
             ])
             .arg(&data))?;
-        let port = free_port()?;
-        // No TCP but loopback; the socket directory is the cluster's own.
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-            root.display()
-        );
-        run(as_postgres(as_root, &bin.join("pg_ctl"))
-            .args(["-w", "-l"])
-            .arg(root.join("log"))
-            .arg("-o")
-            .arg(options)
-            .arg("-D")
-            .arg(&data)
-            .arg("start"))?;
+        // The port is free when chosen but not held: when another process binds it first, the
+        // server says so in its log and this tries again on another port.
+        let mut tries = 0;
+        let port = loop {
+            let port = free_port()?;
+            // No TCP but loopback; the socket directory is the cluster's own.
+            let options = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                root.display()
+            );
+            let started = run(as_postgres(as_root, &bin.join("pg_ctl"))
+                .args(["-w", "-l"])
+                .arg(root.join("log"))
+                .arg("-o")
+                .arg(options)
+                .arg("-D")
+                .arg(&data)
+                .arg("start"));
+            match started {
+                Ok(()) => break port,
+                Err(_) if tries < 5 && port_was_taken(&root.join("log")) => tries += 1,
+                Err(err) => return Err(err),
+            }
+        };
         let watcher = watch(as_root, &bin, &data, &root)?;
         Ok(Postgres {
             admin: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
@@ -217,6 +227,11 @@ fn run(cmd: &mut Command) -> io::Result<()> {
     }
 }
 
+/// Whether the server's log says its port was taken.
+fn port_was_taken(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|log| log.contains("Address already in use"))
+}
+
 /// A port free on loopback right now.
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
@@ -257,13 +272,22 @@ pub struct Redis {
 
 impl Redis {
     /// Starts a server; it answers `PING` before this returns.
+    ///
+    /// The port is free when chosen but not held, so another process may take it before
+    /// redis-server binds it; then the server exits and this tries again on another port.
     pub fn start() -> io::Result<Redis> {
-        let redis = Redis {
-            port: free_port()?,
-            server: std::sync::Mutex::new(None),
-        };
-        redis.resume()?;
-        Ok(redis)
+        let mut tries = 0;
+        loop {
+            let redis = Redis {
+                port: free_port()?,
+                server: std::sync::Mutex::new(None),
+            };
+            match redis.resume() {
+                Ok(()) => return Ok(redis),
+                Err(err) if err.kind() == io::ErrorKind::AddrInUse && tries < 5 => tries += 1,
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// `redis://` URL of the server.
@@ -311,21 +335,69 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()?;
         *server = Some((redis, watcher));
-        drop(server);
-        // Ready when it accepts connections; bounded.
+        // Ready when it answers PING. Something else answering on the port (a process that
+        // took it first) does not count; redis-server exits then, which is told apart.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
-            if std::time::Instant::now() > deadline {
-                return Err(io::Error::other("redis-server did not start listening"));
+        loop {
+            if ping(self.port) {
+                return Ok(());
             }
-            std::thread::yield_now();
+            let (redis, _) = server.as_mut().expect("started above");
+            if let Some(status) = redis.try_wait()? {
+                *server = None;
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("redis-server exited ({status}): port {} taken?", self.port),
+                ));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::other("redis-server did not answer PING"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        Ok(())
     }
+}
+
+/// Whether a Redis server answers `PING` on this loopback port (each step bounded in time).
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let limit = std::time::Duration::from_secs(1);
+    let Ok(mut conn) =
+        std::net::TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), limit)
+    else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(limit));
+    let mut answer = [0u8; 7];
+    conn.write_all(b"PING\r\n").is_ok()
+        && conn.read_exact(&mut answer).is_ok()
+        && &answer == b"+PONG\r\n"
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_on_a_port_another_process_holds_is_not_taken_for_ready() {
+        // What start() meets when another process binds the chosen port first.
+        let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let redis = Redis {
+            port: holder.local_addr().unwrap().port(),
+            server: std::sync::Mutex::new(None),
+        };
+        let err = redis.resume().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+        assert!(redis.server.lock().unwrap().is_none());
+        // start() goes on to a port of its own.
+        let other = Redis::start().unwrap();
+        assert_ne!(other.port, redis.port);
+        assert!(ping(other.port));
     }
 }
