@@ -305,7 +305,7 @@ impl Connection {
                         break closing;
                     }
                 }
-                if futures_util::FutureExt::now_or_never(subscription.status_due()).is_some() {
+                if subscription.status_due() {
                     let status = Box::pin(subscription.status()).await;
                     if let Err(closing) = Box::pin(self.heartbeat(status)).await {
                         break closing;

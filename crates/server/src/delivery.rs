@@ -270,9 +270,12 @@ pub struct Subscription {
     /// Every message up to here has been handed out (or the client has it); live messages at or
     /// below it are skipped.
     high_water: MessageId,
-    status_ticks: Option<Interval>,
-    /// Fires at the session's nearest deadline.
-    deadline: Pin<Box<Sleep>>,
+    /// The session's status this often (`Wants::status_every`), next at `status_at`.
+    status_every: Option<Duration>,
+    status_at: Instant,
+    /// Fires at the sooner of the session's nearest deadline and the next status: one timer
+    /// per connection, however many reasons it has to look at the session.
+    timer: Pin<Box<Sleep>>,
     /// Counted as an open connection while it lives.
     _counted: Counted,
 }
@@ -305,7 +308,7 @@ impl Subscription {
         let registration = state
             .hub
             .register(&wire::user_ref(user), session.id, listener, outlet);
-        let status_ticks = wants.status_every.map(every);
+        let now = Instant::now();
         let mut subscription = Subscription {
             _counted: state.metrics.connection(wants.transport),
             state: state.clone(),
@@ -313,8 +316,9 @@ impl Subscription {
             session,
             registration,
             high_water: 0,
-            status_ticks,
-            deadline: Box::pin(sleep_until(Instant::now())),
+            status_every: wants.status_every,
+            status_at: wants.status_every.map_or(now, |every| now + every),
+            timer: Box::pin(sleep_until(now)),
         };
         let status =
             auth::session_status(&subscription.session, state.now_ms(), &state.config.session);
@@ -409,10 +413,13 @@ impl Subscription {
                         Kick::ShuttingDown => None,
                     };
                 }
-                // The store read is boxed: it is rare, and this future lives in every idle
-                // connection's state.
-                _ = tick(&mut self.status_ticks) => return Some(Box::pin(self.status()).await),
-                _ = &mut self.deadline => return Some(Box::pin(self.status()).await),
+                // A deadline or the status: either way the session is read, and the timer set
+                // again. The store read is boxed: it is rare, and this future lives in every
+                // idle connection's state.
+                () = &mut self.timer => {
+                    self.status_due();
+                    return Some(Box::pin(self.status()).await);
+                }
             }
         }
     }
@@ -464,10 +471,21 @@ impl Subscription {
         }
     }
 
-    /// Resolves when the status is next due (`Wants::status_every`): for a transport that looks
-    /// between other work, as [`Subscription::next`] hands out the queue first.
-    pub async fn status_due(&mut self) {
-        tick(&mut self.status_ticks).await;
+    /// Whether the status is due (`Wants::status_every`), the next one then set a period on:
+    /// for a transport that looks between other work, as [`Subscription::next`] hands out the
+    /// queue first. [`Subscription::status`] reads it. As tokio's `Interval` with
+    /// `MissedTickBehavior::Delay`: a status that comes late (by more than a few milliseconds)
+    /// moves the ones after it.
+    pub fn status_due(&mut self) -> bool {
+        let now = Instant::now();
+        match self.status_every {
+            Some(every) if self.status_at <= now => {
+                let late = now > self.status_at + Duration::from_millis(5);
+                self.status_at = if late { now } else { self.status_at } + every;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Reads the session: its status, or the lock when it has ended.
@@ -503,13 +521,15 @@ impl Subscription {
         }
     }
 
-    /// Sets the deadline timer to the session's nearest deadline.
+    /// Sets the timer to the session's nearest deadline, or to the next status if sooner.
     fn arm(&mut self, status: &SessionStatus) {
         let deadline = status.expires_at.min(status.idle_expires_at);
         let wait = u64::try_from(deadline - status.now).unwrap_or(0);
-        self.deadline
-            .as_mut()
-            .reset(Instant::now() + Duration::from_millis(wait));
+        let mut at = Instant::now() + Duration::from_millis(wait);
+        if self.status_every.is_some() {
+            at = at.min(self.status_at);
+        }
+        self.timer.as_mut().reset(at);
     }
 }
 
