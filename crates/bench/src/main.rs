@@ -12,6 +12,8 @@
 //!   app in Chromium, only with `--only web`; `cluster`: nodes on PostgreSQL, only with
 //!   `--only cluster`);
 //! - `profile` — the server's instructions per delivery under callgrind (`--only profile`);
+//! - `sendpath` — the fan-out's socket writes as `writev`s against io_uring batches, without the
+//!   server (`--only sendpath`);
 //! - `seed` — databases written directly with SQLite before their server starts;
 //! - `process` — a server as a child process, with its CPU time and memory from `/proc`;
 //! - `target`, `sse`, `probe` — the clients: WebSocket connect, a small SSE client, and the
@@ -33,6 +35,7 @@ mod profile;
 mod report;
 mod search;
 mod seed;
+mod sendpath;
 mod sse;
 mod suite;
 mod target;
@@ -147,6 +150,10 @@ struct RunArgs {
     /// Messages the profile counts the delivery of [default: 20].
     #[arg(long, default_value_t = 20)]
     profile_messages: u64,
+    /// Socket pairs the send path (`--only sendpath`) writes to, two open files each
+    /// [default: 5000; quick: 1000].
+    #[arg(long)]
+    sendpath_sockets: Option<usize>,
     /// Where the temporary data dirs go [default: the system's temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -319,6 +326,17 @@ fn settings(args: RunArgs) -> Result<Settings> {
             messages: args.profile_messages.max(1),
             rate: 10.0,
             top: 15,
+        },
+        sendpath: sendpath::Plan {
+            sockets: args
+                .sendpath_sockets
+                .unwrap_or(pick(quick, 1000, 5000))
+                .max(1),
+            // A chat message's WebSocket frame in the fan-out benchmark.
+            frame_bytes: 140,
+            rounds: pick(quick, 20, 100),
+            // One (io_uring's own cost), the fan-out's slice (hub::Sweep), every socket at once.
+            batches: vec![1, 64, usize::MAX],
         },
         cluster: cluster::Plan {
             nodes: cluster_nodes,

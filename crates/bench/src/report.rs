@@ -13,6 +13,7 @@ use crate::history;
 use crate::latency::median;
 use crate::persistence;
 use crate::profile;
+use crate::sendpath;
 use crate::target::Target;
 use crate::upload;
 use crate::web;
@@ -185,6 +186,8 @@ pub struct Report {
     pub cluster: Option<cluster::Outcome>,
     /// `--only profile`: instructions per delivery.
     pub profile: Vec<profile::Outcome>,
+    /// `--only sendpath`: socket writes one by one against io_uring batches.
+    pub sendpath: Option<sendpath::Outcome>,
     /// Parts that did not run, and why.
     pub skipped: Vec<String>,
     /// Parts that failed, with the error.
@@ -469,6 +472,9 @@ impl Report {
         for p in &self.profile {
             render_profile(&mut out, p);
         }
+        if let Some(s) = &self.sendpath {
+            render_sendpath(&mut out, s);
+        }
         if let Some(c) = &self.cluster {
             render_cluster(&mut out, c);
         }
@@ -584,6 +590,36 @@ fn render_profile(out: &mut String, p: &profile::Outcome) {
             spent.percent, spent.instructions, spent.function
         );
     }
+}
+
+/// The send path's ways, each against the server's.
+fn render_sendpath(out: &mut String, s: &sendpath::Outcome) {
+    let _ = writeln!(
+        out,
+        "\nSend path: one {}-byte write to each of {} loopback sockets, {} rounds per way \
+         (medians; CPU = the whole process's; readers not waiting)",
+        s.frame_bytes, s.sockets, s.rounds
+    );
+    let mut rows = vec![vec![
+        "way".to_owned(),
+        "writes/call".to_owned(),
+        "wall/write".to_owned(),
+        "CPU/write".to_owned(),
+        "CPU ÷ writev's".to_owned(),
+        "not taken".to_owned(),
+    ]];
+    let base = s.ways.first().map_or(0.0, |w| w.cpu_ns);
+    for w in &s.ways {
+        rows.push(vec![
+            w.name.clone(),
+            w.per_call.to_string(),
+            format!("{:.0} ns", w.wall_ns),
+            format!("{:.0} ns", w.cpu_ns),
+            ratio(w.cpu_ns, base).map_or("-".to_owned(), |r| format!("{r:.2}×")),
+            w.not_taken.to_string(),
+        ]);
+    }
+    out.push_str(&table(&rows));
 }
 
 /// The cluster benchmark's three tables.
@@ -920,6 +956,7 @@ mod tests {
             web: None,
             cluster: None,
             profile: Vec::new(),
+            sendpath: None,
             skipped: Vec::new(),
             failures: Vec::new(),
         };

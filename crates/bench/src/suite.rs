@@ -19,6 +19,7 @@ use crate::process::ServerProcess;
 use crate::profile;
 use crate::report::{Machine, Report, now_utc};
 use crate::seed::{self, Seeder};
+use crate::sendpath;
 use crate::target::{Access, Endpoint, Target};
 use crate::upload;
 use crate::web;
@@ -40,6 +41,9 @@ pub enum Section {
     Cluster,
     /// The server's instructions per delivery, counted by callgrind (not in the default run).
     Profile,
+    /// Socket writes as the fan-out issues them against io_uring batches (not in the default
+    /// run).
+    Sendpath,
 }
 
 /// Everything a run needs to know, resolved from the command line.
@@ -72,6 +76,7 @@ pub struct Settings {
     pub web: web::Plan,
     pub cluster: cluster::Plan,
     pub profile: profile::Plan,
+    pub sendpath: sendpath::Plan,
 }
 
 /// Files and connections besides the subscribers: listeners, the database, logs, the publisher.
@@ -115,6 +120,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         web: None,
         cluster: None,
         profile: Vec::new(),
+        sendpath: None,
         skipped: Vec::new(),
         failures: Vec::new(),
     };
@@ -234,6 +240,14 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
                     .failures
                     .push(format!("profile {} × {size}: {err:#}", target.name())),
             }
+        }
+    }
+
+    if settings.sections.contains(&Section::Sendpath) && !over_budget("sendpath", &mut report) {
+        let plan = settings.sendpath.clone();
+        match tokio::task::spawn_blocking(move || sendpath::run(&plan)).await? {
+            Ok(outcome) => report.sendpath = Some(outcome),
+            Err(err) => report.failures.push(format!("sendpath: {err:#}")),
         }
     }
 
