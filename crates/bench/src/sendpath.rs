@@ -108,7 +108,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let mut out = Vec::new();
     for way in 0..ways {
         let (name, per_call) = match way {
-            0 => ("writev, one per socket (the server's way)".to_owned(), 1),
+            0 => (
+                "writev, one per socket (the server without io_uring)".to_owned(),
+                1,
+            ),
             _ => {
                 let batch = rings[way - 1].0;
                 (format!("io_uring send, {batch} per submission"), batch)
