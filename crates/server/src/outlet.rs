@@ -103,15 +103,9 @@ impl Outlet {
         }
         let mut woken = false;
         for chunk in items.chunks(WRITE_AT_ONCE) {
-            let mut fresh = chunk.iter().filter_map(|item| {
-                if let Some(id) = item.message_id() {
-                    if id <= state.high_water {
-                        return None;
-                    }
-                    state.high_water = id;
-                }
-                form.bytes(item).filter(|bytes| !bytes.is_empty())
-            });
+            let mut fresh = chunk
+                .iter()
+                .filter_map(|item| fresh(&mut state, item, form));
             // One item (the common case: the fan-out keeps up) needs no lists.
             let frames: Vec<&Bytes> = match chunk {
                 [_] => match fresh.next() {
@@ -173,18 +167,10 @@ impl Outlet {
         if !state.direct {
             return Offered::Done(items.iter().all(queue));
         }
-        let mut frames = SmallVec::new();
-        for item in items {
-            if let Some(id) = item.message_id() {
-                if id <= state.high_water {
-                    continue;
-                }
-                state.high_water = id;
-            }
-            if let Some(frame) = form.bytes(item).filter(|bytes| !bytes.is_empty()) {
-                frames.push(frame);
-            }
-        }
+        let frames: SmallVec<[&Bytes; 2]> = items
+            .iter()
+            .filter_map(|item| fresh(&mut state, item, form))
+            .collect();
         if frames.is_empty() {
             return Offered::Done(true);
         }
@@ -318,6 +304,18 @@ impl Outlet {
             .flat_map(|b| b.to_vec())
             .collect()
     }
+}
+
+/// `item`'s bytes in `form`, if it goes out: a message only when newer than everything written
+/// or handed to the task (it then counts as such), and nothing empty.
+fn fresh<'a>(state: &mut State, item: &'a Live, form: Form) -> Option<&'a Bytes> {
+    if let Some(id) = item.message_id() {
+        if id <= state.high_water {
+            return None;
+        }
+        state.high_water = id;
+    }
+    form.bytes(item).filter(|bytes| !bytes.is_empty())
 }
 
 /// What a socket did not take of a write of `count` frames (`frame(i)` is the `i`th) goes to the
