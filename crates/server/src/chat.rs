@@ -270,18 +270,8 @@ impl Connection {
         );
         // The rare paths are boxed: an idle connection's task then only holds the small state
         // of its select loop, not the largest future any of its branches could need.
-        let hello = match Box::pin(hello(&state, &self.authed)).await {
-            Ok(hello) => hello,
-            Err(err) => {
-                tracing::error!(%err, user = %self.authed.user.name, "could not build hello");
-                return Some(internal());
-            }
-        };
-        if Box::pin(self.send(&ServerFrame::Hello(hello)))
-            .await
-            .is_err()
-        {
-            return None;
+        if let Err(closing) = Box::pin(self.greet()).await {
+            return closing;
         }
         drop(turn);
         let mut pending = InFlight::default();
@@ -374,6 +364,20 @@ impl Connection {
         // is queued there); the client resends it after reconnecting and gets a duplicate ack.
         drop(pending);
         Some(closing)
+    }
+
+    /// Sends the hello; on failure, the close to send (None: the peer is gone).
+    async fn greet(&mut self) -> Result<(), Option<Closing>> {
+        let hello = match hello(&self.state, &self.authed).await {
+            Ok(hello) => hello,
+            Err(err) => {
+                tracing::error!(%err, user = %self.authed.user.name, "could not build hello");
+                return Err(Some(internal()));
+            }
+        };
+        self.send(&ServerFrame::Hello(hello))
+            .await
+            .map_err(|_| None)
     }
 
     /// Sends one frame now.

@@ -19,6 +19,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,7 +27,7 @@ use tidings_proto::v1::{
     EVENT_MESSAGE, EVENT_RETRACT, LockReason, Message, MessageAlert, MessageId, Retract,
     ServerFrame, SessionState, SessionStatus, UserId, preview,
 };
-use tidings_store::Session;
+use tidings_store::{Session, StoreError};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
 use tungstenite::Utf8Bytes;
 use tungstenite::protocol::frame::Frame as WsFrame;
@@ -261,6 +262,9 @@ impl Replay {
     }
 }
 
+/// A read of the session from the store, in flight.
+type SessionRead = Pin<Box<dyn Future<Output = Result<Option<Session>, StoreError>> + Send>>;
+
 /// A connection's subscription: see the module documentation.
 pub struct Subscription {
     state: AppState,
@@ -276,6 +280,8 @@ pub struct Subscription {
     /// Fires at the sooner of the session's nearest deadline and the next status: one timer
     /// per connection, however many reasons it has to look at the session.
     timer: Pin<Box<Sleep>>,
+    /// The session's read the timer started, until it answers.
+    reading: Option<SessionRead>,
     /// Counted as an open connection while it lives.
     _counted: Counted,
 }
@@ -319,6 +325,7 @@ impl Subscription {
             status_every: wants.status_every,
             status_at: wants.status_every.map_or(now, |every| now + every),
             timer: Box::pin(sleep_until(now)),
+            reading: None,
         };
         let status =
             auth::session_status(&subscription.session, state.now_ms(), &state.config.session);
@@ -390,36 +397,48 @@ impl Subscription {
     /// The next event, or `None` once the server is shutting down (and what was queued before
     /// has been handed out).
     pub async fn next(&mut self) -> Option<Event> {
-        loop {
-            tokio::select! {
-                // What is queued first, then the rest, in this order: a wake-up for a delivery
-                // then looks at nothing else. The queue is bounded, so nothing behind it waits
-                // long; what it holds was queued in order before any kick, so handing it out
-                // first loses nothing.
-                biased;
-                live = self.registration.queue().pop() => {
-                    if self.fresh(&live) {
-                        return Some(Event::Live(live));
-                    }
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`Subscription::next`] as a poll: a connection's select loop then holds no future of its
+    /// own for it, only a reference (every idle connection's state holds that loop).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        // A status read the timer started: its answer first.
+        if let Some(reading) = &mut self.reading {
+            let read = ready!(reading.as_mut().poll(cx));
+            self.reading = None;
+            return Poll::Ready(Some(self.status_of(read)));
+        }
+        // What is queued first, then the rest, in this order: a wake-up for a delivery then
+        // looks at nothing else. The queue is bounded, so nothing behind it waits long; what it
+        // holds was queued in order before any kick, so handing it out first loses nothing.
+        while let Poll::Ready(live) = self.registration.queue().poll_pop(cx) {
+            if self.fresh(&live) {
+                return Poll::Ready(Some(Event::Live(live)));
+            }
+        }
+        if let Poll::Ready(kick) = self.registration.kick().poll_kicked(cx) {
+            return Poll::Ready(match kick {
+                Kick::Locked(reason) => Some(Event::Lock(reason)),
+                Kick::Lagging => {
+                    self.state.metrics.queue_kicks.inc();
+                    Some(Event::Lagging)
                 }
-                kick = self.registration.kick().kicked() => {
-                    return match kick {
-                        Kick::Locked(reason) => Some(Event::Lock(reason)),
-                        Kick::Lagging => {
-                            self.state.metrics.queue_kicks.inc();
-                            Some(Event::Lagging)
-                        }
-                        Kick::Superseded => Some(Event::Superseded),
-                        Kick::ShuttingDown => None,
-                    };
-                }
-                // A deadline or the status: either way the session is read, and the timer set
-                // again. The store read is boxed: it is rare, and this future lives in every
-                // idle connection's state.
-                () = &mut self.timer => {
-                    self.status_due();
-                    return Some(Box::pin(self.status()).await);
-                }
+                Kick::Superseded => Some(Event::Superseded),
+                Kick::ShuttingDown => None,
+            });
+        }
+        // A deadline or the status: either way the session is read, and the timer set again.
+        // The read is kept here until it answers, so a caller that stops polling meanwhile (its
+        // select took another branch) gets it next time.
+        ready!(self.timer.as_mut().poll(cx));
+        self.status_due();
+        let mut reading = self.read_session();
+        match reading.as_mut().poll(cx) {
+            Poll::Ready(read) => Poll::Ready(Some(self.status_of(read))),
+            Poll::Pending => {
+                self.reading = Some(reading);
+                Poll::Pending
             }
         }
     }
@@ -490,8 +509,20 @@ impl Subscription {
 
     /// Reads the session: its status, or the lock when it has ended.
     pub async fn status(&mut self) -> Event {
+        let read = self.read_session().await;
+        self.status_of(read)
+    }
+
+    /// The store's read of the session, owning what it needs.
+    fn read_session(&self) -> SessionRead {
+        let state = self.state.clone();
         let id = self.session.id;
-        let session = match self.state.store.session(id).await {
+        Box::pin(async move { state.store.session(id).await })
+    }
+
+    /// The status (or the lock) the store's read of the session comes to.
+    fn status_of(&mut self, read: Result<Option<Session>, StoreError>) -> Event {
+        let session = match read {
             Ok(Some(session)) => session,
             Ok(None) => return Event::Lock(LockReason::Revoked),
             Err(err) => {

@@ -20,7 +20,9 @@
 //! `GET /api/stream` has its request head read and parsed here (with `httparse`), goes through
 //! the same router as every other request (same extractors, same auth), and has its response
 //! written straight to the socket, close-delimited (`Connection: close`, no length), each chunk
-//! of the stream as it comes. A `GET /api/poll` is served the same way, but its answer has a
+//! of the stream as it comes — by a task of its own, spawned once the head is written, so an
+//! idle stream holds only what streaming needs and not the room its connection's first task
+//! kept for peeking, reading the head, routing, a poll or hyper. A `GET /api/poll` is served the same way, but its answer has a
 //! length and the connection is kept: the next request on it is looked at the same way, so a
 //! long-polling client's polls all stay here on one connection. The first request that is
 //! neither — and every request after it — is served by hyper's HTTP/1 connection, with upgrades
@@ -38,7 +40,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, HttpBody};
+use axum::body::{Body, BodyDataStream, Bytes, HttpBody};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use futures_util::StreamExt;
 use hyper::body::Incoming;
@@ -316,7 +318,7 @@ async fn serve_poll(
         }
     };
     keep &= !state.shutdown.is_cancelled();
-    match write_response(stream, response, state, keep, None).await {
+    match write_response(stream, response, state, keep).await {
         Ok(kept) => kept,
         Err(err) => {
             tracing::debug!(%err, "poll connection ended");
@@ -345,10 +347,14 @@ async fn write_status(
         .status(status)
         .body(Body::empty())
         .unwrap_or_default();
-    write_response(stream, response, state, false, None).await
+    write_response(stream, response, state, false).await
 }
 
-/// Reads the request, runs it through the router and writes the response to the socket.
+/// Reads the request, runs it through the router and writes the response to the socket: its
+/// head here, and its stream (the feed's events, for as long as it lasts) on a task of its own,
+/// spawned once the head is written. The connection's task — room for peeking, reading the head,
+/// routing, and a poll's and hyper's states — then ends, and an idle feed holds only what
+/// streaming needs.
 async fn serve_feed(
     mut stream: TcpStream,
     router: Router,
@@ -371,14 +377,30 @@ async fn serve_feed(
     request
         .extensions_mut()
         .insert(Attached(Arc::clone(&outlet)));
-    // Boxed: the router's future (extractors, the handler) is done once the response starts,
-    // and the stream lives on.
+    // Boxed: the router's future (extractors, the handler) is done once the response starts.
     let Ok(response) = Box::pin(router.oneshot(request)).await;
     let mut io = Io::new(Arc::clone(&outlet), &[]);
-    if let Err(err) = write_response(&mut io, response, state, false, Some(&outlet)).await {
-        tracing::debug!(%err, "feed connection ended");
+    let write_timeout = state.config.chat.write_timeout;
+    match Box::pin(write_head(&mut io, response, write_timeout, false)).await {
+        Ok(Rest::Stream(body)) => {
+            let mut streaming = Streaming::new(io, body, write_timeout, Some(outlet));
+            let task = async move {
+                if let Err(err) = stream_body(&mut streaming).await {
+                    tracing::debug!(%err, "feed connection ended");
+                }
+                let limit = streaming.write_timeout;
+                let _ = Box::pin(timeout(limit, streaming.stream.shutdown())).await;
+            };
+            state.connections_open.spawn(&state.tasks, task);
+        }
+        Ok(Rest::Kept(_)) => {
+            let _ = timeout(write_timeout, io.shutdown()).await;
+        }
+        Err(err) => {
+            tracing::debug!(%err, "feed connection ended");
+            let _ = timeout(write_timeout, io.shutdown()).await;
+        }
     }
-    let _ = timeout(state.config.chat.write_timeout, io.shutdown()).await;
 }
 
 /// Reads and parses the request head, and says whether bytes came after it (read with it, so
@@ -452,10 +474,61 @@ async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
     response: Response<Body>,
     state: &AppState,
     keep: bool,
-    outlet: Option<&Outlet>,
 ) -> io::Result<bool> {
+    let write_timeout = state.config.chat.write_timeout;
+    match write_head(stream, response, write_timeout, keep).await? {
+        Rest::Kept(kept) => Ok(kept),
+        Rest::Stream(body) => {
+            let mut streaming = Streaming::new(stream, body, write_timeout, None);
+            stream_body(&mut streaming).await.map(|()| false)
+        }
+    }
+}
+
+/// What is left of a response once [`write_head`] is done.
+enum Rest {
+    /// Written whole; whether the connection is kept.
+    Kept(bool),
+    /// A body without a length, to stream ([`stream_body`]); the connection closes after it.
+    Stream(Body),
+}
+
+/// Writes the head, and a body whose length is known with it.
+async fn write_head<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: Response<Body>,
+    write_timeout: Duration,
+    keep: bool,
+) -> io::Result<Rest> {
     let (parts, body) = response.into_parts();
     let exact = body.size_hint().exact();
+    let keep = keep && exact.is_some();
+    // Written into the head: a stream keeps nothing of them (the map alone is over half a KiB).
+    let mut head = head_bytes(&parts, exact, keep);
+    drop(parts);
+    let Some(len) = exact else {
+        write_within(stream, &head, write_timeout).await?;
+        return Ok(Rest::Stream(body));
+    };
+    // A body with a length is in memory already (a poll's answer, a replay page of it included,
+    // or an error): collected whole, its length is its limit.
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    let body = axum::body::to_bytes(body, len)
+        .await
+        .map_err(io::Error::other)?;
+    if body.len() <= COALESCED_BODY {
+        head.extend_from_slice(&body);
+        write_within(stream, &head, write_timeout).await?;
+    } else {
+        write_within(stream, &head, write_timeout).await?;
+        write_within(stream, &body, write_timeout).await?;
+    }
+    Ok(Rest::Kept(keep))
+}
+
+/// A response's head: its status line and headers, with `content-length` when `exact` gives
+/// one and `connection: close` unless the connection is kept.
+fn head_bytes(parts: &axum::http::response::Parts, exact: Option<u64>, keep: bool) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(parts.status.as_str().as_bytes());
@@ -480,59 +553,82 @@ async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
     if let Some(len) = exact {
         head.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
     }
-    let keep = keep && exact.is_some();
     if !keep {
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    // Written into the head: a stream keeps nothing of them (the map alone is over half a KiB).
-    drop(parts);
-    let write_timeout = state.config.chat.write_timeout;
-    // Flushed: an outlet's backlog is written out, within the limit too.
-    let write =
-        async |stream: &mut S, bytes: &[u8]| match crate::clock::within(write_timeout, async {
-            stream.write_all(bytes).await?;
-            stream.flush().await
-        })
-        .await
-        {
-            Some(written) => written,
-            None => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-        };
-    if let Some(len) = exact {
-        // A body with a length is in memory already (a poll's answer, a replay page of it
-        // included, or an error): collected whole, its length is its limit.
-        let len = usize::try_from(len).map_err(io::Error::other)?;
-        let body = axum::body::to_bytes(body, len)
-            .await
-            .map_err(io::Error::other)?;
-        if body.len() <= COALESCED_BODY {
-            head.extend_from_slice(&body);
-            return write(stream, &head).await.map(|()| keep);
-        }
-        write(stream, &head).await?;
-        return write(stream, &body).await.map(|()| keep);
+    head
+}
+
+/// Writes `bytes` and flushes (an outlet's backlog is written out too), within `limit`.
+async fn write_within<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> io::Result<()> {
+    match crate::clock::within(limit, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await
+    {
+        Some(written) => written,
+        None => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
     }
-    write(stream, &head).await?;
-    drop(head);
-    let mut chunks = body.into_data_stream();
+}
+
+/// A body without a length, streamed to a socket by [`stream_body`]. Passed to it by reference,
+/// in one piece, so that a streaming task's future holds one copy of it (an async fn keeps its
+/// arguments apart from what it moves them into).
+struct Streaming<S> {
+    stream: S,
+    chunks: BodyDataStream,
+    write_timeout: Duration,
+    /// The socket's outlet, whose backlog (what the fan-out left) is written as it drains.
+    outlet: Option<Arc<Outlet>>,
+}
+
+impl<S> Streaming<S> {
+    fn new(
+        stream: S,
+        body: Body,
+        write_timeout: Duration,
+        outlet: Option<Arc<Outlet>>,
+    ) -> Streaming<S> {
+        Streaming {
+            stream,
+            chunks: body.into_data_stream(),
+            write_timeout,
+            outlet,
+        }
+    }
+}
+
+/// Writes a body chunk by chunk as its stream yields them, until it ends, the client goes away
+/// or a write times out. An idle stream waits here, so what it holds while waiting is kept
+/// small: a write (with its timer) is boxed.
+async fn stream_body<S: AsyncRead + AsyncWrite + Unpin>(
+    streaming: &mut Streaming<S>,
+) -> io::Result<()> {
     // The client sends nothing more; a read returning says it has gone (or broke the protocol).
     let mut sink = [0u8; 16];
     loop {
-        tokio::select! {
+        let bytes = tokio::select! {
             // What there is to send first: a wake-up for an event looks at nothing else.
             biased;
-            chunk = chunks.next() => match chunk {
-                Some(Ok(bytes)) => write(stream, &bytes).await?,
+            chunk = streaming.chunks.next() => match chunk {
+                Some(Ok(bytes)) => bytes,
                 Some(Err(err)) => return Err(io::Error::other(err)),
-                None => return Ok(false),
+                None => return Ok(()),
             },
-            read = stream.read(&mut sink) => match read {
-                Ok(0) | Err(_) => return Ok(false),
-                Ok(_) => {}
+            read = streaming.stream.read(&mut sink) => match read {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => continue,
             },
             // The fan-out left events the socket could not take: written as it drains.
-            () = backlog(outlet) => write(stream, &[]).await?,
-        }
+            () = backlog(streaming.outlet.as_deref()) => Bytes::new(),
+        };
+        let write = write_within(&mut streaming.stream, &bytes, streaming.write_timeout);
+        Box::pin(write).await?;
     }
 }

@@ -96,18 +96,20 @@ impl KickSignal {
 
     /// Resolves once the connection has been kicked.
     pub async fn kicked(&self) -> Kick {
-        std::future::poll_fn(|cx| {
-            if let Some(kick) = self.reason.get() {
-                return std::task::Poll::Ready(*kick);
-            }
-            self.waker.register(cx.waker());
-            // Looked at again: a kick between the first look and the registration woke nobody.
-            match self.reason.get() {
-                Some(kick) => std::task::Poll::Ready(*kick),
-                None => std::task::Poll::Pending,
-            }
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_kicked(cx)).await
+    }
+
+    /// The kick, once there is one; until then `cx` is woken when it comes.
+    pub fn poll_kicked(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Kick> {
+        if let Some(kick) = self.reason.get() {
+            return std::task::Poll::Ready(*kick);
+        }
+        self.waker.register(cx.waker());
+        // Looked at again: a kick between the first look and the registration woke nobody.
+        match self.reason.get() {
+            Some(kick) => std::task::Poll::Ready(*kick),
+            None => std::task::Poll::Pending,
+        }
     }
 }
 
@@ -158,19 +160,21 @@ impl Queue {
 
     /// The first item queued, once there is one.
     pub async fn pop(&self) -> Arc<Live> {
-        std::future::poll_fn(|cx| {
-            if let Some(item) = self.try_pop() {
-                return std::task::Poll::Ready(item);
-            }
-            self.reader.register(cx.waker());
-            // Looked at again: an item queued between the first look and the registration woke
-            // nobody.
-            match self.try_pop() {
-                Some(item) => std::task::Poll::Ready(item),
-                None => std::task::Poll::Pending,
-            }
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_pop(cx)).await
+    }
+
+    /// The next item, once there is one; until then `cx` is woken when one is queued.
+    pub fn poll_pop(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Arc<Live>> {
+        if let Some(item) = self.try_pop() {
+            return std::task::Poll::Ready(item);
+        }
+        self.reader.register(cx.waker());
+        // Looked at again: an item queued between the first look and the registration woke
+        // nobody.
+        match self.try_pop() {
+            Some(item) => std::task::Poll::Ready(item),
+            None => std::task::Poll::Pending,
+        }
     }
 }
 
