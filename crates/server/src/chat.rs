@@ -20,8 +20,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use tidings_proto::v1::{
-    ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, close, decode_client_frame,
+    ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, SessionId, close, decode_client_frame,
 };
+use tidings_store::{Session, User};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
@@ -188,9 +189,9 @@ struct Closing {
     reason: &'static str,
 }
 
-/// The connection's task. Built so the task holds one `Connection` and the loop's small state:
-/// the arguments move into the `Connection` before the future exists (an async fn would keep
-/// them too), and the loop borrows it rather than taking it.
+/// The connection's task. Built so the task holds one `Connection`, its subscription and the
+/// loop's small state: the arguments move into them before the future exists (an async fn would
+/// keep them too), and the loop borrows them rather than taking them.
 fn serve(
     socket: Socket,
     state: AppState,
@@ -201,17 +202,23 @@ fn serve(
     // A debug span: at the default level it is never built, which keeps an idle connection
     // small; the few log lines above debug name the user themselves.
     let span = tracing::debug_span!("chat", user = %authed.user.name, session = authed.session.id);
-    let mut connection = Connection::new(socket, state, authed);
+    let Authed { user, session } = authed;
+    let mut connection = Connection::new(socket, state, user);
+    // Subscribed before anything is read for the hello, so nothing committed from here on is
+    // missed: it is either in the hello's counts and a later sync, or in the queue. The session
+    // is the subscription's, which keeps it up to date.
+    let mut subscription = permit.is_some().then(|| connection.subscribe(session));
     async move {
         // A shutdown whose drain deadline passed aborts the task wherever it is
         // (`AppState::connections_open`).
-        let closing = match permit {
-            Some(_permit) => connection.run(turn).await,
-            None => Some(Closing {
+        let closing = match (permit, &mut subscription) {
+            (Some(_permit), Some(subscription)) => connection.run(subscription, turn).await,
+            _ => Some(Closing {
                 code: close::OVERLOADED,
                 reason: "server at its connection limit; retry later",
             }),
         };
+        drop(subscription);
         if let Some(closing) = closing {
             tracing::debug!(code = closing.code, reason = closing.reason, "closing");
             let write_timeout = connection.state.config.chat.write_timeout;
@@ -230,47 +237,48 @@ struct Connection {
     /// Whether the socket may have a frame for us: looked at before reading.
     readable: Arc<Readable>,
     state: AppState,
-    authed: Authed,
+    user: User,
     last_heard: Instant,
 }
 
 impl Connection {
-    fn new(socket: Socket, state: AppState, authed: Authed) -> Self {
+    fn new(socket: Socket, state: AppState, user: User) -> Self {
         Connection {
             readable: socket.get_ref().readable(),
             outlet: socket.get_ref().get_ref().outlet(),
             direct: false,
             socket,
             state,
-            authed,
+            user,
             last_heard: Instant::now(),
         }
     }
 
-    /// Runs until the connection ends; returns the close to send, or None when the peer is
-    /// already gone. `turn` is given back once the hello is sent.
-    async fn run(&mut self, turn: Turn) -> Option<Closing> {
-        let state = self.state.clone();
-        // Subscribe before reading anything for the hello, so nothing committed from here on is
-        // missed: it is either in the hello's counts and a later sync, or in the queue.
+    /// Registers the connection with the hub, for `session`.
+    fn subscribe(&self, session: Session) -> Subscription {
         let wants = Wants {
             signals: true,
             presence: Presence::WhileOpen,
             per_session: None,
             // The heartbeat: the session read now and then (see `heartbeat`).
-            status_every: Some(state.config.chat.heartbeat),
+            status_every: Some(self.state.config.chat.heartbeat),
             transport: "websocket",
         };
-        let mut subscription = Subscription::open_to(
-            &state,
-            &self.authed.user,
-            self.authed.session.clone(),
+        Subscription::open_to(
+            &self.state,
+            &self.user,
+            session,
             wants,
             self.outlet.clone().map(|outlet| (outlet, Form::Chat)),
-        );
+        )
+    }
+
+    /// Runs until the connection ends; returns the close to send, or None when the peer is
+    /// already gone. `turn` is given back once the hello is sent.
+    async fn run(&mut self, subscription: &mut Subscription, turn: Turn) -> Option<Closing> {
         // The rare paths are boxed: an idle connection's task then only holds the small state
         // of its select loop, not the largest future any of its branches could need.
-        if let Err(closing) = Box::pin(self.greet()).await {
+        if let Err(closing) = Box::pin(self.greet(subscription.session().id)).await {
             return closing;
         }
         drop(turn);
@@ -280,7 +288,7 @@ impl Connection {
         let mut busy = false;
         let closing = loop {
             if !self.direct
-                && let Err(closing) = Box::pin(self.go_direct(&mut subscription)).await
+                && let Err(closing) = Box::pin(self.go_direct(subscription)).await
             {
                 break closing;
             }
@@ -290,7 +298,7 @@ impl Connection {
                     && let Some(incoming) =
                         futures_util::FutureExt::now_or_never(self.socket.next())
                 {
-                    let handled = self.on_incoming(incoming, &mut pending, &mut subscription);
+                    let handled = self.on_incoming(incoming, &mut pending, subscription);
                     if let Err(closing) = Box::pin(handled).await {
                         break closing;
                     }
@@ -309,7 +317,7 @@ impl Connection {
                 biased;
                 event = subscription.next() => match event {
                     Some(Event::Live(live)) => {
-                        let written = self.write_queued(live, &mut subscription);
+                        let written = self.write_queued(live, subscription);
                         match Box::pin(written).await {
                             Ok(whole_batch) => busy = whole_batch,
                             Err(closing) => break closing,
@@ -343,7 +351,7 @@ impl Connection {
                 incoming = self.socket.next(),
                     if pending.len() < MAX_IN_FLIGHT && self.readable.now() =>
                 {
-                    let handled = self.on_incoming(incoming, &mut pending, &mut subscription);
+                    let handled = self.on_incoming(incoming, &mut pending, subscription);
                     match Box::pin(handled).await {
                         Ok(()) => {}
                         Err(closing) => break closing,
@@ -367,11 +375,11 @@ impl Connection {
     }
 
     /// Sends the hello; on failure, the close to send (None: the peer is gone).
-    async fn greet(&mut self) -> Result<(), Option<Closing>> {
-        let hello = match hello(&self.state, &self.authed).await {
+    async fn greet(&mut self, session: SessionId) -> Result<(), Option<Closing>> {
+        let hello = match hello(&self.state, &self.user, session).await {
             Ok(hello) => hello,
             Err(err) => {
-                tracing::error!(%err, user = %self.authed.user.name, "could not build hello");
+                tracing::error!(%err, user = %self.user.name, "could not build hello");
                 return Err(Some(internal()));
             }
         };
@@ -523,8 +531,8 @@ impl Connection {
             Ok(frame) => frame,
             Err(err) => return self.send(&ServerFrame::Error(err.into())).await,
         };
-        self.touch();
-        match request::start(&self.state, &self.authed.user, frame).await {
+        auth::touch(&self.state, subscription.session_mut());
+        match request::start(&self.state, &self.user, frame).await {
             Ok(reply) => pending.push(reply),
             Err(since) => return self.sync(since, subscription).await,
         }
@@ -552,23 +560,21 @@ impl Connection {
         self.write_all(&frames).await?;
         self.flush().await
     }
-
-    /// Records the frame as user activity, at most every few seconds.
-    fn touch(&mut self) {
-        auth::touch(&self.state, &mut self.authed.session);
-    }
 }
 
 /// The first frame: who the user is and where each of their rooms stands.
-pub(crate) async fn hello(state: &AppState, authed: &Authed) -> Result<Hello, ApiError> {
-    let user = authed.user.id;
-    let rooms = state.store.rooms_of(user).await?;
+pub(crate) async fn hello(
+    state: &AppState,
+    user: &User,
+    session: SessionId,
+) -> Result<Hello, ApiError> {
+    let rooms = state.store.rooms_of(user.id).await?;
     let latest_id = state.store.latest_message_id().await?;
     Ok(Hello {
-        user: wire::user_ref(&authed.user),
-        session: authed.session.id,
+        user: wire::user_ref(user),
+        session,
         rooms: rooms.into_iter().map(wire::room_state).collect(),
-        online: state.hub.online(authed.user.id),
+        online: state.hub.online(user.id),
         latest_id,
         heartbeat_ms: auth::millis(state.config.chat.heartbeat) as u64,
         max_body_bytes: state.config.limits.max_body_bytes,

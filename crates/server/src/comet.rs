@@ -169,7 +169,8 @@ impl Channel {
     async fn opening(&mut self, hello: bool) -> Result<(Out, bool), ApiError> {
         let mut out = Out::default();
         if hello {
-            let hello = crate::chat::hello(&self.state, &self.authed).await?;
+            let hello =
+                crate::chat::hello(&self.state, &self.authed.user, self.authed.session.id).await?;
             out.push(&ServerFrame::Hello(hello));
         }
         let status = auth::session_status(

@@ -337,6 +337,16 @@ impl Subscription {
         self.user
     }
 
+    /// The session, as last read (the status reads it again).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session, to record activity in (`auth::touch`).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
     /// Every message up to here has been handed out, or the client had it: its cursor.
     pub fn high_water(&self) -> MessageId {
         self.high_water
