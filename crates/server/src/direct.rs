@@ -12,28 +12,28 @@
 //! not left in the kernel's queue behind thousands of others. Request bodies have
 //! `limits.body_timeout` (in `app::router`).
 //!
-//! The long waits are served without hyper: feeds and the chat channel's HTTP streams
-//! (responses that never end), and long-polls (held until something happens). hyper keeps an
-//! HTTP/1 connection's read and write buffers (8 KiB each) for as long as a response is pending —
-//! most of what an idle feed or a held poll costs. So the listener looks at the first bytes of
-//! every request before hyper sees the connection: one that starts with `GET /api/events` or
-//! `GET /api/stream` has its request head read and parsed here (with `httparse`), goes through
-//! the same router as every other request (same extractors, same auth), and has its response
-//! written straight to the socket, close-delimited (`Connection: close`, no length), each chunk
-//! of the stream as it comes — by a task of its own, spawned once the head is written, so an
-//! idle stream holds only what streaming needs and not the room its connection's first task
-//! kept for peeking, reading the head, routing, a poll or hyper. A `GET /api/poll` is served the same way, but its answer has a
-//! length and the connection is kept: the next request on it is looked at the same way, so a
-//! long-polling client's polls all stay here on one connection. The first request that is
-//! neither — and every request after it — is served by hyper's HTTP/1 connection, with upgrades
-//! for the chat channel; nothing of it has been read, only peeked.
+//! The long waits are served without hyper: feeds and the chat channel's HTTP streams (responses
+//! that never end), and long-polls (held until something happens). hyper keeps an HTTP/1
+//! connection's read and write buffers (8 KiB each) for as long as a response is pending — most of
+//! what an idle feed or a held poll costs. So the listener looks at the first bytes of every
+//! request before hyper sees the connection: one that starts with `GET /api/events` or `GET
+//! /api/stream` has its request head read and parsed here (with `httparse`), goes through the same
+//! router as every other request (same extractors, same auth), and has its response written
+//! straight to the socket, close-delimited (`Connection: close`, no length), each chunk of the
+//! stream as it comes — by a task of its own, spawned once the head is written, so an idle stream
+//! holds only what streaming needs and not the room its connection's first task kept for peeking,
+//! reading the head, routing, a poll or hyper. A `GET /api/poll` is served the same way, but its
+//! answer has a length and the connection is kept: the next request on it is looked at the same
+//! way, so a long-polling client's polls all stay here on one connection. The first request that is
+//! neither — and every request after it — is served by hyper's HTTP/1 connection, with upgrades for
+//! the chat channel; nothing of it has been read, only peeked.
 //!
 //! With TLS on (`crate::tls`), a connection's bytes cannot be peeked at: its handshake must end
 //! by the head's deadline, and then hyper serves every request on it, feeds and polls included.
 //!
 //! On shutdown the listener stops accepting; hyper connections finish the request in hand and
-//! close; every connection still open when the drain deadline passes (`AppState::connections_open`) is
-//! dropped.
+//! close; every connection still open when the drain deadline passes
+//! (`AppState::connections_open`) is dropped.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -392,15 +392,12 @@ async fn serve_feed(
                 let _ = Box::pin(timeout(limit, streaming.stream.shutdown())).await;
             };
             state.connections_open.spawn(&state.tasks, task);
+            return;
         }
-        Ok(Rest::Kept(_)) => {
-            let _ = timeout(write_timeout, io.shutdown()).await;
-        }
-        Err(err) => {
-            tracing::debug!(%err, "feed connection ended");
-            let _ = timeout(write_timeout, io.shutdown()).await;
-        }
+        Ok(Rest::Kept(_)) => {}
+        Err(err) => tracing::debug!(%err, "feed connection ended"),
     }
+    let _ = timeout(write_timeout, io.shutdown()).await;
 }
 
 /// Reads and parses the request head, and says whether bytes came after it (read with it, so
