@@ -94,12 +94,8 @@ impl KickSignal {
         }
     }
 
-    /// Resolves once the connection has been kicked.
-    pub async fn kicked(&self) -> Kick {
-        std::future::poll_fn(|cx| self.poll_kicked(cx)).await
-    }
-
-    /// The kick, once there is one; until then `cx` is woken when it comes.
+    /// The kick, once there is one (the connection has been kicked); until then `cx` is woken
+    /// when it comes.
     pub fn poll_kicked(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Kick> {
         if let Some(kick) = self.reason.get() {
             return std::task::Poll::Ready(*kick);
@@ -158,12 +154,7 @@ impl Queue {
         self.lock().is_empty()
     }
 
-    /// The first item queued, once there is one.
-    pub async fn pop(&self) -> Arc<Live> {
-        std::future::poll_fn(|cx| self.poll_pop(cx)).await
-    }
-
-    /// The next item, once there is one; until then `cx` is woken when one is queued.
+    /// The first item queued, once there is one; until then `cx` is woken when one is queued.
     pub fn poll_pop(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Arc<Live>> {
         if let Some(item) = self.try_pop() {
             return std::task::Poll::Ready(item);
