@@ -17,8 +17,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
 use tidings_proto::v1::{
     ErrorCode, Hello, LockReason, SUBPROTOCOL, ServerFrame, SessionId, close, decode_client_frame,
 };
@@ -26,9 +26,6 @@ use tidings_store::{Session, User};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
-use tungstenite::Utf8Bytes;
-use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::{Message as WsMessage, WebSocketConfig};
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed};
@@ -38,16 +35,12 @@ use crate::hub::{Kick, Presence};
 use crate::outlet::{Outlet, Release, backlog};
 use crate::request::{self, error_frame};
 use crate::wire;
-use crate::ws::{Readable, Socket, Upgrade};
+use crate::ws::{self, Incoming, Refused, Socket, Upgrade};
 
 /// Requests of one connection allowed in flight before it stops reading.
 const MAX_IN_FLIGHT: usize = 64;
-/// Queued frames written in one batch (one socket write) before flushing. The WebSocket's write
-/// buffer keeps the capacity of its largest batch, so this also bounds what a connection holds
-/// on to after a burst.
+/// Queued frames written in one batch (one socket write) before flushing.
 const WRITE_BATCH: usize = 16;
-/// Read buffer per connection; larger frames grow it as they arrive.
-const READ_BUFFER: usize = 256;
 /// Messages sent per `sync` answer; the client syncs again when `has_more`.
 const SYNC_PAGE: u32 = 500;
 /// How long to wait for the peer's close frame after sending ours.
@@ -75,8 +68,8 @@ pub async fn upgrade(
         .into_response();
     }
     let permit = state.connections.clone().try_acquire_owned().ok();
-    let limits = config(&state.config.limits);
-    ws.accept(SUBPROTOCOL, limits, move |socket| {
+    let limit = state.config.limits.max_frame_bytes;
+    ws.accept(SUBPROTOCOL, limit, move |socket| {
         // Tracked (graceful shutdown waits for it) and abortable at the drain deadline.
         let open = state.clone();
         let task = serve(socket, state, authed, permit, turn);
@@ -94,26 +87,14 @@ pub async fn switched_off() -> ApiError {
     )
 }
 
-/// The chat channel's WebSocket settings, shared with the conformance echo route.
-fn config(limits: &crate::config::LimitsConfig) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(limits.max_frame_bytes))
-        .max_frame_size(Some(limits.max_frame_bytes))
-        // Client frames are small: a small read buffer (tungstenite zeroes it before every read
-        // and an idle connection holds it for life). Writes are batched by `write_queued`, which
-        // flushes once per batch; the write buffer only sends early for very large frames.
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(64 * 1024)
-}
-
 /// `/api/test/echo`, routed only when `testing.websocket_echo` is on: echoes every message on a
-/// WebSocket configured exactly as the chat channel's (limits, buffers, close handling), so a
+/// WebSocket configured exactly as the chat channel's (its limit, its close handling), so a
 /// protocol conformance suite (Autobahn's cases) can exercise that configuration. No auth, no
 /// subprotocol: never enable it on a server people use.
 pub async fn echo(State(state): State<AppState>, ws: Upgrade) -> Response {
     let write_timeout = state.config.chat.write_timeout;
-    let limits = config(&state.config.limits);
-    ws.accept("", limits, move |socket| {
+    let limit = state.config.limits.max_frame_bytes;
+    ws.accept("", limit, move |socket| {
         let open = state.clone();
         open.connections_open
             .spawn(&open.tasks, echo_until_closed(socket, write_timeout));
@@ -122,20 +103,19 @@ pub async fn echo(State(state): State<AppState>, ws: Upgrade) -> Response {
 
 /// The echo route's connection: every text or binary message sent back, until it closes.
 async fn echo_until_closed(mut socket: Socket, write_timeout: Duration) {
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
     let closing = loop {
-        let message = match socket.next().await {
+        let echoed = match socket.next().await {
             None => return,
-            Some(Ok(message)) => message,
-            Some(Err(err)) => break read_error(err),
+            Some(Ok(Incoming::Text(text))) => ws::encode(OpCode::Data(Data::Text), text.as_bytes()),
+            Some(Ok(Incoming::Binary(bytes))) => ws::encode(OpCode::Data(Data::Binary), &bytes),
+            Some(Ok(Incoming::Ping(payload))) => ws::pong(&payload),
+            Some(Ok(Incoming::Pong)) => continue,
+            Some(Ok(Incoming::Close(code))) => break answer(code),
+            Some(Err(refused)) => break refusal(refused),
         };
-        let echoed = match message {
-            WsMessage::Text(_) | WsMessage::Binary(_) => message,
-            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
-            WsMessage::Close(_) => break gone(),
-        };
-        match timeout(write_timeout, socket.send(echoed)).await {
-            Ok(Ok(())) => {}
-            _ => return,
+        if bounded(write_timeout, socket.send(&echoed)).await.is_err() {
+            return;
         }
     };
     close_with(&mut socket, closing, write_timeout).await;
@@ -172,7 +152,7 @@ impl InFlight {
 /// Runs a write to the socket within `limit` (see `clock::within`).
 async fn bounded(
     limit: Duration,
-    write: impl Future<Output = Result<(), tungstenite::Error>>,
+    write: impl Future<Output = std::io::Result<()>>,
 ) -> Result<(), Closing> {
     match crate::clock::within(limit, write).await {
         Some(done) => done.map_err(|_| gone()),
@@ -234,8 +214,6 @@ struct Connection {
     outlet: Option<Arc<Outlet>>,
     /// The fan-out writes to the socket itself now: nothing comes through the queue.
     direct: bool,
-    /// Whether the socket may have a frame for us: looked at before reading.
-    readable: Arc<Readable>,
     state: AppState,
     user: User,
     last_heard: Instant,
@@ -244,8 +222,7 @@ struct Connection {
 impl Connection {
     fn new(socket: Socket, state: AppState, user: User) -> Self {
         Connection {
-            readable: socket.get_ref().readable(),
-            outlet: socket.get_ref().get_ref().outlet(),
+            outlet: socket.outlet().cloned(),
             direct: false,
             socket,
             state,
@@ -294,7 +271,6 @@ impl Connection {
             }
             if std::mem::take(&mut busy) {
                 if pending.len() < MAX_IN_FLIGHT
-                    && self.readable.now()
                     && let Some(incoming) =
                         futures_util::FutureExt::now_or_never(self.socket.next())
                 {
@@ -348,18 +324,13 @@ impl Connection {
                         return None;
                     }
                 }
-                incoming = self.socket.next(),
-                    if pending.len() < MAX_IN_FLIGHT && self.readable.now() =>
-                {
+                incoming = self.socket.next(), if pending.len() < MAX_IN_FLIGHT => {
                     let handled = self.on_incoming(incoming, &mut pending, subscription);
                     match Box::pin(handled).await {
                         Ok(()) => {}
                         Err(closing) => break closing,
                     }
                 }
-                // Nothing to read since the last look found nothing: no need to look until the
-                // socket says so.
-                () = self.readable.wait(), if !self.readable.now() => {}
                 // The fan-out left frames the socket could not take: written as it drains.
                 () = backlog(self.outlet.as_deref()) => {
                     if let Err(closing) = Box::pin(self.flush()).await {
@@ -394,39 +365,25 @@ impl Connection {
         self.flush().await
     }
 
-    /// Writes one chat frame: whole, through the outlet, when the socket has one (nothing is
-    /// ever left in tungstenite's buffer then, which keeps no room for it either), else fed to
-    /// tungstenite, to be written at the next flush.
+    /// Writes one chat frame (see [`Connection::write_bytes`]).
     async fn write(&mut self, frame: &ChatFrame) -> Result<(), Closing> {
-        match &self.outlet {
-            Some(outlet) => outlet.write(&frame.wire).map(drop).map_err(|_| gone()),
-            None => self.feed(WsMessage::Text(frame.text.clone())).await,
-        }
+        self.write_bytes(&frame.wire).await
     }
 
-    /// Writes chat frames in order: through the outlet in one write, else fed to tungstenite.
+    /// Writes chat frames in order, in one write.
     async fn write_all(&mut self, frames: &[&ChatFrame]) -> Result<(), Closing> {
-        match &self.outlet {
-            Some(outlet) => {
-                let mut bytes = Vec::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
-                for frame in frames {
-                    bytes.extend_from_slice(&frame.wire);
-                }
-                outlet.write(&bytes).map(drop).map_err(|_| gone())
-            }
-            None => {
-                for frame in frames {
-                    self.feed(WsMessage::Text(frame.text.clone())).await?;
-                }
-                Ok(())
-            }
+        let mut bytes = Vec::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
+        for frame in frames {
+            bytes.extend_from_slice(&frame.wire);
         }
+        self.write_bytes(&bytes).await
     }
 
-    /// Feeds a message to tungstenite.
-    async fn feed(&mut self, message: WsMessage) -> Result<(), Closing> {
+    /// Writes whole frames: on TCP through the outlet, which never waits (the rest goes at the
+    /// next flush); over TLS, within the write timeout.
+    async fn write_bytes(&mut self, frames: &[u8]) -> Result<(), Closing> {
         let write_timeout = self.state.config.chat.write_timeout;
-        bounded(write_timeout, self.socket.feed(message)).await
+        bounded(write_timeout, self.socket.write(frames)).await
     }
 
     async fn flush(&mut self) -> Result<(), Closing> {
@@ -494,40 +451,44 @@ impl Connection {
                 reason: "no pong within two heartbeats",
             });
         }
-        self.feed(WsMessage::Ping(Default::default())).await?;
+        self.write_bytes(&ws::PING).await?;
         self.flush().await
     }
 
     async fn on_incoming(
         &mut self,
-        incoming: Option<Result<WsMessage, tungstenite::Error>>,
+        incoming: Option<Result<Incoming, Refused>>,
         pending: &mut InFlight,
         subscription: &mut Subscription,
     ) -> Result<(), Closing> {
-        let message = match incoming {
+        let incoming = match incoming {
             None => return Err(gone()),
-            Some(Ok(message)) => message,
-            Some(Err(err)) => return Err(read_error(err)),
+            Some(Ok(incoming)) => incoming,
+            Some(Err(refused)) => return Err(refusal(refused)),
         };
         self.last_heard = Instant::now();
-        match message {
-            WsMessage::Text(text) => self.on_frame(text, pending, subscription).await,
-            WsMessage::Binary(_) => Err(Closing {
+        match incoming {
+            Incoming::Text(text) => self.on_frame(text, pending, subscription).await,
+            Incoming::Binary(_) => Err(Closing {
                 code: close::UNSUPPORTED_DATA,
                 reason: "binary frames are not part of tidings.v1; send JSON text",
             }),
-            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok(()),
-            WsMessage::Close(_) => Err(gone()),
+            Incoming::Ping(payload) => {
+                self.write_bytes(&ws::pong(&payload)).await?;
+                self.flush().await
+            }
+            Incoming::Pong => Ok(()),
+            Incoming::Close(code) => Err(answer(code)),
         }
     }
 
     async fn on_frame(
         &mut self,
-        text: Utf8Bytes,
+        text: String,
         pending: &mut InFlight,
         subscription: &mut Subscription,
     ) -> Result<(), Closing> {
-        let frame = match decode_client_frame(text.as_str()) {
+        let frame = match decode_client_frame(&text) {
             Ok(frame) => frame,
             Err(err) => return self.send(&ServerFrame::Error(err.into())).await,
         };
@@ -620,51 +581,49 @@ fn internal() -> Closing {
     }
 }
 
-/// Maps a failed read to its close code: a frame over the limit is 1009, invalid UTF-8 in a text
-/// frame is 1007, anything else means the peer broke the protocol or vanished.
-fn read_error(err: tungstenite::Error) -> Closing {
-    match err {
-        tungstenite::Error::Capacity(_) => Closing {
-            code: close::TOO_BIG,
-            reason: "frame too large",
-        },
-        tungstenite::Error::Utf8(_) => Closing {
-            code: close::INVALID_PAYLOAD,
-            reason: "text frame is not valid UTF-8",
-        },
-        tungstenite::Error::Protocol(_) => Closing {
-            code: 1002,
-            reason: "protocol error",
-        },
-        _ => gone(),
+/// The close that answers the client's: its code echoed (RFC 6455 §5.5.1), or a normal close.
+fn answer(code: Option<u16>) -> Closing {
+    Closing {
+        code: code.unwrap_or(close::NORMAL),
+        reason: "",
     }
 }
 
-/// Sends a close frame and waits briefly for the peer's, as RFC 6455 asks. Both waits are
-/// bounded: a peer that does not read (its socket full, the close frame stuck behind what it did
-/// not take) is dropped when the write times out, with its task and its buffers.
+/// Maps what the client's frames broke to its close code: a frame over the limit is 1009,
+/// invalid UTF-8 in a text frame is 1007, anything else against the protocol is 1002.
+fn refusal(refused: Refused) -> Closing {
+    match refused {
+        Refused::TooBig => Closing {
+            code: close::TOO_BIG,
+            reason: "frame too large",
+        },
+        Refused::NotUtf8 => Closing {
+            code: close::INVALID_PAYLOAD,
+            reason: "text frame is not valid UTF-8",
+        },
+        Refused::Protocol(reason) => Closing {
+            code: close::PROTOCOL_ERROR,
+            reason,
+        },
+    }
+}
+
+/// Sends a close frame and, unless it answers the client's, waits briefly for the client's, as
+/// RFC 6455 asks. Both waits are bounded: a peer that does not read (its socket full, the close
+/// frame stuck behind what it did not take) is dropped when the write times out, with its task
+/// and its buffers.
 async fn close_with(socket: &mut Socket, closing: Closing, write_timeout: Duration) {
-    let frame = CloseFrame {
-        code: closing.code.into(),
-        reason: Utf8Bytes::from(closing.reason),
-    };
-    match timeout(write_timeout, socket.send(WsMessage::Close(Some(frame)))).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => {
-            // The peer closed first: tungstenite queued the answer to its close (echoing its
-            // code) and refuses ours. Send that answer, then close the TCP connection, as the
-            // server should.
-            let _ = timeout(write_timeout, socket.flush()).await;
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("the close frame could not be written in time; dropping");
-            return;
-        }
+    let frame = ws::close_frame(closing.code, closing.reason);
+    if bounded(write_timeout, socket.send(&frame)).await.is_err() {
+        tracing::debug!("the close frame could not be written in time; dropping");
+        return;
+    }
+    if socket.closed_by_peer() {
+        return;
     }
     let _ = timeout(CLOSE_WAIT, async {
-        while let Some(Ok(message)) = socket.next().await {
-            if matches!(message, WsMessage::Close(_)) {
+        while let Some(Ok(incoming)) = socket.next().await {
+            if matches!(incoming, Incoming::Close(_)) {
                 break;
             }
         }

@@ -30,7 +30,6 @@ use tidings_proto::v1::{
 use tidings_store::{Session, StoreError};
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
 use tungstenite::Utf8Bytes;
-use tungstenite::protocol::frame::Frame as WsFrame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::app::AppState;
@@ -39,7 +38,7 @@ use crate::error::ApiError;
 use crate::hub::{Kick, Lane, Listener, Presence, Registration};
 use crate::metrics::Counted;
 use crate::outlet::Outlet;
-use crate::{sse, wire};
+use crate::{sse, wire, ws};
 
 /// An item of a connection's queue, shared by every recipient.
 #[derive(Debug)]
@@ -110,14 +109,9 @@ pub struct ChatFrame {
 
 impl ChatFrame {
     pub fn new(frame: &ServerFrame) -> ChatFrame {
-        let text = Bytes::from(encode(frame));
-        let payload = text.len();
-        let frame = WsFrame::message(text, OpCode::Data(Data::Text), true);
-        let mut wire = Vec::with_capacity(frame.len());
-        let head = frame.len() - payload;
-        // Writing to a Vec cannot fail.
-        let _ = frame.format(&mut wire);
-        let wire = Bytes::from(wire);
+        let text = encode(frame);
+        let wire = Bytes::from(ws::encode(OpCode::Data(Data::Text), text.as_bytes()));
+        let head = wire.len() - text.len();
         // The payload is the JSON, valid UTF-8 as it was.
         let text = Utf8Bytes::try_from(wire.slice(head..)).unwrap_or_default();
         ChatFrame { text, wire }

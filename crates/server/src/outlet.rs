@@ -519,10 +519,6 @@ impl Io {
             unread: Bytes::copy_from_slice(unread),
         }
     }
-
-    pub fn outlet(&self) -> &Arc<Outlet> {
-        &self.outlet
-    }
 }
 
 impl AsyncRead for Io {

@@ -1,16 +1,22 @@
-//! The WebSocket under the chat channel: the upgrade's handshake (RFC 6455 §4.2), and the
-//! stream over the upgraded connection, whose reads are gated.
+//! The WebSocket under the chat channel: the upgrade's handshake (RFC 6455 §4.2), and the socket
+//! over the upgraded connection — its frames read by [`frames::Reader`], and written whole, as
+//! bytes encoded once.
 //!
-//! The gate is why this is not axum's `WebSocketUpgrade`: a chat connection's task wakes for
-//! every delivery, and asking the socket for a frame at each wake-up — through tungstenite's
-//! framing and hyper's upgraded connection, only to hear there is nothing — cost about a fifth of
-//! a delivery's instructions. [`Readable`] knows whether the socket can have anything since the
-//! last read that found nothing: the connection reads only then, and otherwise waits on it.
+//! Not axum's `WebSocketUpgrade` (tokio-tungstenite's stream), for what an idle connection holds
+//! and what a wake-up costs: a stream keeps a read buffer, a write buffer and wakers of its own
+//! for life, where this socket holds nothing between frames; and on plain TCP its writes go
+//! through the outlet the fan-out writes to (see `crate::outlet`), while a read that finds
+//! nothing is a look at tokio's readiness, not a call through hyper's upgraded connection. Over
+//! TLS, reads go through hyper's upgraded connection, [`Gated`] so that a wake-up for something
+//! else does not read through TLS for nothing.
 
+mod frames;
+
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker, ready};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -20,84 +26,135 @@ use futures_util::task::AtomicWaker;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tidings_proto::v1::ErrorCode;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
-use tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::error::ApiError;
-use crate::outlet::{Io, Outlet};
+use crate::outlet::Outlet;
 
-/// The chat channel's socket.
-pub type Socket = WebSocketStream<Gated<Wire>>;
+pub use frames::{Incoming, Refused, close_frame, encode, pong};
+
+/// Bytes read from the socket at a time, into a buffer on the stack: what is not a whole frame
+/// is kept by the reader until the rest comes.
+const READ_CHUNK: usize = 4096;
+
+/// A ping with no payload, as the server sends it.
+pub const PING: [u8; 2] = [0x89, 0x00];
+
+/// A server's WebSocket: frames in, whole, and bytes of whole frames out.
+#[derive(Debug)]
+pub struct Socket {
+    wire: Wire,
+    reader: frames::Reader,
+    /// The largest frame or message taken from the client.
+    limit: usize,
+    /// The client's close frame has been read: nothing more comes.
+    closed_by_peer: bool,
+}
 
 /// The connection under a WebSocket.
 #[derive(Debug)]
-pub enum Wire {
+enum Wire {
     /// A plain TCP connection, written through its outlet (which the fan-out writes to as
     /// well).
-    Tcp(Io),
+    Tcp(Arc<Outlet>),
     /// Anything else (TLS): hyper's upgraded connection.
-    Upgraded(TokioIo<Upgraded>),
+    Upgraded(Box<Gated>),
 }
 
-impl Wire {
-    fn new(upgraded: Upgraded) -> Wire {
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+impl Socket {
+    fn new(upgraded: Upgraded, limit: usize) -> Socket {
+        let (wire, reader) = match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let outlet = Arc::new(Outlet::new(parts.io.into_inner()));
-                Wire::Tcp(Io::new(outlet, &parts.read_buf))
+                // What was read past the request is the start of the client's frames.
+                (Wire::Tcp(outlet), frames::Reader::with(&parts.read_buf))
             }
-            Err(upgraded) => Wire::Upgraded(TokioIo::new(upgraded)),
+            Err(upgraded) => (
+                Wire::Upgraded(Box::new(Gated::new(TokioIo::new(upgraded)))),
+                frames::Reader::default(),
+            ),
+        };
+        Socket {
+            wire,
+            reader,
+            limit,
+            closed_by_peer: false,
         }
     }
 
     /// The socket's outlet, when the fan-out can write to it.
-    pub fn outlet(&self) -> Option<Arc<Outlet>> {
-        match self {
-            Wire::Tcp(io) => Some(Arc::clone(io.outlet())),
+    pub fn outlet(&self) -> Option<&Arc<Outlet>> {
+        match &self.wire {
+            Wire::Tcp(outlet) => Some(outlet),
             Wire::Upgraded(_) => None,
         }
     }
-}
 
-impl AsyncRead for Wire {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Wire::Tcp(io) => Pin::new(io).poll_read(cx, buf),
-            Wire::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Wire {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Wire::Tcp(io) => Pin::new(io).poll_write(cx, buf),
-            Wire::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
-        }
+    /// Whether the client's close frame has been read.
+    pub fn closed_by_peer(&self) -> bool {
+        self.closed_by_peer
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Wire::Tcp(io) => Pin::new(io).poll_flush(cx),
-            Wire::Upgraded(io) => Pin::new(io).poll_flush(cx),
+    /// The client's next message or control frame; `None` once the client is gone or has
+    /// closed.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, Refused>>> {
+        loop {
+            if self.closed_by_peer {
+                return Poll::Ready(None);
+            }
+            match self.reader.next(self.limit) {
+                Ok(Some(incoming)) => {
+                    self.closed_by_peer = matches!(incoming, Incoming::Close(_));
+                    return Poll::Ready(Some(Ok(incoming)));
+                }
+                Ok(None) => {}
+                Err(refused) => return Poll::Ready(Some(Err(refused))),
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut buf = ReadBuf::new(&mut chunk);
+            let read = match &mut self.wire {
+                Wire::Tcp(outlet) => outlet.poll_read(cx, &mut buf),
+                Wire::Upgraded(gated) => gated.poll_read(cx, &mut buf),
+            };
+            match ready!(read) {
+                Ok(()) if buf.filled().is_empty() => return Poll::Ready(None),
+                Ok(()) => self.reader.push(buf.filled()),
+                Err(err) => {
+                    tracing::debug!(%err, "the WebSocket's read failed");
+                    return Poll::Ready(None);
+                }
+            }
         }
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Wire::Tcp(io) => Pin::new(io).poll_shutdown(cx),
-            Wire::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+    /// See [`Socket::poll_next`].
+    pub async fn next(&mut self) -> Option<Result<Incoming, Refused>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Writes whole frames: on TCP through the outlet, after its backlog, never waiting (what
+    /// the socket does not take now is kept, and written by [`Socket::flush`]); over TLS, all
+    /// of them, waiting as needed.
+    pub async fn write(&mut self, frames: &[u8]) -> io::Result<()> {
+        match &mut self.wire {
+            Wire::Tcp(outlet) => outlet.write(frames).map(drop),
+            Wire::Upgraded(gated) => gated.io.write_all(frames).await,
         }
+    }
+
+    /// Waits until everything written has gone to the connection.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        match &mut self.wire {
+            Wire::Tcp(outlet) => std::future::poll_fn(|cx| outlet.poll_drain(cx)).await,
+            Wire::Upgraded(gated) => gated.io.flush().await,
+        }
+    }
+
+    /// Writes whole frames and flushes.
+    pub async fn send(&mut self, frames: &[u8]) -> io::Result<()> {
+        self.write(frames).await?;
+        self.flush().await
     }
 }
 
@@ -155,7 +212,8 @@ impl Upgrade {
     /// Answers 101 with `protocol` selected; once the connection is upgraded (on a short task of
     /// its own), hands the socket to `serve`, which starts the connection's task: the upgrade's
     /// future is then freed instead of living as long as the connection.
-    pub fn accept<F>(self, protocol: &'static str, config: WebSocketConfig, serve: F) -> Response
+    /// `limit` is the largest frame or message taken from the client.
+    pub fn accept<F>(self, protocol: &'static str, limit: usize, serve: F) -> Response
     where
         F: FnOnce(Socket) + Send + 'static,
     {
@@ -169,9 +227,7 @@ impl Upgrade {
                     return;
                 }
             };
-            let io = Gated::new(Wire::new(upgraded));
-            let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-            serve(socket);
+            serve(Socket::new(upgraded, limit));
         });
         let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
         let headers = response.headers_mut();
@@ -191,34 +247,11 @@ impl Upgrade {
 }
 
 /// Whether a [`Gated`] connection may have something to read: set when a read found something
-/// or the socket has said it is readable since one found nothing.
+/// or the connection has said it is readable since one found nothing.
 #[derive(Debug)]
-pub struct Readable {
+struct Readable {
     ready: AtomicBool,
     task: AtomicWaker,
-}
-
-impl Readable {
-    /// Whether reading now may find something.
-    pub fn now(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Resolves once reading may find something.
-    pub async fn wait(&self) {
-        std::future::poll_fn(|cx| {
-            if self.now() {
-                return Poll::Ready(());
-            }
-            self.task.register(cx.waker());
-            if self.now() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
-    }
 }
 
 impl Wake for Readable {
@@ -232,17 +265,18 @@ impl Wake for Readable {
     }
 }
 
-/// An IO whose reads keep [`Readable`] up to date: a read that finds nothing leaves the socket
-/// with a waker of its own, which marks the connection readable before waking its task.
+/// An upgraded connection read only when it may have something: a read that finds nothing
+/// leaves the connection with a waker of its own, which marks it readable before waking the
+/// task; until then, a read answers pending without going through TLS.
 #[derive(Debug)]
-pub struct Gated<IO> {
-    io: IO,
+struct Gated {
+    io: TokioIo<Upgraded>,
     readable: Arc<Readable>,
     waker: Waker,
 }
 
-impl<IO> Gated<IO> {
-    fn new(io: IO) -> Gated<IO> {
+impl Gated {
+    fn new(io: TokioIo<Upgraded>) -> Gated {
         let readable = Arc::new(Readable {
             ready: AtomicBool::new(true),
             task: AtomicWaker::new(),
@@ -254,61 +288,19 @@ impl<IO> Gated<IO> {
         }
     }
 
-    pub fn readable(&self) -> Arc<Readable> {
-        Arc::clone(&self.readable)
-    }
-
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Gated<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        this.readable.task.register(cx.waker());
-        this.readable.ready.store(false, Ordering::Release);
-        let mut gate = Context::from_waker(&this.waker);
-        match Pin::new(&mut this.io).poll_read(&mut gate, buf) {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        // Registered before looking, so a wake-up in between is not lost.
+        self.readable.task.register(cx.waker());
+        if !self.readable.ready.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut gate = Context::from_waker(&self.waker);
+        match Pin::new(&mut self.io).poll_read(&mut gate, buf) {
             Poll::Pending => Poll::Pending,
             ready => {
-                this.readable.ready.store(true, Ordering::Release);
+                self.readable.ready.store(true, Ordering::Release);
                 ready
             }
         }
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Gated<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
     }
 }

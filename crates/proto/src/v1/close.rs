@@ -7,6 +7,9 @@
 pub const NORMAL: u16 = 1000;
 /// The server is shutting down. Reconnect with backoff, then `sync`.
 pub const GOING_AWAY: u16 = 1001;
+/// The client's frames broke RFC 6455: unmasked, a reserved bit or opcode, a fragmented or
+/// oversize control frame, a continuation of nothing, a close code not to be sent.
+pub const PROTOCOL_ERROR: u16 = 1002;
 /// The client sent a binary frame; the protocol is JSON text only.
 pub const UNSUPPORTED_DATA: u16 = 1003;
 /// A text frame was not valid UTF-8.
