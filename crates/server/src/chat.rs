@@ -191,14 +191,16 @@ fn serve(
     async move {
         // A shutdown whose drain deadline passed aborts the task wherever it is
         // (`AppState::connections_open`).
-        let closing = match (permit, &mut subscription) {
-            (Some(_permit), Some(subscription)) => connection.run(subscription, turn).await,
-            _ => Some(Closing {
+        // (Matching on the permit too would keep a second copy of it in the task.)
+        let closing = match &mut subscription {
+            Some(subscription) => connection.run(subscription, turn).await,
+            None => Some(Closing {
                 code: close::OVERLOADED,
                 reason: "server at its connection limit; retry later",
             }),
         };
         drop(subscription);
+        drop(permit);
         if let Some(closing) = closing {
             tracing::debug!(code = closing.code, reason = closing.reason, "closing");
             let write_timeout = connection.state.config.chat.write_timeout;
