@@ -46,8 +46,12 @@ const OUTSIDE_OVERLAP: i64 = 60_000;
 #[derive(Default)]
 pub struct Aborts {
     next: AtomicU64,
-    handles: Arc<Mutex<HashMap<u64, AbortHandle>>>,
+    handles: Arc<Mutex<Handles>>,
 }
+
+/// The running tasks' abort handles by id; `None` marks a task that ended before its handle was
+/// put in (see [`Aborts::spawn_on`]).
+type Handles = HashMap<u64, Option<AbortHandle>>;
 
 pin_project_lite::pin_project! {
     /// A task that takes itself out of [`Aborts`] when it ends. A struct, not an `async` block
@@ -74,18 +78,19 @@ impl<F: Future<Output = ()>> Future for Forgotten<F> {
 /// Takes a task out of [`Aborts`] when it ends.
 struct Forget {
     id: u64,
-    handles: Arc<Mutex<HashMap<u64, AbortHandle>>>,
+    handles: Arc<Mutex<Handles>>,
 }
 
 impl Drop for Forget {
     fn drop(&mut self) {
-        locked(&self.handles).remove(&self.id);
+        let mut handles = locked(&self.handles);
+        if handles.remove(&self.id).is_none() {
+            handles.insert(self.id, None);
+        }
     }
 }
 
-fn locked(
-    handles: &Mutex<HashMap<u64, AbortHandle>>,
-) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
+fn locked(handles: &Mutex<Handles>) -> std::sync::MutexGuard<'_, Handles> {
     handles
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -97,23 +102,40 @@ impl Aborts {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.spawn_on(tasks, task, &tokio::runtime::Handle::current());
+    }
+
+    /// As [`Aborts::spawn`], on the runtime of `handle`: from any thread.
+    pub fn spawn_on<F>(&self, tasks: &TaskTracker, task: F, handle: &tokio::runtime::Handle)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let forget = Forget {
             id,
             handles: Arc::clone(&self.handles),
         };
-        // Held while spawning, so the task's removal of itself comes after its insertion.
-        let mut held = locked(&self.handles);
-        let handle = tasks.spawn(Forgotten {
-            task,
-            _forget: forget,
-        });
-        held.insert(id, handle.abort_handle());
+        // Not locked while spawning: a runtime shutting down drops the task in `spawn`, and its
+        // `Forget` takes the lock. A task that ended first has left a mark instead of its handle.
+        let spawned = tasks.spawn_on(
+            Forgotten {
+                task,
+                _forget: forget,
+            },
+            handle,
+        );
+        let mut handles = locked(&self.handles);
+        if handles.remove(&id).is_none() {
+            handles.insert(id, Some(spawned.abort_handle()));
+        }
     }
 
     /// Aborts every task spawned here that is still running.
     pub fn abort_all(&self) {
-        let handles: Vec<AbortHandle> = locked(&self.handles).drain().map(|(_, h)| h).collect();
+        let handles: Vec<AbortHandle> = locked(&self.handles)
+            .drain()
+            .filter_map(|(_, h)| h)
+            .collect();
         for handle in handles {
             handle.abort();
         }

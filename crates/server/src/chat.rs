@@ -24,6 +24,7 @@ use tidings_proto::v1::{
 };
 use tidings_store::{Session, User};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
@@ -33,6 +34,7 @@ use crate::delivery::{ChatFrame, Event, Form, Live, Subscription, Wants};
 use crate::error::ApiError;
 use crate::hub::{Kick, Presence};
 use crate::outlet::{Outlet, Release, backlog};
+use crate::park::Parker;
 use crate::request::{self, error_frame};
 use crate::wire;
 use crate::ws::{self, Incoming, Refused, Socket, Upgrade};
@@ -169,9 +171,9 @@ struct Closing {
     reason: &'static str,
 }
 
-/// The connection's task. Built so the task holds one `Connection`, its subscription and the
-/// loop's small state: the arguments move into them before the future exists (an async fn would
-/// keep them too), and the loop borrows them rather than taking them.
+/// The connection's first task: subscribes, sends the hello, then serves the connection (see
+/// [`Open`]). Built so the task holds one `Connection` and its subscription: the arguments move
+/// into them before the future exists (an async fn would keep them too).
 fn serve(
     socket: Socket,
     state: AppState,
@@ -179,35 +181,99 @@ fn serve(
     permit: Option<OwnedSemaphorePermit>,
     turn: Turn,
 ) -> impl Future<Output = ()> + Send {
-    // A debug span: at the default level it is never built, which keeps an idle connection
-    // small; the few log lines above debug name the user themselves.
-    let span = tracing::debug_span!("chat", user = %authed.user.name, session = authed.session.id);
+    let span = span(&authed.user, authed.session.id);
     let Authed { user, session } = authed;
     let mut connection = Connection::new(socket, state, user);
     // Subscribed before anything is read for the hello, so nothing committed from here on is
     // missed: it is either in the hello's counts and a later sync, or in the queue. The session
     // is the subscription's, which keeps it up to date.
-    let mut subscription = permit.is_some().then(|| connection.subscribe(session));
+    let subscription = permit.is_some().then(|| connection.subscribe(session));
     async move {
         // A shutdown whose drain deadline passed aborts the task wherever it is
         // (`AppState::connections_open`).
-        // (Matching on the permit too would keep a second copy of it in the task.)
-        let closing = match &mut subscription {
-            Some(subscription) => connection.run(subscription, turn).await,
-            None => Some(Closing {
+        let (Some(permit), Some(subscription)) = (permit, subscription) else {
+            let overloaded = Closing {
                 code: close::OVERLOADED,
                 reason: "server at its connection limit; retry later",
-            }),
+            };
+            return Box::pin(connection.close(overloaded)).await;
         };
-        drop(subscription);
-        drop(permit);
-        if let Some(closing) = closing {
-            tracing::debug!(code = closing.code, reason = closing.reason, "closing");
-            let write_timeout = connection.state.config.chat.write_timeout;
-            Box::pin(close_with(&mut connection.socket, closing, write_timeout)).await;
+        if let Err(closing) = Box::pin(connection.greet(subscription.session().id)).await {
+            drop(subscription);
+            if let Some(closing) = closing {
+                Box::pin(connection.close(closing)).await;
+            }
+            return;
         }
+        drop(turn);
+        let open = Open {
+            _tracked: connection.state.tasks.token(),
+            connection,
+            subscription,
+            parker: Parker::new(resume),
+            _permit: permit,
+        };
+        Box::pin(open.run()).await;
     }
     .instrument(span)
+}
+
+/// A debug span: at the default level it is never built, which keeps an idle connection small;
+/// the few log lines above debug name the user themselves.
+fn span(user: &User, session: SessionId) -> tracing::Span {
+    tracing::debug_span!("chat", user = %user.name, session)
+}
+
+/// A connection once its hello is sent: what its task holds, and, while it waits with nothing
+/// to do, what its parker keeps instead of a task (see `crate::park`).
+struct Open {
+    connection: Connection,
+    subscription: Subscription,
+    parker: Arc<Parker<Open>>,
+    /// Counts the connection as open for a graceful shutdown while no task does. (The hub's
+    /// shutdown kicks every connection, which wakes a parked one.)
+    _tracked: TaskTrackerToken,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Starts a task for a parked connection that was woken.
+fn resume(open: Open, runtime: &tokio::runtime::Handle) {
+    let state = open.connection.state.clone();
+    let span = span(&open.connection.user, open.subscription.session().id);
+    state
+        .connections_open
+        .spawn_on(&state.tasks, open.run().instrument(span), runtime);
+}
+
+impl Open {
+    /// Serves the connection until it ends, or until it waits with nothing to do: then parks
+    /// it, and the task ends.
+    async fn run(mut self) {
+        let closing = loop {
+            let parker = Arc::clone(&self.parker);
+            let outcome = parker
+                .awake(self.connection.awake(&mut self.subscription))
+                .await;
+            match outcome {
+                Ok(()) => match parker.park(self) {
+                    None => return,
+                    Some(woken) => self = woken,
+                },
+                Err(closing) => break closing,
+            }
+        };
+        let Open {
+            mut connection,
+            subscription,
+            _permit,
+            ..
+        } = self;
+        drop(subscription);
+        drop(_permit);
+        if let Some(closing) = closing {
+            Box::pin(connection.close(closing)).await;
+        }
+    }
 }
 
 struct Connection {
@@ -252,15 +318,11 @@ impl Connection {
         )
     }
 
-    /// Runs until the connection ends; returns the close to send, or None when the peer is
-    /// already gone. `turn` is given back once the hello is sent.
-    async fn run(&mut self, subscription: &mut Subscription, turn: Turn) -> Option<Closing> {
-        // The rare paths are boxed: an idle connection's task then only holds the small state
-        // of its select loop, not the largest future any of its branches could need.
-        if let Err(closing) = Box::pin(self.greet(subscription.session().id)).await {
-            return closing;
-        }
-        drop(turn);
+    /// Serves the connection until it ends — the close to send, or None when the peer is
+    /// already gone — or until it waits with nothing in flight (Ok: it may be parked).
+    async fn awake(&mut self, subscription: &mut Subscription) -> Result<(), Option<Closing>> {
+        // The rare paths are boxed: the task then only holds the small state of its select
+        // loop, not the largest future any of its branches could need.
         let mut pending = InFlight::default();
         // Set when the last wake-up wrote a whole batch: deliveries may be coming faster than
         // they are written, and the socket and the heartbeat get their turn first.
@@ -323,7 +385,7 @@ impl Connection {
                     if let Some(frame) = reply
                         && Box::pin(self.send(&frame)).await.is_err()
                     {
-                        return None;
+                        return Err(None);
                     }
                 }
                 incoming = self.socket.next(), if pending.len() < MAX_IN_FLIGHT => {
@@ -339,12 +401,22 @@ impl Connection {
                         break closing;
                     }
                 }
+                // Nothing else was ready (each was looked at, in order), and nothing is in
+                // flight: the connection waits.
+                () = std::future::ready(()), if pending.is_empty() => return Ok(()),
             }
         };
         // Whatever the client sent but we did not finish still commits in the store (the write
         // is queued there); the client resends it after reconnecting and gets a duplicate ack.
         drop(pending);
-        Some(closing)
+        Err(Some(closing))
+    }
+
+    /// Sends `closing` (see [`close_with`]).
+    async fn close(&mut self, closing: Closing) {
+        tracing::debug!(code = closing.code, reason = closing.reason, "closing");
+        let write_timeout = self.state.config.chat.write_timeout;
+        close_with(&mut self.socket, closing, write_timeout).await;
     }
 
     /// Sends the hello; on failure, the close to send (None: the peer is gone).

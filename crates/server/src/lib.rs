@@ -34,6 +34,7 @@ mod message;
 mod metrics;
 mod openapi;
 mod outlet;
+mod park;
 mod presence;
 mod request;
 mod room;
