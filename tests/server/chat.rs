@@ -1,5 +1,7 @@
 //! Chatting: rooms, DMs, acks, idempotency, history across a restart.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use tidings_proto::v1::{ClientFrame, HistoryPage, PresenceStatus, RoomState, ServerFrame, close};
 use tidings_tests::{Client, TestServer, post_message};
@@ -685,5 +687,61 @@ async fn a_sync_answered_while_messages_arrive_is_not_cut_into() {
     assert_eq!(all.len(), 500);
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), all);
     assert_eq!(all.last(), new.iter().map(|m| m.id).max().as_ref());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_keep_no_task_and_each_is_served_when_woken() {
+    // The server runs on this test's runtime, so its tasks are counted here. An idle chat
+    // connection's state is parked without a task; a message is written to it by the fan-out,
+    // and a frame from its client starts a task that answers it.
+    let server = TestServer::start().await;
+    let ana = server.user("ana").await;
+    let bo = server.user("bo").await;
+    let room = ana.create_room("ops").await.room.id;
+    bo.join(room).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let mut chats = Vec::new();
+    for _ in 0..20 {
+        chats.push(bo.chat().await);
+    }
+    let few = before + 5;
+    let idle = |what: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let alive = tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks();
+            if alive <= few {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: {alive} tasks alive, {before} before 20 connections"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    idle("after the hellos").await;
+
+    let sent = post_message(&ana, room, "m1", "to everyone").await;
+    for chat in &mut chats {
+        chat.send(&ClientFrame::Sync { since: 0 }).await;
+    }
+    for chat in &mut chats {
+        let got = chat
+            .expect("message", |f| matches!(f, ServerFrame::Message(_)))
+            .await;
+        assert!(matches!(got, ServerFrame::Message(m) if m.id == sent.id));
+        let synced = chat
+            .expect("synced", |f| matches!(f, ServerFrame::Synced { .. }))
+            .await;
+        assert!(
+            matches!(synced, ServerFrame::Synced { latest_id, .. } if latest_id >= sent.id),
+            "{synced:?}"
+        );
+    }
+    idle("after the answers").await;
     server.stop().await;
 }

@@ -24,8 +24,8 @@ use tidings_proto::v1::{
 };
 use tidings_store::{Session, User};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio::time::{Instant, timeout};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
 use crate::app::{AppState, Turn};
