@@ -1,9 +1,11 @@
 //! The WebSocket chat channel (`/api/ws`, subprotocol `tidings.v1`).
 //!
-//! One task per connection, looping over: frames from the client, the connection's subscription
-//! (live events from the hub, the session's status every heartbeat — a ping then — and the lock
-//! when the session ends; see [`crate::delivery`]), requests in flight (sends waiting for their
-//! commit, history reads) and server shutdown.
+//! A task per connection while it has something to do, looping over: frames from the client, the
+//! connection's subscription (live events from the hub, the session's status every heartbeat — a
+//! ping then — and the lock when the session ends; see [`crate::delivery`]), requests in flight
+//! (sends waiting for their commit, history reads) and server shutdown. With nothing to do and
+//! nothing in flight, the connection is parked and its task ends; the next of those wakes it
+//! (see [`crate::park`]).
 //! A `sync` is answered from the subscription's replay, in line, so it and the live events keep
 //! their order. Requests run concurrently inside the task — a burst of
 //! sends shares one group commit instead of waiting for each other — with a cap on how many are
