@@ -61,6 +61,7 @@ use tidings_store::{Store, StoreError, StoreOptions};
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::direct::parse_head;
+    pub use crate::ws::{FrameReader, Incoming, Refused};
 }
 
 /// The accept queue's depth: where new connections wait while `limits.max_pending_requests` are

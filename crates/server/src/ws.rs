@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use crate::error::ApiError;
 use crate::outlet::Outlet;
 
-pub use frames::{Incoming, Refused, close_frame, encode, pong};
+pub use frames::{Incoming, Reader as FrameReader, Refused, close_frame, encode, pong};
 
 /// Bytes read from the socket at a time, into a buffer on the stack: what is not a whole frame
 /// is kept by the reader until the rest comes.
