@@ -49,7 +49,7 @@ impl Probe {
 
     /// The first probe in `frame` and where it ends.
     fn find_from(frame: &[u8]) -> Option<(Probe, usize)> {
-        let start = frame.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+        let start = memchr::memmem::find(frame, MARK)? + MARK.len();
         let rest = &frame[start..];
         let (seq, used) = digits(rest)?;
         let rest = rest[used..].strip_prefix(b":")?;
