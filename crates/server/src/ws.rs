@@ -13,6 +13,7 @@
 mod frames;
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,8 +112,9 @@ impl Socket {
                 Ok(None) => {}
                 Err(refused) => return Poll::Ready(Some(Err(refused))),
             }
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut buf = ReadBuf::new(&mut chunk);
+            // Not zeroed: a read initialises what it fills, and only that is looked at.
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
             let read = match &mut self.wire {
                 Wire::Tcp(outlet) => outlet.poll_read(cx, &mut buf),
                 Wire::Upgraded(gated) => gated.poll_read(cx, &mut buf),
