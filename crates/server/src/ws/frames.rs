@@ -40,6 +40,8 @@ pub struct Reader {
     unparsed: Vec<u8>,
     /// A fragmented message's parts so far.
     message: Option<Box<Fragmented>>,
+    /// How much of the payload of a text frame still arriving is known to be UTF-8.
+    arriving: usize,
 }
 
 #[derive(Debug)]
@@ -55,7 +57,7 @@ impl Reader {
     pub fn with(bytes: &[u8]) -> Reader {
         Reader {
             unparsed: bytes.to_vec(),
-            message: None,
+            ..Reader::default()
         }
     }
 
@@ -68,7 +70,7 @@ impl Reader {
     /// are refused as soon as their length is known.
     pub fn next(&mut self, limit: usize) -> Result<Option<Incoming>, Refused> {
         while let Some((header, payload)) = self.frame(limit)? {
-            if let Some(incoming) = self.take(header, payload, limit)? {
+            if let Some(incoming) = self.take(header, payload)? {
                 return Ok(Some(incoming));
             }
         }
@@ -86,20 +88,30 @@ impl Reader {
         else {
             return Ok(None);
         };
-        if length > limit as u64 {
+        // A fragment adds to its message, which the limit counts as a whole.
+        let joined = match (header.opcode, self.message.as_deref()) {
+            (OpCode::Data(Data::Continue), Some(message)) => message.bytes.len() as u64,
+            _ => 0,
+        };
+        if joined.saturating_add(length) > limit as u64 {
             return Err(Refused::TooBig);
-        }
-        let start = cursor.position() as usize;
-        let end = start + length as usize;
-        if self.unparsed.len() < end {
-            self.unparsed.reserve_exact(end - self.unparsed.len());
-            return Ok(None);
         }
         let Some(mask) = header.mask else {
             return Err(Refused::Protocol("a client's frames must be masked"));
         };
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return Err(Refused::Protocol("reserved bits set with no extension"));
+        }
+        let start = cursor.position() as usize;
+        let end = start + length as usize;
+        if self.unparsed.len() < end {
+            self.check_arriving(header.opcode, mask, start)?;
+            self.unparsed.reserve_exact(end - self.unparsed.len());
+            return Ok(None);
+        }
+        self.arriving = 0;
         let mut payload = self.unparsed[start..end].to_vec();
-        unmask(&mut payload, mask);
+        unmask(&mut payload, mask, 0);
         if end == self.unparsed.len() {
             self.unparsed = Vec::new();
         } else {
@@ -108,16 +120,39 @@ impl Reader {
         Ok(Some((header, payload)))
     }
 
-    /// A frame taken into the message it belongs to: what is whole, if anything.
-    fn take(
+    /// Refuses a text frame still arriving as soon as what has arrived of it cannot be UTF-8,
+    /// not only once it is whole: a client that sends a long frame slowly learns at once.
+    fn check_arriving(
         &mut self,
-        header: FrameHeader,
-        payload: Vec<u8>,
-        limit: usize,
-    ) -> Result<Option<Incoming>, Refused> {
-        if header.rsv1 || header.rsv2 || header.rsv3 {
-            return Err(Refused::Protocol("reserved bits set with no extension"));
-        }
+        opcode: OpCode,
+        mask: [u8; 4],
+        start: usize,
+    ) -> Result<(), Refused> {
+        // A character begun in the message's last fragment, to be ended by this one.
+        let begun: &[u8] = match (opcode, self.message.as_deref()) {
+            (OpCode::Data(Data::Text), None) => &[],
+            (OpCode::Data(Data::Continue), Some(message)) if message.text => {
+                &message.bytes[message.checked..]
+            }
+            _ => return Ok(()),
+        };
+        let from = self.arriving;
+        let begun = if from == 0 { begun } else { &[] };
+        let mut arrived = begun.to_vec();
+        arrived.extend_from_slice(&self.unparsed[start + from..]);
+        unmask(&mut arrived[begun.len()..], mask, from);
+        let valid = match std::str::from_utf8(&arrived) {
+            Ok(_) => arrived.len(),
+            // The end cut inside a character: only incomplete.
+            Err(err) if err.error_len().is_none() => err.valid_up_to(),
+            Err(_) => return Err(Refused::NotUtf8),
+        };
+        self.arriving = (from + valid).saturating_sub(begun.len());
+        Ok(())
+    }
+
+    /// A frame taken into the message it belongs to: what is whole, if anything.
+    fn take(&mut self, header: FrameHeader, payload: Vec<u8>) -> Result<Option<Incoming>, Refused> {
         let data = match header.opcode {
             OpCode::Control(control) => {
                 if !header.is_final {
@@ -138,7 +173,7 @@ impl Reader {
         match (data, &mut self.message) {
             (Data::Continue, None) => Err(Refused::Protocol("a continuation of no message")),
             (Data::Continue, Some(message)) => {
-                message.extend(&payload, limit)?;
+                message.extend(&payload)?;
                 if !header.is_final {
                     return Ok(None);
                 }
@@ -157,7 +192,7 @@ impl Reader {
                     bytes: Vec::new(),
                     checked: 0,
                 });
-                message.extend(&payload, limit)?;
+                message.extend(&payload)?;
                 self.message = Some(message);
                 Ok(None)
             }
@@ -167,10 +202,8 @@ impl Reader {
 }
 
 impl Fragmented {
-    fn extend(&mut self, payload: &[u8], limit: usize) -> Result<(), Refused> {
-        if self.bytes.len() + payload.len() > limit {
-            return Err(Refused::TooBig);
-        }
+    /// Adds a fragment (the reader has checked the limit).
+    fn extend(&mut self, payload: &[u8]) -> Result<(), Refused> {
         self.bytes.extend_from_slice(payload);
         if self.text {
             // Refused at the first byte that cannot be UTF-8, not at the end: a character cut
@@ -215,8 +248,9 @@ fn close(payload: &[u8]) -> Result<Option<u16>, Refused> {
     }
 }
 
-fn unmask(payload: &mut [u8], mask: [u8; 4]) {
-    for (byte, key) in payload.iter_mut().zip(mask.iter().cycle()) {
+/// Unmasks `payload`, which starts `offset` bytes into its frame's payload.
+fn unmask(payload: &mut [u8], mask: [u8; 4], offset: usize) {
+    for (byte, key) in payload.iter_mut().zip(mask.iter().cycle().skip(offset % 4)) {
         *byte ^= key;
     }
 }
@@ -274,7 +308,7 @@ mod tests {
         }
         frame.extend_from_slice(&mask);
         let mut body = payload.to_vec();
-        unmask(&mut body, mask);
+        unmask(&mut body, mask, 0);
         frame.extend_from_slice(&body);
         frame
     }
@@ -345,6 +379,41 @@ mod tests {
     }
 
     #[test]
+    fn a_text_frame_still_arriving_is_refused_at_the_first_byte_that_cannot_be_utf8() {
+        let good = "κόσμε, ".as_bytes();
+        let mut payload = good.to_vec();
+        payload.push(0xff);
+        payload.extend_from_slice(b"and more that never needs to arrive");
+        let frame = masked(TEXT, &payload);
+        let bad = 2 + 4 + good.len();
+        let mut reader = Reader::default();
+        // Every character cut at every byte is only incomplete.
+        for (i, byte) in frame[..bad].iter().enumerate() {
+            reader.push(&[*byte]);
+            assert_eq!(reader.next(LIMIT), Ok(None), "after byte {i}");
+        }
+        reader.push(&frame[bad..bad + 1]);
+        assert_eq!(reader.next(LIMIT), Err(Refused::NotUtf8));
+
+        // A character begun in one fragment must be ended by the next, even before it is whole.
+        for (continued, refused) in [(&b"\xa9!"[..], false), (b"A", true)] {
+            let mut reader = Reader::default();
+            reader.push(&masked(FIRST_TEXT, b"caf\xc3"));
+            assert_eq!(reader.next(LIMIT), Ok(None));
+            let mut rest = continued.to_vec();
+            rest.extend_from_slice(b" and the rest of the fragment");
+            let fragment = masked(CONTINUE | LAST, &rest);
+            reader.push(&fragment[..2 + 4 + continued.len()]);
+            let expected = if refused {
+                Err(Refused::NotUtf8)
+            } else {
+                Ok(None)
+            };
+            assert_eq!(reader.next(LIMIT), expected, "{continued:?}");
+        }
+    }
+
+    #[test]
     fn frames_and_messages_over_the_limit_are_refused_before_they_are_read() {
         let mut reader = Reader::default();
         // Only the header: refused from the length it announces.
@@ -352,7 +421,9 @@ mod tests {
         assert_eq!(reader.next(LIMIT), Err(Refused::TooBig));
         let mut reader = Reader::default();
         reader.push(&masked(FIRST_TEXT, &vec![b'a'; LIMIT / 2 + 1]));
-        reader.push(&masked(CONTINUE | LAST, &vec![b'a'; LIMIT / 2]));
+        assert_eq!(reader.next(LIMIT), Ok(None));
+        // The fragment that takes the message over: refused from its header alone too.
+        reader.push(&masked(CONTINUE | LAST, &vec![b'a'; LIMIT / 2])[..8]);
         assert_eq!(reader.next(LIMIT), Err(Refused::TooBig));
     }
 
