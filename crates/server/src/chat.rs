@@ -311,7 +311,7 @@ impl Connection {
             status_every: Some(self.state.config.chat.heartbeat),
             transport: "websocket",
         };
-        Subscription::open_to(
+        Subscription::open(
             &self.state,
             &self.user,
             session,

@@ -12,6 +12,13 @@
 //! client that is gone, or a stream cut mid-chunk, loses nothing, since the next request replays
 //! from the cursor; and nothing goes out twice, since the subscription skips what the replay sent.
 //!
+//! On a connection the listener serves itself (`crate::direct`), a JSON-lines or SSE stream lets
+//! the fan-out write to its socket once its replay and what was queued after it are out: each
+//! message as a batch of its own, encoded once for every stream of its format, and each signal
+//! as a batch made for the connection, with its cursor (`delivery::Form::Stream`). The stream's
+//! own batches (status, heartbeat, lock) then go through the same outlet, under its lock, with
+//! the cursor the fan-out's writes left, so a batch's cursor never goes back.
+//!
 //! Bounds: every poll and stream takes one of `limits.max_connections`; a session holds one poll
 //! (a newer one answers the older at once, empty) and `transports.streams_per_session` streams
 //! (a newer one ends the oldest); an iframe stream ends after `transports.stream_max_bytes` and
@@ -19,18 +26,19 @@
 //! its writes time out.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::BytesMut;
 use serde::Deserialize;
 use tidings_proto::v1::{
-    ClientFrame, EVENT_BATCH, ErrorBody, ErrorCode, IFRAME_CALLBACK, Lock, MessageId, ServerFrame,
-    TransportKind, Transports, decode_client_frame,
+    ClientFrame, ErrorBody, ErrorCode, Lock, MessageId, ServerFrame, TransportKind, Transports,
+    decode_client_frame,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Interval, sleep};
@@ -38,18 +46,17 @@ use tungstenite::Utf8Bytes;
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Authed, Passive};
-use crate::delivery::{self, Event, Live, Subscription, Wants};
+use crate::batch::{self, Format};
+use crate::delivery::{self, Event, Form, Live, Subscription, Wants};
 use crate::error::{ApiError, Query};
 use crate::hub::{Lane, Presence};
+use crate::outlet::{Attached, Outlet, Release};
 use crate::request;
 
 /// Messages per replayed batch; a client further behind gets several.
 const REPLAY_PAGE: u32 = 500;
 /// Queued live events put in one batch.
 const BATCH_EVENTS: usize = 64;
-/// Bytes of padding an iframe stream starts with: browsers and buffering proxies hold back the
-/// first kilobyte or two of a document before they render (and run) any of it.
-const IFRAME_PADDING: usize = 2048;
 
 /// `GET /api/transports`.
 pub async fn transports(State(state): State<AppState>) -> Json<Transports> {
@@ -109,23 +116,6 @@ impl Out {
     fn push_live(&mut self, live: &Live) {
         self.frames.push(live.text().clone());
     }
-
-    /// `{"cursor":…,"frames":[…]}`: the frames are JSON already, so they are joined, not parsed.
-    fn json(&self) -> BytesMut {
-        let len: usize = self.frames.iter().map(|f| f.len() + 1).sum();
-        let mut out = BytesMut::with_capacity(len + 40);
-        out.extend_from_slice(b"{\"cursor\":");
-        out.extend_from_slice(self.cursor.to_string().as_bytes());
-        out.extend_from_slice(b",\"frames\":[");
-        for (i, frame) in self.frames.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b",");
-            }
-            out.extend_from_slice(frame.as_bytes());
-        }
-        out.extend_from_slice(b"]}");
-        out
-    }
 }
 
 /// A client's place in the delivery path for one request: see the module documentation.
@@ -137,7 +127,15 @@ struct Channel {
 }
 
 impl Channel {
-    fn open(state: &AppState, authed: Authed, lane: Lane, cursor: MessageId) -> Channel {
+    /// With an outlet, the fan-out writes to the socket in `Form::Stream` once the stream lets
+    /// it (see [`Stream::go_direct`]).
+    fn open(
+        state: &AppState,
+        authed: Authed,
+        lane: Lane,
+        cursor: MessageId,
+        outlet: Option<(Arc<Outlet>, Form)>,
+    ) -> Channel {
         let (per_session, status_every) = match lane {
             Lane::Poll => (1, None),
             Lane::Stream => (
@@ -155,7 +153,8 @@ impl Channel {
                 Lane::Stream => "stream",
             },
         };
-        let subscription = Subscription::open(state, &authed.user, authed.session.clone(), wants);
+        let session = authed.session.clone();
+        let subscription = Subscription::open(state, &authed.user, session, wants, outlet);
         Channel {
             state: state.clone(),
             authed,
@@ -256,7 +255,7 @@ pub async fn poll(
         .timeout
         .map_or(config.poll_timeout, Duration::from_secs)
         .min(config.max_poll_timeout);
-    let mut channel = Channel::open(&state, authed, Lane::Poll, query.cursor);
+    let mut channel = Channel::open(&state, authed, Lane::Poll, query.cursor, None);
     let (mut out, _) = channel.opening(query.hello == 1).await?;
     drop(turn);
     // The session's status alone is no news.
@@ -270,7 +269,7 @@ pub async fn poll(
         }
     }
     channel.drain_into(&mut out);
-    let mut response = Body::from(out.json().freeze()).into_response();
+    let mut response = Body::from(batch::json(out.cursor, &out.frames).freeze()).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -278,95 +277,6 @@ pub async fn poll(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
-}
-
-/// How a stream frames its batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    /// One JSON batch per line (`application/x-ndjson`).
-    Lines,
-    /// One `batch` event per batch, the cursor as its id.
-    Sse,
-    /// One `<script>` per batch, after a padding prelude.
-    Iframe,
-}
-
-impl Format {
-    fn content_type(self) -> &'static str {
-        match self {
-            Format::Lines => "application/x-ndjson",
-            Format::Sse => "text/event-stream; charset=utf-8",
-            Format::Iframe => "text/html; charset=utf-8",
-        }
-    }
-
-    fn prelude(self) -> Bytes {
-        match self {
-            Format::Lines | Format::Sse => Bytes::new(),
-            Format::Iframe => {
-                let mut out = String::with_capacity(IFRAME_PADDING + 200);
-                out.push_str("<!DOCTYPE html><html><head><meta charset=\"utf-8\">");
-                out.push_str("<title>tidings</title></head><body>\n<!--");
-                out.push_str(&" ".repeat(IFRAME_PADDING));
-                out.push_str("-->\n");
-                Bytes::from(out)
-            }
-        }
-    }
-
-    fn encode(self, out: &Out) -> Bytes {
-        let json = out.json();
-        match self {
-            Format::Lines => {
-                let mut json = json;
-                json.extend_from_slice(b"\n");
-                json.freeze()
-            }
-            Format::Sse => {
-                let mut event = BytesMut::with_capacity(json.len() + 40);
-                event.extend_from_slice(b"id: ");
-                event.extend_from_slice(out.cursor.to_string().as_bytes());
-                event.extend_from_slice(b"\nevent: ");
-                event.extend_from_slice(EVENT_BATCH.as_bytes());
-                event.extend_from_slice(b"\ndata: ");
-                event.extend_from_slice(&json);
-                event.extend_from_slice(b"\n\n");
-                event.freeze()
-            }
-            Format::Iframe => script_chunk(&json),
-        }
-    }
-}
-
-/// `<script>parent.tidings(JSON)</script>`, the JSON escaped so that nothing in it can end the
-/// script or change how it parses: `<`, `>` and `&` (so no `</script>` or `<!--`), and U+2028
-/// and U+2029 (line terminators to older JavaScript engines). Outside strings JSON has none of
-/// these, so every one is in a string and its `\uXXXX` escape means the same text.
-fn script_chunk(json: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(json.len() + 64);
-    out.extend_from_slice(b"<script>");
-    out.extend_from_slice(IFRAME_CALLBACK.as_bytes());
-    out.extend_from_slice(b"(");
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'<' => out.extend_from_slice(b"\\u003c"),
-            b'>' => out.extend_from_slice(b"\\u003e"),
-            b'&' => out.extend_from_slice(b"\\u0026"),
-            0xE2 if json.get(i + 1) == Some(&0x80) && json.get(i + 2) == Some(&0xA8) => {
-                out.extend_from_slice(b"\\u2028");
-                i += 2;
-            }
-            0xE2 if json.get(i + 1) == Some(&0x80) && json.get(i + 2) == Some(&0xA9) => {
-                out.extend_from_slice(b"\\u2029");
-                i += 2;
-            }
-            byte => out.extend_from_slice(&[byte]),
-        }
-        i += 1;
-    }
-    out.extend_from_slice(b")</script>\n");
-    out.freeze()
 }
 
 /// `GET /api/stream`: batches as they happen, as JSON lines or, for `Accept:
@@ -377,6 +287,7 @@ pub async fn stream(
     Passive(authed): Passive,
     headers: HeaderMap,
     Query(query): Query<ChannelQuery>,
+    attached: Option<Extension<Attached>>,
 ) -> Result<Response, ApiError> {
     let sse = headers
         .get(header::ACCEPT)
@@ -389,10 +300,20 @@ pub async fn stream(
         .and_then(|v| v.trim().parse::<MessageId>().ok());
     let cursor = resumed.unwrap_or(query.cursor).max(query.cursor);
     let format = if sse { Format::Sse } else { Format::Lines };
-    open_stream(state, turn, authed, cursor, query.hello == 1, format)
+    let outlet = attached.map(|Extension(Attached(outlet))| outlet);
+    open_stream(
+        state,
+        turn,
+        authed,
+        cursor,
+        query.hello == 1,
+        format,
+        outlet,
+    )
 }
 
-/// `GET /api/stream/iframe`: batches as `<script>` chunks for a hidden iframe.
+/// `GET /api/stream/iframe`: batches as `<script>` chunks for a hidden iframe. Never written by
+/// the fan-out: the stream ends after `stream_max_bytes` of what it wrote itself.
 pub async fn iframe(
     State(state): State<AppState>,
     turn: Turn,
@@ -406,6 +327,7 @@ pub async fn iframe(
         query.cursor,
         query.hello == 1,
         Format::Iframe,
+        None,
     )
 }
 
@@ -416,10 +338,12 @@ fn open_stream(
     cursor: MessageId,
     hello: bool,
     format: Format,
+    outlet: Option<Arc<Outlet>>,
 ) -> Result<Response, ApiError> {
     let permit = state.connection_permit()?;
-    let channel = Channel::open(&state, authed, Lane::Stream, cursor);
-    let stream = Stream::new(channel, permit, turn, hello, format);
+    let routed = outlet.clone().map(|outlet| (outlet, Form::Stream(format)));
+    let channel = Channel::open(&state, authed, Lane::Stream, cursor, routed);
+    let stream = Stream::new(channel, permit, turn, hello, format, outlet);
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
         let chunk = stream.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), stream))
@@ -472,6 +396,12 @@ struct Stream {
     heartbeat: Interval,
     /// Bytes written so far; past `stream_max_bytes` the stream ends.
     written: u64,
+    /// The socket's outlet, when the fan-out can write to it: once the replay and what was
+    /// queued after it are written, the fan-out writes the messages and signals itself
+    /// (`direct`), and the stream writes its own batches (status, heartbeat, lock) through the
+    /// outlet, with the cursor the fan-out's writes left.
+    outlet: Option<Arc<Outlet>>,
+    direct: bool,
 }
 
 impl Stream {
@@ -481,6 +411,7 @@ impl Stream {
         turn: Turn,
         hello: bool,
         format: Format,
+        outlet: Option<Arc<Outlet>>,
     ) -> Stream {
         let heartbeat = delivery::every(channel.state.config.feed.keepalive);
         Stream {
@@ -492,6 +423,8 @@ impl Stream {
             phase: Phase::Start,
             heartbeat,
             written: 0,
+            outlet,
+            direct: false,
         }
     }
 
@@ -500,7 +433,8 @@ impl Stream {
             Phase::Done => return None,
             Phase::Start => {
                 let mut chunk = BytesMut::from(self.format.prelude());
-                let opened = self.channel.opening(self.hello).await;
+                // Boxed, as the replay below: they are done once, and the stream's state lives on.
+                let opened = Box::pin(self.channel.opening(self.hello)).await;
                 self.turn = None;
                 match opened {
                     Ok((out, has_more)) => {
@@ -509,7 +443,7 @@ impl Stream {
                         } else {
                             Phase::Live
                         };
-                        chunk.extend_from_slice(&self.format.encode(&out));
+                        chunk.extend_from_slice(&self.format.encode(out.cursor, &out.frames));
                     }
                     Err(err) => {
                         // Without the replay the client would miss messages: end, so that it
@@ -522,7 +456,7 @@ impl Stream {
             }
             Phase::Replaying => {
                 let mut out = Out::default();
-                match self.channel.replay(&mut out, false).await {
+                match Box::pin(self.channel.replay(&mut out, false)).await {
                     Ok(true) => {}
                     Ok(false) => self.phase = Phase::Live,
                     Err(err) => {
@@ -530,9 +464,12 @@ impl Stream {
                         return None;
                     }
                 }
-                self.format.encode(&out)
+                self.format.encode(out.cursor, &out.frames)
             }
             Phase::Live => {
+                if let Some(queued) = self.go_direct() {
+                    return Some(queued);
+                }
                 let out = tokio::select! {
                     out = self.channel.next() => out,
                     _ = self.heartbeat.tick() => Out {
@@ -546,7 +483,7 @@ impl Stream {
                         return None;
                     }
                 }
-                self.format.encode(&out)
+                self.encode(out)?
             }
         };
         self.written += chunk.len() as u64;
@@ -559,6 +496,59 @@ impl Stream {
             self.phase = Phase::Done;
         }
         Some(chunk)
+    }
+
+    /// What is queued, as batches, until there is nothing: then the fan-out writes to the
+    /// socket itself (`None` once it does, or when it cannot).
+    fn go_direct(&mut self) -> Option<Bytes> {
+        if self.direct {
+            return None;
+        }
+        let outlet = self.outlet.clone()?;
+        loop {
+            let mut out = Out::default();
+            self.channel.drain_into(&mut out);
+            if !out.frames.is_empty() {
+                return Some(self.format.encode(out.cursor, &out.frames));
+            }
+            let subscription = &self.channel.subscription;
+            match outlet.release(subscription.high_water(), || subscription.queue_is_empty()) {
+                Release::Direct => {
+                    self.direct = true;
+                    return None;
+                }
+                // Kicked, which the subscription tells next.
+                Release::Stopped => {
+                    self.outlet = None;
+                    return None;
+                }
+                Release::Queued => {}
+            }
+        }
+    }
+
+    /// `out` as a chunk of the body; once the fan-out writes to the socket, written through
+    /// the outlet instead, with the cursor its writes left (the chunk is then empty: the body
+    /// writes what the socket did not take yet, within the write timeout). `None` when the
+    /// socket has failed.
+    fn encode(&mut self, mut out: Out) -> Option<Bytes> {
+        let format = self.format;
+        let (Some(outlet), true) = (&self.outlet, self.direct) else {
+            return Some(format.encode(out.cursor, &out.frames));
+        };
+        let cursor = &mut self.channel.cursor;
+        let written = outlet.write_with(|written| {
+            out.cursor = out.cursor.max(written);
+            *cursor = out.cursor;
+            format.encode(out.cursor, &out.frames)
+        });
+        match written {
+            Ok(()) => Some(Bytes::new()),
+            Err(err) => {
+                tracing::debug!(%err, "stream connection ended");
+                None
+            }
+        }
     }
 }
 
@@ -586,54 +576,4 @@ pub async fn frames(
     };
     let frames: Vec<ServerFrame> = reply.into_iter().map(|frame| *frame).collect();
     Ok((StatusCode::OK, Json(frames)).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_joins_encoded_frames_into_one_json_object() {
-        let mut out = Out {
-            cursor: 42,
-            ..Out::default()
-        };
-        out.push(&ServerFrame::Synced {
-            latest_id: 42,
-            has_more: false,
-        });
-        out.push(&ServerFrame::Synced {
-            latest_id: 42,
-            has_more: true,
-        });
-        let batch: tidings_proto::v1::Batch = serde_json::from_slice(&out.json()).unwrap();
-        assert_eq!(batch.cursor, 42);
-        assert_eq!(batch.frames.len(), 2);
-        let empty: tidings_proto::v1::Batch =
-            serde_json::from_slice(&Out::default().json()).unwrap();
-        assert!(empty.frames.is_empty());
-    }
-
-    #[test]
-    fn a_script_chunk_escapes_everything_that_could_end_or_break_the_script() {
-        let json = serde_json::to_vec(&serde_json::json!({
-            "body": "</script><script>alert(1)</script> <!-- & \u{2028}\u{2029} é"
-        }))
-        .unwrap();
-        let chunk = script_chunk(&json);
-        let text = std::str::from_utf8(&chunk).unwrap();
-        let inner = text
-            .strip_prefix("<script>parent.tidings(")
-            .and_then(|t| t.strip_suffix(")</script>\n"))
-            .unwrap();
-        for bad in ["<", ">", "&", "\u{2028}", "\u{2029}"] {
-            assert!(!inner.contains(bad), "{bad:?} left in {inner}");
-        }
-        // Still the same JSON.
-        let back: serde_json::Value = serde_json::from_str(inner).unwrap();
-        assert_eq!(
-            back["body"],
-            "</script><script>alert(1)</script> <!-- & \u{2028}\u{2029} é"
-        );
-    }
 }

@@ -14,11 +14,12 @@
 //! - a full queue ends it as [`Event::Lagging`]: the client resumes from its cursor.
 //!
 //! What the hub queues is transport-neutral ([`Live`]) and encoded once for everyone: a message
-//! carries its chat frame and its two feed alerts (with and without `mentions_you`), so each
-//! transport's encoder only picks bytes.
+//! carries its chat frame, its two feed alerts (with and without `mentions_you`) and, made when
+//! a stream first asks, its chunk in each stream format, so each transport's encoder only picks
+//! bytes.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::app::AppState;
 use crate::auth;
+use crate::batch::Format;
 use crate::error::ApiError;
 use crate::hub::{Kick, Lane, Listener, Presence, Registration};
 use crate::metrics::Counted;
@@ -41,6 +43,9 @@ use crate::outlet::Outlet;
 use crate::{sse, wire, ws};
 
 /// An item of a connection's queue, shared by every recipient.
+// Each lives in an `Arc` of its own: boxing the message would cost an allocation per message to
+// save a signal's few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Live {
     /// A committed message.
@@ -85,15 +90,48 @@ pub enum Form {
     Chat,
     /// A message's feed event for this user (the feed takes no signals).
     Alert(UserId),
+    /// A batch of the chat's HTTP stream in this format: a message's, shared, or a signal's,
+    /// made for the connection, as its batch carries the connection's cursor.
+    Stream(Format),
 }
 
 impl Form {
-    /// The bytes of `live` in this form, if it has any.
+    /// The bytes of `live` in this form shared by every connection, if it has any (none for
+    /// what is made for each connection: [`Form::made`]).
+    #[inline]
     pub fn bytes<'a>(&self, live: &'a Live) -> Option<&'a Bytes> {
         match (self, live) {
             (Form::Chat, live) => Some(live.wire()),
             (Form::Alert(user), Live::Message(published)) => Some(published.alert_for(*user)),
-            (Form::Alert(_), Live::Signal(_)) => None,
+            (Form::Stream(format), Live::Message(published)) => Some(published.stream(*format)),
+            (Form::Alert(_) | Form::Stream(_), Live::Signal(_)) => None,
+        }
+    }
+
+    /// Whether `live`'s bytes in this form are made for each connection: a signal's batch on
+    /// a stream, which carries the connection's cursor.
+    #[inline]
+    pub fn per_connection(&self, live: &Live) -> bool {
+        matches!((self, live), (Form::Stream(_), Live::Signal(_)))
+    }
+
+    /// Whether any of `items` has bytes made for each connection in this form.
+    #[inline]
+    pub fn makes_any(&self, items: &[Arc<Live>]) -> bool {
+        match self {
+            Form::Stream(_) => items.iter().any(|item| self.per_connection(item)),
+            Form::Chat | Form::Alert(_) => false,
+        }
+    }
+
+    /// `live`'s bytes made for a connection whose cursor (every message up to it written) is
+    /// `cursor`; for what is not made per connection, its shared bytes.
+    pub fn made(&self, live: &Live, cursor: MessageId) -> Bytes {
+        match (self, live) {
+            (Form::Stream(format), Live::Signal(frame)) => {
+                format.encode(cursor, std::slice::from_ref(&frame.text))
+            }
+            _ => self.bytes(live).cloned().unwrap_or_default(),
         }
     }
 }
@@ -129,6 +167,9 @@ pub struct Published {
     /// The feed's `message` event, without and with `mentions_you` (for a change: its `retract`
     /// when it deleted the message, else nothing).
     alerts: [Bytes; 2],
+    /// Its batch in each stream format (`Format as usize`), its id the cursor: made when a
+    /// stream's outlet first takes it.
+    streams: [OnceLock<Bytes>; 3],
 }
 
 impl Published {
@@ -151,6 +192,7 @@ impl Published {
             mentions,
             frame: ChatFrame::new(&ServerFrame::Message(message)),
             alerts,
+            streams: Default::default(),
         }
     }
 
@@ -171,6 +213,7 @@ impl Published {
             mentions: Vec::new(),
             frame: ChatFrame::new(&ServerFrame::Changed { id, message }),
             alerts: [retract.clone(), retract],
+            streams: Default::default(),
         }
     }
 
@@ -186,6 +229,12 @@ impl Published {
 
     pub fn id(&self) -> MessageId {
         self.id
+    }
+
+    /// Its batch in `format`, alone, with its id as the cursor.
+    pub fn stream(&self, format: Format) -> &Bytes {
+        self.streams[format as usize]
+            .get_or_init(|| format.encode(self.id, std::slice::from_ref(&self.frame.text)))
     }
 
     /// The feed event for `user`: with `mentions_you` when the message mentions them.
@@ -281,19 +330,9 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Registers `session`'s connection with the hub.
+    /// Registers `session`'s connection with the hub; with the outlet of its socket, the
+    /// fan-out writes live items to it itself, in `form`, while the outlet lets it.
     pub fn open(
-        state: &AppState,
-        user: &tidings_store::User,
-        session: Session,
-        wants: Wants,
-    ) -> Self {
-        Subscription::open_to(state, user, session, wants, None)
-    }
-
-    /// Registers `session`'s connection with the hub, with the outlet of its socket, which the
-    /// fan-out writes live items to itself, in `form`, while the outlet lets it.
-    pub fn open_to(
         state: &AppState,
         user: &tidings_store::User,
         session: Session,
@@ -456,8 +495,11 @@ impl Subscription {
         while drained.len() < max {
             match self.try_next() {
                 Some(live) => drained.push(live),
-                // A kicked connection may have lost a message to its full queue: no claim.
-                None if self.registration.kick().is_kicked() => return (drained, None),
+                // A kicked connection may have lost a message to its full queue, and one whose
+                // items go through a fan-out task may not have them queued yet: no claim.
+                None if self.registration.kick().is_kicked() || self.registration.fanned_out() => {
+                    return (drained, None);
+                }
                 None => {
                     self.high_water = self.high_water.max(known);
                     return (drained, Some(known));

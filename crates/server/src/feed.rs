@@ -71,7 +71,7 @@ pub async fn events(
     };
     let outlet = attached.map(|Extension(Attached(outlet))| outlet);
     let form = Form::Alert(authed.user.id);
-    let subscription = Subscription::open_to(
+    let subscription = Subscription::open(
         &state,
         &authed.user,
         authed.session,

@@ -484,6 +484,12 @@ impl Registration {
     pub fn queue(&self) -> &Queue {
         &self.route.queue
     }
+
+    /// Whether its items go through a fan-out task (it has an outlet): they then reach its
+    /// queue after the hub's newest id has moved past them.
+    pub fn fanned_out(&self) -> bool {
+        self.route.outlet.is_some()
+    }
 }
 
 impl Drop for Registration {
@@ -967,6 +973,10 @@ mod tests {
     /// A route whose outlet is the server's end of a loopback connection, open to the fan-out;
     /// with the client's end.
     async fn route_to_socket(cap: u32) -> (Arc<Route>, tokio::net::TcpStream) {
+        route_to_socket_in(cap, Form::Chat).await
+    }
+
+    async fn route_to_socket_in(cap: u32, form: Form) -> (Arc<Route>, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -975,7 +985,7 @@ mod tests {
         let outlet = Arc::new(Outlet::new(server));
         assert_eq!(outlet.release(0, || true), crate::outlet::Release::Direct);
         let route = Arc::new(Route {
-            outlet: Some((outlet, 0, Form::Chat)),
+            outlet: Some((outlet, 0, form)),
             cap,
             ..Arc::into_inner(route()).unwrap()
         });
@@ -1038,6 +1048,79 @@ mod tests {
         // The bytes the socket took before are intact.
         let head = read_exactly(&mut full_client, taken).await;
         assert!(head.iter().all(|&b| b == 0));
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_written_each_message_as_a_batch_and_signals_at_its_cursor() {
+        use crate::batch::Format;
+        use tidings_proto::v1::{Batch, Message, UserRef};
+
+        let message = |id| {
+            Arc::new(Live::Message(Published::new(Message {
+                id,
+                room: 1,
+                author: UserRef {
+                    id: 2,
+                    name: "ann".into(),
+                },
+                body: format!("message {id}"),
+                sent_at: 0,
+                client_id: None,
+                mentions: Vec::new(),
+                edited_at: None,
+                deleted_at: None,
+                reactions: Vec::new(),
+                reply_to: None,
+                attachments: Vec::new(),
+            })))
+        };
+        let (route, mut client) = route_to_socket_in(100, Form::Stream(Format::Sse)).await;
+        let items = [
+            item(1),
+            message(7),
+            item(2),
+            message(5),
+            message(9),
+            item(3),
+        ];
+        // With signals among them (each made for the connection), and messages alone (shared).
+        for part in [&items[..2], &items[2..3], &items[3..5], &items[5..]] {
+            route.deliver(part);
+        }
+        let (Live::Message(seven), Live::Message(nine)) = (&*items[1], &*items[4]) else {
+            unreachable!()
+        };
+        // A message's batch is made once, for every stream of its format.
+        assert!(std::ptr::eq(
+            seven.stream(Format::Sse),
+            seven.stream(Format::Sse)
+        ));
+        let expected: Vec<u8> = [
+            Format::Sse.encode(0, std::slice::from_ref(items[0].text())),
+            seven.stream(Format::Sse).clone(),
+            Format::Sse.encode(7, std::slice::from_ref(items[2].text())),
+            // 5 is behind the cursor: not written.
+            nine.stream(Format::Sse).clone(),
+            Format::Sse.encode(9, std::slice::from_ref(items[5].text())),
+        ]
+        .concat();
+        let got = read_exactly(&mut client, expected.len()).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected)
+        );
+        // Each is a batch of one frame, its cursor the stream's after it.
+        let cursors: Vec<i64> = String::from_utf8(got)
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(|json| {
+                let batch: Batch = serde_json::from_str(json).unwrap();
+                assert_eq!(batch.frames.len(), 1);
+                batch.cursor
+            })
+            .collect();
+        assert_eq!(cursors, [0, 7, 7, 9, 9]);
     }
 
     fn item(n: i64) -> Arc<Live> {

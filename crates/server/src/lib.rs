@@ -21,6 +21,7 @@ mod app;
 mod attachment;
 mod auth;
 pub mod backup;
+mod batch;
 mod chat;
 mod clock;
 mod comet;

@@ -1,7 +1,7 @@
 //! A connection's socket, written from outside its task: a WebSocket's on plain TCP, or a feed's
-//! the listener serves itself.
+//! or an HTTP stream's the listener serves itself.
 //!
-//! The fan-out writes a message's frame (or feed event: `delivery::Form`) to each such socket
+//! The fan-out writes a message's frame (or feed event, or stream batch: `delivery::Form`) to each such socket
 //! itself instead of queueing it and waking the connection's task: one non-blocking write of the
 //! bytes encoded once for everyone, nothing scheduled, and a [`Batch`] makes the writes to many
 //! sockets in one system call. What the socket does not take goes to the outlet's backlog, in
@@ -103,11 +103,22 @@ impl Outlet {
         }
         let mut woken = false;
         for chunk in items.chunks(WRITE_AT_ONCE) {
+            // Bytes made for this connection (a stream's signals) are kept here while written.
+            let made: Vec<Bytes>;
+            let per_connection = form.makes_any(chunk);
             let mut fresh = chunk
                 .iter()
                 .filter_map(|item| fresh(&mut state, item, form));
             // One item (the common case: the fan-out keeps up) needs no lists.
             let frames: Vec<&Bytes> = match chunk {
+                _ if per_connection => {
+                    drop(fresh);
+                    made = chunk
+                        .iter()
+                        .filter_map(|item| fresh_made(&mut state, item, form))
+                        .collect();
+                    made.iter().collect()
+                }
                 [_] => match fresh.next() {
                     Some(frame) => {
                         match self.write_now(&mut state, &[IoSlice::new(frame)], cap, |_| frame) {
@@ -160,7 +171,7 @@ impl Outlet {
         cap: usize,
         queue: impl FnMut(&Arc<Live>) -> bool,
     ) -> Offered<'a> {
-        if items.len() > WRITE_AT_ONCE {
+        if items.len() > WRITE_AT_ONCE || form.makes_any(items) {
             return Offered::Done(self.offer(items, form, cap, queue));
         }
         let mut state = self.lock();
@@ -233,7 +244,19 @@ impl Outlet {
     /// Writes `buf`, whole frames of the task's, after the backlog: as much as the socket takes
     /// now, the rest kept. Never waits.
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_locked(&mut self.lock(), buf)
+    }
+
+    /// Writes what `encode` makes of the cursor, whole, as [`Outlet::write`] does: under the
+    /// lock, so no write of the fan-out's comes between, and the cursor is the one the bytes
+    /// follow (every message up to it written or handed to the task).
+    pub fn write_with(&self, encode: impl FnOnce(MessageId) -> Bytes) -> io::Result<()> {
         let mut state = self.lock();
+        let bytes = encode(state.high_water);
+        self.write_locked(&mut state, &bytes).map(|_| ())
+    }
+
+    fn write_locked(&self, state: &mut State, buf: &[u8]) -> io::Result<usize> {
         if !state.backlog.is_empty() {
             state.backlog.push_back(Bytes::copy_from_slice(buf));
             return Ok(buf.len());
@@ -314,6 +337,15 @@ fn fresh<'a>(state: &mut State, item: &'a Live, form: Form) -> Option<&'a Bytes>
         state.high_water = id;
     }
     form.bytes(item).filter(|bytes| !bytes.is_empty())
+}
+
+/// As [`fresh`], the bytes made for this connection where the form makes them
+/// ([`Form::per_connection`]).
+fn fresh_made(state: &mut State, item: &Live, form: Form) -> Option<Bytes> {
+    if form.per_connection(item) {
+        return Some(form.made(item, state.high_water));
+    }
+    fresh(state, item, form).cloned()
 }
 
 /// What a socket did not take of a write of `count` frames (`frame(i)` is the `i`th) goes to the
