@@ -221,7 +221,8 @@ impl Seeder {
         let access = Access {
             subscriber_tokens: (0..sessions.max(1))
                 .map(|_| self.session(subscriber, "tidings-bench subscribers"))
-                .collect::<Result<_>>()?,
+                .collect::<Result<Vec<_>>>()?
+                .into(),
             publisher_token: self.session(publisher, "tidings-bench publisher")?,
             room: self.room("fanout", publisher, &[publisher, subscriber])?,
         };

@@ -2,6 +2,7 @@
 //! peers, and how a client connects to each.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -63,8 +64,9 @@ impl Target {
 #[derive(Debug, Clone)]
 pub struct Access {
     /// One session shared by every subscriber, or (for the HTTP transports, which keep one poll
-    /// and a few streams per session, as one device holds) one per subscriber.
-    pub subscriber_tokens: Vec<String>,
+    /// and a few streams per session, as one device holds) one per subscriber. Shared: every
+    /// subscriber's task holds a copy of its endpoint.
+    pub subscriber_tokens: Arc<[String]>,
     pub publisher_token: String,
     pub room: i64,
 }
