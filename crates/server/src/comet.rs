@@ -121,7 +121,6 @@ impl Out {
 /// A client's place in the delivery path for one request: see the module documentation.
 struct Channel {
     state: AppState,
-    authed: Authed,
     subscription: Subscription,
     cursor: MessageId,
 }
@@ -131,7 +130,7 @@ impl Channel {
     /// it (see [`Stream::go_direct`]).
     fn open(
         state: &AppState,
-        authed: Authed,
+        authed: &Authed,
         lane: Lane,
         cursor: MessageId,
         outlet: Option<(Arc<Outlet>, Form)>,
@@ -157,7 +156,6 @@ impl Channel {
         let subscription = Subscription::open(state, &authed.user, session, wants, outlet);
         Channel {
             state: state.clone(),
-            authed,
             subscription,
             cursor: cursor.max(0),
         }
@@ -165,15 +163,14 @@ impl Channel {
 
     /// The opening batch: the hello when asked for, the session's status, and a page of what
     /// the client missed followed by `synced` (when there was anything, or a hello).
-    async fn opening(&mut self, hello: bool) -> Result<(Out, bool), ApiError> {
+    async fn opening(&mut self, authed: &Authed, hello: bool) -> Result<(Out, bool), ApiError> {
         let mut out = Out::default();
         if hello {
-            let hello =
-                crate::chat::hello(&self.state, &self.authed.user, self.authed.session.id).await?;
+            let hello = crate::chat::hello(&self.state, &authed.user, authed.session.id).await?;
             out.push(&ServerFrame::Hello(hello));
         }
         let status = auth::session_status(
-            &self.authed.session,
+            &authed.session,
             self.state.now_ms(),
             &self.state.config.session,
         );
@@ -255,8 +252,8 @@ pub async fn poll(
         .timeout
         .map_or(config.poll_timeout, Duration::from_secs)
         .min(config.max_poll_timeout);
-    let mut channel = Channel::open(&state, authed, Lane::Poll, query.cursor, None);
-    let (mut out, _) = channel.opening(query.hello == 1).await?;
+    let mut channel = Channel::open(&state, &authed, Lane::Poll, query.cursor, None);
+    let (mut out, _) = channel.opening(&authed, query.hello == 1).await?;
     drop(turn);
     // The session's status alone is no news.
     if out.frames.len() == 1 && !hold.is_zero() {
@@ -342,8 +339,13 @@ fn open_stream(
 ) -> Result<Response, ApiError> {
     let permit = state.connection_permit()?;
     let routed = outlet.clone().map(|outlet| (outlet, Form::Stream(format)));
-    let channel = Channel::open(&state, authed, Lane::Stream, cursor, routed);
-    let stream = Stream::new(channel, permit, turn, hello, format, outlet);
+    let channel = Channel::open(&state, &authed, Lane::Stream, cursor, routed);
+    let opening = Opening {
+        _turn: turn,
+        authed,
+        hello,
+    };
+    let stream = Stream::new(channel, permit, opening, format, outlet);
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
         let chunk = stream.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), stream))
@@ -383,17 +385,25 @@ enum Phase {
     Done,
 }
 
+/// What a stream needs until its opening batch is ready, and not after.
+struct Opening {
+    /// Given back once the opening batch is ready.
+    _turn: Turn,
+    authed: Authed,
+    hello: bool,
+}
+
 /// A stream's state machine, polled by its HTTP body: an open stream costs its subscription
 /// and its timers, no task.
 struct Stream {
     channel: Channel,
     _permit: OwnedSemaphorePermit,
-    /// Given back once the opening batch is ready.
-    turn: Option<Turn>,
-    hello: bool,
+    /// Until the opening batch is ready.
+    opening: Option<Box<Opening>>,
     format: Format,
     phase: Phase,
-    heartbeat: Interval,
+    /// Only when the session's status comes less often than a keepalive should.
+    heartbeat: Option<Interval>,
     /// Bytes written so far; past `stream_max_bytes` the stream ends.
     written: u64,
     /// The socket's outlet, when the fan-out can write to it: once the replay and what was
@@ -408,17 +418,16 @@ impl Stream {
     fn new(
         channel: Channel,
         permit: OwnedSemaphorePermit,
-        turn: Turn,
-        hello: bool,
+        opening: Opening,
         format: Format,
         outlet: Option<Arc<Outlet>>,
     ) -> Stream {
-        let heartbeat = delivery::every(channel.state.config.feed.keepalive);
+        let config = &channel.state.config;
+        let heartbeat = delivery::keepalive(config.feed.keepalive, config.session.feed_interval);
         Stream {
             channel,
             _permit: permit,
-            turn: Some(turn),
-            hello,
+            opening: Some(Box::new(opening)),
             format,
             phase: Phase::Start,
             heartbeat,
@@ -433,9 +442,10 @@ impl Stream {
             Phase::Done => return None,
             Phase::Start => {
                 let mut chunk = BytesMut::from(self.format.prelude());
+                let opening = self.opening.take()?;
                 // Boxed, as the replay below: they are done once, and the stream's state lives on.
-                let opened = Box::pin(self.channel.opening(self.hello)).await;
-                self.turn = None;
+                let opened = Box::pin(self.channel.opening(&opening.authed, opening.hello)).await;
+                drop(opening);
                 match opened {
                     Ok((out, has_more)) => {
                         self.phase = if has_more {
@@ -472,7 +482,7 @@ impl Stream {
                 }
                 let out = tokio::select! {
                     out = self.channel.next() => out,
-                    _ = self.heartbeat.tick() => Out {
+                    _ = delivery::tick(&mut self.heartbeat) => Out {
                         cursor: self.channel.cursor,
                         ..Out::default()
                     },

@@ -211,8 +211,9 @@ pub struct FeedConfig {
 }
 
 /// The chat channel's transports: the WebSocket (`/api/ws`) and the HTTP transports
-/// (`/api/poll`, `/api/stream`, `/api/stream/iframe`). Streams send an empty batch every
-/// `feed.keepalive` so proxies keep them open.
+/// (`/api/poll`, `/api/stream`, `/api/stream/iframe`). Streams send something at least every
+/// `feed.keepalive` so proxies keep them open: an empty batch when the session's status
+/// (`session.feed_interval`) comes less often.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransportsConfig {

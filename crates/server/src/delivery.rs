@@ -618,6 +618,13 @@ pub fn every(period: Duration) -> Interval {
     ticks
 }
 
+/// A keepalive every `keepalive` for a stream that sends the session's status every
+/// `status_every`: none when the status comes as often, as it keeps proxies from closing the
+/// stream by itself (an idle stream then holds one timer fewer).
+pub fn keepalive(keepalive: Duration, status_every: Duration) -> Option<Interval> {
+    (keepalive < status_every).then(|| every(keepalive))
+}
+
 /// Resolves at the next tick, or never without ticks.
 pub async fn tick(ticks: &mut Option<Interval>) {
     match ticks {

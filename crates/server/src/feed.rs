@@ -29,7 +29,7 @@ use tokio::time::Interval;
 
 use crate::app::{AppState, Turn};
 use crate::auth::{self, Passive};
-use crate::delivery::{Event, Form, Live, Subscription, Wants, every, tick};
+use crate::delivery::{self, Event, Form, Live, Subscription, Wants, tick};
 use crate::error::{ApiError, Query};
 use crate::hub::Presence;
 use crate::outlet::{Attached, Outlet, Release};
@@ -127,8 +127,8 @@ impl Feed {
         cursor: Option<MessageId>,
         turn: Turn,
     ) -> Feed {
-        let alive = state.config.feed.keepalive;
-        let keepalive = (alive < state.config.session.feed_interval).then(|| every(alive));
+        let config = &state.config;
+        let keepalive = delivery::keepalive(config.feed.keepalive, config.session.feed_interval);
         Feed {
             state,
             subscription,
