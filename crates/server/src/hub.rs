@@ -1053,26 +1053,15 @@ mod tests {
     #[tokio::test]
     async fn a_stream_is_written_each_message_as_a_batch_and_signals_at_its_cursor() {
         use crate::batch::Format;
-        use tidings_proto::v1::{Batch, Message, UserRef};
+        use tidings_proto::v1::{Batch, Message};
 
-        let message = |id| {
-            Arc::new(Live::Message(Published::new(Message {
-                id,
-                room: 1,
-                author: UserRef {
-                    id: 2,
-                    name: "ann".into(),
-                },
-                body: format!("message {id}"),
-                sent_at: 0,
-                client_id: None,
-                mentions: Vec::new(),
-                edited_at: None,
-                deleted_at: None,
-                reactions: Vec::new(),
-                reply_to: None,
-                attachments: Vec::new(),
-            })))
+        let message = |id: i64| {
+            let message: Message = serde_json::from_value(serde_json::json!({
+                "id": id, "room": 1, "author": {"id": 2, "name": "ann"},
+                "body": format!("message {id}"), "sent_at": 0,
+            }))
+            .unwrap();
+            Arc::new(Live::Message(Published::new(message)))
         };
         let (route, mut client) = route_to_socket_in(100, Form::Stream(Format::Sse)).await;
         let items = [
