@@ -108,30 +108,24 @@ impl Form {
         }
     }
 
-    /// Whether `live`'s bytes in this form are made for each connection: a signal's batch on
-    /// a stream, which carries the connection's cursor.
-    #[inline]
-    pub fn per_connection(&self, live: &Live) -> bool {
-        matches!((self, live), (Form::Stream(_), Live::Signal(_)))
-    }
-
-    /// Whether any of `items` has bytes made for each connection in this form.
+    /// Whether any of `items` has bytes made for each connection in this form: a signal's
+    /// batch on a stream, which carries the connection's cursor ([`Form::made`]).
     #[inline]
     pub fn makes_any(&self, items: &[Arc<Live>]) -> bool {
         match self {
-            Form::Stream(_) => items.iter().any(|item| self.per_connection(item)),
+            Form::Stream(_) => items.iter().any(|item| item.message_id().is_none()),
             Form::Chat | Form::Alert(_) => false,
         }
     }
 
     /// `live`'s bytes made for a connection whose cursor (every message up to it written) is
-    /// `cursor`; for what is not made per connection, its shared bytes.
-    pub fn made(&self, live: &Live, cursor: MessageId) -> Bytes {
+    /// `cursor`, if this form makes them per connection.
+    pub fn made(&self, live: &Live, cursor: MessageId) -> Option<Bytes> {
         match (self, live) {
             (Form::Stream(format), Live::Signal(frame)) => {
-                format.encode(cursor, std::slice::from_ref(&frame.text))
+                Some(format.encode(cursor, std::slice::from_ref(&frame.text)))
             }
-            _ => self.bytes(live).cloned().unwrap_or_default(),
+            _ => None,
         }
     }
 }

@@ -1,13 +1,13 @@
 //! A connection's socket, written from outside its task: a WebSocket's on plain TCP, or a feed's
 //! or an HTTP stream's the listener serves itself.
 //!
-//! The fan-out writes a message's frame (or feed event, or stream batch: `delivery::Form`) to each such socket
-//! itself instead of queueing it and waking the connection's task: one non-blocking write of the
-//! bytes encoded once for everyone, nothing scheduled, and a [`Batch`] makes the writes to many
-//! sockets in one system call. What the socket does not take goes to the outlet's backlog, in
-//! order, and the connection's task is woken to write it as the socket drains; a backlog past
-//! the connection's queue cap means the connection has fallen too far behind, and it is kicked
-//! as lagging, as a full queue would be.
+//! The fan-out writes a message's frame (or feed event, or stream batch: `delivery::Form`) to each
+//! such socket itself instead of queueing it and waking the connection's task: one non-blocking
+//! write of the bytes encoded once for everyone, nothing scheduled, and a [`Batch`] makes the
+//! writes to many sockets in one system call. What the socket does not take goes to the outlet's
+//! backlog, in order, and the connection's task is woken to write it as the socket drains; a
+//! backlog past the connection's queue cap means the connection has fallen too far behind, and
+//! it is kicked as lagging, as a full queue would be.
 //!
 //! Every byte for the socket goes through the outlet's lock — the fan-out's frames and the task's
 //! own (the hello, acks, sync pages, pings, pongs, the close) — and each write is of whole
@@ -339,13 +339,11 @@ fn fresh<'a>(state: &mut State, item: &'a Live, form: Form) -> Option<&'a Bytes>
     form.bytes(item).filter(|bytes| !bytes.is_empty())
 }
 
-/// As [`fresh`], the bytes made for this connection where the form makes them
-/// ([`Form::per_connection`]).
+/// As [`fresh`], with the bytes made for this connection where the form makes them
+/// ([`Form::made`]).
 fn fresh_made(state: &mut State, item: &Live, form: Form) -> Option<Bytes> {
-    if form.per_connection(item) {
-        return Some(form.made(item, state.high_water));
-    }
-    fresh(state, item, form).cloned()
+    form.made(item, state.high_water)
+        .or_else(|| fresh(state, item, form).cloned())
 }
 
 /// What a socket did not take of a write of `count` frames (`frame(i)` is the `i`th) goes to the
