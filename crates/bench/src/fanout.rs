@@ -629,7 +629,7 @@ impl Subscription {
                 poller.send().await?;
                 Ok(Subscription::Poll(Box::new(poller)))
             }
-            (Target::NaiveAxum | Target::NodeWs, _) => {
+            (Target::NaiveAxum | Target::NodeWs | Target::Floor, _) => {
                 let socket = connect(endpoint.node(index), "/ws", None, true).await?;
                 Ok(Subscription::Ws(Box::new(socket)))
             }

@@ -1,6 +1,7 @@
 //! `tidings-bench`: benchmarks of the real `tidings-server` process over loopback — fan-out over
 //! the chat channel and the feed, durable sends, history pages and feed replays — side by side
-//! with two peers (a naive axum + `tokio::sync::broadcast` server and Node's `ws`). Prints the
+//! with peers (a naive axum + `tokio::sync::broadcast` server, Node's `ws`, and the floor: the
+//! least a broadcast server can do per delivery). Prints the
 //! tables on standard output and, with `--json FILE`, everything measured as JSON. See
 //! BENCHMARKS.md for what each figure means.
 //!
@@ -19,10 +20,12 @@
 //! - `target`, `sse`, `probe` — the clients: WebSocket connect, a small SSE client, and the
 //!   timestamp each published message carries;
 //! - `peer` — the naive axum server (the `naive-server` subcommand) and the Node `ws` install;
+//!   `floor` — the floor (the `floor-server` subcommand);
 //! - `latency`, `search`, `report` — histograms, the rate search, the tables and the JSON.
 
 mod cluster;
 mod fanout;
+mod floor;
 mod fulltext;
 mod history;
 mod latency;
@@ -74,6 +77,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Serve the floor peer: framed once, written by one thread per core in io_uring batches,
+    /// nothing else (the benchmark starts it itself).
+    FloorServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +117,7 @@ struct RunArgs {
     /// Run only these sections.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Option<Vec<Section>>,
-    /// Leave out the peers (naive axum, Node ws).
+    /// Leave out the peers (naive axum, Node ws, the floor).
     #[arg(long)]
     no_peers: bool,
     /// Give every Tidings subscriber a login session of its own on the WebSocket and the feed
@@ -197,6 +206,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     match cli.command {
         Some(Command::NaiveServer { listen }) => runtime.block_on(peer::naive_server(listen)),
+        Some(Command::FloorServer { listen }) => runtime.block_on(floor::floor_server(listen)),
         None => {
             let json = cli.run.json.clone();
             let settings = settings(cli.run)?;

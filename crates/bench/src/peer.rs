@@ -72,7 +72,7 @@ async fn connection(socket: WebSocket, tx: broadcast::Sender<Utf8Bytes>) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn terminated() {
+pub(crate) async fn terminated() {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     else {
         let _ = tokio::signal::ctrl_c().await;

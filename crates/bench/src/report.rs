@@ -228,6 +228,7 @@ impl Report {
                 [
                     (Target::TidingsWs, Target::NaiveAxum),
                     (Target::TidingsWs, Target::NodeWs),
+                    (Target::TidingsWs, Target::Floor),
                     (Target::TidingsSse, Target::TidingsWs),
                     (Target::TidingsStream, Target::TidingsSse),
                     (Target::TidingsPoll, Target::TidingsWs),
@@ -718,6 +719,7 @@ fn order(target: Target) -> u8 {
         Target::TidingsPoll => 3,
         Target::NaiveAxum => 4,
         Target::NodeWs => 5,
+        Target::Floor => 6,
     }
 }
 
@@ -946,6 +948,7 @@ mod tests {
                 outcome(Target::TidingsWs, Some(300.0), 6.0),
                 outcome(Target::NaiveAxum, None, 10.0),
                 outcome(Target::TidingsWs, Some(200.0), 5.0),
+                outcome(Target::Floor, Some(100.0), 4.0),
             ],
             fanout_summary: Vec::new(),
             ratios: Vec::new(),
@@ -961,7 +964,7 @@ mod tests {
             failures: Vec::new(),
         };
         report.summarise();
-        assert_eq!(report.fanout_summary.len(), 2);
+        assert_eq!(report.fanout_summary.len(), 3);
         let tidings = &report.fanout_summary[0];
         assert_eq!(tidings.target, Target::TidingsWs);
         assert_eq!(tidings.rounds, 3);
@@ -970,7 +973,7 @@ mod tests {
         let naive = &report.fanout_summary[1];
         // A round where no rate passed counts as zero.
         assert_eq!(naive.best_rate, 25.0);
-        assert_eq!(report.ratios.len(), 1);
+        assert_eq!(report.ratios.len(), 2);
         let r = &report.ratios[0];
         assert_eq!(tidings.max_delivered_per_sec, 40_000.0);
         assert_eq!(tidings.max_delivered_rate, 400.0);
@@ -980,8 +983,12 @@ mod tests {
         assert_eq!(r.delivered_within_bound, Some(20_000.0 / 2_500.0));
         assert_eq!(r.fixed_p99, Some(5.0 / 9.0));
         assert_eq!(r.idle_memory, Some(1.0));
+        // The floor's one round: Tidings' p99 over its own.
+        let floor = &report.ratios[1];
+        assert_eq!(floor.fixed_p99, Some(5.0 / 4.0));
         let text = report.render();
         assert!(text.contains("tidings-ws ÷ naive-axum"), "{text}");
+        assert!(text.contains("tidings-ws ÷ floor"), "{text}");
         assert!(text.contains("quick smoke run"), "{text}");
     }
 }

@@ -11,7 +11,7 @@
 
 use std::io::{IoSlice, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -71,8 +71,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         );
     }
     let pairs = connect(plan.sockets)?;
-    // 'static: io_uring reads it after the submission returns, in principle at any time until
-    // the completion is reaped (the safety argument of `submit` rests on this).
+    let fds: Vec<RawFd> = pairs.iter().map(|(server, _)| server.as_raw_fd()).collect();
+    // 'static: after an error, a send may still be in flight (`submit`'s safety contract).
     let frame: &'static [u8] = Box::leak(vec![b'x'; plan.frame_bytes].into_boxed_slice());
     let mut rings = Vec::new();
     for &batch in &plan.batches {
@@ -95,7 +95,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
                 0 => writev_each(&pairs, frame),
                 _ => {
                     let (batch, ring) = &mut rings[way - 1];
-                    submit(ring, *batch, &pairs, frame)?
+                    let mut short = 0;
+                    // SAFETY: the frame is 'static, so it outlives any send left in flight.
+                    #[allow(unsafe_code)]
+                    let submitted = unsafe { submit(ring, *batch, &fds, frame, |_| short += 1) };
+                    submitted?;
+                    short
                 }
             };
             let cpu_ns = cpu_now() - cpu_start;
@@ -169,27 +174,35 @@ fn writev_each(pairs: &[(TcpStream, TcpStream)], frame: &[u8]) -> u64 {
     not_taken
 }
 
-/// The same writes as io_uring sends that never wait (`MSG_DONTWAIT`), `batch` per
-/// submission, each submission's completions reaped before the next.
+/// Writes `frame` to each socket in `fds` as io_uring sends that never wait (`MSG_DONTWAIT`),
+/// `batch` per submission, each submission's completions reaped before the next; `short(i)` for
+/// each socket `fds[i]` that did not take the whole frame. Also the floor peer's writes.
+///
+/// # Safety
+///
+/// `frame` must stay valid and unchanged while a send is in flight. Every send is complete when
+/// this returns `Ok`; after an `Err`, some may not be, so the caller must then never free or
+/// change `frame`. (io_uring holds its own reference to each socket's file, so the sockets may
+/// close meanwhile.)
 #[allow(unsafe_code)]
-fn submit(
+pub unsafe fn submit(
     ring: &mut IoUring,
     batch: usize,
-    pairs: &[(TcpStream, TcpStream)],
-    frame: &'static [u8],
-) -> Result<u64> {
+    fds: &[RawFd],
+    frame: &[u8],
+    mut short: impl FnMut(usize),
+) -> Result<()> {
     let flags = (SendFlags::DONTWAIT | SendFlags::NOSIGNAL).bits() as i32;
     let len = u32::try_from(frame.len())?;
-    let mut not_taken = 0;
-    for slice in pairs.chunks(batch) {
-        for (i, (server, _)) in slice.iter().enumerate() {
-            let send = opcode::Send::new(types::Fd(server.as_raw_fd()), frame.as_ptr(), len)
+    for (start, slice) in (0..).step_by(batch.max(1)).zip(fds.chunks(batch.max(1))) {
+        for (i, &fd) in slice.iter().enumerate() {
+            let send = opcode::Send::new(types::Fd(fd), frame.as_ptr(), len)
                 .flags(flags)
                 .build()
-                .user_data(i as u64);
-            // SAFETY: the buffer is 'static, and io_uring holds its own reference to each
-            // socket's file while the send is in flight; the queue has room for a whole slice
-            // (sized to the batch, and emptied by the submission below).
+                .user_data((start + i) as u64);
+            // SAFETY: the caller keeps the buffer valid while a send is in flight, and the queue
+            // has room for a whole slice (sized to the batch, and emptied by the submission
+            // below).
             unsafe { ring.submission().push(&send) }.context("io_uring queue full")?;
         }
         ring.submit_and_wait(slice.len())
@@ -198,14 +211,14 @@ fn submit(
         for done in ring.completion() {
             reaped += 1;
             if usize::try_from(done.result()).ok() != Some(frame.len()) {
-                not_taken += 1;
+                short(done.user_data() as usize);
             }
         }
         if reaped != slice.len() {
             bail!("io_uring completed {reaped} of {} sends", slice.len());
         }
     }
-    Ok(not_taken)
+    Ok(())
 }
 
 /// Reads every client end empty: what a round wrote, so the next starts from the same state.

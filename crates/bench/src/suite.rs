@@ -256,6 +256,7 @@ pub async fn run(mut settings: Settings) -> Result<Report> {
         let mut node_script: Option<PathBuf> = None;
         if settings.peers {
             targets.push(Target::NaiveAxum);
+            targets.push(Target::Floor);
             match peer::install_node_ws(&work.path().join("node-ws")).await {
                 Ok(script) => {
                     targets.push(Target::NodeWs);
@@ -511,6 +512,11 @@ async fn fanout_once(
                 ServerProcess::spawn("naive-axum", command, &log).await?,
                 None,
             )
+        }
+        Target::Floor => {
+            let mut command = Command::new(&settings.self_bin);
+            command.args(["floor-server", "--listen", "127.0.0.1:0"]);
+            (ServerProcess::spawn("floor", command, &log).await?, None)
         }
         Target::NodeWs => {
             let script = node_script.context("the Node peer is not installed")?;

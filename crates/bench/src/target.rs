@@ -32,6 +32,8 @@ pub enum Target {
     NaiveAxum,
     /// Node's `ws` package, its README's broadcast example.
     NodeWs,
+    /// The least a broadcast server can do per delivery (`floor`).
+    Floor,
 }
 
 impl Target {
@@ -43,6 +45,7 @@ impl Target {
             Target::TidingsPoll => "tidings-poll",
             Target::NaiveAxum => "naive-axum",
             Target::NodeWs => "node-ws",
+            Target::Floor => "floor",
         }
     }
 
